@@ -1,0 +1,14 @@
+"""The administration core's app config."""
+
+from django.apps import AppConfig
+
+
+class PortalConfig(AppConfig):
+    """Wires the audit signal handlers on start."""
+
+    name = "portal"
+    verbose_name = "Wharf portal"
+
+    def ready(self) -> None:
+        """Connect signal handlers."""
+        from portal import signals  # noqa: F401

@@ -1,0 +1,174 @@
+"""The portal's own PKI: a CA made on first start, the HTTPS server certificate, the token-signing key."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class PkiPaths:
+    """Where the portal keeps its CA, server certificate and token-signing key."""
+
+    root: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "ca.key"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.root / "server.crt"
+
+    @property
+    def server_key(self) -> Path:
+        return self.root / "server.key"
+
+    @property
+    def token_cert(self) -> Path:
+        return self.root / "token.crt"
+
+    @property
+    def token_key(self) -> Path:
+        return self.root / "token.key"
+
+
+def pki_paths() -> PkiPaths:
+    """The PKI folder under the data directory."""
+    return PkiPaths(Path(settings.DATA_DIR) / "pki")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a secret file readable by the owner only."""
+    path.write_bytes(data)
+    path.chmod(0o600)
+
+
+def _key_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Wharf"), x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    )
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, public_key, days: int) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+
+
+def server_names() -> list[str]:
+    """The names the HTTPS certificate covers: localhost, this host, and WHARF_HOSTNAMES."""
+    names = ["localhost", "127.0.0.1", "::1", socket.gethostname(), *settings.EXTRA_HOSTNAMES]
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def _san(names: list[str]) -> x509.SubjectAlternativeName:
+    entries: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            entries.append(x509.DNSName(name))
+    return x509.SubjectAlternativeName(entries)
+
+
+def ensure_pki(paths: PkiPaths | None = None) -> PkiPaths:
+    """Create whatever of the CA, server certificate and token key does not exist yet."""
+    paths = paths or pki_paths()
+    paths.root.mkdir(parents=True, exist_ok=True)
+    if not paths.ca_cert.exists():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = _name("Wharf Portal CA")
+        cert = (
+            _builder(name, name, key.public_key(), 3650)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        _write_private(paths.ca_key, _key_pem(key))
+        paths.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    if not paths.server_cert.exists():
+        _issue_server_certificate(paths)
+    if not paths.token_key.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = _name("Wharf token signer")
+        cert = _builder(name, name, key.public_key(), 3650).sign(key, hashes.SHA256())
+        _write_private(paths.token_key, _key_pem(key))
+        paths.token_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return paths
+
+
+def _issue_server_certificate(paths: PkiPaths) -> None:
+    """Sign the HTTPS server certificate with the portal CA."""
+    ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    names = server_names()
+    cert = (
+        _builder(
+            _name(names[0] if names[0] != "localhost" else socket.gethostname()), ca_cert.subject, key.public_key(), 825
+        )
+        .add_extension(_san(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write_private(paths.server_key, _key_pem(key))
+    paths.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + paths.ca_cert.read_bytes())
+
+
+def fingerprint(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> str:
+    """A certificate thumbprint as colon-separated upper-case hex, as browsers show it."""
+    return cert.fingerprint(algorithm).hex(":").upper()
+
+
+@dataclass(frozen=True)
+class CaInfo:
+    """What users need to verify and trust the portal's CA."""
+
+    pem: str
+    subject: str
+    not_after: datetime.datetime
+    sha1: str
+    sha256: str
+
+
+def ca_info() -> CaInfo:
+    """The portal CA's PEM and thumbprints."""
+    pem = pki_paths().ca_cert.read_bytes()
+    cert = x509.load_pem_x509_certificate(pem)
+    return CaInfo(
+        pem=pem.decode(),
+        subject=cert.subject.rfc4514_string(),
+        not_after=cert.not_valid_after_utc,
+        sha1=fingerprint(cert, hashes.SHA1()),
+        sha256=fingerprint(cert, hashes.SHA256()),
+    )

@@ -1,0 +1,88 @@
+"""The Users & Groups search: known users and groups merged with directory entries that never logged in."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from django.db.models import Prefetch, Q
+
+from portal import directory
+from portal.errors import RemoteUnreachable
+from portal.filters import UserFilterSet
+from portal.models import Group, User
+from projects.models import Membership
+
+LIMIT = 100
+
+
+@dataclass
+class Identity:
+    """One row of the Users & Groups table."""
+
+    kind: str
+    name: str
+    full_name: str = ""
+    email: str = ""
+    source: str = "local"
+    known: bool = True
+    is_active: bool = True
+    is_portal_admin: bool = False
+    projects: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        """The row as JSON-ready data."""
+        return asdict(self)
+
+
+@dataclass
+class IdentityResults:
+    """Search results, with a warning when the directory could not be asked."""
+
+    entries: list[Identity]
+    warning: str = ""
+
+
+def _roles(memberships: list[Membership]) -> list[dict[str, str]]:
+    return [{"project": m.project.name, "role": m.role} for m in memberships]
+
+
+def search_identities(query: str) -> IdentityResults:
+    """Users and groups matching the text: known ones first, then directory-only entries."""
+    memberships = Prefetch("membership_set", queryset=Membership.objects.select_related("project"))
+    users = UserFilterSet({"q": query}, User.objects.prefetch_related(memberships)).qs if query else User.objects.none()
+    groups = (
+        Group.objects.filter(Q(name__icontains=query)).prefetch_related(memberships) if query else Group.objects.none()
+    )
+    entries = [
+        Identity(
+            "user",
+            u.username,
+            u.get_full_name(),
+            u.email,
+            u.source,
+            True,
+            u.is_active,
+            u.is_portal_admin,
+            _roles(u.membership_set.all()),
+        )
+        for u in users[:LIMIT]
+    ]
+    entries += [
+        Identity("group", g.name, g.name, "", g.source, True, True, g.is_portal_admin, _roles(g.membership_set.all()))
+        for g in groups[:LIMIT]
+    ]
+    warning = ""
+    try:
+        found = directory.search(query)
+    except RemoteUnreachable as exc:
+        found, warning = [], f"Directory not searched: {exc.message}"
+    known = {(e.kind, e.name) for e in entries}
+    entries += [
+        Identity(d.kind, d.name, d.full_name, d.email, "ldap", False)
+        for d in found
+        if (d.kind, d.name) not in known
+        and not (User if d.kind == "user" else Group)
+        .objects.filter(**{"username" if d.kind == "user" else "name": d.name})
+        .exists()
+    ]
+    return IdentityResults(entries, warning)

@@ -1,0 +1,44 @@
+"""`manage.py run`: migrate, bootstrap, print how to log in, then run web, worker and beat."""
+
+from __future__ import annotations
+
+import sys
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from portal.bootstrap import bootstrap
+from portal.certificates import ca_info, pki_paths
+from portal.launcher import children, supervise
+
+
+class Command(BaseCommand):
+    """Start the whole portal on the embedded defaults (or whatever WHARF_* variables say)."""
+
+    help = "Migrate, bootstrap and start the web server (HTTPS), Celery worker and beat."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--bind", default=settings.BIND_ADDRESS, help="address to listen on")
+        parser.add_argument("--port", type=int, default=settings.PORT, help="HTTPS port (default 8282)")
+
+    def handle(self, *args: object, bind: str, port: int, **options: object) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        result = bootstrap(example_users=settings.EXAMPLE_USERS)
+        ca = ca_info()
+        host = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
+        out = self.stdout
+        out.write(f"\nWharf {settings.VERSION} is starting at https://{host}:{port}/")
+        out.write(f"  data directory: {settings.DATA_DIR}")
+        out.write(f"  CA certificate: https://{host}:{port}/api/v1/systeminfo/ca")
+        out.write(f"  CA SHA-1:   {ca.sha1}")
+        out.write(f"  CA SHA-256: {ca.sha256}")
+        if result.admin_password:
+            out.write(f"  admin user: admin / {result.admin_password}   (shown once; change it in your profile)")
+        else:
+            out.write("  admin user: admin (password as set before, or WHARF_ADMIN_PASSWORD)")
+        for username, password in result.example_passwords.items():
+            out.write(f"  example user: {username} / {password}")
+        out.write("Press Ctrl-C to stop.\n")
+        out.flush()
+        sys.exit(supervise(children(pki_paths(), bind, port)))

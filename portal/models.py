@@ -1,0 +1,169 @@
+"""The administration core's data: users and groups, API tokens, system settings, audit events, jobs."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+
+
+class Source(models.TextChoices):
+    """Where a user or group comes from."""
+
+    LOCAL = "local", "Local"
+    LDAP = "ldap", "Directory"
+
+
+class User(AbstractUser):
+    """A person who logs in: a local account or a directory (LDAP) account."""
+
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.LOCAL)
+    dn = models.CharField("directory DN", max_length=512, blank=True)
+    is_portal_admin = models.BooleanField("Management Portal administrator", default=False)
+    groups_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["username"]
+
+    @property
+    def full_name(self) -> str:
+        """The display name, or the user name when no name is known."""
+        return self.get_full_name() or self.username
+
+
+class Group(models.Model):
+    """A group of users (local, or mirrored from the directory) that carries roles like a user does."""
+
+    name = models.CharField(max_length=255, unique=True)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.LOCAL)
+    dn = models.CharField("directory DN", max_length=512, blank=True)
+    is_portal_admin = models.BooleanField("Management Portal administrator", default=False)
+    # Effective membership: for directory groups, nested groups are already resolved.
+    members = models.ManyToManyField(User, related_name="wharf_groups", blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiToken(models.Model):
+    """A named bearer token a user creates for scripts; only its hash is stored."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(default=timezone.now)
+    expires = models.DateTimeField(null=True, blank=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="unique_token_name_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user.username}/{self.name}"
+
+    @property
+    def is_expired(self) -> bool:
+        """True once the optional expiry has passed."""
+        return self.expires is not None and self.expires <= timezone.now()
+
+
+class ScanSchedule(models.TextChoices):
+    """When the scheduled vulnerability scan of all images runs."""
+
+    DAILY = "daily", "Daily"
+    OFF = "off", "None"
+
+
+class SystemSettings(models.Model):
+    """The one row of system-wide settings (Administration > Configuration)."""
+
+    token_expiration_minutes = models.PositiveIntegerField(default=30)
+    scan_schedule = models.CharField(max_length=8, choices=ScanSchedule.choices, default=ScanSchedule.DAILY)
+    scan_time = models.TimeField(default=datetime.time(3, 0))
+    audit_retention_days = models.PositiveIntegerField(default=180)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "system settings"
+
+    def __str__(self) -> str:
+        return "system settings"
+
+    @classmethod
+    def load(cls) -> SystemSettings:
+        """Return the settings row, creating it with the defaults on first use."""
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+
+class Outcome(models.TextChoices):
+    """Whether an audited operation succeeded."""
+
+    SUCCESS = "success", "Success"
+    FAILURE = "failure", "Failure"
+
+
+class AuditEvent(models.Model):
+    """One recorded operation: who did what to which resource, from where, and how it ended."""
+
+    time = models.DateTimeField(default=timezone.now, db_index=True)
+    username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=64)
+    resource_type = models.CharField(max_length=64)
+    resource_name = models.CharField(max_length=512, blank=True)
+    project = models.ForeignKey("projects.Project", null=True, blank=True, on_delete=models.SET_NULL)
+    # Kept so a project's log still names it after the project row is gone.
+    project_name = models.CharField(max_length=255, blank=True, db_index=True)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.SUCCESS)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-time", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.resource_type} {self.resource_name}"
+
+
+class JobState(models.TextChoices):
+    """The life cycle of a background job."""
+
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    STOPPED = "stopped", "Stopped"
+
+
+class Job(models.Model):
+    """A background job's row: what it does, its state and progress, and its log."""
+
+    kind = models.CharField(max_length=64)
+    target = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=10, choices=JobState.choices, default=JobState.PENDING)
+    progress = models.PositiveSmallIntegerField(default=0)
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    log = models.TextField(blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.state})"
+
+    @property
+    def is_finished(self) -> bool:
+        """True when the job ran to an end, good or bad."""
+        return self.state in (JobState.SUCCEEDED, JobState.FAILED, JobState.STOPPED)

@@ -1,0 +1,242 @@
+"""Every change of the administration core's state: users, groups, admin role, settings, API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from portal.audit import Actor, record
+from portal.errors import Conflict, Forbidden, Invalid, NotFound
+from portal.jobs import create_job
+from portal.models import ApiToken, AuditEvent, Group, Job, Source, SystemSettings, User
+from projects.roles import can
+
+USER_FIELDS = ("email", "first_name", "last_name")
+TOKEN_PREFIX = "wharf_"
+
+
+def require(actor: Actor, action: str, project: Any = None) -> None:
+    """Raise Forbidden unless the actor may take the action."""
+    if not can(actor.user, action, project):
+        raise Forbidden("You do not have permission to perform this action.")
+
+
+def _check_password(password: str, user: User) -> None:
+    """Run Django's password validators, as field errors."""
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise Invalid(exc.messages[0], {"password": list(exc.messages)}) from exc
+
+
+@transaction.atomic
+def create_user(actor: Actor, username: str, password: str, **fields: Any) -> User:
+    """Create a local user (portal admins only)."""
+    require(actor, "manage_users")
+    username = username.strip()
+    if not username:
+        raise Invalid("A user name is required.", {"username": ["This field is required."]})
+    if User.objects.filter(username__iexact=username).exists():
+        raise Conflict(f"user '{username}' already exists")
+    user = User(username=username, source=Source.LOCAL, **{k: v for k, v in fields.items() if k in USER_FIELDS})
+    _check_password(password, user)
+    user.set_password(password)
+    user.is_portal_admin = bool(fields.get("is_portal_admin", False))
+    user.save()
+    record(actor, "create", "user", username, admin=user.is_portal_admin)
+    return user
+
+
+@transaction.atomic
+def update_user(actor: Actor, user: User, **fields: Any) -> User:
+    """Change a user's name, email or active state (portal admins only)."""
+    require(actor, "manage_users")
+    changed = {k: v for k, v in fields.items() if k in (*USER_FIELDS, "is_active") and getattr(user, k) != v}
+    if "is_active" in changed and not changed["is_active"] and user == actor.user:
+        raise Invalid("You cannot disable your own account.")
+    for key, value in changed.items():
+        setattr(user, key, value)
+    if changed:
+        user.save(update_fields=list(changed))
+        action = "disable" if changed.get("is_active") is False else "update"
+        record(actor, action, "user", user.username, fields=sorted(changed))
+    return user
+
+
+@transaction.atomic
+def delete_user(actor: Actor, user: User) -> None:
+    """Delete a user and their memberships and tokens (portal admins only)."""
+    require(actor, "manage_users")
+    if user == actor.user:
+        raise Invalid("You cannot delete your own account.")
+    username = user.username
+    user.delete()
+    record(actor, "delete", "user", username)
+
+
+@transaction.atomic
+def change_password(actor: Actor, user: User, new_password: str, old_password: str | None = None) -> None:
+    """Set a local user's password: the user with their old password, or a portal admin."""
+    if user.source != Source.LOCAL:
+        raise Invalid("Directory users change their password in the directory.")
+    if actor.user != user:
+        require(actor, "manage_users")
+    elif not user.check_password(old_password or ""):
+        record(actor, "change_password", "user", user.username, outcome="failure")
+        raise Invalid("The current password is wrong.", {"old_password": ["The current password is wrong."]})
+    _check_password(new_password, user)
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    record(actor, "change_password", "user", user.username)
+
+
+def _set_admin(actor: Actor, subject: User | Group, kind: str, value: bool) -> None:
+    """Assign or remove the Management Portal administrator role of a user or group."""
+    require(actor, "manage_users")
+    if subject.is_portal_admin == value:
+        return
+    if not value and kind == "user" and subject == actor.user:
+        raise Invalid("You cannot remove your own administrator role.")
+    subject.is_portal_admin = value
+    subject.save(update_fields=["is_portal_admin"])
+    record(
+        actor,
+        "assign_admin" if value else "unassign_admin",
+        kind,
+        subject.name if kind == "group" else subject.username,
+    )
+
+
+@transaction.atomic
+def set_user_admin(actor: Actor, user: User, value: bool) -> None:
+    """Assign (True) or unassign (False) a user's portal administrator role."""
+    _set_admin(actor, user, "user", value)
+
+
+@transaction.atomic
+def set_group_admin(actor: Actor, group: Group, value: bool) -> None:
+    """Assign or unassign a group's portal administrator role; its members carry it."""
+    _set_admin(actor, group, "group", value)
+
+
+@transaction.atomic
+def create_group(actor: Actor, name: str, members: list[User] | None = None) -> Group:
+    """Create a local group with the given members (portal admins only)."""
+    require(actor, "manage_users")
+    name = name.strip()
+    if not name:
+        raise Invalid("A group name is required.", {"name": ["This field is required."]})
+    if Group.objects.filter(name__iexact=name).exists():
+        raise Conflict(f"group '{name}' already exists")
+    group = Group.objects.create(name=name, source=Source.LOCAL)
+    group.members.set(members or [])
+    record(actor, "create", "group", name, members=[m.username for m in members or []])
+    return group
+
+
+@transaction.atomic
+def update_settings(actor: Actor, **fields: Any) -> SystemSettings:
+    """Change system settings (portal admins only)."""
+    require(actor, "manage_system")
+    current = SystemSettings.load()
+    if "token_expiration_minutes" in fields and not 1 <= int(fields["token_expiration_minutes"]) <= 525600:
+        raise Invalid(
+            "Token expiration must be between 1 and 525600 minutes.",
+            {"token_expiration_minutes": ["Enter a number of minutes from 1 to 525600."]},
+        )
+    if "audit_retention_days" in fields and int(fields["audit_retention_days"]) < 1:
+        raise Invalid(
+            "Audit log retention must be at least 1 day.", {"audit_retention_days": ["Enter at least 1 day."]}
+        )
+    changed = {k: v for k, v in fields.items() if getattr(current, k) != v}
+    for key, value in changed.items():
+        setattr(current, key, value)
+    if changed:
+        current.save()
+        record(actor, "update", "settings", "system", **{k: str(v) for k, v in changed.items()})
+        transaction.on_commit(_apply_schedules)
+    return current
+
+
+def _apply_schedules() -> None:
+    """Bring the beat schedule in line with the settings."""
+    from portal.schedules import install_schedules
+
+    install_schedules()
+
+
+def hash_token(key: str) -> str:
+    """The stored form of an API token."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@transaction.atomic
+def create_token(actor: Actor, name: str, expires: datetime | None = None) -> tuple[ApiToken, str]:
+    """Create an API token for the acting user; the key is returned once and never stored."""
+    if actor.user is None:
+        raise Forbidden("Log in to create API tokens.")
+    name = name.strip()
+    if not name:
+        raise Invalid("A token name is required.", {"name": ["This field is required."]})
+    if expires is not None and expires <= timezone.now():
+        raise Invalid("The expiry must be in the future.", {"expires": ["The expiry must be in the future."]})
+    key = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    try:
+        with transaction.atomic():
+            token = ApiToken.objects.create(
+                user=actor.user, name=name, prefix=key[:12], key_hash=hash_token(key), expires=expires
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"you already have a token named '{name}'") from exc
+    record(actor, "create", "api_token", name)
+    return token, key
+
+
+@transaction.atomic
+def revoke_token(actor: Actor, token: ApiToken) -> None:
+    """Revoke (delete) one of the acting user's API tokens."""
+    if token.user != actor.user and not can(actor.user, "manage_users"):
+        raise NotFound("No such token.")
+    name = token.name
+    token.delete()
+    record(actor, "revoke", "api_token", name)
+
+
+def user_for_token(key: str) -> User | None:
+    """The active user an unexpired API token belongs to, marking it used; None otherwise."""
+    if not key.startswith(TOKEN_PREFIX):
+        return None
+    token = ApiToken.objects.select_related("user").filter(key_hash=hash_token(key)).first()
+    if token is None or token.is_expired or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used is None or now - token.last_used > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+    return token.user
+
+
+def purge_audit_events(actor: Actor) -> int:
+    """Delete audit events older than the retention period; returns how many went."""
+    days = SystemSettings.load().audit_retention_days
+    deleted, _ = AuditEvent.objects.filter(time__lt=timezone.now() - timedelta(days=days)).delete()
+    if deleted:
+        record(actor, "purge", "audit_log", f"{deleted} events older than {days} days")
+    return deleted
+
+
+def start_directory_sync(actor: Actor) -> Job:
+    """Create a directory sync job (portal admins only) and enqueue it."""
+    from portal import directory
+    from portal.tasks import DIRECTORY_SYNC, directory_sync
+
+    require(actor, "manage_system")
+    if not directory.is_configured():
+        raise Invalid("No directory is configured (WHARF_LDAP_URL), so there is nothing to synchronize.")
+    return create_job(actor, DIRECTORY_SYNC, "directory", directory_sync.delay)

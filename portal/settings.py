@@ -1,0 +1,216 @@
+"""Wharf's one settings module: every knob comes from a WHARF_* variable; the defaults are the embedded ones."""
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from portal.env import ConfigError, env_bool, env_int, env_list, env_secret, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VERSION = "0.1.0"
+
+DATA_DIR = Path(env_str("WHARF_DATA_DIR", str(BASE_DIR / "data"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """Return WHARF_SECRET_KEY, or a key generated once and kept in the data directory."""
+    key = env_secret("WHARF_SECRET_KEY")
+    if key:
+        return key
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("WHARF_DEBUG", False)
+ALLOWED_HOSTS = env_list("WHARF_ALLOWED_HOSTS", ["*"])
+CSRF_TRUSTED_ORIGINS = env_list("WHARF_CSRF_TRUSTED_ORIGINS", [])
+# The appliance serves HTTPS itself; behind a TLS-terminating proxy set WHARF_BEHIND_PROXY.
+if env_bool("WHARF_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+PORT = env_int("WHARF_PORT", 8282, minimum=1)
+EXAMPLE_USERS = env_bool("WHARF_EXAMPLE_USERS", False)
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "django_htmx",
+    "portal",
+    "projects",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.middleware.SessionExpiryMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+AUTH_USER_MODEL = "portal.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "portal.context.navigation",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("WHARF_DATABASE_URL", f"sqlite:///{DATA_DIR / 'wharf.sqlite3'}"),
+        conn_max_age=env_int("WHARF_DATABASE_CONN_MAX_AGE", 0, minimum=0),
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Web, worker and beat share one SQLite file in the embedded mode; wait for locks.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("WHARF_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+NODE_MODULES = BASE_DIR / "node_modules"
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("vendor/clr-ui", NODE_MODULES / "@clr" / "ui"),
+    ("vendor/htmx", NODE_MODULES / "htmx.org" / "dist"),
+]
+# Serve straight from the finders: the embedded mode needs no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+
+# Session length follows the "Token Expiration (Minutes)" system setting (see the middleware).
+SESSION_COOKIE_SECURE = env_bool("WHARF_SECURE_COOKIES", True)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+
+# LDAP / Active Directory, the stand-in for the Platform Services Controller.
+LDAP_URL = env_str("WHARF_LDAP_URL")
+if LDAP_URL:
+    import ldap
+    from django_auth_ldap.config import LDAPSearch, NestedGroupOfNamesType
+
+    AUTHENTICATION_BACKENDS.insert(0, "portal.ldap.DirectoryBackend")
+    AUTH_LDAP_SERVER_URI = LDAP_URL
+    AUTH_LDAP_BIND_DN = env_str("WHARF_LDAP_BIND_DN")
+    AUTH_LDAP_BIND_PASSWORD = env_secret("WHARF_LDAP_BIND_PASSWORD")
+    LDAP_USER_BASE = env_str("WHARF_LDAP_USER_BASE")
+    LDAP_GROUP_BASE = env_str("WHARF_LDAP_GROUP_BASE")
+    if not LDAP_USER_BASE or not LDAP_GROUP_BASE:
+        raise ConfigError("WHARF_LDAP_USER_BASE and WHARF_LDAP_GROUP_BASE are required with WHARF_LDAP_URL")
+    LDAP_USER_ATTR = env_str("WHARF_LDAP_USER_ATTR", "uid")
+    AUTH_LDAP_USER_SEARCH = LDAPSearch(LDAP_USER_BASE, ldap.SCOPE_SUBTREE, f"({LDAP_USER_ATTR}=%(user)s)")
+    AUTH_LDAP_GROUP_SEARCH = LDAPSearch(LDAP_GROUP_BASE, ldap.SCOPE_SUBTREE, "(objectClass=groupOfNames)")
+    AUTH_LDAP_GROUP_TYPE = NestedGroupOfNamesType()
+    AUTH_LDAP_USER_ATTR_MAP = {"first_name": "givenName", "last_name": "sn", "email": "mail"}
+    AUTH_LDAP_ALWAYS_UPDATE_USER = True
+    AUTH_LDAP_FIND_GROUP_PERMS = False
+    AUTH_LDAP_CACHE_TIMEOUT = 0
+    AUTH_LDAP_CONNECTION_OPTIONS = {ldap.OPT_NETWORK_TIMEOUT: env_int("WHARF_LDAP_TIMEOUT", 5, minimum=1)}
+    AUTH_LDAP_START_TLS = env_bool("WHARF_LDAP_START_TLS", False)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.authentication.BearerTokenAuthentication",
+        "portal.authentication.BasicAuthentication",
+        "portal.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "portal.pagination.PageNumberPagination",
+    "PAGE_SIZE": 25,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "portal.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Wharf API",
+    "DESCRIPTION": "Container management portal: projects, members, registries, hosts.",
+    "VERSION": VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Celery: the embedded default is kombu's filesystem transport, so `make run` needs no Redis.
+BROKER_DIR = DATA_DIR / "broker"
+CELERY_BROKER_URL = env_str("WHARF_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for sub in ("queue", "processed"):
+        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ALWAYS_EAGER = env_bool("WHARF_TASKS_EAGER", False)
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("WHARF_LOG_LEVEL", "INFO")},
+    "loggers": {"django_auth_ldap": {"level": "WARNING"}},
+}
+
+# Extra names (and addresses) the generated HTTPS certificate covers.
+EXTRA_HOSTNAMES = env_list("WHARF_HOSTNAMES", [])
+BIND_ADDRESS = env_str("WHARF_BIND", "0.0.0.0")
+WEB_WORKERS = env_int("WHARF_WEB_WORKERS", 2, minimum=1)

@@ -1,0 +1,107 @@
+"""Projects and their members."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MinLengthValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+
+# A valid first component of a Docker repository name: lowercase letters and digits,
+# separated by single '.', '_', '__' or '-' runs (distribution's reference grammar).
+PROJECT_NAME_RULE = "lowercase letters and digits, separated by '.', '_' or '-', 2 to 255 characters"
+PROJECT_NAME_MIN_MESSAGE = f"Project names use {PROJECT_NAME_RULE}."
+project_name_validator = RegexValidator(
+    r"^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*\Z",
+    f"Project names use {PROJECT_NAME_RULE}, starting and ending with a letter or digit.",
+)
+
+
+class Severity(models.TextChoices):
+    """Vulnerability severities, lowest first."""
+
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+class Role(models.TextChoices):
+    """A member's role in a project, the strongest first."""
+
+    ADMIN = "admin", "DevOps administrator"
+    DEVELOPER = "developer", "Developer"
+    VIEWER = "viewer", "Viewer"
+
+
+ROLE_RANK = {Role.VIEWER: 1, Role.DEVELOPER: 2, Role.ADMIN: 3}
+
+
+class ProjectQuerySet(models.QuerySet):
+    """Projects, with `restrict` limiting them to what a user may see."""
+
+    def restrict(self, user: settings.AUTH_USER_MODEL, action: str = "view") -> ProjectQuerySet:
+        """Only the projects on which `user` may take `action`."""
+        from projects.roles import restrict_projects
+
+        return restrict_projects(self, user, action)
+
+
+class Project(models.Model):
+    """A unit of isolation: members with roles, repositories, registries, hosts and policies."""
+
+    name = models.CharField(
+        max_length=255,
+        unique=True,
+        validators=[MinLengthValidator(2, PROJECT_NAME_MIN_MESSAGE), project_name_validator],
+    )
+    public = models.BooleanField(default=False)
+    content_trust = models.BooleanField("Enable content trust", default=False)
+    prevent_vulnerable = models.BooleanField("Prevent vulnerable images from running", default=False)
+    severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.HIGH)
+    auto_scan = models.BooleanField("Automatically scan images on push", default=False)
+    created = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A user's or a group's role in one project."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    group = models.ForeignKey("portal.Group", null=True, blank=True, on_delete=models.CASCADE)
+    role = models.CharField(max_length=10, choices=Role.choices)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project__name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="unique_user_member"),
+            models.UniqueConstraint(fields=["project", "group"], name="unique_group_member"),
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, group__isnull=True)
+                | models.Q(user__isnull=True, group__isnull=False),
+                name="member_is_user_or_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_name} ({self.role}) in {self.project.name}"
+
+    @property
+    def member_name(self) -> str:
+        """The user or group name."""
+        return self.user.username if self.user_id else self.group.name
+
+    @property
+    def member_type(self) -> str:
+        """'user' or 'group'."""
+        return "user" if self.user_id else "group"

@@ -1,0 +1,3 @@
+"""Routes of the project pages."""
+
+urlpatterns: list = []

@@ -1,0 +1,97 @@
+"""Fixtures shared by every test: the PKI, fast password hashing, users in every role, API clients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from rest_framework.test import APIClient
+
+from portal.certificates import ensure_pki
+from portal.models import Group, User
+from projects.models import Membership, Project, Role
+
+PASSWORD = "Wharf-test-Passw0rd"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pki() -> None:
+    """The portal CA and keys exist before any test looks at them."""
+    ensure_pki()
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing(settings) -> None:  # noqa: ANN001
+    """Password hashing built for speed: tests log in many times."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def make_user(db) -> Callable[..., User]:  # noqa: ANN001
+    """Create a local user with the test password."""
+
+    def make(username: str, **fields: object) -> User:
+        return User.objects.create_user(username, password=PASSWORD, **fields)
+
+    return make
+
+
+@pytest.fixture
+def alpha(db) -> Project:  # noqa: ANN001
+    """A private project."""
+    return Project.objects.create(name="alpha")
+
+
+@pytest.fixture
+def beta(db) -> Project:  # noqa: ANN001
+    """Another private project."""
+    return Project.objects.create(name="beta")
+
+
+@pytest.fixture
+def portal_admin(make_user) -> User:  # noqa: ANN001
+    return make_user("root-admin", is_portal_admin=True)
+
+
+@pytest.fixture
+def role_users(make_user, alpha, beta, portal_admin) -> dict[str, User | None]:  # noqa: ANN001
+    """One user per role, relative to project alpha."""
+    users: dict[str, User | None] = {"anonymous": None, "portal_admin": portal_admin}
+    for role in (Role.VIEWER, Role.DEVELOPER, Role.ADMIN):
+        user = make_user(f"alpha-{role.value}")
+        Membership.objects.create(project=alpha, user=user, role=role)
+        users[f"project_{role.value}" if role == Role.ADMIN else role.value] = user
+    other = make_user("beta-admin")
+    Membership.objects.create(project=beta, user=other, role=Role.ADMIN)
+    users["other_project_admin"] = other
+    return users
+
+
+ROLES = ["anonymous", "viewer", "developer", "project_admin", "other_project_admin", "portal_admin"]
+
+
+def client_for(user: User | None) -> APIClient:
+    """An API client that authenticates with HTTP Basic, as a script would."""
+    client = APIClient()
+    if user is not None:
+        client.credentials(HTTP_AUTHORIZATION=basic(user.username))
+    return client
+
+
+def basic(username: str, password: str = PASSWORD) -> str:
+    """An HTTP Basic Authorization header value."""
+    import base64
+
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+@pytest.fixture
+def api(portal_admin) -> APIClient:  # noqa: ANN001
+    """An API client logged in as a portal admin."""
+    return client_for(portal_admin)
+
+
+@pytest.fixture
+def group(db) -> Group:  # noqa: ANN001
+    """A local group."""
+    return Group.objects.create(name="devs")

@@ -1,0 +1,106 @@
+"""The permission table: every API endpoint under every role gets the status that role must get."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from portal.models import User
+from projects.models import Membership, Project, Role
+from tests.conftest import ROLES, client_for
+
+
+@dataclass
+class Case:
+    """One endpoint call and the status each role must get, in the order of ROLES."""
+
+    method: str
+    path: str
+    statuses: tuple[int, int, int, int, int, int]
+    body: Any = None
+    query: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+ANON = 401
+# anonymous, viewer, developer, project_admin, other_project_admin, portal_admin
+CASES = [
+    Case("get", "/api/v1/systeminfo", (200, 200, 200, 200, 200, 200)),
+    Case("get", "/api/v1/systeminfo/ca", (200, 200, 200, 200, 200, 200)),
+    Case("get", "/api/v1/projects", (ANON, 200, 200, 200, 200, 200)),
+    Case("get", "/api/v1/projects/alpha", (ANON, 200, 200, 200, 404, 200)),
+    Case("post", "/api/v1/projects", (ANON, 403, 403, 403, 403, 201), {"name": "gamma"}),
+    Case("patch", "/api/v1/projects/alpha", (ANON, 403, 403, 200, 404, 200), {"public": True}),
+    Case("delete", "/api/v1/projects/alpha", (ANON, 403, 403, 403, 404, 204)),
+    Case("get", "/api/v1/projects/alpha/members", (ANON, 200, 200, 200, 404, 200)),
+    Case(
+        "post",
+        "/api/v1/projects/alpha/members",
+        (ANON, 403, 403, 201, 404, 201),
+        {"user": "outsider", "role": "viewer"},
+    ),
+    Case("patch", "/api/v1/projects/alpha/members/{member}", (ANON, 403, 403, 200, 404, 200), {"role": "developer"}),
+    Case("delete", "/api/v1/projects/alpha/members/{member}", (ANON, 403, 403, 204, 404, 204)),
+    Case("get", "/api/v1/users", (ANON, 403, 403, 200, 200, 200)),
+    Case("get", "/api/v1/users/outsider", (ANON, 403, 403, 200, 200, 200)),
+    Case(
+        "post", "/api/v1/users", (ANON, 403, 403, 403, 403, 201), {"username": "newbie", "password": "Long-enough-42"}
+    ),
+    Case("patch", "/api/v1/users/outsider", (ANON, 403, 403, 403, 403, 200), {"email": "o@example.test"}),
+    Case("delete", "/api/v1/users/outsider", (ANON, 403, 403, 403, 403, 204)),
+    Case("put", "/api/v1/users/outsider/admin", (ANON, 403, 403, 403, 403, 204)),
+    Case("delete", "/api/v1/users/outsider/admin", (ANON, 403, 403, 403, 403, 204)),
+    Case("get", "/api/v1/users/outsider/projects", (ANON, 403, 403, 200, 200, 200)),
+    Case(
+        "put",
+        "/api/v1/users/outsider/projects",
+        (ANON, 403, 403, 403, 403, 200),
+        [{"project": "alpha", "role": "viewer"}],
+    ),
+    Case("get", "/api/v1/groups", (ANON, 403, 403, 200, 200, 200)),
+    Case("post", "/api/v1/groups", (ANON, 403, 403, 403, 403, 201), {"name": "ops", "members": ["outsider"]}),
+    Case("put", "/api/v1/groups/devs/admin", (ANON, 403, 403, 403, 403, 204)),
+    Case(
+        "put",
+        "/api/v1/groups/devs/projects",
+        (ANON, 403, 403, 403, 403, 200),
+        [{"project": "beta", "role": "developer"}],
+    ),
+    Case("get", "/api/v1/identities", (ANON, 403, 403, 200, 200, 200), query={"q": "out"}),
+    Case("get", "/api/v1/settings", (ANON, 403, 403, 403, 403, 200)),
+    Case("patch", "/api/v1/settings", (ANON, 403, 403, 403, 403, 200), {"token_expiration_minutes": 45}),
+    Case("get", "/api/v1/audit-logs", (ANON, 403, 403, 403, 403, 200)),
+    Case("get", "/api/v1/audit-logs", (ANON, 200, 200, 200, 200, 200), query={"project": "alpha"}),
+    Case("get", "/api/v1/tokens", (ANON, 200, 200, 200, 200, 200)),
+    Case("post", "/api/v1/tokens", (ANON, 201, 201, 201, 201, 201), {"name": "ci"}),
+    Case("get", "/api/v1/jobs", (ANON, 403, 403, 403, 403, 200)),
+    Case("get", "/api/v1/schema/", (200, 200, 200, 200, 200, 200)),
+]
+
+
+@pytest.fixture
+def world(role_users, group) -> dict[str, User | None]:  # noqa: ANN001
+    """The role users, plus an outsider and a member to edit or remove."""
+    outsider = User.objects.create_user("outsider", password="x", first_name="Out", last_name="Sider")
+    target = User.objects.create_user("target")
+    Membership.objects.create(project=Project.objects.get(name="alpha"), user=target, role=Role.VIEWER)
+    return role_users | {"outsider": outsider}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_role_gets_expected_status(world, case: Case, role: str) -> None:  # noqa: ANN001
+    member = Membership.objects.get(user__username="target").pk
+    client = client_for(world[role])
+    path = case.path.format(member=member)
+    if case.query:
+        path += "?" + "&".join(f"{k}={v}" for k, v in case.query.items())
+    response = getattr(client, case.method)(path, case.body, format="json")
+    expected = case.statuses[ROLES.index(role)]
+    assert response.status_code == expected, f"{role}: {case} -> {response.status_code} {response.content[:300]!r}"
+    if expected >= 400 and "json" in response.get("Content-Type", ""):
+        assert set(response.json()) == {"detail", "errors"}, response.json()
