@@ -21,13 +21,13 @@ def _pki() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fast_hashing(settings) -> None:  # noqa: ANN001
+def _fast_hashing(settings) -> None:
     """Password hashing built for speed: tests log in many times."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
-def make_user(db) -> Callable[..., User]:  # noqa: ANN001
+def make_user(db) -> Callable[..., User]:
     """Create a local user with the test password."""
 
     def make(username: str, **fields: object) -> User:
@@ -37,24 +37,24 @@ def make_user(db) -> Callable[..., User]:  # noqa: ANN001
 
 
 @pytest.fixture
-def alpha(db) -> Project:  # noqa: ANN001
+def alpha(db) -> Project:
     """A private project."""
     return Project.objects.create(name="alpha")
 
 
 @pytest.fixture
-def beta(db) -> Project:  # noqa: ANN001
+def beta(db) -> Project:
     """Another private project."""
     return Project.objects.create(name="beta")
 
 
 @pytest.fixture
-def portal_admin(make_user) -> User:  # noqa: ANN001
+def portal_admin(make_user) -> User:
     return make_user("root-admin", is_portal_admin=True)
 
 
 @pytest.fixture
-def role_users(make_user, alpha, beta, portal_admin) -> dict[str, User | None]:  # noqa: ANN001
+def role_users(make_user, alpha, beta, portal_admin) -> dict[str, User | None]:
     """One user per role, relative to project alpha."""
     users: dict[str, User | None] = {"anonymous": None, "portal_admin": portal_admin}
     for role in (Role.VIEWER, Role.DEVELOPER, Role.ADMIN):
@@ -86,12 +86,12 @@ def basic(username: str, password: str = PASSWORD) -> str:
 
 
 @pytest.fixture
-def api(portal_admin) -> APIClient:  # noqa: ANN001
+def api(portal_admin) -> APIClient:
     """An API client logged in as a portal admin."""
     return client_for(portal_admin)
 
 
 @pytest.fixture
-def group(db) -> Group:  # noqa: ANN001
+def group(db) -> Group:
     """A local group."""
     return Group.objects.create(name="devs")

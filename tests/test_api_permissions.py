@@ -83,7 +83,7 @@ CASES = [
 
 
 @pytest.fixture
-def world(role_users, group) -> dict[str, User | None]:  # noqa: ANN001
+def world(role_users, group) -> dict[str, User | None]:
     """The role users, plus an outsider and a member to edit or remove."""
     outsider = User.objects.create_user("outsider", password="x", first_name="Out", last_name="Sider")
     target = User.objects.create_user("target")
@@ -93,7 +93,7 @@ def world(role_users, group) -> dict[str, User | None]:  # noqa: ANN001
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_role_gets_expected_status(world, case: Case, role: str) -> None:  # noqa: ANN001
+def test_role_gets_expected_status(world, case: Case, role: str) -> None:
     member = Membership.objects.get(user__username="target").pk
     client = client_for(world[role])
     path = case.path.format(member=member)
