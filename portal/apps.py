@@ -11,4 +11,4 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         """Connect signal handlers."""
-        from portal import signals  # noqa: F401
+        from portal import schema, signals  # noqa: F401

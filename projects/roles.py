@@ -57,6 +57,17 @@ def effective_role(user: User | None, project: Project) -> Role | None:
     return Role(best) if best else None
 
 
+def roles_by_project(user: User | None) -> dict[int, Role]:
+    """The user's effective role in every project they belong to, in one query."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return {}
+    best: dict[int, Role] = {}
+    for project_id, role in Membership.objects.filter(_member_filter(user)).values_list("project_id", "role"):
+        if project_id not in best or ROLE_RANK[Role(role)] > ROLE_RANK[best[project_id]]:
+            best[project_id] = Role(role)
+    return best
+
+
 def can(user: User | None, action: str, project: Project | None = None) -> bool:
     """Whether the user may take the action (on the project, for project actions)."""
     if is_portal_admin(user):

@@ -22,15 +22,13 @@ PROJECT_CONTENT_CHECKS: list[Callable[[Project], str]] = []
 
 
 def validate_project_name(name: str) -> str:
-    """The name, checked against the repository-name rule; raises Invalid with the rule."""
-    field = Project._meta.get_field("name")
+    """The name, checked against the repository-name rule; raises Invalid stating the rule."""
     try:
-        for validator in field.validators:
-            validator(name)
+        if not 2 <= len(name) <= 255:
+            raise ValidationError(project_name_validator.message)
+        project_name_validator(name)
     except ValidationError as exc:
         raise Invalid(exc.messages[0], {"name": list(exc.messages)}) from exc
-    if len(name) > 255:
-        raise Invalid(project_name_validator.message, {"name": [project_name_validator.message]})
     return name
 
 
