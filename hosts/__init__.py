@@ -1,0 +1,1 @@
+"""Container hosts (Docker, VCH), their health and data collection, and containers."""

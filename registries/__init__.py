@@ -1,0 +1,1 @@
+"""The registry client, token service, /v2/ proxy, registry events, repositories, global and project registries."""

@@ -1,0 +1,1 @@
+"""Replication endpoints, rules, executions and the copier."""

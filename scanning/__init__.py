@@ -1,0 +1,1 @@
+"""The vulnerability scanner: indexer, vulnerability database, matcher, scan jobs."""
