@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -46,6 +48,17 @@ def children(pki: PkiPaths, bind: str, port: int) -> list[Child]:
     ]  # fmt: skip
 
 
+# prctl(2) option: the signal a process receives when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_launcher() -> None:
+    """Run in each child before exec: have Linux SIGTERM it if the launcher dies without stopping it (kill -9)."""
+    # Not on Linux there is no prctl; Ctrl-C and SIGTERM still stop everything through _terminate.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def supervise(procs: list[Child]) -> int:
     """Start every child; stop all of them on Ctrl-C, SIGTERM or when one exits. Returns an exit code."""
     stopping = False
@@ -58,7 +71,9 @@ def supervise(procs: list[Child]) -> int:
     signal.signal(signal.SIGTERM, stop)
     for child in procs:
         # Own process groups, so Ctrl-C reaches only the launcher, which stops children in order.
-        child.process = subprocess.Popen(child.argv, env=os.environ.copy(), start_new_session=True)
+        child.process = subprocess.Popen(
+            child.argv, env=os.environ.copy(), start_new_session=True, preexec_fn=_die_with_launcher
+        )
     exit_code = 0
     while not stopping:
         for child in procs:
@@ -69,12 +84,13 @@ def supervise(procs: list[Child]) -> int:
                 stopping = True
                 break
         time.sleep(0.5)
+    print("wharf: stopping web, worker and beat", file=sys.stderr, flush=True)
     _terminate(procs)
     return exit_code
 
 
 def _terminate(procs: list[Child], grace: float = 10.0) -> None:
-    """SIGTERM every child, then SIGKILL those still running after the grace period."""
+    """SIGTERM every child, SIGKILL those still running after the grace period, then sweep their groups."""
     for child in procs:
         if child.process and child.process.poll() is None:
             child.process.terminate()
@@ -85,5 +101,16 @@ def _terminate(procs: list[Child], grace: float = 10.0) -> None:
         try:
             child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            os.killpg(child.process.pid, signal.SIGKILL)
+            _kill_group(child.process.pid)
             child.process.wait()
+    # A child that exited may leave processes of its own behind (a pool worker whose master died);
+    # each child leads its own session and group, so killing the group catches every straggler.
+    for child in procs:
+        if child.process is not None:
+            _kill_group(child.process.pid)
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL whatever is left in a process group; nothing left is fine."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)

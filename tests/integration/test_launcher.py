@@ -1,0 +1,94 @@
+"""The README's quick start for real: `manage.py run` on the embedded defaults, HTTPS with its own CA, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.launcher_helpers import Launcher, command_line, session_of, thumbprints, wait_gone
+
+pytestmark = pytest.mark.integration
+
+ADMIN_PASSWORD = "Quick-start-Passw0rd"
+# How long Ctrl-C may take to stop everything: gunicorn's and Celery's graceful shutdowns run in parallel.
+STOP_WITHIN = 15.0
+
+
+@pytest.fixture
+def launchers() -> Iterator[list[Launcher]]:
+    """Launchers a test started; any still running when it ends is killed with its whole tree."""
+    started: list[Launcher] = []
+    yield started
+    for launcher in started:
+        if launcher.process.poll() is None:
+            launcher.kill()
+
+
+def start(launchers: list[Launcher], data_dir: Path, **env: str) -> Launcher:
+    launcher = Launcher.start(data_dir, **env)
+    launchers.append(launcher)
+    return launcher
+
+
+def stop_and_check_everything_exits(launcher: Launcher) -> None:
+    """Ctrl-C the launcher; it and every process it started (in their own sessions) must be gone in time."""
+    tree = launcher.process_tree()
+    names = " ".join(command_line(pid) for pid in tree)
+    for expected in ("gunicorn", "celery -A portal worker", "celery -A portal beat"):
+        assert expected in names, f"no {expected!r} process runs under the launcher; processes: {names}"
+    sessions = {session_of(pid) for pid in tree} - {os.getsid(0), None}
+    code, took = launcher.interrupt(timeout=STOP_WITHIN)
+    assert code == 0, f"launcher exited with {code} after Ctrl-C:\n{launcher.output[-3000:]}"
+    left = wait_gone(tree, sessions, timeout=max(1.0, STOP_WITHIN - took))
+    assert not left, "still running after Ctrl-C: " + "; ".join(f"{pid} {command_line(pid)}" for pid in left)
+
+
+def test_quick_start_serves_verified_https_and_ctrl_c_stops_every_process(tmp_path, launchers) -> None:
+    launcher = start(launchers, tmp_path / "data", WHARF_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    info = launcher.wait_until_serving()
+    assert info.status_code == 200, info.text
+
+    output = launcher.output
+    assert f"https://127.0.0.1:{launcher.port}/" in output, f"the portal URL is not printed:\n{output}"
+    printed = thumbprints(output)
+    assert printed == {"SHA-1": info.json()["ca_sha1"], "SHA-256": info.json()["ca_sha256"]}, (
+        f"printed CA thumbprints {printed} differ from /api/v1/systeminfo's {info.json()}"
+    )
+    assert ADMIN_PASSWORD not in output, "a password given in WHARF_ADMIN_PASSWORD must not be printed"
+
+    projects = launcher.get("/api/v1/projects", auth=("admin", ADMIN_PASSWORD))
+    assert projects.status_code == 200, projects.text
+    assert [(p["name"], p["public"]) for p in projects.json()["results"]] == [("default-project", True)]
+
+    # No directory is configured in the embedded default: the sync is refused with a reason, not queued.
+    sync = launcher.post("/api/v1/jobs/directory-sync", auth=("admin", ADMIN_PASSWORD))
+    assert sync.status_code == 400, sync.text
+    assert "No directory is configured" in sync.json()["detail"]
+
+    stop_and_check_everything_exits(launcher)
+
+
+def test_generated_admin_password_is_printed_once_and_keeps_working(tmp_path, launchers) -> None:
+    data_dir = tmp_path / "data"
+    first = start(launchers, data_dir)
+    first.wait_until_serving()
+    found = re.findall(r"admin user: admin / (\S+)", first.output)
+    assert len(found) == 1, f"expected the generated admin password printed once:\n{first.output}"
+    password = found[0]
+    assert first.get("/api/v1/projects", auth=("admin", password)).status_code == 200
+    stop_and_check_everything_exits(first)
+
+    second = start(launchers, data_dir)
+    second.wait_until_serving()
+    assert not re.search(r"admin user: admin / ", second.output), (
+        f"a second start printed a new admin password:\n{second.output}"
+    )
+    assert password not in second.output, "a second start printed the admin password again"
+    assert second.get("/api/v1/projects", auth=("admin", password)).status_code == 200, (
+        "the password generated at the first start no longer works"
+    )
+    stop_and_check_everything_exits(second)
