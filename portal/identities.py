@@ -76,13 +76,23 @@ def search_identities(query: str) -> IdentityResults:
         found = directory.search(query)
     except RemoteUnreachable as exc:
         found, warning = [], f"Directory not searched: {exc.message}"
-    known = {(e.kind, e.name) for e in entries}
+    known = {(e.kind, e.name.lower()) for e in entries} | _known_names(found)
     entries += [
         Identity(d.kind, d.name, d.full_name, d.email, "ldap", False)
         for d in found
-        if (d.kind, d.name) not in known
-        and not (User if d.kind == "user" else Group)
-        .objects.filter(**{"username" if d.kind == "user" else "name": d.name})
-        .exists()
+        if (d.kind, d.name.lower()) not in known
     ]
     return IdentityResults(entries, warning)
+
+
+def _known_names(found: list[directory.DirectoryEntry]) -> set[tuple[str, str]]:
+    """(kind, lower-case name) of the directory entries the portal already knows, in two queries."""
+    users, groups = Q(pk__in=[]), Q(pk__in=[])
+    for entry in found:
+        if entry.kind == "user":
+            users |= Q(username__iexact=entry.name)
+        else:
+            groups |= Q(name__iexact=entry.name)
+    return {("user", name.lower()) for name in User.objects.filter(users).values_list("username", flat=True)} | {
+        ("group", name.lower()) for name in Group.objects.filter(groups).values_list("name", flat=True)
+    }

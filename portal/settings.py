@@ -5,7 +5,8 @@ from pathlib import Path
 
 import dj_database_url
 
-from portal.env import ConfigError, env_bool, env_int, env_list, env_secret, env_str
+from portal.env import env_bool, env_int, env_list, env_secret, env_str
+from portal.ldap_settings import ldap_settings_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VERSION = "0.1.0"
@@ -131,30 +132,9 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 
-# LDAP / Active Directory, the stand-in for the Platform Services Controller.
-LDAP_URL = env_str("WHARF_LDAP_URL")
-if LDAP_URL:
-    import ldap
-    from django_auth_ldap.config import LDAPSearch, NestedGroupOfNamesType
-
-    AUTHENTICATION_BACKENDS.insert(0, "portal.ldap.DirectoryBackend")
-    AUTH_LDAP_SERVER_URI = LDAP_URL
-    AUTH_LDAP_BIND_DN = env_str("WHARF_LDAP_BIND_DN")
-    AUTH_LDAP_BIND_PASSWORD = env_secret("WHARF_LDAP_BIND_PASSWORD")
-    LDAP_USER_BASE = env_str("WHARF_LDAP_USER_BASE")
-    LDAP_GROUP_BASE = env_str("WHARF_LDAP_GROUP_BASE")
-    if not LDAP_USER_BASE or not LDAP_GROUP_BASE:
-        raise ConfigError("WHARF_LDAP_USER_BASE and WHARF_LDAP_GROUP_BASE are required with WHARF_LDAP_URL")
-    LDAP_USER_ATTR = env_str("WHARF_LDAP_USER_ATTR", "uid")
-    AUTH_LDAP_USER_SEARCH = LDAPSearch(LDAP_USER_BASE, ldap.SCOPE_SUBTREE, f"({LDAP_USER_ATTR}=%(user)s)")
-    AUTH_LDAP_GROUP_SEARCH = LDAPSearch(LDAP_GROUP_BASE, ldap.SCOPE_SUBTREE, "(objectClass=groupOfNames)")
-    AUTH_LDAP_GROUP_TYPE = NestedGroupOfNamesType()
-    AUTH_LDAP_USER_ATTR_MAP = {"first_name": "givenName", "last_name": "sn", "email": "mail"}
-    AUTH_LDAP_ALWAYS_UPDATE_USER = True
-    AUTH_LDAP_FIND_GROUP_PERMS = False
-    AUTH_LDAP_CACHE_TIMEOUT = 0
-    AUTH_LDAP_CONNECTION_OPTIONS = {ldap.OPT_NETWORK_TIMEOUT: env_int("WHARF_LDAP_TIMEOUT", 5, minimum=1)}
-    AUTH_LDAP_START_TLS = env_bool("WHARF_LDAP_START_TLS", False)
+# LDAP / Active Directory, the stand-in for the Platform Services Controller (see portal/ldap_settings.py).
+LDAP_URL = ""
+globals().update(ldap_settings_from_env())
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -185,12 +165,13 @@ SPECTACULAR_SETTINGS = {
 BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_str("WHARF_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True

@@ -1,0 +1,124 @@
+"""A real Celery worker process for the integration tests, on Redis, sharing the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from celery import Celery
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 30.0
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@dataclass
+class Worker:
+    """A running `celery worker` and the queue it alone consumes."""
+
+    process: subprocess.Popen
+    log_path: Path
+    queue: str
+
+    def log(self) -> str:
+        """What the worker printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Warm shutdown (finish the current task), then kill if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def redis_url() -> str:
+    """The Redis database the tests may use as broker (WHARF_TEST_REDIS_URL), checked to answer."""
+    import redis
+
+    url = os.environ.get("WHARF_TEST_REDIS_URL") or DEFAULT_REDIS_URL
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at {url} (WHARF_TEST_REDIS_URL) does not answer: {exc}")
+    return url
+
+
+def database_url(settings_dict: dict[str, Any]) -> str:
+    """A WHARF_DATABASE_URL naming the database the test process uses (the test database, once set up)."""
+    engine, name = settings_dict["ENGINE"], str(settings_dict["NAME"])
+    if engine.endswith("sqlite3"):
+        if not name or name == ":memory:" or "mode=memory" in name:
+            pytest.fail(
+                "the Celery worker cannot share an in-memory SQLite test database: "
+                "run the integration tests with WHARF_DATABASE_URL=postgres://..."
+            )
+        return f"sqlite:///{name}"
+    if "postgresql" not in engine:
+        pytest.fail(f"no URL form known for the database engine {engine}")
+    user = quote(settings_dict.get("USER") or "", safe="")
+    password = quote(settings_dict.get("PASSWORD") or "", safe="")
+    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgres://{credentials}{host}{port}/{quote(name, safe='')}"
+
+
+def start_worker(env: dict[str, str], workdir: Path, queue: str) -> Worker:
+    """Start `python -m celery -A portal worker` consuming only `queue`, and wait until it is ready."""
+    log_path = workdir / "worker.log"
+    command = [
+        sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "solo", "-c", "1",
+        "--loglevel", "INFO", "-Q", queue, "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
+        "--without-heartbeat",
+    ]  # fmt: skip
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            command, cwd=BASE_DIR, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+        )
+    worker = Worker(process, log_path, queue)
+    deadline = time.monotonic() + START_TIMEOUT
+    while " ready." not in worker.log():
+        if process.poll() is not None:
+            pytest.fail(f"the Celery worker exited with {process.returncode}:\n{worker.log()[-3000:]}")
+        if time.monotonic() > deadline:
+            worker.stop()
+            pytest.fail(f"the Celery worker was not ready within {START_TIMEOUT:.0f} s:\n{worker.log()[-3000:]}")
+        time.sleep(0.2)
+    return worker
+
+
+@contextmanager
+def sending_to(app: Celery, broker_url: str, queue: str) -> Iterator[None]:
+    """Make this process's Celery app send tasks to `queue` on `broker_url`, then restore it."""
+    names = ("broker_url", "broker_transport_options", "task_default_queue", "task_always_eager")
+    saved = {name: app.conf[name] for name in names}
+    _reset_pools(app)
+    app.conf.update(broker_url=broker_url, broker_transport_options={}, task_default_queue=queue)
+    app.conf.task_always_eager = False
+    try:
+        yield
+    finally:
+        _reset_pools(app)
+        app.conf.update(saved)
+
+
+def _reset_pools(app: Celery) -> None:
+    """Drop cached broker connections so the next send connects to the broker now configured."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
