@@ -18,6 +18,7 @@ from portal.audit import Actor
 from portal.certificates import ca_info
 from portal.errors import Forbidden, Invalid
 from portal.filters import AuditEventFilterSet, GroupFilterSet, UserFilterSet
+from portal.identities import search_identities
 from portal.models import ApiToken, AuditEvent, Group, Job, SystemSettings, User
 from projects import services as project_services
 from projects.models import Membership
@@ -265,14 +266,14 @@ class IdentityView(APIView):
 
     @extend_schema(responses=IdentitySerializer(many=True))
     def get(self, request: Request) -> Response:
-        from portal.identities import search_identities
-
         if not can(request.user, "view_project_users"):
             raise Forbidden("Only administrators may search users and groups.")
         results = search_identities(request.query_params.get("q", ""))
         return Response(
             {
                 "count": len(results.entries),
+                "next": None,
+                "previous": None,
                 "warning": results.warning,
                 "results": [e.as_dict() for e in results.entries],
             }
