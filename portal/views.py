@@ -1,15 +1,120 @@
-"""Administration UI pages of the core."""
+"""Administration UI pages of the core, and the small helpers every UI view shares."""
 
 from __future__ import annotations
 
-from django.contrib.auth import logout
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
+from portal import directory, services
+from portal.audit import Actor
 from portal.certificates import ca_info
+from portal.errors import DomainError, Forbidden, Invalid
+from portal.filters import AuditEventFilterSet
+from portal.forms import PasswordForm, SettingsForm, TokenForm, UserCreateForm, UserEditForm
+from portal.identities import search_identities
+from portal.models import ApiToken, AuditEvent, Group, Job, Source, SystemSettings, User
+from projects import services as project_services
+from projects.models import ROLE_RANK, Membership, Project, Role
+from projects.roles import can
+
+PAGE_SIZE = 20
+
+
+# Helpers shared by the UI views of every app.
+
+
+def paginate(request: HttpRequest, items: QuerySet | list, per_page: int = PAGE_SIZE) -> Page:
+    """The page of items named by ?page= (the last page when the number is too high)."""
+    return Paginator(items, per_page).get_page(request.GET.get("page"))
+
+
+def page_or_region(request: HttpRequest, page: str, region: str, context: dict[str, Any]) -> HttpResponse:
+    """The whole page, or only the table region when htmx asks for it (filter box, pagination)."""
+    template = region if request.htmx and not request.htmx.boosted else page
+    return render(request, template, context)
+
+
+def dialog(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    """A modal dialog: the fragment for htmx, or a page showing it when opened without htmx."""
+    if request.htmx:
+        return render(request, template, context, status=status)
+    page = {**context, "dialog_template": template, "standalone": True}
+    return render(request, "components/dialog_page.html", page, status=status)
+
+
+def finish(request: HttpRequest, url: str) -> HttpResponse:
+    """Go to the URL after a change: a client-side redirect for htmx, an HTTP redirect otherwise."""
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+def form_error(form: forms.Form, exc: DomainError) -> None:
+    """Put a service's refusal on the form: on the fields it names, else above the form."""
+    placed = False
+    for field, field_errors in exc.errors.items():
+        if field in form.fields:
+            for message in field_errors:
+                form.add_error(field, message)
+            placed = True
+    if not placed:
+        form.add_error(None, exc.message)
+
+
+def refuse(request: HttpRequest, exc: DomainError, url: str) -> HttpResponse:
+    """A refused action: 403/404 for permission and visibility, else the message on the page it came from."""
+    if isinstance(exc, Forbidden):
+        raise PermissionDenied(exc.message)
+    messages.error(request, exc.message)
+    return finish(request, url)
+
+
+def require_permission(allowed: bool) -> None:
+    """Answer 403 unless the user may open the page."""
+    if not allowed:
+        raise PermissionDenied("You do not have permission to open this page.")
+
+
+def parse_identity(value: str) -> tuple[str, str]:
+    """'user:alice' or 'group:devs' as (kind, name); 404 for anything else."""
+    kind, _, name = value.partition(":")
+    if kind not in ("user", "group") or not name:
+        raise Http404("No such user or group.")
+    return kind, name
+
+
+def resolve_identity(kind: str, name: str) -> User | Group:
+    """The known user or group, created from the directory entry when it never logged in."""
+    return directory.ensure_user(name) if kind == "user" else directory.ensure_group(name)
+
+
+def roles_by_project(user: User, projects: list[Project]) -> dict[int, Role]:
+    """The user's strongest role (own or through a group) in each of the projects."""
+    best: dict[int, Role] = {}
+    rows = Membership.objects.filter(Q(user=user) | Q(group__members=user), project__in=projects)
+    for project_id, role in rows.values_list("project_id", "role"):
+        if project_id not in best or ROLE_RANK[Role(role)] > ROLE_RANK[best[project_id]]:
+            best[project_id] = Role(role)
+    return best
+
+
+# Login, logout and home.
 
 
 class LoginView(auth_views.LoginView):
@@ -19,6 +124,7 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def get_context_data(self, **kwargs: object) -> dict[str, object]:
+        """The form plus the CA's thumbprints."""
         return {**super().get_context_data(**kwargs), "ca": ca_info()}
 
 
@@ -26,10 +132,330 @@ class LoginView(auth_views.LoginView):
 def logout_view(request: HttpRequest) -> HttpResponse:
     """Log out and return to the login page."""
     logout(request)
+    messages.info(request, "You have been logged out.")
     return redirect("login")
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """The landing page after login."""
-    return render(request, "portal/home.html")
+    """The landing page: the projects the user may see, with their role in each."""
+    projects = list(Project.objects.restrict(request.user))
+    roles = roles_by_project(request.user, projects)
+    for project in projects:
+        project.my_role = roles.get(project.pk)
+    return render(request, "portal/home.html", {"projects": projects})
+
+
+# Administration > Identity Management > Users & Groups.
+
+IDENTITY_ACTIONS = {
+    "assign_admin": "Assigned the Management Portal administrator role to",
+    "unassign_admin": "Removed the Management Portal administrator role from",
+    "disable": "Disabled",
+    "enable": "Enabled",
+    "delete": "Deleted",
+}
+
+
+def identities_url(query: str) -> str:
+    """The Users & Groups page showing the results for the query."""
+    url = reverse("identities")
+    return f"{url}?{urlencode({'q': query})}" if query else url
+
+
+@login_required
+def identities(request: HttpRequest) -> HttpResponse:
+    """Search users and groups (local, known and directory); admins act on the selected rows."""
+    require_permission(can(request.user, "view_project_users"))
+    query = request.GET.get("q", "").strip()
+    context = {
+        "results": search_identities(query) if query else None,
+        "q": query,
+        "region": "identity-table",
+        "can_manage": can(request.user, "manage_users"),
+    }
+    return page_or_region(request, "portal/identities.html", "portal/_identity_table.html", context)
+
+
+def apply_identity_action(actor: Actor, action: str, kind: str, name: str) -> None:
+    """Take one of IDENTITY_ACTIONS on a user or group."""
+    subject = resolve_identity(kind, name)
+    if action in ("assign_admin", "unassign_admin"):
+        setter = services.set_user_admin if kind == "user" else services.set_group_admin
+        setter(actor, subject, action == "assign_admin")
+    elif kind != "user":
+        raise Invalid(f"'{name}' is a group: only users can be disabled, enabled or deleted.")
+    elif action == "delete":
+        services.delete_user(actor, subject)
+    else:
+        services.update_user(actor, subject, is_active=action == "enable")
+
+
+@require_POST
+@login_required
+def identity_action(request: HttpRequest) -> HttpResponse:
+    """Assign or unassign the admin role, disable, enable or delete the selected users and groups."""
+    require_permission(can(request.user, "manage_users"))
+    action = request.POST.get("action", "")
+    back = identities_url(request.POST.get("q", ""))
+    selected = [parse_identity(value) for value in request.POST.getlist("selected")]
+    if action not in IDENTITY_ACTIONS or not selected:
+        messages.error(request, "Select at least one user or group, then an action.")
+        return finish(request, back)
+    try:
+        with transaction.atomic():
+            for kind, name in selected:
+                apply_identity_action(Actor.from_request(request), action, kind, name)
+    except DomainError as exc:
+        return refuse(request, exc, back)
+    messages.success(request, f"{IDENTITY_ACTIONS[action]} {', '.join(name for _, name in selected)}.")
+    return finish(request, back)
+
+
+def _one_selected(request: HttpRequest) -> tuple[str, str] | None:
+    """The one user or group selected in the table, or None unless exactly one is."""
+    values = request.POST.getlist("selected") or request.GET.getlist("selected")
+    return parse_identity(values[0]) if len(values) == 1 else None
+
+
+def _current_roles(kind: str, name: str) -> list[tuple[str, str]]:
+    """The (project, role) pairs a known user or group holds now; none for directory-only entries."""
+    lookup = {"user__username": name} if kind == "user" else {"group__name": name}
+    return list(Membership.objects.filter(**lookup).order_by("project__name").values_list("project__name", "role"))
+
+
+@login_required
+def identity_projects(request: HttpRequest) -> HttpResponse:
+    """The Assign Project Roles dialog: one row per project role; OK sets exactly those."""
+    require_permission(can(request.user, "manage_users"))
+    query = request.POST.get("q", request.GET.get("q", ""))
+    selected = _one_selected(request)
+    if selected is None:
+        messages.error(request, "Select exactly one user or group to assign project roles.")
+        return finish(request, identities_url(query))
+    kind, name = selected
+    error, status = "", 200
+    rows = _current_roles(kind, name)
+    if request.method == "POST":
+        rows = [
+            (p, r) for p, r in zip(request.POST.getlist("project"), request.POST.getlist("role"), strict=False) if p
+        ]
+        try:
+            with transaction.atomic():
+                subject = resolve_identity(kind, name)
+                project_services.set_member_projects(Actor.from_request(request), rows, **{kind: subject})
+        except DomainError as exc:
+            error, status = exc.message, exc.status
+        else:
+            messages.success(request, f"Project roles of {kind} '{name}' saved.")
+            return finish(request, identities_url(query))
+    context = {
+        "kind": kind,
+        "name": name,
+        "q": query,
+        "rows": rows or [("", Role.DEVELOPER.value)],
+        "projects": Project.objects.order_by("name").values_list("name", flat=True),
+        "roles": Role.choices,
+        "error": error,
+        "action": reverse("identity-projects"),
+        "cancel_url": identities_url(query),
+        "size": "lg",
+    }
+    return dialog(request, "portal/assign_projects_dialog.html", context, status)
+
+
+@login_required
+def identity_project_row(request: HttpRequest) -> HttpResponse:
+    """One more empty row of the Assign Project Roles dialog (the (+) button)."""
+    require_permission(can(request.user, "manage_users"))
+    context = {
+        "row": ("", Role.DEVELOPER.value),
+        "projects": Project.objects.order_by("name").values_list("name", flat=True),
+        "roles": Role.choices,
+    }
+    return render(request, "portal/_assign_project_row.html", context)
+
+
+@login_required
+def user_create(request: HttpRequest) -> HttpResponse:
+    """The +User dialog: a local account; the password validators' messages appear on the field."""
+    require_permission(can(request.user, "manage_users"))
+    form = UserCreateForm(request.POST or None)
+    status = 400 if request.method == "POST" else 200
+    if request.method == "POST" and form.is_valid():
+        data = {k: v for k, v in form.cleaned_data.items() if k != "password_again"}
+        try:
+            user = services.create_user(Actor.from_request(request), data.pop("username"), data.pop("password"), **data)
+        except DomainError as exc:
+            form_error(form, exc)
+            status = exc.status
+        else:
+            messages.success(request, f"User '{user.username}' created.")
+            return finish(request, identities_url(user.username))
+    context = {"form": form, "action": reverse("user-create"), "cancel_url": reverse("identities")}
+    return dialog(request, "portal/user_create_dialog.html", context, status)
+
+
+@login_required
+def user_edit(request: HttpRequest) -> HttpResponse:
+    """The Edit dialog of one selected local user: names, email, enabled."""
+    require_permission(can(request.user, "manage_users"))
+    query = request.POST.get("q", request.GET.get("q", ""))
+    selected = _one_selected(request)
+    user = User.objects.filter(username=selected[1]).first() if selected and selected[0] == "user" else None
+    if user is None or user.source != Source.LOCAL:
+        messages.error(request, "Select exactly one local user to edit.")
+        return finish(request, identities_url(query))
+    initial = {"first_name": user.first_name, "last_name": user.last_name, "email": user.email}
+    form = UserEditForm(
+        request.POST if "email" in request.POST else None, initial={**initial, "is_active": user.is_active}
+    )
+    status = 400 if form.is_bound else 200
+    if form.is_bound and form.is_valid():
+        try:
+            services.update_user(Actor.from_request(request), user, **form.cleaned_data)
+        except DomainError as exc:
+            form_error(form, exc)
+            status = exc.status
+        else:
+            messages.success(request, f"User '{user.username}' saved.")
+            return finish(request, identities_url(query))
+    context = {
+        "form": form,
+        "subject": user,
+        "q": query,
+        "action": reverse("user-edit"),
+        "cancel_url": identities_url(query),
+    }
+    return dialog(request, "portal/user_edit_dialog.html", context, status)
+
+
+# Administration > Configuration.
+
+
+@login_required
+def configuration(request: HttpRequest) -> HttpResponse:
+    """System settings, the registry root certificate, and directory synchronization jobs."""
+    require_permission(can(request.user, "manage_system"))
+    current = SystemSettings.load()
+    initial = {field: getattr(current, field) for field in SettingsForm.base_fields}
+    form = SettingsForm(request.POST or None, initial=initial)
+    status = 400 if request.method == "POST" else 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_settings(Actor.from_request(request), **form.cleaned_data)
+        except DomainError as exc:
+            form_error(form, exc)
+            status = exc.status
+        else:
+            messages.success(request, "System settings saved.")
+            return finish(request, reverse("configuration"))
+    context = {"form": form, "jobs": Job.objects.all()[:10], "directory_configured": directory.is_configured()}
+    return render(request, "portal/configuration.html", context, status=status)
+
+
+@require_POST
+@login_required
+def directory_sync(request: HttpRequest) -> HttpResponse:
+    """Start synchronizing directory users and groups now."""
+    try:
+        job = services.start_directory_sync(Actor.from_request(request))
+    except DomainError as exc:
+        return refuse(request, exc, reverse("configuration"))
+    messages.success(request, f"Directory synchronization started (job #{job.pk}).")
+    return finish(request, reverse("configuration"))
+
+
+@login_required
+def job_row(request: HttpRequest, job_id: int) -> HttpResponse:
+    """One job's table row; htmx polls it every 2 seconds while the job runs."""
+    require_permission(can(request.user, "manage_system"))
+    return render(request, "portal/_job_row.html", {"job": get_object_or_404(Job, pk=job_id)})
+
+
+@login_required
+def job_log(request: HttpRequest, job_id: int) -> HttpResponse:
+    """A job's log and error, in a dialog."""
+    require_permission(can(request.user, "manage_system"))
+    context = {"job": get_object_or_404(Job, pk=job_id), "cancel_url": reverse("configuration")}
+    return dialog(request, "portal/job_log_dialog.html", context)
+
+
+# Administration > Logs.
+
+
+@login_required
+def logs(request: HttpRequest) -> HttpResponse:
+    """Every audit event, filtered by the Filter Logs box, paginated."""
+    require_permission(can(request.user, "view_all_logs"))
+    query = request.GET.get("q", "")
+    page = paginate(request, AuditEventFilterSet({"q": query}, AuditEvent.objects.all()).qs)
+    context = {"page": page, "q": query, "region": "log-table"}
+    return page_or_region(request, "portal/logs.html", "components/audit_table.html", context)
+
+
+# Profile: own password and API tokens.
+
+
+def render_profile(request: HttpRequest, status: int = 200, **context: Any) -> HttpResponse:
+    """The profile page with fresh forms unless bound ones are given."""
+    context.setdefault("password_form", PasswordForm())
+    context.setdefault("token_form", TokenForm())
+    context["tokens"] = ApiToken.objects.filter(user=request.user)
+    return render(request, "portal/profile.html", context, status=status)
+
+
+@login_required
+def profile(request: HttpRequest) -> HttpResponse:
+    """The user's own account: password and API tokens."""
+    return render_profile(request)
+
+
+@require_POST
+@login_required
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Change one's own password, giving the current one."""
+    form = PasswordForm(request.POST)
+    if not form.is_valid():
+        return render_profile(request, 400, password_form=form)
+    try:
+        services.change_password(
+            Actor.from_request(request),
+            request.user,
+            form.cleaned_data["new_password"],
+            old_password=form.cleaned_data["old_password"],
+        )
+    except DomainError as exc:
+        form_error(form, exc)
+        return render_profile(request, exc.status, password_form=form)
+    update_session_auth_hash(request, request.user)
+    messages.success(request, "Your password has been changed.")
+    return redirect("profile")
+
+
+@require_POST
+@login_required
+def token_create(request: HttpRequest) -> HttpResponse:
+    """Create an API token and show its key this once."""
+    form = TokenForm(request.POST)
+    if not form.is_valid():
+        return render_profile(request, 400, token_form=form)
+    try:
+        token, key = services.create_token(Actor.from_request(request), **form.cleaned_data)
+    except DomainError as exc:
+        form_error(form, exc)
+        return render_profile(request, exc.status, token_form=form)
+    return render_profile(request, new_token=token, new_key=key)
+
+
+@require_POST
+@login_required
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    """Revoke one of the user's API tokens."""
+    token = get_object_or_404(ApiToken, pk=token_id, user=request.user)
+    try:
+        services.revoke_token(Actor.from_request(request), token)
+    except DomainError as exc:
+        return refuse(request, exc, reverse("profile"))
+    messages.success(request, f"Token '{token.name}' revoked.")
+    return finish(request, reverse("profile"))

@@ -1,0 +1,80 @@
+"""Forms of the administration pages; the services check the rules, the forms only parse input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from portal.models import ScanSchedule
+
+
+class UserCreateForm(forms.Form):
+    """The +User dialog: a local account."""
+
+    username = forms.CharField(label="User name", max_length=150, widget=forms.TextInput(attrs={"autofocus": True}))
+    first_name = forms.CharField(label="First name", max_length=150, required=False)
+    last_name = forms.CharField(label="Last name", max_length=150, required=False)
+    email = forms.EmailField(label="Email", required=False)
+    password = forms.CharField(label="Password", widget=forms.PasswordInput(render_value=True), strip=False)
+    password_again = forms.CharField(label="Confirm password", widget=forms.PasswordInput(), strip=False)
+
+    def clean(self) -> dict[str, Any]:
+        """Both passwords must match."""
+        data = super().clean()
+        if data.get("password") and data.get("password") != data.get("password_again"):
+            self.add_error("password_again", "The two passwords differ.")
+        return data
+
+
+class UserEditForm(forms.Form):
+    """The Edit user dialog."""
+
+    first_name = forms.CharField(label="First name", max_length=150, required=False)
+    last_name = forms.CharField(label="Last name", max_length=150, required=False)
+    email = forms.EmailField(label="Email", required=False)
+    is_active = forms.BooleanField(label="Enabled", required=False, help_text="Disabled users cannot log in.")
+
+
+class SettingsForm(forms.Form):
+    """Administration > Configuration > System Settings."""
+
+    token_expiration_minutes = forms.IntegerField(
+        label="Token Expiration (Minutes)",
+        widget=forms.NumberInput(attrs={"min": 1, "max": 525600}),
+        help_text="Idle time after which a login session ends.",
+    )
+    scan_schedule = forms.ChoiceField(label="Vulnerability Scanning", choices=ScanSchedule.choices)
+    scan_time = forms.TimeField(
+        label="Daily at", widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"), help_text="Server time."
+    )
+    audit_retention_days = forms.IntegerField(
+        label="Keep audit logs for (days)", widget=forms.NumberInput(attrs={"min": 1})
+    )
+
+
+class PasswordForm(forms.Form):
+    """Profile > Change password."""
+
+    old_password = forms.CharField(label="Current password", widget=forms.PasswordInput(), strip=False)
+    new_password = forms.CharField(label="New password", widget=forms.PasswordInput(), strip=False)
+    new_password_again = forms.CharField(label="Confirm new password", widget=forms.PasswordInput(), strip=False)
+
+    def clean(self) -> dict[str, Any]:
+        """Both new passwords must match."""
+        data = super().clean()
+        if data.get("new_password") and data.get("new_password") != data.get("new_password_again"):
+            self.add_error("new_password_again", "The two passwords differ.")
+        return data
+
+
+class TokenForm(forms.Form):
+    """Profile > API tokens > Create."""
+
+    name = forms.CharField(label="Token name", max_length=100)
+    expires = forms.DateTimeField(
+        label="Expires",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Leave empty for a token that does not expire.",
+    )

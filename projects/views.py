@@ -1,0 +1,260 @@
+"""Project pages: the list (Administration > Projects) and one project's Summary, Members, Configuration, Logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from portal.audit import Actor
+from portal.errors import DomainError
+from portal.filters import AuditEventFilterSet
+from portal.identities import search_identities
+from portal.models import AuditEvent
+from portal.views import (
+    dialog,
+    finish,
+    form_error,
+    page_or_region,
+    paginate,
+    refuse,
+    require_permission,
+    resolve_identity,
+    roles_by_project,
+)
+from projects import services
+from projects.filters import ProjectFilterSet
+from projects.forms import MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm
+from projects.models import Membership, Project
+from projects.roles import can, effective_role
+
+SETTINGS_FIELDS = ("public", "content_trust", "prevent_vulnerable", "severity", "auto_scan")
+
+
+def visible_project(request: HttpRequest, name: str) -> Project:
+    """The named project if the user may see it; 404 otherwise."""
+    return get_object_or_404(Project.objects.restrict(request.user), name=name)
+
+
+def project_context(request: HttpRequest, project: Project, tab: str) -> dict[str, Any]:
+    """What every tab of the project page shows: the project, the tab, the user's role and rights."""
+    return {
+        "project": project,
+        "tab": tab,
+        "my_role": effective_role(request.user, project),
+        "can_manage_members": can(request.user, "manage_members", project),
+        "can_manage_settings": can(request.user, "manage_settings", project),
+    }
+
+
+# The project list.
+
+
+@login_required
+def project_list(request: HttpRequest) -> HttpResponse:
+    """Projects the user may see, filtered by the search box, paginated."""
+    projects = Project.objects.restrict(request.user).annotate(member_count=Count("memberships")).order_by("name")
+    page = paginate(request, ProjectFilterSet(request.GET, projects).qs)
+    roles = roles_by_project(request.user, list(page.object_list))
+    for project in page:
+        project.my_role = roles.get(project.pk)
+    context = {
+        "page": page,
+        "q": request.GET.get("q", ""),
+        "region": "project-table",
+        "can_create": can(request.user, "create_project"),
+        "can_delete": can(request.user, "delete_project"),
+    }
+    return page_or_region(request, "projects/list.html", "projects/_table.html", context)
+
+
+@login_required
+def project_create(request: HttpRequest) -> HttpResponse:
+    """The +Project dialog: name and Public; the service explains a bad or taken name."""
+    require_permission(can(request.user, "create_project"))
+    form = ProjectCreateForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = services.create_project(Actor.from_request(request), **form.cleaned_data)
+        except DomainError as exc:
+            form_error(form, exc)
+            status = exc.status
+        else:
+            messages.success(request, f"Project '{project.name}' created.")
+            return finish(request, reverse("project-detail", args=[project.name]))
+    elif request.method == "POST":
+        status = 400
+    context = {"form": form, "action": reverse("project-create"), "cancel_url": reverse("project-list")}
+    return dialog(request, "projects/create_dialog.html", context, status)
+
+
+@require_POST
+@login_required
+def project_delete(request: HttpRequest, name: str) -> HttpResponse:
+    """Delete a project (portal admins); a refusal is shown on the list."""
+    project = visible_project(request, name)
+    try:
+        services.delete_project(Actor.from_request(request), project)
+    except DomainError as exc:
+        return refuse(request, exc, reverse("project-list"))
+    messages.success(request, f"Project '{name}' deleted.")
+    return finish(request, reverse("project-list"))
+
+
+# One project's tabs.
+
+
+@login_required
+def project_detail(request: HttpRequest, name: str) -> HttpResponse:
+    """The Summary tab."""
+    project = visible_project(request, name)
+    context = project_context(request, project, "summary")
+    context["member_count"] = project.memberships.count()
+    return render(request, "projects/summary.html", context)
+
+
+@login_required
+def project_members(request: HttpRequest, name: str) -> HttpResponse:
+    """The Members tab: users and groups with their roles."""
+    project = visible_project(request, name)
+    context = project_context(request, project, "members")
+    context["members"] = project.memberships.select_related("user", "group").order_by("group", "user__username")
+    return render(request, "projects/members.html", context)
+
+
+@login_required
+def member_search(request: HttpRequest, name: str) -> HttpResponse:
+    """The typeahead of the + Add dialog: users and groups (local, known or in the directory)."""
+    project = visible_project(request, name)
+    require_permission(can(request.user, "manage_members", project))
+    query = request.GET.get("q", "").strip()
+    results = search_identities(query) if query else None
+    return render(request, "projects/_identity_choices.html", {"results": results, "q": query})
+
+
+@login_required
+def member_add(request: HttpRequest, name: str) -> HttpResponse:
+    """The + Add dialog: a user or group from the search and a role in the project."""
+    project = visible_project(request, name)
+    require_permission(can(request.user, "manage_members", project))
+    form = MemberAddForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        kind, member_name = form.cleaned_data["identity"]
+        try:
+            subject = resolve_identity(kind, member_name)
+            services.add_member(Actor.from_request(request), project, form.cleaned_data["role"], **{kind: subject})
+        except DomainError as exc:
+            form_error(form, exc)
+            status = exc.status
+        else:
+            messages.success(request, f"Added {kind} '{member_name}' to project '{project.name}'.")
+            return finish(request, reverse("project-members", args=[project.name]))
+    elif request.method == "POST":
+        status = 400
+    return dialog(request, "projects/member_add_dialog.html", _member_dialog(project, form, "member-add"), status)
+
+
+def _member_dialog(project: Project, form: Any, url_name: str, **extra: Any) -> dict[str, Any]:
+    """The context of a member dialog."""
+    return {
+        "project": project,
+        "form": form,
+        "action": reverse(url_name, args=[project.name]),
+        "cancel_url": reverse("project-members", args=[project.name]),
+        **extra,
+    }
+
+
+def _selected_member(request: HttpRequest, project: Project) -> Membership | None:
+    """The member chosen with the row's radio button, or None when none is (or a stale one is) chosen."""
+    member_id = request.POST.get("member") or request.GET.get("member") or ""
+    if not member_id.isdigit():
+        return None
+    return project.memberships.select_related("user", "group").filter(pk=int(member_id)).first()
+
+
+@login_required
+def member_edit(request: HttpRequest, name: str) -> HttpResponse:
+    """The Edit dialog: change the selected member's role."""
+    project = visible_project(request, name)
+    require_permission(can(request.user, "manage_members", project))
+    membership = _selected_member(request, project)
+    members_url = reverse("project-members", args=[project.name])
+    if membership is None:
+        messages.error(request, "Select a member first.")
+        return finish(request, members_url)
+    form = MemberRoleForm(request.POST if "role" in request.POST else None, initial={"role": membership.role})
+    status = 200
+    if form.is_bound and form.is_valid():
+        try:
+            services.change_member_role(Actor.from_request(request), membership, form.cleaned_data["role"])
+        except DomainError as exc:
+            form_error(form, exc)
+            status = exc.status
+        else:
+            messages.success(request, f"'{membership.member_name}' is now {membership.get_role_display()}.")
+            return finish(request, members_url)
+    context = _member_dialog(project, form, "member-edit", membership=membership)
+    return dialog(request, "projects/member_edit_dialog.html", context, status)
+
+
+@require_POST
+@login_required
+def member_remove(request: HttpRequest, name: str) -> HttpResponse:
+    """Remove the selected member from the project."""
+    project = visible_project(request, name)
+    members_url = reverse("project-members", args=[project.name])
+    require_permission(can(request.user, "manage_members", project))
+    membership = _selected_member(request, project)
+    if membership is None:
+        messages.error(request, "Select a member first.")
+        return finish(request, members_url)
+    try:
+        services.remove_member(Actor.from_request(request), membership)
+    except DomainError as exc:
+        return refuse(request, exc, members_url)
+    messages.success(request, f"Removed '{membership.member_name}' from project '{project.name}'.")
+    return finish(request, members_url)
+
+
+@login_required
+def project_configuration(request: HttpRequest, name: str) -> HttpResponse:
+    """The Configuration tab: public, content trust, vulnerability rule, scan on push."""
+    project = visible_project(request, name)
+    initial = {field: getattr(project, field) for field in SETTINGS_FIELDS}
+    form = ProjectSettingsForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        require_permission(can(request.user, "manage_settings", project))
+        if form.is_valid():
+            try:
+                services.update_project(Actor.from_request(request), project, **form.cleaned_data)
+            except DomainError as exc:
+                form_error(form, exc)
+                status = exc.status
+            else:
+                messages.success(request, f"Configuration of project '{project.name}' saved.")
+                return finish(request, reverse("project-configuration", args=[project.name]))
+        else:
+            status = 400
+    context = {**project_context(request, project, "configuration"), "form": form}
+    return render(request, "projects/configuration.html", context, status=status)
+
+
+@login_required
+def project_logs(request: HttpRequest, name: str) -> HttpResponse:
+    """The Logs tab: the project's audit events, filtered by the Filter Logs box."""
+    project = visible_project(request, name)
+    events = AuditEvent.objects.filter(project_name=project.name)
+    page = paginate(request, AuditEventFilterSet({"q": request.GET.get("q", "")}, events).qs)
+    context = {**project_context(request, project, "logs"), "page": page, "q": request.GET.get("q", "")}
+    context["region"] = "project-log-table"
+    return page_or_region(request, "projects/logs.html", "components/audit_table.html", context)
