@@ -65,10 +65,11 @@ def finish(request: HttpRequest, url: str) -> HttpResponse:
     return redirect(url)
 
 
-def form_error(form: forms.Form, exc: DomainError) -> None:
-    """Put a service's refusal on the form: on the fields it names, else above the form."""
+def form_error(form: forms.Form, exc: DomainError, rename: dict[str, str] | None = None) -> None:
+    """Put a service's refusal on the form: on the fields it names (some renamed), else above the form."""
     placed = False
-    for field, field_errors in exc.errors.items():
+    for name, field_errors in exc.errors.items():
+        field = (rename or {}).get(name, name)
         if field in form.fields:
             for message in field_errors:
                 form.add_error(field, message)
@@ -426,7 +427,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
             old_password=form.cleaned_data["old_password"],
         )
     except DomainError as exc:
-        form_error(form, exc)
+        form_error(form, exc, {"password": "new_password"})
         return render_profile(request, exc.status, password_form=form)
     update_session_auth_hash(request, request.user)
     messages.success(request, "Your password has been changed.")

@@ -1,0 +1,456 @@
+"""The administration pages as each role sees them: login, home, Users & Groups, Configuration, Logs, Profile."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from portal import directory
+from portal.audit import Actor, record
+from portal.errors import RemoteUnreachable
+from portal.models import ApiToken, Group, Job, JobState, SystemSettings, User
+from portal.services import create_token, user_for_token
+from projects.models import Membership, Role
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def logged_in(client: Client, user: User) -> Client:
+    """The test client with the user's session."""
+    client.force_login(user)
+    return client
+
+
+def page_text(response) -> str:
+    """The response body as text."""
+    return response.content.decode()
+
+
+# Login, logout, home, navigation.
+
+
+def test_login_page_shows_ca_thumbprints_and_download(client):
+    text = page_text(client.get(reverse("login")))
+    assert 'id="ca-sha256"' in text
+    assert reverse("systeminfo-ca") in text
+
+
+def test_login_with_password_reaches_home(client, make_user):
+    make_user("alice")
+    response = client.post(reverse("login"), {"username": "alice", "password": PASSWORD}, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("home")
+    assert "alice" in page_text(response)
+
+
+def test_wrong_password_is_refused(client, make_user):
+    make_user("alice")
+    response = client.post(reverse("login"), {"username": "alice", "password": "wrong"})
+    assert response.status_code == 200
+    assert "Invalid user name or password." in page_text(response)
+
+
+def test_logout_needs_post(client, make_user):
+    client = logged_in(client, make_user("alice"))
+    assert client.get(reverse("logout")).status_code == 405
+    response = client.post(reverse("logout"), follow=True)
+    assert "You have been logged out." in page_text(response)
+    assert client.get(reverse("home")).status_code == 302
+
+
+def test_home_lists_my_projects_with_roles(client, role_users):
+    text = page_text(logged_in(client, role_users["developer"]).get(reverse("home")))
+    assert "alpha" in text and "Developer" in text
+    assert "beta" not in text
+
+
+def test_navigation_for_a_plain_user(client, make_user):
+    text = page_text(logged_in(client, make_user("alice")).get(reverse("home")))
+    assert reverse("project-list") in text
+    assert reverse("profile") in text
+    for hidden in ("configuration", "identities", "logs"):
+        assert f'href="{reverse(hidden)}"' not in text
+
+
+def test_navigation_for_a_project_admin_includes_identity_search(client, role_users):
+    text = page_text(logged_in(client, role_users["project_admin"]).get(reverse("home")))
+    assert f'href="{reverse("identities")}"' in text
+    assert f'href="{reverse("configuration")}"' not in text
+
+
+def test_navigation_for_portal_admin_shows_everything(client, portal_admin):
+    text = page_text(logged_in(client, portal_admin).get(reverse("home")))
+    for name in ("configuration", "identities", "project-list", "logs"):
+        assert f'href="{reverse(name)}"' in text
+
+
+# Users & Groups.
+
+
+def test_identities_page_needs_search_right(client, role_users):
+    assert logged_in(client, role_users["viewer"]).get(reverse("identities")).status_code == 403
+
+
+def test_project_admin_searches_without_action_buttons(client, role_users):
+    response = logged_in(client, role_users["project_admin"]).get(reverse("identities"), {"q": "alpha"})
+    text = page_text(response)
+    assert response.status_code == 200
+    assert 'data-identity="user:alpha-viewer"' in text
+    assert "Assign Admin Role" not in text
+    assert 'name="selected"' not in text
+
+
+def test_search_shows_users_and_groups_with_columns(client, portal_admin, make_user, alpha):
+    carol = make_user("carol", first_name="Carol", last_name="Jones", email="carol@example.test")
+    ops = Group.objects.create(name="carol-team", is_portal_admin=True)
+    Membership.objects.create(project=alpha, user=carol, role=Role.DEVELOPER)
+    text = page_text(logged_in(client, portal_admin).get(reverse("identities"), {"q": "carol"}))
+    assert 'data-identity="user:carol"' in text
+    assert f'data-identity="group:{ops.name}"' in text
+    assert "Carol Jones" in text and "carol@example.test" in text
+    assert "alpha: developer" in text
+    assert "Assign Admin Role" in text
+
+
+def test_htmx_search_returns_only_the_table(client, portal_admin):
+    response = logged_in(client, portal_admin).get(reverse("identities"), {"q": "root"}, HTTP_HX_REQUEST="true")
+    assert page_text(response).lstrip().startswith('<div id="identity-table"')
+
+
+def test_directory_warning_is_shown(client, portal_admin, monkeypatch):
+    def unreachable(query: str) -> list:
+        raise RemoteUnreachable("the directory at ldap://127.0.0.1:1 is unreachable")
+
+    monkeypatch.setattr(directory, "search", unreachable)
+    text = page_text(logged_in(client, portal_admin).get(reverse("identities"), {"q": "x"}))
+    assert "Directory not searched: the directory at ldap://127.0.0.1:1 is unreachable" in text
+    assert "alert-warning" in text
+
+
+def test_assign_and_unassign_admin_role_to_user(client, portal_admin, make_user):
+    carol = make_user("carol")
+    client = logged_in(client, portal_admin)
+    response = client.post(
+        reverse("identity-action"), {"action": "assign_admin", "selected": ["user:carol"], "q": "carol"}, follow=True
+    )
+    assert "Assigned the Management Portal administrator role to carol." in page_text(response)
+    assert response.redirect_chain[-1][0] == reverse("identities") + "?q=carol"
+    carol.refresh_from_db()
+    assert carol.is_portal_admin
+    client.post(reverse("identity-action"), {"action": "unassign_admin", "selected": ["user:carol"]})
+    carol.refresh_from_db()
+    assert not carol.is_portal_admin
+
+
+def test_assign_admin_role_to_group(client, portal_admin, group):
+    logged_in(client, portal_admin).post(
+        reverse("identity-action"), {"action": "assign_admin", "selected": ["group:devs"]}
+    )
+    group.refresh_from_db()
+    assert group.is_portal_admin
+
+
+def test_assigning_to_unknown_user_shows_message(client, portal_admin):
+    response = logged_in(client, portal_admin).post(
+        reverse("identity-action"), {"action": "assign_admin", "selected": ["user:ghost"]}, follow=True
+    )
+    assert "no user named &#x27;ghost&#x27;" in page_text(response)
+
+
+def test_removing_own_admin_role_is_refused(client, portal_admin):
+    response = logged_in(client, portal_admin).post(
+        reverse("identity-action"),
+        {"action": "unassign_admin", "selected": [f"user:{portal_admin.username}"]},
+        follow=True,
+    )
+    assert "You cannot remove your own administrator role." in page_text(response)
+
+
+def test_action_without_selection_asks_for_one(client, portal_admin):
+    response = logged_in(client, portal_admin).post(reverse("identity-action"), {"action": "delete"}, follow=True)
+    assert "Select at least one user or group" in page_text(response)
+
+
+def test_project_admin_posting_admin_role_gets_403(client, role_users):
+    response = logged_in(client, role_users["project_admin"]).post(
+        reverse("identity-action"), {"action": "assign_admin", "selected": ["user:alpha-project_admin"]}
+    )
+    assert response.status_code == 403
+    assert not User.objects.get(username="alpha-admin").is_portal_admin
+
+
+def test_disable_enable_and_delete_user(client, portal_admin, make_user):
+    carol = make_user("carol")
+    client = logged_in(client, portal_admin)
+    client.post(reverse("identity-action"), {"action": "disable", "selected": ["user:carol"]})
+    carol.refresh_from_db()
+    assert not carol.is_active
+    client.post(reverse("identity-action"), {"action": "enable", "selected": ["user:carol"]})
+    carol.refresh_from_db()
+    assert carol.is_active
+    response = client.post(reverse("identity-action"), {"action": "delete", "selected": ["user:carol"]}, follow=True)
+    assert "Deleted carol." in page_text(response)
+    assert not User.objects.filter(username="carol").exists()
+
+
+def test_deleting_a_group_is_refused_with_a_message(client, portal_admin, group):
+    response = logged_in(client, portal_admin).post(
+        reverse("identity-action"), {"action": "delete", "selected": ["group:devs"]}, follow=True
+    )
+    assert "only users can be disabled, enabled or deleted" in page_text(response)
+    assert Group.objects.filter(name="devs").exists()
+
+
+def test_assign_projects_dialog_is_prefilled(client, portal_admin, role_users):
+    response = logged_in(client, portal_admin).get(
+        reverse("identity-projects"), {"selected": "user:alpha-developer"}, HTTP_HX_REQUEST="true"
+    )
+    text = page_text(response)
+    assert "Assign Project Roles to alpha-developer" in text
+    assert '<option value="alpha" selected>' in text
+    assert '<option value="developer" selected>' in text
+
+
+def test_assign_projects_sets_exactly_the_listed_roles(client, portal_admin, role_users, alpha, beta):
+    data = {"selected": "user:alpha-developer", "project": ["beta", ""], "role": ["viewer", "admin"]}
+    response = logged_in(client, portal_admin).post(reverse("identity-projects"), data, follow=True)
+    assert "Project roles of user &#x27;alpha-developer&#x27; saved." in page_text(response)
+    roles = dict(Membership.objects.filter(user__username="alpha-developer").values_list("project__name", "role"))
+    assert roles == {"beta": "viewer"}
+
+
+def test_assign_projects_to_group(client, portal_admin, group, alpha):
+    data = {"selected": "group:devs", "project": ["alpha"], "role": ["admin"]}
+    logged_in(client, portal_admin).post(reverse("identity-projects"), data)
+    assert Membership.objects.get(group=group, project=alpha).role == Role.ADMIN
+
+
+def test_assign_projects_listing_a_project_twice_shows_error(client, portal_admin, role_users):
+    data = {"selected": "user:alpha-viewer", "project": ["beta", "beta"], "role": ["viewer", "admin"]}
+    response = logged_in(client, portal_admin).post(reverse("identity-projects"), data, HTTP_HX_REQUEST="true")
+    assert response.status_code == 400
+    assert "project &#x27;beta&#x27; is listed twice" in page_text(response)
+
+
+def test_assign_projects_needs_exactly_one_selection(client, portal_admin):
+    response = logged_in(client, portal_admin).get(reverse("identity-projects"), follow=True)
+    assert "Select exactly one user or group" in page_text(response)
+
+
+def test_assign_project_row_adds_a_row(client, portal_admin, alpha):
+    text = page_text(logged_in(client, portal_admin).get(reverse("identity-project-row")))
+    assert 'name="project"' in text and '<option value="alpha">' in text
+
+
+def test_project_admin_cannot_assign_project_roles(client, role_users):
+    client = logged_in(client, role_users["project_admin"])
+    data = {"selected": "user:alpha-project_admin", "project": ["beta"], "role": ["admin"]}
+    assert client.post(reverse("identity-projects"), data).status_code == 403
+
+
+def test_create_user(client, portal_admin):
+    data = {
+        "username": "dave",
+        "first_name": "Dave",
+        "last_name": "Lee",
+        "email": "dave@example.test",
+        "password": PASSWORD,
+        "password_again": PASSWORD,
+    }
+    response = logged_in(client, portal_admin).post(reverse("user-create"), data, follow=True)
+    assert "User &#x27;dave&#x27; created." in page_text(response)
+    assert User.objects.get(username="dave").check_password(PASSWORD)
+
+
+def test_create_user_shows_password_validator_messages(client, portal_admin):
+    data = {"username": "dave", "password": "123", "password_again": "123"}
+    response = logged_in(client, portal_admin).post(reverse("user-create"), data, HTTP_HX_REQUEST="true")
+    assert response.status_code == 400
+    assert "This password is too short." in page_text(response)
+    assert not User.objects.filter(username="dave").exists()
+
+
+def test_create_duplicate_user_is_refused(client, portal_admin, make_user):
+    make_user("dave")
+    data = {"username": "dave", "password": PASSWORD, "password_again": PASSWORD}
+    response = logged_in(client, portal_admin).post(reverse("user-create"), data)
+    assert response.status_code == 409
+    assert "user &#x27;dave&#x27; already exists" in page_text(response)
+
+
+def test_project_admin_cannot_create_user(client, role_users):
+    client = logged_in(client, role_users["project_admin"])
+    assert client.get(reverse("user-create")).status_code == 403
+
+
+def test_edit_local_user(client, portal_admin, make_user):
+    carol = make_user("carol")
+    client = logged_in(client, portal_admin)
+    dialog = client.get(reverse("user-edit"), {"selected": "user:carol"}, HTTP_HX_REQUEST="true")
+    assert "Edit User carol" in page_text(dialog)
+    data = {"selected": "user:carol", "first_name": "Carol", "last_name": "Jones", "email": "c@example.test"}
+    client.post(reverse("user-edit"), {**data, "is_active": "on"})
+    carol.refresh_from_db()
+    assert carol.get_full_name() == "Carol Jones"
+    assert carol.is_active
+
+
+def test_edit_needs_one_local_user(client, portal_admin, group):
+    response = logged_in(client, portal_admin).get(reverse("user-edit"), {"selected": "group:devs"}, follow=True)
+    assert "Select exactly one local user to edit." in page_text(response)
+
+
+# Configuration.
+
+
+def test_configuration_is_for_portal_admins(client, role_users):
+    assert logged_in(client, role_users["project_admin"]).get(reverse("configuration")).status_code == 403
+
+
+def test_configuration_shows_settings_and_download(client, portal_admin):
+    text = page_text(logged_in(client, portal_admin).get(reverse("configuration")))
+    assert "Token Expiration (Minutes)" in text
+    assert 'value="30"' in text
+    assert reverse("systeminfo-ca") in text
+    assert "Synchronize now" in text
+
+
+def test_save_system_settings(client, portal_admin):
+    data = {"token_expiration_minutes": 45, "scan_schedule": "off", "scan_time": "04:30", "audit_retention_days": 90}
+    response = logged_in(client, portal_admin).post(reverse("configuration"), data, follow=True)
+    assert "System settings saved." in page_text(response)
+    current = SystemSettings.load()
+    assert current.token_expiration_minutes == 45
+    assert current.scan_schedule == "off"
+    assert current.scan_time == datetime.time(4, 30)
+
+
+def test_out_of_range_token_expiration_shows_service_message(client, portal_admin):
+    data = {"token_expiration_minutes": 0, "scan_schedule": "daily", "scan_time": "03:00", "audit_retention_days": 90}
+    response = logged_in(client, portal_admin).post(reverse("configuration"), data)
+    assert response.status_code == 400
+    assert "Enter a number of minutes from 1 to 525600." in page_text(response)
+
+
+def test_synchronize_without_directory_shows_why(client, portal_admin, settings):
+    settings.LDAP_URL = ""
+    response = logged_in(client, portal_admin).post(reverse("directory-sync"), follow=True)
+    assert "No directory is configured" in page_text(response)
+    assert not Job.objects.exists()
+
+
+def test_project_admin_posting_sync_gets_403(client, role_users):
+    assert logged_in(client, role_users["project_admin"]).post(reverse("directory-sync")).status_code == 403
+
+
+def test_running_job_row_polls_and_finished_does_not(client, portal_admin):
+    running = Job.objects.create(kind="directory_sync", state=JobState.RUNNING, progress=40, log="line one\n")
+    done = Job.objects.create(kind="directory_sync", state=JobState.SUCCEEDED, progress=100)
+    client = logged_in(client, portal_admin)
+    text = page_text(client.get(reverse("configuration")))
+    assert f'id="job-{running.pk}" hx-get="{reverse("job-row", args=[running.pk])}" hx-trigger="every 2s"' in text
+    assert f'id="job-{done.pk}">' in text
+    row = page_text(client.get(reverse("job-row", args=[running.pk])))
+    assert row.lstrip().startswith("<tr") and "40%" in row
+    assert "line one" in page_text(client.get(reverse("job-log", args=[running.pk]), HTTP_HX_REQUEST="true"))
+
+
+# Logs.
+
+
+def test_logs_are_for_portal_admins(client, role_users):
+    assert logged_in(client, role_users["project_admin"]).get(reverse("logs")).status_code == 403
+
+
+def test_logs_filter(client, portal_admin, alpha):
+    actor = Actor(portal_admin, "127.0.0.1")
+    record(actor, "push", "repository", "alpha/web", alpha)
+    record(actor, "create", "user", "zed")
+    client = logged_in(client, portal_admin)
+    full = page_text(client.get(reverse("logs")))
+    assert "alpha/web" in full and "zed" in full
+    filtered = page_text(client.get(reverse("logs"), {"q": "zed"}, HTTP_HX_REQUEST="true"))
+    assert "zed" in filtered and "alpha/web" not in filtered
+    assert filtered.lstrip().startswith('<div id="log-table"')
+
+
+def test_logs_paginate(client, portal_admin):
+    for number in range(25):
+        record(Actor(portal_admin), "create", "user", f"user{number:02d}")
+    text = page_text(logged_in(client, portal_admin).get(reverse("logs"), {"page": 2}))
+    assert "Page 2 of 2" in text
+    assert "user00" in text  # newest first, so the oldest events are on the last page
+
+
+# Profile.
+
+
+def test_change_password(client, make_user):
+    alice = make_user("alice")
+    new = "Another-Passw0rd-42"
+    data = {"old_password": PASSWORD, "new_password": new, "new_password_again": new}
+    client = logged_in(client, alice)
+    response = client.post(reverse("password-change"), data, follow=True)
+    assert "Your password has been changed." in page_text(response)
+    alice.refresh_from_db()
+    assert alice.check_password(new)
+    assert client.get(reverse("profile")).status_code == 200  # still logged in
+
+
+def test_change_password_with_wrong_old_password(client, make_user):
+    data = {"old_password": "wrong", "new_password": "Another-Passw0rd-42", "new_password_again": "Another-Passw0rd-42"}
+    response = logged_in(client, make_user("alice")).post(reverse("password-change"), data)
+    assert response.status_code == 400
+    assert "The current password is wrong." in page_text(response)
+
+
+def test_change_password_shows_validator_messages(client, make_user):
+    data = {"old_password": PASSWORD, "new_password": "12345678", "new_password_again": "12345678"}
+    response = logged_in(client, make_user("alice")).post(reverse("password-change"), data)
+    assert response.status_code == 400
+    assert "This password is entirely numeric." in page_text(response)
+
+
+def test_create_token_shows_key_once(client, make_user):
+    alice = make_user("alice")
+    client = logged_in(client, alice)
+    text = page_text(client.post(reverse("token-create"), {"name": "ci"}))
+    key = text.split('id="new-token-key">')[1].split("<")[0]
+    assert user_for_token(key) == alice
+    later = page_text(client.get(reverse("profile")))
+    assert key not in later
+    assert 'data-token="ci"' in later
+
+
+def test_duplicate_token_name_is_refused(client, make_user):
+    alice = make_user("alice")
+    create_token(Actor(alice), "ci")
+    response = logged_in(client, alice).post(reverse("token-create"), {"name": "ci"})
+    assert response.status_code == 409
+    assert "you already have a token named &#x27;ci&#x27;" in page_text(response)
+
+
+def test_past_expiry_is_refused(client, make_user):
+    response = logged_in(client, make_user("alice")).post(
+        reverse("token-create"), {"name": "old", "expires": "2000-01-01T00:00"}
+    )
+    assert response.status_code == 400
+    assert "The expiry must be in the future." in page_text(response)
+
+
+def test_revoke_token(client, make_user):
+    alice = make_user("alice")
+    token, _ = create_token(Actor(alice), "ci")
+    response = logged_in(client, alice).post(reverse("token-revoke", args=[token.pk]), follow=True)
+    assert "Token &#x27;ci&#x27; revoked." in page_text(response)
+    assert not ApiToken.objects.exists()
+
+
+def test_cannot_revoke_someone_elses_token(client, make_user):
+    token, _ = create_token(Actor(make_user("alice")), "ci")
+    response = logged_in(client, make_user("bob")).post(reverse("token-revoke", args=[token.pk]))
+    assert response.status_code == 404
+    assert ApiToken.objects.filter(pk=token.pk).exists()
