@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
@@ -22,7 +22,7 @@ class JobLog:
     def __call__(self, line: str) -> None:
         """Append one line to the job's log."""
         stamped = f"{timezone.now():%Y-%m-%d %H:%M:%S} {line}\n"
-        Job.objects.filter(pk=self.job.pk).update(log=Concat(F("log"), stamped))
+        Job.objects.filter(pk=self.job.pk).update(log=Concat(F("log"), Value(stamped), output_field=TextField()))
 
     def progress(self, percent: int) -> None:
         """Record how far the job is."""

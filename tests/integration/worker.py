@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import kombu.pools
 import pytest
 from celery import Celery
 
@@ -118,7 +119,8 @@ def sending_to(app: Celery, broker_url: str, queue: str) -> Iterator[None]:
 
 def _reset_pools(app: Celery) -> None:
     """Drop cached broker connections so the next send connects to the broker now configured."""
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
-    app.amqp._producer_pool = None
+    # The app's pools live in kombu's process-wide registry, keyed by connection: clear both. The
+    # app's AMQP helper caches the default queue and router, so it is rebuilt from the new settings.
+    kombu.pools.reset()
+    app._pool = None
+    app.__dict__.pop("amqp", None)
