@@ -109,9 +109,13 @@ def _connection() -> ldap.ldapobject.LDAPObject:
     for option, value in settings.AUTH_LDAP_CONNECTION_OPTIONS.items():
         conn.set_option(option, value)
     conn.set_option(ldap.OPT_REFERRALS, 0)
-    if settings.AUTH_LDAP_START_TLS:
-        conn.start_tls_s()
-    conn.simple_bind_s(settings.AUTH_LDAP_BIND_DN, settings.AUTH_LDAP_BIND_PASSWORD)
+    try:
+        if settings.AUTH_LDAP_START_TLS:
+            conn.start_tls_s()
+        conn.simple_bind_s(settings.AUTH_LDAP_BIND_DN, settings.AUTH_LDAP_BIND_PASSWORD)
+    except ldap.LDAPError:
+        conn.unbind_s()
+        raise
     return conn
 
 

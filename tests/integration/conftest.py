@@ -11,7 +11,7 @@ import pytest
 
 from portal.ldap_settings import ldap_settings_from_env
 from tests.integration.slapd import DirectoryEditor, Slapd, free_port, start_slapd
-from tests.integration.worker import Worker, database_url, redis_url, sending_to, start_worker
+from tests.integration.worker import Worker, database_url, forget_queue, redis_url, sending_to, start_worker
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +72,7 @@ def celery_worker(
     worker = start_worker(env, Path(tmp_path_factory.mktemp("worker")), f"wharf-test-{uuid.uuid4().hex[:12]}")
     yield worker, broker
     worker.stop()
+    forget_queue(broker, worker.queue)
 
 
 @pytest.fixture

@@ -58,6 +58,13 @@ def redis_url() -> str:
     return url
 
 
+def forget_queue(url: str, queue: str) -> None:
+    """Remove the session's queue and its binding from Redis, so runs leave no keys behind."""
+    import redis
+
+    redis.Redis.from_url(url).delete(queue, f"_kombu.binding.{queue}")
+
+
 def database_url(settings_dict: dict[str, Any]) -> str:
     """A WHARF_DATABASE_URL naming the database the test process uses (the test database, once set up)."""
     engine, name = settings_dict["ENGINE"], str(settings_dict["NAME"])
