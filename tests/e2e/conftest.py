@@ -1,0 +1,106 @@
+"""Browser tests: Debian's Chromium driven by Playwright against pytest-django's live server."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from portal.models import User
+from tests.conftest import PASSWORD
+
+# Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run
+# inside one unless told that this (single-threaded test) use is safe.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    """One Playwright driver for the session."""
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """Debian's Chromium; a missing binary fails the tests instead of skipping them."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package")
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def plain_http(settings) -> None:
+    """The live server speaks plain HTTP, so the session and CSRF cookies must not be Secure-only."""
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest, browser: Browser, live_server, plain_http) -> Iterator[Page]:
+    """A fresh browser page at 1280x800; its screenshot is saved when the test ends, passed or failed."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    context.close()
+
+
+@pytest.fixture
+def admin(transactional_db) -> User:
+    """A Management Portal administrator to log in as."""
+    return User.objects.create_user("e2e-admin", password=PASSWORD, is_portal_admin=True)
+
+
+class Portal:
+    """Thin helpers for the pages the tests drive."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+
+    def log_in(self, username: str, password: str = PASSWORD) -> None:
+        """Log in through the login page and land on Home."""
+        self.page.goto("/login/")
+        self.page.get_by_label("User name").fill(username)
+        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_role("button", name="Log in").click()
+        expect(self.page.get_by_role("heading", name="Home")).to_be_visible()
+
+    def open_nav(self, item: str) -> None:
+        """Follow one item of the left navigation."""
+        self.page.get_by_role("navigation", name="Main").get_by_role("link", name=item, exact=True).click()
+
+    def dialog(self):
+        """The open modal dialog."""
+        dialog = self.page.get_by_role("dialog")
+        expect(dialog).to_be_visible()
+        return dialog
+
+    def expect_message(self, text: str) -> None:
+        """A page message (success or error) with this text is shown."""
+        expect(self.page.locator("#messages")).to_contain_text(text)
+
+
+@pytest.fixture
+def portal(page: Page) -> Portal:
+    """Page helpers bound to the test's browser page."""
+    return Portal(page)

@@ -1,0 +1,93 @@
+"""The seed's main workflows in a real browser: log in, create a project, add a member, admin role, logs."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from portal.audit import Actor, record
+from portal.models import Group, User
+from projects.models import Membership, Project, Role
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+
+def test_admin_logs_in_and_sees_the_administration_menu(portal, admin):
+    portal.page.goto("/")
+    expect(portal.page).to_have_url(f"{portal.page.url.split('/login')[0]}/login/?next=/")
+    expect(portal.page.locator("#ca-sha256")).not_to_be_empty()
+    portal.log_in(admin.username)
+    nav = portal.page.get_by_role("navigation", name="Main")
+    for item in ("Home", "Configuration", "Identity Management", "Projects", "Logs"):
+        expect(nav.get_by_role("link", name=item, exact=True)).to_be_visible()
+
+
+def test_wrong_password_shows_an_error(portal, admin):
+    portal.page.goto("/login/")
+    portal.page.get_by_label("User name").fill(admin.username)
+    portal.page.get_by_label("Password").fill("not-the-password")
+    portal.page.get_by_role("button", name="Log in").click()
+    expect(portal.page.get_by_role("alert")).to_have_text("Invalid user name or password.")
+
+
+def test_admin_creates_a_project(portal, admin):
+    portal.log_in(admin.username)
+    portal.open_nav("Projects")
+    portal.page.get_by_role("link", name="+ Project").click()
+    dialog = portal.dialog()
+    dialog.get_by_label("Project name").fill("Web App")
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog).to_contain_text("lowercase letters and digits")
+    dialog.get_by_label("Project name").fill("web-app")
+    dialog.get_by_text("Public", exact=True).click()
+    dialog.get_by_role("button", name="OK").click()
+    expect(portal.page.get_by_role("heading", name="web-app")).to_be_visible()
+    portal.expect_message("Project 'web-app' created.")
+    assert Project.objects.get(name="web-app").public
+
+
+def test_admin_adds_a_member_to_a_project(portal, admin):
+    Project.objects.create(name="alpha")
+    carol = User.objects.create_user("carol", password=PASSWORD, first_name="Carol", last_name="Jones")
+    portal.log_in(admin.username)
+    portal.page.goto("/projects/alpha/members/")
+    portal.page.get_by_role("link", name="+ Add").click()
+    dialog = portal.dialog()
+    dialog.get_by_placeholder("Search users and groups").fill("caro")
+    dialog.get_by_text("carol (Carol Jones)").click()
+    dialog.get_by_label("Role in project").select_option(label="Developer")
+    dialog.get_by_role("button", name="Add").click()
+    row = portal.page.locator('tr[data-member="carol"]')
+    expect(row).to_contain_text("Developer")
+    portal.expect_message("Added user 'carol' to project 'alpha'.")
+    assert Membership.objects.get(user=carol).role == Role.DEVELOPER
+
+
+def test_admin_assigns_the_admin_role_to_a_group(portal, admin):
+    ops = Group.objects.create(name="ops-team")
+    portal.log_in(admin.username)
+    portal.open_nav("Identity Management")
+    portal.page.get_by_placeholder("Search users and groups").fill("ops")
+    row = portal.page.locator('tr[data-identity="group:ops-team"]')
+    expect(row).to_contain_text("Group")
+    row.get_by_role("checkbox").check()
+    portal.page.get_by_role("button", name="Assign Admin Role", exact=True).click()
+    portal.expect_message("Assigned the Management Portal administrator role to ops-team.")
+    expect(portal.page.locator('tr[data-identity="group:ops-team"]')).to_contain_text("Admin")
+    ops.refresh_from_db()
+    assert ops.is_portal_admin
+
+
+def test_admin_filters_the_logs(portal, admin):
+    actor = Actor(admin, "127.0.0.1")
+    record(actor, "create", "project", "alpha")
+    record(actor, "push", "repository", "alpha/web")
+    portal.log_in(admin.username)
+    portal.open_nav("Logs")
+    table = portal.page.get_by_role("table", name="Logs")
+    expect(table).to_contain_text("alpha/web")
+    portal.page.get_by_placeholder("Filter Logs").fill("push")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    expect(table).to_contain_text("alpha/web")
+    expect(portal.page).to_have_url(f"{portal.page.url.split('?')[0]}?q=push")
