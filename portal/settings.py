@@ -118,6 +118,7 @@ STATIC_ROOT.mkdir(exist_ok=True)
 NODE_MODULES = BASE_DIR / "node_modules"
 STATICFILES_DIRS = [
     BASE_DIR / "static",
+    ("vendor/cds-core", NODE_MODULES / "@cds" / "core"),
     ("vendor/clr-ui", NODE_MODULES / "@clr" / "ui"),
     ("vendor/htmx", NODE_MODULES / "htmx.org" / "dist"),
 ]
