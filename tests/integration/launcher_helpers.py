@@ -179,3 +179,27 @@ def command_line(pid: int) -> str:
 def thumbprints(output: str) -> dict[str, str]:
     """The CA thumbprints the launcher printed, by algorithm."""
     return dict(re.findall(r"CA (SHA-1|SHA-256):\s+([0-9A-F:]+)", output))
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a Compose env file (comments and blank lines skipped, one level of quotes removed)."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", line)
+        assert match, f"{path.name} line {number} is not KEY=VALUE: {line!r}"
+        key, value = match.groups()
+        assert key not in values, f"{path.name} sets {key} twice (line {number})"
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        else:
+            value = value.split(" #", 1)[0].strip()
+        values[key] = value
+    return values
+
+
+def documented_env_names(path: Path) -> set[str]:
+    """Variables an env file mentions only as commented-out examples (`# NAME=value`)."""
+    return set(re.findall(r"^#\s*([A-Z][A-Z0-9_]*)=", path.read_text(), re.MULTILINE))

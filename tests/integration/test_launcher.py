@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
+import yaml
 
-from tests.integration.launcher_helpers import Launcher, command_line, session_of, thumbprints, wait_gone
+from tests.integration.launcher_helpers import (
+    NOT_EMBEDDED,
+    PYTHON,
+    ROOT,
+    Launcher,
+    command_line,
+    embedded_env,
+    free_port,
+    read_env_file,
+    session_of,
+    thumbprints,
+    wait_gone,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +108,49 @@ def test_generated_admin_password_is_printed_once_and_keeps_working(tmp_path, la
         "the password generated at the first start no longer works"
     )
     stop_and_check_everything_exits(second)
+
+
+def test_container_init_web_command_and_healthcheck_work_without_docker(tmp_path) -> None:
+    # The compose stack's own commands, run here with .env.example's settings (but SQLite instead of the
+    # postgres service, which needs Docker): init prepares everything, web serves HTTPS, the healthcheck passes.
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    stack = read_env_file(ROOT / ".env.example")
+    # Everything of .env.example but the postgres and redis URLs and the container's /data path.
+    kept = {k: v for k, v in stack.items() if k not in (*NOT_EMBEDDED, "WHARF_DATA_DIR")}
+    data_dir, port = tmp_path / "data", free_port()
+    env = embedded_env(data_dir, **kept, WHARF_PORT=str(port), WHARF_BIND="127.0.0.1")
+    env["WHARF_ADMIN_PASSWORD"] = stack["WHARF_ADMIN_PASSWORD"]
+    env["PATH"] = f"{PYTHON.parent}{os.pathsep}{env['PATH']}"
+
+    init = subprocess.run(
+        ["docker/entrypoint.sh", *services["init"]["command"]], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert init.returncode == 0, f"init failed:\n{init.stdout}\n{init.stderr}"
+    assert (data_dir / "pki" / "server.crt").exists(), "init did not create the HTTPS certificate"
+
+    web = subprocess.Popen(
+        ["docker/entrypoint.sh", *services["web"]["command"]],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        healthcheck = services["web"]["healthcheck"]["test"][1:]
+        deadline = time.monotonic() + 30
+        while subprocess.run(healthcheck, cwd=ROOT, env=env, capture_output=True).returncode != 0:
+            assert web.poll() is None, f"web exited with {web.returncode}:\n{web.stdout.read()}"
+            assert time.monotonic() < deadline, "the web healthcheck did not pass within 30 s"
+            time.sleep(0.5)
+        projects = requests.get(
+            f"https://127.0.0.1:{port}/api/v1/projects",
+            auth=("admin", env["WHARF_ADMIN_PASSWORD"]),
+            verify=str(data_dir / "pki" / "ca.crt"),
+            timeout=10,
+        )
+        assert projects.status_code == 200, projects.text
+        assert [p["name"] for p in projects.json()["results"]] == ["default-project"]
+    finally:
+        web.terminate()
+        web.wait(timeout=15)
