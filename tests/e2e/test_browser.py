@@ -91,3 +91,36 @@ def test_admin_filters_the_logs(portal, admin):
     expect(table.locator("tbody tr")).to_have_count(1)
     expect(table).to_contain_text("alpha/web")
     expect(portal.page).to_have_url(f"{portal.page.url.split('?')[0]}?q=push")
+
+
+def test_admin_assigns_project_roles_to_a_user(portal, admin):
+    alpha, beta = Project.objects.create(name="alpha"), Project.objects.create(name="beta")
+    carol = User.objects.create_user("carol", password=PASSWORD)
+    Membership.objects.create(project=alpha, user=carol, role=Role.VIEWER)
+    portal.log_in(admin.username)
+    portal.page.goto("/identities/?q=carol")
+    portal.page.locator('tr[data-identity="user:carol"]').get_by_role("checkbox").check()
+    portal.page.get_by_role("button", name="Assign Project Roles").click()
+    dialog = portal.dialog()
+    expect(dialog.get_by_label("Project", exact=True)).to_have_value("alpha")
+    dialog.get_by_role("button", name="Add a project row").click()
+    expect(dialog.get_by_label("Project", exact=True)).to_have_count(2)
+    dialog.get_by_label("Project", exact=True).nth(1).select_option("beta")
+    dialog.get_by_label("Role", exact=True).nth(1).select_option(label="DevOps administrator")
+    dialog.get_by_role("button", name="Remove this project row").first.click()
+    dialog.get_by_role("button", name="OK").click()
+    portal.expect_message("Project roles of user 'carol' saved.")
+    expect(portal.page.locator('tr[data-identity="user:carol"]')).to_contain_text("beta: admin")
+    assert dict(Membership.objects.filter(user=carol).values_list("project__name", "role")) == {"beta": "admin"}
+    assert beta.memberships.count() == 1
+
+
+def test_project_list_is_usable_in_a_narrow_window(portal, admin):
+    Project.objects.create(name="alpha")
+    portal.page.set_viewport_size({"width": 800, "height": 700})
+    portal.log_in(admin.username)
+    portal.open_nav("Projects")
+    expect(portal.page.get_by_role("link", name="+ Project")).to_be_visible()
+    expect(portal.page.get_by_role("link", name="alpha", exact=True)).to_be_visible()
+    portal.page.get_by_placeholder("Search projects").fill("zzz")
+    expect(portal.page.get_by_role("table", name="Projects")).to_contain_text("No projects match 'zzz'.")
