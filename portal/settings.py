@@ -196,3 +196,26 @@ LOGGING = {
 EXTRA_HOSTNAMES = env_list("WHARF_HOSTNAMES", [])
 BIND_ADDRESS = env_str("WHARF_BIND", "0.0.0.0")
 WEB_WORKERS = env_int("WHARF_WEB_WORKERS", 2, minimum=1)
+
+
+def _generated_secret(name: str, filename: str) -> str:
+    """A secret from the environment, or one generated once and kept in the data directory."""
+    value = env_secret(name)
+    if value:
+        return value
+    path = DATA_DIR / filename
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+# The integrated registry (CNCF distribution). Clients never reach it directly: the portal's
+# /v2/ proxy and token service stand in front of it.
+REGISTRY_URL = env_str("WHARF_REGISTRY_URL", "http://127.0.0.1:5000").rstrip("/")
+REGISTRY_BINARY = env_str("WHARF_REGISTRY_BINARY", "docker-registry")
+REGISTRY_STORAGE_DIR = Path(env_str("WHARF_REGISTRY_STORAGE_DIR", str(DATA_DIR / "registry")))
+REGISTRY_SERVICE = "wharf-registry"
+TOKEN_ISSUER = "wharf-token-service"
+# Shared secret the registry sends with its event notifications.
+REGISTRY_NOTIFY_SECRET = _generated_secret("WHARF_REGISTRY_NOTIFY_SECRET", "registry_notify_secret")
