@@ -198,11 +198,8 @@ BIND_ADDRESS = env_str("WHARF_BIND", "0.0.0.0")
 WEB_WORKERS = env_int("WHARF_WEB_WORKERS", 2, minimum=1)
 
 
-def _generated_secret(name: str, filename: str) -> str:
-    """A secret from the environment, or one generated once and kept in the data directory."""
-    value = env_secret(name)
-    if value:
-        return value
+def _generated_secret(filename: str) -> str:
+    """A secret generated once and kept in the data directory."""
     path = DATA_DIR / filename
     if not path.exists():
         path.write_text(secrets.token_urlsafe(32))
@@ -218,4 +215,4 @@ REGISTRY_STORAGE_DIR = Path(env_str("WHARF_REGISTRY_STORAGE_DIR", str(DATA_DIR /
 REGISTRY_SERVICE = "wharf-registry"
 TOKEN_ISSUER = "wharf-token-service"
 # Shared secret the registry sends with its event notifications.
-REGISTRY_NOTIFY_SECRET = _generated_secret("WHARF_REGISTRY_NOTIFY_SECRET", "registry_notify_secret")
+REGISTRY_NOTIFY_SECRET = env_secret("WHARF_REGISTRY_NOTIFY_SECRET") or _generated_secret("registry_notify_secret")
