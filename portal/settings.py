@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "portal",
     "projects",
+    "registries",
 ]
 
 MIDDLEWARE = [

@@ -5,9 +5,9 @@
 # As a non-root user it only reports what is missing.
 set -euo pipefail
 mode=${1:-run}
-packages=(libldap2-dev libsasl2-dev python3-venv python3-dev gcc npm)
+packages=(libldap2-dev libsasl2-dev python3-venv python3-dev gcc npm docker-registry)
 if [ "$mode" = test ]; then
-  packages+=(slapd ldap-utils chromium)
+  packages+=(slapd ldap-utils chromium docker.io busybox-static skopeo)
 fi
 missing=()
 for p in "${packages[@]}"; do
