@@ -105,3 +105,19 @@ def restrict_projects(queryset: QuerySet[Project], user: User | None, action: st
     if action in PUBLIC_ACTIONS:
         allowed |= Q(public=True)
     return queryset.filter(allowed)
+
+
+# Registry actions in a token scope and the project action each one needs.
+REGISTRY_ACTIONS: dict[str, str] = {"pull": "pull", "push": "push", "delete": "delete_artifact"}
+
+
+def registry_actions(user: User | None, project: Project) -> set[str]:
+    """The registry actions (pull, push, delete) the user may take on the project's repositories.
+
+    The one place where anonymous access meets the matrix: anyone, anonymous included, may pull
+    from a public project; everything else follows can().
+    """
+    granted = {registry for registry, action in REGISTRY_ACTIONS.items() if can(user, action, project)}
+    if project.public:
+        granted.add("pull")
+    return granted

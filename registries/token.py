@@ -9,6 +9,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -16,6 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from django.conf import settings
 
 from portal.certificates import pki_paths
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 # type:name:actions, where the name may itself hold ':' only for a port-qualified registry
 # (which a repository scope never does) - so split on the first and last colon.
@@ -80,3 +84,51 @@ def issue(subject: str, access: list[Access], lifetime_seconds: int) -> tuple[st
 def system_token(access: list[Access], lifetime_seconds: int = 300) -> str:
     """A token the portal itself uses to talk to the registry (events repair, deletion, GC)."""
     return issue("wharf-system", access, lifetime_seconds)[0]
+
+
+def grant(user: User | None, requested: list[Access]) -> list[Access]:
+    """What of the requested access the role matrix allows the user (None: anonymous); denied entries are left out."""
+    from projects.models import Project
+    from projects.roles import is_portal_admin, registry_actions
+
+    projects: dict[str, Project | None] = {}
+    granted = []
+    for request in requested:
+        if request.type == "registry" and request.name == "catalog":
+            if "*" in request.actions and is_portal_admin(user):
+                granted.append(Access("registry", "catalog", ("*",)))
+            continue
+        if request.type != "repository" or "/" not in request.name:
+            continue
+        project_name = request.name.split("/", 1)[0]
+        if project_name not in projects:
+            projects[project_name] = Project.objects.filter(name=project_name).first()
+        project = projects[project_name]
+        if project is None:
+            continue
+        allowed = registry_actions(user, project)
+        actions = allowed if "*" in request.actions else allowed & set(request.actions)
+        if actions:
+            granted.append(Access("repository", request.name, tuple(sorted(actions))))
+    return granted
+
+
+@functools.cache
+def _verifying_key() -> object:
+    """The public half of the token-signing key."""
+    return _signing_key()[0].public_key()
+
+
+def verify(token: str) -> dict[str, Any] | None:
+    """The claims of a registry token this portal signed and that is still valid; None otherwise."""
+    try:
+        return jwt.decode(
+            token,
+            _verifying_key(),
+            algorithms=["ES256"],
+            audience=settings.REGISTRY_SERVICE,
+            issuer=settings.TOKEN_ISSUER,
+            leeway=5,
+        )
+    except jwt.PyJWTError:
+        return None
