@@ -203,6 +203,13 @@ class GroupSerializer(serializers.ModelSerializer):
         return _project_roles(group.membership_set.all())
 
 
+class GroupMembersSerializer(serializers.Serializer):
+    """The body of PATCH /groups/{name}: the complete new member list, by user name."""
+
+    name = serializers.CharField(required=False, help_text="Optional; must be the group's current name.")
+    members = serializers.SlugRelatedField(slug_field="username", many=True, queryset=User.objects.all())
+
+
 class GroupViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Groups known to the portal (local, and directory groups that hold a role)."""
 
@@ -226,6 +233,22 @@ class GroupViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         data = serializer.validated_data
         group = services.create_group(Actor.from_request(request), data["name"], data.get("members", []))
         return Response(self.get_serializer(group).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=GroupMembersSerializer, responses=GroupSerializer)
+    def partial_update(self, request: Request, *args: object, **kwargs: object) -> Response:
+        """PATCH `{"members": [...]}` replaces a local group's members; directory groups are refused."""
+        group = self.get_object()
+        serializer = GroupMembersSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if serializer.validated_data.get("name", group.name) != group.name:
+            raise Invalid("A group cannot be renamed.", {"name": ["A group cannot be renamed."]})
+        services.update_group_members(Actor.from_request(request), group, serializer.validated_data["members"])
+        return Response(self.get_serializer(self.get_object()).data)
+
+    def destroy(self, request: Request, *args: object, **kwargs: object) -> Response:
+        """Delete the group and its project roles; a directory group comes back when a member logs in."""
+        services.delete_group(Actor.from_request(request), self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["put", "delete"])

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.db.models import Case, IntegerField, Value, When
 
-from portal.models import ScanSchedule
+from portal.models import Group, ScanSchedule, Source, User
 
 
 class UserCreateForm(forms.Form):
@@ -34,6 +35,45 @@ class UserEditForm(forms.Form):
     last_name = forms.CharField(label="Last name", max_length=150, required=False)
     email = forms.EmailField(label="Email", required=False)
     is_active = forms.BooleanField(label="Enabled", required=False, help_text="Disabled users cannot log in.")
+
+
+class MemberChoiceField(forms.ModelMultipleChoiceField):
+    """Users picked by user name, labelled with their full name and where they come from."""
+
+    def label_from_instance(self, user: User) -> str:
+        """'carol (Carol Jones)', marked when the user comes from the directory or is disabled."""
+        full_name = user.get_full_name()
+        label = f"{user.username} ({full_name})" if full_name else user.username
+        if user.source != Source.LOCAL:
+            label += " [directory]"
+        return label if user.is_active else f"{label} [disabled]"
+
+
+class GroupForm(forms.Form):
+    """The +Group and Edit group dialogs: a name (fixed once created) and members from the known users."""
+
+    name = forms.CharField(label="Group name", max_length=255, widget=forms.TextInput(attrs={"autofocus": True}))
+    members = MemberChoiceField(
+        label="Members",
+        queryset=User.objects.none(),
+        to_field_name="username",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args: Any, group: Group | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        current = list(group.members.all()) if group else []
+        # The current members come first, so editing a large group starts with who is in it.
+        chosen = Case(
+            When(pk__in=[u.pk for u in current], then=Value(0)), default=Value(1), output_field=IntegerField()
+        )
+        self.fields["members"].queryset = User.objects.annotate(chosen=chosen).order_by("chosen", "username")
+        if group is not None:
+            self.fields["name"].disabled = True
+            self.fields["name"].widget.attrs.pop("autofocus", None)
+            self.fields["name"].help_text = "A group cannot be renamed."
+            self.initial = {"name": group.name, "members": current}
 
 
 class SettingsForm(forms.Form):

@@ -40,6 +40,7 @@ class IdentityResults:
 
     entries: list[Identity]
     warning: str = ""
+    capped: bool = False  # more known users or groups match than LIMIT shows
 
 
 def _roles(memberships: list[Membership]) -> list[dict[str, str]]:
@@ -47,12 +48,15 @@ def _roles(memberships: list[Membership]) -> list[dict[str, str]]:
 
 
 def search_identities(query: str) -> IdentityResults:
-    """Users and groups matching the text: known ones first, then directory-only entries."""
+    """Users and groups matching the text: known ones first, then directory-only entries.
+
+    An empty text lists the users and groups the portal knows (up to LIMIT of each), without asking the directory.
+    """
     memberships = Prefetch("membership_set", queryset=Membership.objects.select_related("project"))
-    users = UserFilterSet({"q": query}, User.objects.prefetch_related(memberships)).qs if query else User.objects.none()
-    groups = (
-        Group.objects.filter(Q(name__icontains=query)).prefetch_related(memberships) if query else Group.objects.none()
-    )
+    users = UserFilterSet({"q": query}, User.objects.prefetch_related(memberships)).qs.order_by("username")
+    groups = Group.objects.filter(Q(name__icontains=query)).prefetch_related(memberships).order_by("name")
+    users, groups = list(users[: LIMIT + 1]), list(groups[: LIMIT + 1])
+    capped = len(users) > LIMIT or len(groups) > LIMIT
     entries = [
         Identity(
             "user",
@@ -73,7 +77,7 @@ def search_identities(query: str) -> IdentityResults:
     ]
     warning = ""
     try:
-        found = directory.search(query)
+        found = directory.search(query) if query.strip() else []
     except RemoteUnreachable as exc:
         found, warning = [], f"Directory not searched: {exc.message}"
     known = {(e.kind, e.name.lower()) for e in entries} | _known_names(found)
@@ -82,7 +86,7 @@ def search_identities(query: str) -> IdentityResults:
         for d in found
         if (d.kind, d.name.lower()) not in known
     ]
-    return IdentityResults(entries, warning)
+    return IdentityResults(entries, warning, capped)
 
 
 def _known_names(found: list[directory.DirectoryEntry]) -> set[tuple[str, str]]:

@@ -141,6 +141,36 @@ def create_group(actor: Actor, name: str, members: list[User] | None = None) -> 
     return group
 
 
+DIRECTORY_GROUP_MEMBERS = "Directory groups get their members from the directory."
+
+
+@transaction.atomic
+def update_group_members(actor: Actor, group: Group, members: list[User]) -> Group:
+    """Replace a local group's members (portal admins only); directory groups are refused."""
+    require(actor, "manage_users")
+    if group.source != Source.LOCAL:
+        raise Invalid(DIRECTORY_GROUP_MEMBERS, {"members": [DIRECTORY_GROUP_MEMBERS]})
+    before = set(group.members.values_list("username", flat=True))
+    after = {member.username for member in members}
+    if before != after:
+        group.members.set(members)
+        record(actor, "update", "group", group.name, members=sorted(after))
+    return group
+
+
+@transaction.atomic
+def delete_group(actor: Actor, group: Group) -> None:
+    """Delete a group and its project roles (portal admins only).
+
+    A directory group may be deleted too: it loses its roles and admin flag, and the next login of
+    one of its members (or a directory sync) mirrors it again, without them.
+    """
+    require(actor, "manage_users")
+    name, source = group.name, group.source
+    group.delete()
+    record(actor, "delete", "group", name, source=source)
+
+
 @transaction.atomic
 def update_settings(actor: Actor, **fields: Any) -> SystemSettings:
     """Change system settings (portal admins only)."""

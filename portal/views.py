@@ -22,9 +22,9 @@ from django.views.decorators.http import require_POST
 from portal import directory, services
 from portal.audit import Actor
 from portal.certificates import ca_info
-from portal.errors import DomainError, Forbidden, Invalid
+from portal.errors import DomainError, Forbidden, Invalid, NotFound
 from portal.filters import AuditEventFilterSet
-from portal.forms import PasswordForm, SettingsForm, TokenForm, UserCreateForm, UserEditForm
+from portal.forms import GroupForm, PasswordForm, SettingsForm, TokenForm, UserCreateForm, UserEditForm
 from portal.identities import search_identities
 from portal.models import ApiToken, AuditEvent, Group, Job, Source, SystemSettings, User
 from projects import services as project_services
@@ -170,22 +170,34 @@ def identities(request: HttpRequest) -> HttpResponse:
     require_permission(can(request.user, "view_project_users"))
     query = request.GET.get("q", "").strip()
     context = {
-        "results": search_identities(query) if query else None,
+        "results": search_identities(query),
         "q": query,
         "region": "identity-table",
         "can_manage": can(request.user, "manage_users"),
+        "directory_configured": directory.is_configured(),
     }
     return page_or_region(request, "portal/identities.html", "portal/_identity_table.html", context)
 
 
+def known_group(name: str) -> Group:
+    """The group the portal knows by this name; 404-style refusal otherwise."""
+    group = Group.objects.filter(name=name).first()
+    if group is None:
+        raise NotFound(f"no group named '{name}'")
+    return group
+
+
 def apply_identity_action(actor: Actor, action: str, kind: str, name: str) -> None:
     """Take one of IDENTITY_ACTIONS on a user or group."""
+    if kind == "group" and action == "delete":
+        services.delete_group(actor, known_group(name))
+        return
     subject = resolve_identity(kind, name)
     if action in ("assign_admin", "unassign_admin"):
         setter = services.set_user_admin if kind == "user" else services.set_group_admin
         setter(actor, subject, action == "assign_admin")
     elif kind != "user":
-        raise Invalid(f"'{name}' is a group: only users can be disabled, enabled or deleted.")
+        raise Invalid(f"'{name}' is a group: only users can be disabled or enabled.")
     elif action == "delete":
         services.delete_user(actor, subject)
     else:
@@ -329,6 +341,67 @@ def user_edit(request: HttpRequest) -> HttpResponse:
         "cancel_url": identities_url(query),
     }
     return dialog(request, "portal/user_edit_dialog.html", context, status)
+
+
+@login_required
+def identity_edit(request: HttpRequest) -> HttpResponse:
+    """The Edit button: the dialog of the one selected user or group."""
+    selected = _one_selected(request)
+    if selected is not None and selected[0] == "group":
+        return group_edit(request)
+    return user_edit(request)
+
+
+@login_required
+def group_create(request: HttpRequest) -> HttpResponse:
+    """The +Group dialog: a local group and its members."""
+    require_permission(can(request.user, "manage_users"))
+    form = GroupForm(request.POST or None)
+    status = 400 if request.method == "POST" else 200
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            group = services.create_group(Actor.from_request(request), data["name"], list(data["members"]))
+        except DomainError as exc:
+            form_error(form, exc)
+            status = exc.status
+        else:
+            messages.success(request, f"Group '{group.name}' created.")
+            return finish(request, identities_url(group.name))
+    context = {"form": form, "action": reverse("group-create"), "cancel_url": reverse("identities")}
+    return dialog(request, "portal/group_dialog.html", context, status)
+
+
+@login_required
+def group_edit(request: HttpRequest) -> HttpResponse:
+    """The Edit dialog of one selected local group: its members."""
+    require_permission(can(request.user, "manage_users"))
+    query = request.POST.get("q", request.GET.get("q", ""))
+    selected = _one_selected(request)
+    group = Group.objects.filter(name=selected[1]).first() if selected and selected[0] == "group" else None
+    if group is None or group.source != Source.LOCAL:
+        message = "Select exactly one group to edit." if group is None else services.DIRECTORY_GROUP_MEMBERS
+        messages.error(request, message)
+        return finish(request, identities_url(query))
+    form = GroupForm(request.POST if request.method == "POST" else None, group=group)
+    status = 400 if form.is_bound else 200
+    if form.is_bound and form.is_valid():
+        try:
+            services.update_group_members(Actor.from_request(request), group, list(form.cleaned_data["members"]))
+        except DomainError as exc:
+            form_error(form, exc)
+            status = exc.status
+        else:
+            messages.success(request, f"Group '{group.name}' saved.")
+            return finish(request, identities_url(query))
+    context = {
+        "form": form,
+        "subject": group,
+        "q": query,
+        "action": reverse("group-edit"),
+        "cancel_url": identities_url(query),
+    }
+    return dialog(request, "portal/group_dialog.html", context, status)
 
 
 # Administration > Configuration.

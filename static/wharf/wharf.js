@@ -1,4 +1,5 @@
-// The few behaviours htmx does not cover: closing a dialog, removing a dialog row, select-all check boxes.
+// The few behaviours htmx does not cover: closing a dialog, removing a dialog row, select-all check boxes,
+// narrowing a dialog's list of choices as you type.
 (function () {
   "use strict";
 
@@ -23,6 +24,15 @@
 
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") closeModal();
+  });
+
+  document.addEventListener("input", function (event) {
+    const filter = event.target.closest("[data-filter-choices]");
+    if (!filter) return;
+    const text = filter.value.trim().toLowerCase();
+    document.querySelectorAll(filter.dataset.filterChoices + " [data-choice]").forEach(function (choice) {
+      choice.hidden = text !== "" && !choice.dataset.choice.includes(text);
+    });
   });
 
   document.addEventListener("change", function (event) {

@@ -124,3 +124,50 @@ def test_project_list_is_usable_in_a_narrow_window(portal, admin):
     expect(portal.page.get_by_role("link", name="alpha", exact=True)).to_be_visible()
     portal.page.get_by_placeholder("Search projects").fill("zzz")
     expect(portal.page.get_by_role("table", name="Projects")).to_contain_text("No projects match 'zzz'.")
+
+
+def test_admin_creates_edits_and_deletes_a_group(portal, admin):
+    User.objects.create_user("carol", password=PASSWORD, first_name="Carol", last_name="Jones")
+    User.objects.create_user("dave", password=PASSWORD)
+    portal.log_in(admin.username)
+    portal.open_nav("Identity Management")
+    expect(portal.page.locator('tr[data-identity="user:carol"]')).to_be_visible()  # known users without typing
+    portal.page.get_by_role("link", name="+ Group").click()
+    dialog = portal.dialog()
+    dialog.get_by_label("Group name").fill("ops-team")
+    dialog.get_by_placeholder("Filter users").fill("jones")
+    expect(dialog.get_by_label("dave")).to_be_hidden()
+    dialog.get_by_label("carol (Carol Jones)").check()
+    dialog.get_by_role("button", name="OK").click()
+    portal.expect_message("Group 'ops-team' created.")
+    row = portal.page.locator('tr[data-identity="group:ops-team"]')
+    expect(row).to_contain_text("Local")
+    assert list(Group.objects.get(name="ops-team").members.values_list("username", flat=True)) == ["carol"]
+
+    row.get_by_role("checkbox").check()
+    portal.page.get_by_role("button", name="Edit", exact=True).click()
+    dialog = portal.dialog()
+    expect(dialog.get_by_role("heading", name="Edit Group ops-team")).to_be_visible()
+    expect(dialog.get_by_label("carol (Carol Jones)")).to_be_checked()
+    dialog.get_by_label("carol (Carol Jones)").uncheck()
+    dialog.get_by_label("dave").check()
+    dialog.get_by_role("button", name="OK").click()
+    portal.expect_message("Group 'ops-team' saved.")
+    assert list(Group.objects.get(name="ops-team").members.values_list("username", flat=True)) == ["dave"]
+
+    portal.page.locator('tr[data-identity="group:ops-team"]').get_by_role("checkbox").check()
+    portal.page.once("dialog", lambda confirm: confirm.accept())
+    portal.page.get_by_role("button", name="Delete", exact=True).click()
+    portal.expect_message("Deleted ops-team.")
+    assert not Group.objects.filter(name="ops-team").exists()
+
+
+def test_duplicate_group_name_is_shown_in_the_dialog(portal, admin):
+    Group.objects.create(name="ops-team")
+    portal.log_in(admin.username)
+    portal.page.goto("/identities/")
+    portal.page.get_by_role("link", name="+ Group").click()
+    dialog = portal.dialog()
+    dialog.get_by_label("Group name").fill("ops-team")
+    dialog.get_by_role("button", name="OK").click()
+    expect(dialog).to_contain_text("group 'ops-team' already exists")

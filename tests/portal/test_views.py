@@ -8,10 +8,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from portal import directory
+from portal import directory, identities
 from portal.audit import Actor, record
 from portal.errors import RemoteUnreachable
-from portal.models import ApiToken, Group, Job, JobState, SystemSettings, User
+from portal.identities import search_identities
+from portal.models import ApiToken, AuditEvent, Group, Job, JobState, SystemSettings, User
 from portal.services import create_token, user_for_token
 from projects.models import Membership, Role
 from tests.conftest import PASSWORD
@@ -196,12 +197,11 @@ def test_disable_enable_and_delete_user(client, portal_admin, make_user):
     assert not User.objects.filter(username="carol").exists()
 
 
-def test_deleting_a_group_is_refused_with_a_message(client, portal_admin, group):
+def test_disabling_a_group_is_refused_with_a_message(client, portal_admin, group):
     response = logged_in(client, portal_admin).post(
-        reverse("identity-action"), {"action": "delete", "selected": ["group:devs"]}, follow=True
+        reverse("identity-action"), {"action": "disable", "selected": ["group:devs"]}, follow=True
     )
-    assert "only users can be disabled, enabled or deleted" in page_text(response)
-    assert Group.objects.filter(name="devs").exists()
+    assert "only users can be disabled or enabled" in page_text(response)
 
 
 def test_assign_projects_dialog_is_prefilled(client, portal_admin, role_users):
@@ -301,6 +301,158 @@ def test_edit_local_user(client, portal_admin, make_user):
 def test_edit_needs_one_local_user(client, portal_admin, group):
     response = logged_in(client, portal_admin).get(reverse("user-edit"), {"selected": "group:devs"}, follow=True)
     assert "Select exactly one local user to edit." in page_text(response)
+
+
+def test_empty_search_lists_known_users_and_groups(client, portal_admin, make_user, group):
+    make_user("carol")
+    text = page_text(logged_in(client, portal_admin).get(reverse("identities")))
+    for identity in ("user:carol", f"user:{portal_admin.username}", "group:devs"):
+        assert f'data-identity="{identity}"' in text
+    assert "Showing the users and groups the portal knows" in text
+
+
+def test_empty_search_prompts_to_search_the_directory(client, portal_admin, settings):
+    settings.LDAP_URL = "ldap://directory.example.test"
+    text = page_text(logged_in(client, portal_admin).get(reverse("identities")))
+    assert "to search the directory too" in text
+
+
+def test_empty_search_does_not_ask_the_directory(portal_admin, monkeypatch):
+    def unexpected(query: str) -> list:
+        raise AssertionError("the directory was asked")
+
+    monkeypatch.setattr(directory, "search", unexpected)
+    results = search_identities("")
+    assert [e.name for e in results.entries] == [portal_admin.username]
+    assert results.warning == ""
+
+
+def test_empty_search_is_capped_at_the_limit(db, monkeypatch):
+    monkeypatch.setattr(identities, "LIMIT", 3)
+    User.objects.bulk_create([User(username=f"user{n}") for n in range(5)])
+    Group.objects.bulk_create([Group(name=f"group{n}") for n in range(2)])
+    results = search_identities("")
+    assert [e.name for e in results.entries] == ["user0", "user1", "user2", "group0", "group1"]
+    assert results.capped
+
+
+def test_project_admin_sees_no_group_or_user_buttons(client, role_users):
+    text = page_text(logged_in(client, role_users["project_admin"]).get(reverse("identities")))
+    assert "+ Group" not in text and "+ User" not in text
+    assert 'data-identity="user:alpha-viewer"' in text
+
+
+def test_project_admin_cannot_create_or_edit_groups(client, role_users, group):
+    client = logged_in(client, role_users["project_admin"])
+    assert client.get(reverse("group-create")).status_code == 403
+    assert client.post(reverse("group-create"), {"name": "ops"}).status_code == 403
+    assert (
+        client.post(reverse("group-edit"), {"selected": "group:devs", "members": ["alpha-viewer"]}).status_code == 403
+    )
+    assert not Group.objects.filter(name="ops").exists()
+    assert not group.members.exists()
+
+
+def test_admin_sees_the_group_button(client, portal_admin):
+    text = page_text(logged_in(client, portal_admin).get(reverse("identities")))
+    assert f'hx-get="{reverse("group-create")}"' in text
+
+
+def test_group_dialog_offers_the_known_users(client, portal_admin, make_user):
+    make_user("carol", first_name="Carol", last_name="Jones")
+    text = page_text(logged_in(client, portal_admin).get(reverse("group-create"), HTTP_HX_REQUEST="true"))
+    assert "New Group" in text
+    assert 'value="carol"' in text and "carol (Carol Jones)" in text
+
+
+def test_create_group_with_members(client, portal_admin, make_user):
+    carol, dave = make_user("carol"), make_user("dave")
+    data = {"name": "ops", "members": ["carol", "dave"]}
+    response = logged_in(client, portal_admin).post(reverse("group-create"), data, follow=True)
+    assert "Group &#x27;ops&#x27; created." in page_text(response)
+    assert response.redirect_chain[-1][0] == reverse("identities") + "?q=ops"
+    ops = Group.objects.get(name="ops")
+    assert ops.source == "local"
+    assert set(ops.members.all()) == {carol, dave}
+
+
+def test_create_duplicate_group_shows_the_conflict_in_the_dialog(client, portal_admin, group):
+    response = logged_in(client, portal_admin).post(reverse("group-create"), {"name": "DEVS"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 409
+    text = page_text(response)
+    assert "group &#x27;DEVS&#x27; already exists" in text
+    assert 'role="dialog"' in text
+
+
+def test_create_group_needs_a_name(client, portal_admin):
+    response = logged_in(client, portal_admin).post(reverse("group-create"), {"name": ""}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 400
+    assert "This field is required." in page_text(response)
+    assert not Group.objects.exists()
+
+
+def test_edit_opens_the_group_dialog_with_current_members(client, portal_admin, make_user, group):
+    group.members.add(make_user("carol"))
+    make_user("dave")
+    response = logged_in(client, portal_admin).get(
+        reverse("identity-edit"), {"selected": "group:devs"}, HTTP_HX_REQUEST="true"
+    )
+    text = page_text(response)
+    assert "Edit Group devs" in text
+    assert 'value="carol" id="id_members_0" checked>' in text  # current members first, checked
+    assert 'value="dave" id="id_members_1">' in text
+
+
+def test_edit_dispatches_users_to_the_user_dialog(client, portal_admin, make_user):
+    make_user("carol")
+    response = logged_in(client, portal_admin).get(
+        reverse("identity-edit"), {"selected": "user:carol"}, HTTP_HX_REQUEST="true"
+    )
+    assert "Edit User carol" in page_text(response)
+
+
+def test_edit_group_members(client, portal_admin, make_user, group):
+    carol, dave = make_user("carol"), make_user("dave")
+    group.members.add(carol)
+    data = {"selected": "group:devs", "q": "dev", "members": ["dave"]}
+    response = logged_in(client, portal_admin).post(reverse("group-edit"), data, follow=True)
+    assert "Group &#x27;devs&#x27; saved." in page_text(response)
+    assert response.redirect_chain[-1][0] == reverse("identities") + "?q=dev"
+    assert list(group.members.all()) == [dave]
+    event = AuditEvent.objects.get(action="update", resource_type="group")
+    assert event.resource_name == "devs"
+
+
+def test_edit_group_removing_every_member(client, portal_admin, make_user, group):
+    group.members.add(make_user("carol"))
+    logged_in(client, portal_admin).post(reverse("group-edit"), {"selected": "group:devs"})
+    assert not group.members.exists()
+
+
+def test_directory_group_members_cannot_be_edited(client, portal_admin):
+    Group.objects.create(name="ldap-devs", source="ldap")
+    response = logged_in(client, portal_admin).get(
+        reverse("identity-edit"), {"selected": "group:ldap-devs"}, follow=True
+    )
+    assert "Directory groups get their members from the directory." in page_text(response)
+
+
+def test_delete_local_group(client, portal_admin, group, alpha):
+    Membership.objects.create(project=alpha, group=group, role=Role.DEVELOPER)
+    response = logged_in(client, portal_admin).post(
+        reverse("identity-action"), {"action": "delete", "selected": ["group:devs"]}, follow=True
+    )
+    assert "Deleted devs." in page_text(response)
+    assert not Group.objects.filter(name="devs").exists()
+    assert not Membership.objects.filter(project=alpha).exists()
+    assert AuditEvent.objects.filter(action="delete", resource_type="group", resource_name="devs").exists()
+
+
+def test_delete_unknown_group_shows_message(client, portal_admin):
+    response = logged_in(client, portal_admin).post(
+        reverse("identity-action"), {"action": "delete", "selected": ["group:ghosts"]}, follow=True
+    )
+    assert "no group named &#x27;ghosts&#x27;" in page_text(response)
 
 
 # Configuration.
