@@ -217,3 +217,5 @@ REGISTRY_SERVICE = "wharf-registry"
 TOKEN_ISSUER = "wharf-token-service"
 # Shared secret the registry sends with its event notifications.
 REGISTRY_NOTIFY_SECRET = env_secret("WHARF_REGISTRY_NOTIFY_SECRET") or _generated_secret("registry_notify_secret")
+# The registry's configuration file, which garbage collection reads (the launcher writes it there).
+REGISTRY_CONFIG_PATH = Path(env_str("WHARF_REGISTRY_CONFIG_PATH", str(DATA_DIR / "registry" / "config.yml")))

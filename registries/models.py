@@ -63,7 +63,7 @@ class Tag(models.Model):
     size = models.PositiveBigIntegerField(default=0)
     pushed_by = models.CharField(max_length=150, blank=True)
     pushed_at = models.DateTimeField(default=timezone.now)
-    # Set whenever the portal (re)writes the row; a registry delete event older than this leaves the tag alone.
+    # When the portal last wrote the row (reconcile leaves rows written after it started alone).
     updated = models.DateTimeField(default=timezone.now)
 
     class Meta:

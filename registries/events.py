@@ -1,0 +1,235 @@
+"""Applying the registry's event notifications: pushes, pulls and deletes of manifests become rows and audit events.
+
+The registry repeats events (it retries a whole envelope until it gets a 2xx) and, with several web
+processes, they may be applied out of order. So every event is applied at most once (its id is
+recorded in RegistryEvent), an older push never overwrites a newer one, and a push older than a
+delete of the same digest is not applied after it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from portal.audit import Actor, record
+from portal.errors import RemoteUnreachable
+from projects.models import Project
+from registries.client import MANIFEST_TYPES, RegistryClient
+from registries.models import RegistryEvent, Repository, Tag
+
+logger = logging.getLogger(__name__)
+
+ENVELOPE_MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
+# The subject of registries.token.system_token: the portal's own registry calls. Its reads are not
+# pulls, and its deletes and re-tags are applied (and audited) by the service that made them.
+SYSTEM_ACTOR = "wharf-system"
+
+# What a push starts, in one place: later features (scan on push, immediate replication) register a
+# function taking the pushed Tag; each runs once the push is committed.
+PUSH_FOLLOWUPS: list[Callable[[Tag], None]] = []
+
+
+@dataclass(frozen=True)
+class Event:
+    """The parts of a registry notification event Wharf uses."""
+
+    id: str
+    action: str
+    timestamp: datetime
+    repository: str
+    digest: str
+    tag: str
+    media_type: str
+    length: int
+    url: str
+    actor: str
+    address: str | None
+
+    @property
+    def is_manifest(self) -> bool:
+        """True for manifest events (deletes carry no media type: they name a digest, which may be a manifest)."""
+        if self.action == "delete":
+            return True
+        return self.media_type in MANIFEST_TYPES or "/manifests/" in self.url
+
+    @property
+    def reference(self) -> str:
+        """ "project/app:tag", or "project/app@digest" when no tag is known."""
+        return f"{self.repository}:{self.tag}" if self.tag else f"{self.repository}@{self.digest}"
+
+
+def parse(raw: dict[str, Any]) -> Event | None:
+    """An Event from one entry of the envelope, or None when it lacks what Wharf needs."""
+    target = raw.get("target") or {}
+    timestamp = parse_datetime(str(raw.get("timestamp", "")))
+    if not raw.get("id") or not raw.get("action") or not target.get("repository") or timestamp is None:
+        return None
+    if timezone.is_naive(timestamp):
+        timestamp = timezone.make_aware(timestamp, timezone.utc)
+    return Event(
+        id=str(raw["id"]),
+        action=str(raw["action"]),
+        timestamp=timestamp,
+        repository=str(target["repository"]),
+        digest=str(target.get("digest") or ""),
+        tag=str(target.get("tag") or ""),
+        media_type=str(target.get("mediaType") or ""),
+        length=int(target.get("length") or target.get("size") or 0),
+        url=str(target.get("url") or ""),
+        actor=str((raw.get("actor") or {}).get("name") or ""),
+        address=_host(str((raw.get("request") or {}).get("addr") or "")),
+    )
+
+
+def _host(addr: str) -> str | None:
+    """The IP address of "host:port" or "[v6]:port", or None when it is not an address."""
+    host = addr.rsplit(":", 1)[0] if addr.count(":") == 1 or addr.startswith("[") else addr
+    host = host.strip("[]")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+def receive(envelope: dict[str, Any]) -> int:
+    """Apply every event of a notification envelope; returns how many were applied (not repeats or ignored)."""
+    applied = 0
+    for raw in envelope.get("events") or []:
+        event = parse(raw) if isinstance(raw, dict) else None
+        if event is None:
+            logger.warning("ignoring a malformed registry event: %.300r", raw)
+            continue
+        if event.is_manifest and event.action in HANDLERS:
+            applied += apply(event)
+    return applied
+
+
+@transaction.atomic
+def apply(event: Event) -> bool:
+    """Apply one manifest event once; False when it was seen before or concerns no project of ours."""
+    project = Project.objects.filter(name=event.repository.split("/", 1)[0]).first()
+    if project is None or "/" not in event.repository:
+        logger.warning("ignoring registry %s of %s: no such project", event.action, event.reference)
+        return False
+    try:
+        with transaction.atomic():
+            RegistryEvent.objects.create(
+                event_id=event.id,
+                action=event.action,
+                repository=event.repository,
+                digest=event.digest,
+                tag=event.tag,
+                actor=event.actor,
+                timestamp=event.timestamp,
+            )
+    except IntegrityError:
+        return False
+    return HANDLERS[event.action](event, project)
+
+
+def _repository(project: Project, name: str, when: datetime) -> Repository:
+    """The repository row, created on first sight, locked for this transaction."""
+    Repository.objects.get_or_create(name=name, defaults={"project": project, "created": when, "updated": when})
+    return Repository.objects.select_for_update().get(name=name)
+
+
+def _image_size(event: Event) -> int:
+    """The image's size from its manifest in the registry; the manifest's own length when the registry is away."""
+    try:
+        manifest = RegistryClient().get_manifest(event.repository, event.digest)
+        if manifest is not None:
+            return RegistryClient().image_size(event.repository, manifest)
+    except (RemoteUnreachable, ValueError, KeyError) as exc:
+        logger.warning("size of %s unknown, reconcile will repair it: %s", event.reference, exc)
+    return event.length
+
+
+def _push(event: Event, project: Project) -> bool:
+    """A tagged manifest push: create or move the tag, unless a newer push or a later delete came first."""
+    if not event.tag:
+        return False  # pushed by digest: an index's platform manifest, or a tag still to come
+    deleted_later = RegistryEvent.objects.filter(
+        action="delete", repository=event.repository, digest=event.digest, timestamp__gt=event.timestamp
+    )
+    if deleted_later.exists():
+        return False
+    repository = _repository(project, event.repository, event.timestamp)
+    tag = repository.tags.select_for_update().filter(name=event.tag).first()
+    if tag is not None and (tag.pushed_at >= event.timestamp or (tag.digest == event.digest and _by_portal(event))):
+        return False
+    fields = {
+        "digest": event.digest,
+        "media_type": event.media_type,
+        "size": _image_size(event),
+        "pushed_by": event.actor,
+        "pushed_at": event.timestamp,
+        "updated": timezone.now(),
+    }
+    tag, _ = Tag.objects.update_or_create(repository=repository, name=event.tag, defaults=fields)
+    Repository.objects.filter(pk=repository.pk, updated__lt=event.timestamp).update(updated=event.timestamp)
+    _audit(event, project)
+    for followup in PUSH_FOLLOWUPS:
+        transaction.on_commit(lambda followup=followup: followup(tag))
+    return True
+
+
+def _pull(event: Event, project: Project) -> bool:
+    """A manifest pull by someone other than the portal: one more pull and the last pull time."""
+    if _by_portal(event):
+        return False
+    repository = _repository(project, event.repository, event.timestamp)
+    Repository.objects.filter(pk=repository.pk).update(
+        pull_count=F("pull_count") + 1,
+        last_pulled=Greatest(Coalesce(F("last_pulled"), Value(event.timestamp)), Value(event.timestamp)),
+    )
+    _audit(event, project)
+    return True
+
+
+def _delete(event: Event, project: Project) -> bool:
+    """A manifest delete: remove the tags on the digest (or the named tag) not pushed since, and an empty repo."""
+    if _by_portal(event):
+        return False
+    repository = Repository.objects.select_for_update().filter(name=event.repository).first()
+    if repository is None:
+        return False
+    tags = repository.tags.filter(pushed_at__lte=event.timestamp)
+    tags = tags.filter(digest=event.digest) if event.digest else tags.filter(name=event.tag)
+    removed = list(tags.values_list("name", flat=True))
+    if not removed:
+        return False
+    tags.delete()
+    for name in removed:
+        _audit(event, project, f"{event.repository}:{name}")
+    if not repository.tags.exists():
+        repository.delete()
+    return True
+
+
+def _by_portal(event: Event) -> bool:
+    return event.actor == SYSTEM_ACTOR
+
+
+def _audit(event: Event, project: Project, resource_name: str | None = None) -> None:
+    """The event as an audit entry, under the registry user and the client's address."""
+    record(
+        Actor(None, event.address, event.actor),
+        event.action,
+        "repository",
+        resource_name or event.reference,
+        project,
+        digest=event.digest,
+    )
+
+
+HANDLERS: dict[str, Callable[[Event, Project], bool]] = {"push": _push, "pull": _pull, "delete": _delete}

@@ -1,0 +1,242 @@
+"""Every change of the integrated registry's repositories and tags, and its maintenance jobs, with audit entries."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from django.db import transaction
+from django.utils import timezone
+
+from portal.audit import Actor, record
+from portal.errors import Conflict, Forbidden, Invalid, NotFound
+from portal.jobs import JobLog, create_job
+from portal.models import Job, JobState
+from portal.services import require
+from projects.models import Project
+from projects.roles import can
+from projects.services import PROJECT_CONTENT_CHECKS
+from registries import maintenance
+from registries.client import RegistryClient
+from registries.models import GcSchedule, Repository, Tag
+
+RECONCILE = "registry_reconcile"
+GARBAGE_COLLECTION = "registry_gc"
+
+
+def repository_count_phrase(project: Project) -> str:
+    """ "2 repositories" while the project holds any (so it cannot be deleted), else ""."""
+    count = Repository.objects.filter(project=project).count()
+    if not count:
+        return ""
+    return f"{count} repositor{'y' if count == 1 else 'ies'}"
+
+
+PROJECT_CONTENT_CHECKS.append(repository_count_phrase)
+
+
+def find_repository(user: object, project: Project, name: str) -> Repository:
+    """The project's repository "project/name" if the user may pull from the project, else NotFound."""
+    full_name = name if name.startswith(f"{project.name}/") else f"{project.name}/{name}"
+    repository = Repository.objects.restrict(user).filter(project=project, name=full_name).first()
+    if repository is None:
+        raise NotFound(f"No repository '{full_name}'.")
+    return repository
+
+
+def _writable() -> None:
+    """Refuse registry writes while garbage collection holds the registry read-only."""
+    reason = maintenance.read_only_reason()
+    if reason:
+        raise Conflict(reason)
+
+
+def _require_delete(actor: Actor, project: Project) -> None:
+    if not can(actor.user, "delete_artifact", project):
+        raise Forbidden("Only the project's DevOps administrators may delete repositories and tags.")
+
+
+def delete_tag(actor: Actor, tag: Tag, client: RegistryClient | None = None) -> None:
+    """Delete one tag; other tags on the same manifest stay (re-put with the manifest's exact bytes)."""
+    repository = tag.repository
+    _require_delete(actor, repository.project)
+    _writable()
+    client = client or RegistryClient()
+    current = client.head_manifest(repository.name, tag.name)
+    if current is not None:
+        digest = current[0]
+        siblings = [
+            name
+            for name in client.tags(repository.name)
+            if name != tag.name and (client.head_manifest(repository.name, name) or ("",))[0] == digest
+        ]
+        manifest = client.get_manifest(repository.name, digest) if siblings else None
+        client.delete_manifest(repository.name, digest)
+        # The digest is the hash of these bytes, so each sibling ends up on the very same manifest.
+        for name in siblings:
+            client.put_manifest(repository.name, name, manifest)
+    _forget_tag(actor, tag)
+
+
+@transaction.atomic
+def _forget_tag(actor: Actor, tag: Tag) -> None:
+    """Drop the tag's row (and its repository's when it was the last), mark the siblings rewritten, audit."""
+    repository = Repository.objects.select_for_update().get(pk=tag.repository_id)
+    Tag.objects.filter(pk=tag.pk).delete()
+    repository.tags.filter(digest=tag.digest).update(updated=timezone.now())
+    if not repository.tags.exists():
+        repository.delete()
+    record(actor, "delete", "repository", f"{repository.name}:{tag.name}", repository.project, digest=tag.digest)
+
+
+def delete_repository(actor: Actor, repository: Repository, client: RegistryClient | None = None) -> None:
+    """Delete a repository: every manifest its tags point at in the registry, then its rows."""
+    _require_delete(actor, repository.project)
+    _writable()
+    client = client or RegistryClient()
+    digests = {
+        head[0] for name in client.tags(repository.name) if (head := client.head_manifest(repository.name, name))
+    }
+    digests |= set(repository.tags.values_list("digest", flat=True))
+    for digest in sorted(digests):
+        client.delete_manifest(repository.name, digest)
+    with transaction.atomic():
+        name, project = repository.name, repository.project
+        repository.delete()
+        record(actor, "delete", "repository", name, project, manifests=len(digests))
+
+
+def start_reconcile(actor: Actor) -> Job:
+    """Start a job that repairs drift between the registry and the database (portal admins only)."""
+    from registries.tasks import reconcile
+
+    require(actor, "manage_system")
+    return create_job(actor, RECONCILE, "registry", reconcile.delay)
+
+
+def start_gc(actor: Actor) -> Job:
+    """Start registry garbage collection (portal admins only); one at a time."""
+    require(actor, "manage_system")
+    return start_scheduled_gc(actor)
+
+
+def start_scheduled_gc(actor: Actor) -> Job:
+    """Start garbage collection for the schedule (no user to check); one at a time."""
+    from registries.tasks import garbage_collect
+
+    with transaction.atomic():
+        busy = Job.objects.select_for_update().filter(
+            kind=GARBAGE_COLLECTION, state__in=[JobState.PENDING, JobState.RUNNING]
+        )
+        if busy.exists():
+            raise Conflict("garbage collection is already running")
+        return create_job(actor, GARBAGE_COLLECTION, "registry", garbage_collect.delay)
+
+
+@transaction.atomic
+def update_gc_schedule(actor: Actor, frequency: str | None = None, at: time | None = None) -> GcSchedule:
+    """Set when garbage collection runs on its own (portal admins only): off, or daily at a time."""
+    require(actor, "manage_system")
+    schedule = GcSchedule.load()
+    if frequency is not None and frequency not in GcSchedule.Frequency.values:
+        choices = ", ".join(GcSchedule.Frequency.values)
+        raise Invalid(f"frequency must be one of {choices}", {"frequency": [f"Choose one of {choices}."]})
+    changed = {k: v for k, v in (("frequency", frequency), ("time", at)) if v is not None and getattr(schedule, k) != v}
+    if changed:
+        for key, value in changed.items():
+            setattr(schedule, key, value)
+        schedule.save()
+        record(actor, "update", "settings", "garbage collection schedule", schedule=str(schedule))
+        transaction.on_commit(install_gc_schedule)
+    return schedule
+
+
+def install_gc_schedule() -> None:
+    """Bring the beat entry of scheduled garbage collection in line with GcSchedule."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    schedule = GcSchedule.load()
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=str(schedule.time.minute),
+        hour=str(schedule.time.hour),
+        day_of_week="*",
+        day_of_month="*",
+        month_of_year="*",
+    )
+    PeriodicTask.objects.update_or_create(
+        name="registry garbage collection",
+        defaults={
+            "task": "registries.scheduled_gc",
+            "crontab": crontab,
+            "enabled": schedule.frequency == GcSchedule.Frequency.DAILY,
+        },
+    )
+
+
+def reconcile(job: Job, log: JobLog, client: RegistryClient | None = None) -> str:
+    """Make the database match the registry's catalog and tags: add what events missed, drop what is gone."""
+    client = client or RegistryClient()
+    started = timezone.now()
+    projects = {p.name: p for p in Project.objects.all()}
+    seen: set[str] = set()
+    counts = {"added": 0, "moved": 0, "removed": 0}
+    names = list(client.catalog())
+    for index, name in enumerate(names, 1):
+        project = projects.get(name.split("/", 1)[0]) if "/" in name else None
+        if project is None:
+            log(f"skipped {name}: no project '{name.split('/', 1)[0]}'")
+            continue
+        seen.add(name)
+        for change, count in _reconcile_repository(client, project, name, started, log).items():
+            counts[change] += count
+        log.progress(index * 100 // max(len(names), 1))
+    gone = Repository.objects.exclude(name__in=seen).filter(updated__lt=started)
+    for repository in gone:
+        log(f"removed {repository.name}: not in the registry")
+        counts["removed"] += repository.tags.count()
+        repository.delete()
+    summary = (
+        f"checked {len(names)} repositories: {counts['added']} tags added, "
+        f"{counts['moved']} moved, {counts['removed']} removed"
+    )
+    if any(counts.values()):
+        record(Actor.system("reconcile"), "reconcile", "registry", "registry", summary=summary)
+    return summary
+
+
+def _reconcile_repository(
+    client: RegistryClient, project: Project, name: str, started: datetime, log: JobLog
+) -> dict[str, int]:
+    """Repair one repository's tags; returns how many were added, moved and removed."""
+    counts = {"added": 0, "moved": 0, "removed": 0}
+    in_registry = {}
+    for tag_name in client.tags(name):
+        head = client.head_manifest(name, tag_name)
+        if head:
+            in_registry[tag_name] = head
+    repository = Repository.objects.filter(name=name).first()
+    if repository is None and not in_registry:
+        return counts
+    if repository is None:
+        repository = Repository.objects.create(project=project, name=name)
+    known = {tag.name: tag for tag in repository.tags.all()}
+    for tag_name, (digest, media_type) in in_registry.items():
+        tag = known.get(tag_name)
+        if tag is not None and tag.digest == digest:
+            continue
+        manifest = client.get_manifest(name, digest)
+        size = client.image_size(name, manifest) if manifest else 0
+        Tag.objects.update_or_create(
+            repository=repository,
+            name=tag_name,
+            defaults={"digest": digest, "media_type": media_type, "size": size, "updated": timezone.now()},
+        )
+        counts["moved" if tag else "added"] += 1
+        log(f"{'moved' if tag else 'added'} {name}:{tag_name} -> {digest}")
+    # A tag written after the job started may not be in the list we read: leave it alone.
+    stale = repository.tags.exclude(name__in=in_registry).filter(updated__lt=started)
+    for tag_name in stale.values_list("name", flat=True):
+        log(f"removed {name}:{tag_name}: not in the registry")
+    counts["removed"] += stale.delete()[0]
+    if not repository.tags.exists() and repository.updated < started:
+        repository.delete()
+    return counts
