@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.core.paginator import Page, Paginator
 from django.db import transaction
-from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -22,98 +18,26 @@ from django.views.decorators.http import require_POST
 from portal import directory, services
 from portal.audit import Actor
 from portal.certificates import ca_info
-from portal.errors import DomainError, Forbidden, Invalid, NotFound
+from portal.errors import DomainError, Invalid, NotFound
 from portal.filters import AuditEventFilterSet
 from portal.forms import GroupForm, PasswordForm, SettingsForm, TokenForm, UserCreateForm, UserEditForm
 from portal.identities import search_identities
 from portal.models import ApiToken, AuditEvent, Group, Job, Source, SystemSettings, User
+from portal.ui import (
+    dialog,
+    finish,
+    form_error,
+    page_or_region,
+    paginate,
+    parse_identity,
+    refuse,
+    require_permission,
+    resolve_identity,
+    submit,
+)
 from projects import services as project_services
-from projects.models import ROLE_RANK, Membership, Project, Role
-from projects.roles import can
-
-PAGE_SIZE = 20
-
-
-# Helpers shared by the UI views of every app.
-
-
-def paginate(request: HttpRequest, items: QuerySet | list, per_page: int = PAGE_SIZE) -> Page:
-    """The page of items named by ?page= (the last page when the number is too high)."""
-    return Paginator(items, per_page).get_page(request.GET.get("page"))
-
-
-def page_or_region(request: HttpRequest, page: str, region: str, context: dict[str, Any]) -> HttpResponse:
-    """The whole page, or only the table region when htmx asks for it (filter box, pagination)."""
-    template = region if request.htmx and not request.htmx.boosted else page
-    return render(request, template, context)
-
-
-def dialog(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
-    """A modal dialog: the fragment for htmx, or a page showing it when opened without htmx."""
-    if request.htmx:
-        return render(request, template, context, status=status)
-    page = {**context, "dialog_template": template, "standalone": True}
-    return render(request, "components/dialog_page.html", page, status=status)
-
-
-def finish(request: HttpRequest, url: str) -> HttpResponse:
-    """Go to the URL after a change: a client-side redirect for htmx, an HTTP redirect otherwise."""
-    if request.htmx:
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = url
-        return response
-    return redirect(url)
-
-
-def form_error(form: forms.Form, exc: DomainError, rename: dict[str, str] | None = None) -> None:
-    """Put a service's refusal on the form: on the fields it names (some renamed), else above the form."""
-    placed = False
-    for name, field_errors in exc.errors.items():
-        field = (rename or {}).get(name, name)
-        if field in form.fields:
-            for message in field_errors:
-                form.add_error(field, message)
-            placed = True
-    if not placed:
-        form.add_error(None, exc.message)
-
-
-def refuse(request: HttpRequest, exc: DomainError, url: str) -> HttpResponse:
-    """A refused action: 403/404 for permission and visibility, else the message on the page it came from."""
-    if isinstance(exc, Forbidden):
-        raise PermissionDenied(exc.message)
-    messages.error(request, exc.message)
-    return finish(request, url)
-
-
-def require_permission(allowed: bool) -> None:
-    """Answer 403 unless the user may open the page."""
-    if not allowed:
-        raise PermissionDenied("You do not have permission to open this page.")
-
-
-def parse_identity(value: str) -> tuple[str, str]:
-    """'user:alice' or 'group:devs' as (kind, name); 404 for anything else."""
-    kind, _, name = value.partition(":")
-    if kind not in ("user", "group") or not name:
-        raise Http404("No such user or group.")
-    return kind, name
-
-
-def resolve_identity(kind: str, name: str) -> User | Group:
-    """The known user or group, created from the directory entry when it never logged in."""
-    return directory.ensure_user(name) if kind == "user" else directory.ensure_group(name)
-
-
-def roles_by_project(user: User, projects: list[Project]) -> dict[int, Role]:
-    """The user's strongest role (own or through a group) in each of the projects."""
-    best: dict[int, Role] = {}
-    rows = Membership.objects.filter(Q(user=user) | Q(group__members=user), project__in=projects)
-    for project_id, role in rows.values_list("project_id", "role"):
-        if project_id not in best or ROLE_RANK[Role(role)] > ROLE_RANK[best[project_id]]:
-            best[project_id] = Role(role)
-    return best
-
+from projects.models import Membership, Project, Role
+from projects.roles import can, roles_by_project
 
 # Login, logout and home.
 
@@ -141,7 +65,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 def home(request: HttpRequest) -> HttpResponse:
     """The landing page: the projects the user may see, with their role in each."""
     projects = list(Project.objects.restrict(request.user))
-    roles = roles_by_project(request.user, projects)
+    roles = roles_by_project(request.user)
     for project in projects:
         project.my_role = roles.get(project.pk)
     return render(request, "portal/home.html", {"projects": projects})
@@ -294,17 +218,15 @@ def user_create(request: HttpRequest) -> HttpResponse:
     """The +User dialog: a local account; the password validators' messages appear on the field."""
     require_permission(can(request.user, "manage_users"))
     form = UserCreateForm(request.POST or None)
-    status = 400 if request.method == "POST" else 200
-    if request.method == "POST" and form.is_valid():
-        data = {k: v for k, v in form.cleaned_data.items() if k != "password_again"}
-        try:
-            user = services.create_user(Actor.from_request(request), data.pop("username"), data.pop("password"), **data)
-        except DomainError as exc:
-            form_error(form, exc)
-            status = exc.status
-        else:
-            messages.success(request, f"User '{user.username}' created.")
-            return finish(request, identities_url(user.username))
+
+    def save(data: dict[str, Any]) -> tuple[str, str]:
+        fields = {k: v for k, v in data.items() if k not in ("username", "password", "password_again")}
+        user = services.create_user(Actor.from_request(request), data["username"], data["password"], **fields)
+        return f"User '{user.username}' created.", identities_url(user.username)
+
+    status = submit(request, form, save)
+    if isinstance(status, HttpResponse):
+        return status
     context = {"form": form, "action": reverse("user-create"), "cancel_url": reverse("identities")}
     return dialog(request, "portal/user_create_dialog.html", context, status)
 
@@ -323,16 +245,14 @@ def user_edit(request: HttpRequest) -> HttpResponse:
     form = UserEditForm(
         request.POST if "email" in request.POST else None, initial={**initial, "is_active": user.is_active}
     )
-    status = 400 if form.is_bound else 200
-    if form.is_bound and form.is_valid():
-        try:
-            services.update_user(Actor.from_request(request), user, **form.cleaned_data)
-        except DomainError as exc:
-            form_error(form, exc)
-            status = exc.status
-        else:
-            messages.success(request, f"User '{user.username}' saved.")
-            return finish(request, identities_url(query))
+
+    def save(data: dict[str, Any]) -> tuple[str, str]:
+        services.update_user(Actor.from_request(request), user, **data)
+        return f"User '{user.username}' saved.", identities_url(query)
+
+    status = submit(request, form, save)
+    if isinstance(status, HttpResponse):
+        return status
     context = {
         "form": form,
         "subject": user,
@@ -357,17 +277,14 @@ def group_create(request: HttpRequest) -> HttpResponse:
     """The +Group dialog: a local group and its members."""
     require_permission(can(request.user, "manage_users"))
     form = GroupForm(request.POST or None)
-    status = 400 if request.method == "POST" else 200
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            group = services.create_group(Actor.from_request(request), data["name"], list(data["members"]))
-        except DomainError as exc:
-            form_error(form, exc)
-            status = exc.status
-        else:
-            messages.success(request, f"Group '{group.name}' created.")
-            return finish(request, identities_url(group.name))
+
+    def save(data: dict[str, Any]) -> tuple[str, str]:
+        group = services.create_group(Actor.from_request(request), data["name"], list(data["members"]))
+        return f"Group '{group.name}' created.", identities_url(group.name)
+
+    status = submit(request, form, save)
+    if isinstance(status, HttpResponse):
+        return status
     context = {"form": form, "action": reverse("group-create"), "cancel_url": reverse("identities")}
     return dialog(request, "portal/group_dialog.html", context, status)
 
@@ -384,16 +301,14 @@ def group_edit(request: HttpRequest) -> HttpResponse:
         messages.error(request, message)
         return finish(request, identities_url(query))
     form = GroupForm(request.POST if request.method == "POST" else None, group=group)
-    status = 400 if form.is_bound else 200
-    if form.is_bound and form.is_valid():
-        try:
-            services.update_group_members(Actor.from_request(request), group, list(form.cleaned_data["members"]))
-        except DomainError as exc:
-            form_error(form, exc)
-            status = exc.status
-        else:
-            messages.success(request, f"Group '{group.name}' saved.")
-            return finish(request, identities_url(query))
+
+    def save(data: dict[str, Any]) -> tuple[str, str]:
+        services.update_group_members(Actor.from_request(request), group, list(data["members"]))
+        return f"Group '{group.name}' saved.", identities_url(query)
+
+    status = submit(request, form, save)
+    if isinstance(status, HttpResponse):
+        return status
     context = {
         "form": form,
         "subject": group,
@@ -414,16 +329,14 @@ def configuration(request: HttpRequest) -> HttpResponse:
     current = SystemSettings.load()
     initial = {field: getattr(current, field) for field in SettingsForm.base_fields}
     form = SettingsForm(request.POST or None, initial=initial)
-    status = 400 if request.method == "POST" else 200
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.update_settings(Actor.from_request(request), **form.cleaned_data)
-        except DomainError as exc:
-            form_error(form, exc)
-            status = exc.status
-        else:
-            messages.success(request, "System settings saved.")
-            return finish(request, reverse("configuration"))
+
+    def save(data: dict[str, Any]) -> tuple[str, str]:
+        services.update_settings(Actor.from_request(request), **data)
+        return "System settings saved.", reverse("configuration")
+
+    status = submit(request, form, save)
+    if isinstance(status, HttpResponse):
+        return status
     context = {"form": form, "jobs": Job.objects.all()[:10], "directory_configured": directory.is_configured()}
     return render(request, "portal/configuration.html", context, status=status)
 

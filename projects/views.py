@@ -17,22 +17,21 @@ from portal.errors import DomainError
 from portal.filters import AuditEventFilterSet
 from portal.identities import search_identities
 from portal.models import AuditEvent
-from portal.views import (
+from portal.ui import (
     dialog,
     finish,
-    form_error,
     page_or_region,
     paginate,
     refuse,
     require_permission,
     resolve_identity,
-    roles_by_project,
+    submit,
 )
 from projects import services
 from projects.filters import ProjectFilterSet
 from projects.forms import MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm
 from projects.models import Membership, Project
-from projects.roles import can, effective_role
+from projects.roles import can, effective_role, roles_by_project
 
 SETTINGS_FIELDS = ("public", "content_trust", "prevent_vulnerable", "severity", "auto_scan")
 
@@ -61,7 +60,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
     """Projects the user may see, filtered by the search box, paginated."""
     projects = Project.objects.restrict(request.user).annotate(member_count=Count("memberships")).order_by("name")
     page = paginate(request, ProjectFilterSet(request.GET, projects).qs)
-    roles = roles_by_project(request.user, list(page.object_list))
+    roles = roles_by_project(request.user)
     for project in page:
         project.my_role = roles.get(project.pk)
     context = {
@@ -79,18 +78,14 @@ def project_create(request: HttpRequest) -> HttpResponse:
     """The +Project dialog: name and Public; the service explains a bad or taken name."""
     require_permission(can(request.user, "create_project"))
     form = ProjectCreateForm(request.POST or None)
-    status = 200
-    if request.method == "POST" and form.is_valid():
-        try:
-            project = services.create_project(Actor.from_request(request), **form.cleaned_data)
-        except DomainError as exc:
-            form_error(form, exc)
-            status = exc.status
-        else:
-            messages.success(request, f"Project '{project.name}' created.")
-            return finish(request, reverse("project-detail", args=[project.name]))
-    elif request.method == "POST":
-        status = 400
+
+    def save(data: dict[str, Any]) -> tuple[str, str]:
+        project = services.create_project(Actor.from_request(request), **data)
+        return f"Project '{project.name}' created.", reverse("project-detail", args=[project.name])
+
+    status = submit(request, form, save)
+    if isinstance(status, HttpResponse):
+        return status
     context = {"form": form, "action": reverse("project-create"), "cancel_url": reverse("project-list")}
     return dialog(request, "projects/create_dialog.html", context, status)
 
@@ -145,20 +140,17 @@ def member_add(request: HttpRequest, name: str) -> HttpResponse:
     project = visible_project(request, name)
     require_permission(can(request.user, "manage_members", project))
     form = MemberAddForm(request.POST or None)
-    status = 200
-    if request.method == "POST" and form.is_valid():
-        kind, member_name = form.cleaned_data["identity"]
-        try:
-            subject = resolve_identity(kind, member_name)
-            services.add_member(Actor.from_request(request), project, form.cleaned_data["role"], **{kind: subject})
-        except DomainError as exc:
-            form_error(form, exc)
-            status = exc.status
-        else:
-            messages.success(request, f"Added {kind} '{member_name}' to project '{project.name}'.")
-            return finish(request, reverse("project-members", args=[project.name]))
-    elif request.method == "POST":
-        status = 400
+
+    def save(data: dict[str, Any]) -> tuple[str, str]:
+        kind, member_name = data["identity"]
+        subject = resolve_identity(kind, member_name)
+        services.add_member(Actor.from_request(request), project, data["role"], **{kind: subject})
+        message = f"Added {kind} '{member_name}' to project '{project.name}'."
+        return message, reverse("project-members", args=[project.name])
+
+    status = submit(request, form, save)
+    if isinstance(status, HttpResponse):
+        return status
     return dialog(request, "projects/member_add_dialog.html", _member_dialog(project, form, "member-add"), status)
 
 
@@ -192,16 +184,14 @@ def member_edit(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, "Select a member first.")
         return finish(request, members_url)
     form = MemberRoleForm(request.POST if "role" in request.POST else None, initial={"role": membership.role})
-    status = 200
-    if form.is_bound and form.is_valid():
-        try:
-            services.change_member_role(Actor.from_request(request), membership, form.cleaned_data["role"])
-        except DomainError as exc:
-            form_error(form, exc)
-            status = exc.status
-        else:
-            messages.success(request, f"'{membership.member_name}' is now {membership.get_role_display()}.")
-            return finish(request, members_url)
+
+    def save(data: dict[str, Any]) -> tuple[str, str]:
+        services.change_member_role(Actor.from_request(request), membership, data["role"])
+        return f"'{membership.member_name}' is now {membership.get_role_display()}.", members_url
+
+    status = submit(request, form, save)
+    if isinstance(status, HttpResponse):
+        return status
     context = _member_dialog(project, form, "member-edit", membership=membership)
     return dialog(request, "projects/member_edit_dialog.html", context, status)
 
@@ -231,20 +221,17 @@ def project_configuration(request: HttpRequest, name: str) -> HttpResponse:
     project = visible_project(request, name)
     initial = {field: getattr(project, field) for field in SETTINGS_FIELDS}
     form = ProjectSettingsForm(request.POST or None, initial=initial)
-    status = 200
     if request.method == "POST":
         require_permission(can(request.user, "manage_settings", project))
-        if form.is_valid():
-            try:
-                services.update_project(Actor.from_request(request), project, **form.cleaned_data)
-            except DomainError as exc:
-                form_error(form, exc)
-                status = exc.status
-            else:
-                messages.success(request, f"Configuration of project '{project.name}' saved.")
-                return finish(request, reverse("project-configuration", args=[project.name]))
-        else:
-            status = 400
+
+    def save(data: dict[str, Any]) -> tuple[str, str]:
+        services.update_project(Actor.from_request(request), project, **data)
+        message = f"Configuration of project '{project.name}' saved."
+        return message, reverse("project-configuration", args=[project.name])
+
+    status = submit(request, form, save)
+    if isinstance(status, HttpResponse):
+        return status
     context = {**project_context(request, project, "configuration"), "form": form}
     return render(request, "projects/configuration.html", context, status=status)
 

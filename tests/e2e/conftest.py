@@ -25,6 +25,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Generous waits: CI machines are busy, and every expectation still fails when the page is wrong.
+expect.set_options(timeout=15_000)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 
@@ -56,7 +58,7 @@ def plain_http(settings) -> None:
 def page(request: pytest.FixtureRequest, browser: Browser, live_server, plain_http) -> Iterator[Page]:
     """A fresh browser page at 1280x800; its screenshot is saved when the test ends, passed or failed."""
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(15_000)
     page = context.new_page()
     yield page
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
