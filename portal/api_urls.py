@@ -1,11 +1,12 @@
 """Routes of the REST API under /api/v1/."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from portal import api
 from projects.api import MemberViewSet, ProjectViewSet
+from registries import api as registry_api
 
 router = DefaultRouter(trailing_slash=False)
 router.register("projects", ProjectViewSet, basename="project")
@@ -16,6 +17,9 @@ router.register("audit-logs", api.AuditEventViewSet, basename="auditevent")
 router.register("tokens", api.TokenViewSet, basename="token")
 router.register("jobs", api.JobViewSet, basename="job")
 
+PROJECT = r"(?P<project_name>[^/]+)"
+REPOSITORY = r"(?P<repository>.+?)"
+
 urlpatterns = [
     path("systeminfo", api.systeminfo, name="systeminfo"),
     path("systeminfo/ca", api.systeminfo_ca, name="systeminfo-ca"),
@@ -23,5 +27,30 @@ urlpatterns = [
     path("identities", api.IdentityView.as_view(), name="identities"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("system/gc", registry_api.GarbageCollectionView.as_view(), name="registry-gc"),
+    path("system/gc/schedule", registry_api.GcScheduleView.as_view(), name="registry-gc-schedule"),
+    path("jobs/reconcile", registry_api.ReconcileView.as_view(), name="registry-reconcile"),
+    path("repositories", registry_api.RepositoryLibraryView.as_view(), name="repository-library"),
+    path(
+        "projects/<str:project_name>/repositories",
+        registry_api.ProjectRepositoryViewSet.as_view({"get": "list"}),
+        name="repository-list",
+    ),
+    # Repository names hold slashes (sent as-is or as %2F), and a tag name never does.
+    re_path(
+        rf"^projects/{PROJECT}/repositories/{REPOSITORY}/tags/(?P<tag>[^/]+)$",
+        registry_api.TagViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        name="tag-detail",
+    ),
+    re_path(
+        rf"^projects/{PROJECT}/repositories/{REPOSITORY}/tags$",
+        registry_api.TagViewSet.as_view({"get": "list"}),
+        name="tag-list",
+    ),
+    re_path(
+        rf"^projects/{PROJECT}/repositories/{REPOSITORY}$",
+        registry_api.ProjectRepositoryViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        name="repository-detail",
+    ),
     path("", include(router.urls)),
 ]

@@ -8,6 +8,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 RECURRING = {
     "nightly directory sync": ("portal.scheduled_directory_sync", "0", "2"),
     "daily audit log purge": ("portal.purge_audit_log", "30", "4"),
+    "hourly registry reconcile": ("registries.scheduled_reconcile", "17", "*"),
 }
 
 

@@ -6,6 +6,7 @@ from celery import shared_task
 
 from portal.audit import Actor
 from portal.jobs import create_job, run_job
+from portal.models import Job, JobState
 from registries import gc, services
 
 
@@ -17,8 +18,9 @@ def reconcile(job_id: int) -> None:
 
 @shared_task(name="registries.scheduled_reconcile")
 def scheduled_reconcile() -> None:
-    """The hourly reconcile: a job row like an on-demand one."""
-    create_job(Actor.system("scheduler"), services.RECONCILE, "registry", reconcile.delay)
+    """The hourly reconcile: a job row like an on-demand one, unless one is still waiting or running."""
+    if not Job.objects.filter(kind=services.RECONCILE, state__in=[JobState.PENDING, JobState.RUNNING]).exists():
+        create_job(Actor.system("scheduler"), services.RECONCILE, "registry", reconcile.delay)
 
 
 @shared_task(name="registries.garbage_collect")

@@ -79,6 +79,14 @@ CASES = [
     Case("post", "/api/v1/tokens", (ANON, 201, 201, 201, 201, 201), {"name": "ci"}),
     Case("get", "/api/v1/jobs", (ANON, 403, 403, 403, 403, 200)),
     Case("get", "/api/v1/schema/", (200, 200, 200, 200, 200, 200)),
+    Case("get", "/api/v1/projects/alpha/repositories", (ANON, 200, 200, 200, 404, 200)),
+    Case("get", "/api/v1/projects/alpha/repositories/alpha/none", (ANON, 404, 404, 404, 404, 404)),
+    Case("get", "/api/v1/repositories", (ANON, 200, 200, 200, 200, 200), query={"q": "app"}),
+    Case("post", "/api/v1/jobs/reconcile", (ANON, 403, 403, 403, 403, 202)),
+    Case("get", "/api/v1/system/gc", (ANON, 403, 403, 403, 403, 200)),
+    Case("post", "/api/v1/system/gc", (ANON, 403, 403, 403, 403, 202)),
+    Case("get", "/api/v1/system/gc/schedule", (ANON, 403, 403, 403, 403, 200)),
+    Case("patch", "/api/v1/system/gc/schedule", (ANON, 403, 403, 403, 403, 200), {"frequency": "daily"}),
 ]
 
 
