@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from django.http import HttpResponse
+from django.test import Client
 from rest_framework.test import APIClient
 
 from portal.certificates import ensure_pki
@@ -95,3 +97,14 @@ def api(portal_admin) -> APIClient:
 def group(db) -> Group:
     """A local group."""
     return Group.objects.create(name="devs")
+
+
+def logged_in(client: Client, user: User) -> Client:
+    """The Django test client with the user's browser session."""
+    client.force_login(user)
+    return client
+
+
+def page_text(response: HttpResponse) -> str:
+    """The response body as text."""
+    return response.content.decode()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from portal import directory, identities
@@ -15,20 +14,9 @@ from portal.identities import search_identities
 from portal.models import ApiToken, AuditEvent, Group, Job, JobState, SystemSettings, User
 from portal.services import create_token, user_for_token
 from projects.models import Membership, Role
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, logged_in, page_text
 
 pytestmark = pytest.mark.django_db
-
-
-def logged_in(client: Client, user: User) -> Client:
-    """The test client with the user's session."""
-    client.force_login(user)
-    return client
-
-
-def page_text(response) -> str:
-    """The response body as text."""
-    return response.content.decode()
 
 
 # Login, logout, home, navigation.

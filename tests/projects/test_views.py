@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from portal.audit import Actor, record
 from portal.models import Group, User
 from projects import services
 from projects.models import Membership, Project, Role, Severity
+from tests.conftest import logged_in, page_text
 
 pytestmark = pytest.mark.django_db
-
-
-def logged_in(client: Client, user: User) -> Client:
-    """The test client with the user's session."""
-    client.force_login(user)
-    return client
-
-
-def page_text(response) -> str:
-    """The response body as text."""
-    return response.content.decode()
 
 
 # Administration > Projects.
