@@ -64,6 +64,8 @@ CASES = [
     Case("get", "/api/v1/groups", (ANON, 403, 403, 200, 200, 200)),
     Case("post", "/api/v1/groups", (ANON, 403, 403, 403, 403, 201), {"name": "ops", "members": ["outsider"]}),
     Case("put", "/api/v1/groups/devs/admin", (ANON, 403, 403, 403, 403, 204)),
+    Case("patch", "/api/v1/groups/devs", (ANON, 403, 403, 403, 403, 200), {"members": ["outsider"]}),
+    Case("delete", "/api/v1/groups/devs", (ANON, 403, 403, 403, 403, 204)),
     Case(
         "put",
         "/api/v1/groups/devs/projects",
