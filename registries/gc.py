@@ -14,6 +14,8 @@ from portal.errors import RemoteUnreachable
 from portal.jobs import JobLog
 from portal.models import Job
 from registries import maintenance
+from registries.client import INDEX_TYPES
+from registries.models import Tag
 
 # Hours: a registry with a lot of content takes a while to mark and sweep.
 TIMEOUT_SECONDS = 6 * 3600
@@ -50,12 +52,22 @@ def garbage_collect(job: Job, log: JobLog) -> str:
     try:
         log(f"registry read-only: {maintenance.read_only_reason()}")
         log(f"storage {storage}: {before} bytes before")
-        output = _run([binary, "garbage-collect", "--delete-untagged", str(config_path)])
+        output = _run([binary, "garbage-collect", *_untagged_flag(log), str(config_path)])
     finally:
         maintenance.leave_read_only()
         log("registry accepts writes again")
     after = directory_size(storage)
     return _summary(output, before, after, log)
+
+
+def _untagged_flag(log: JobLog) -> list[str]:
+    """`--delete-untagged`, unless a multi-arch image exists: distribution 2.8 would delete its platform manifests."""
+    # distribution/distribution#3178: --delete-untagged removes the untagged manifests an index refers
+    # to, breaking every multi-arch image. Without it, deleted manifests' blobs are still freed.
+    if Tag.objects.filter(media_type__in=INDEX_TYPES).exists():
+        log("multi-arch images present: keeping untagged manifests this run (distribution#3178)")
+        return []
+    return ["--delete-untagged"]
 
 
 def _run(command: list[str]) -> str:

@@ -29,6 +29,7 @@ from registries.token import Access, issue
 from tests.integration.registry import Registry, start_registry
 
 pytestmark = pytest.mark.integration
+BY_DIGEST = "@"
 
 
 @dataclass
@@ -76,7 +77,7 @@ def _upload(url: str, repository: str, data: bytes) -> str:
 
 
 def push_image(url: str, repository: str, tags: list[str], layer_bytes: int = 1024) -> Image:
-    """Write a tiny image (a config and one gzipped tar layer of random bytes) and tag its manifest."""
+    """Write a tiny image (a config and one gzipped tar layer of random bytes) and tag its manifest (or BY_DIGEST)."""
     tar = io.BytesIO()
     with tarfile.open(fileobj=tar, mode="w") as archive:
         payload = os.urandom(layer_bytes)
@@ -106,22 +107,25 @@ def push_image(url: str, repository: str, tags: list[str], layer_bytes: int = 10
             ],
         }
     ).encode()
+    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     for tag in tags:
         response = requests.put(
-            f"{url}/v2/{repository}/manifests/{tag}",
+            f"{url}/v2/{repository}/manifests/{digest if tag == BY_DIGEST else tag}",
             data=manifest,
             headers={**_headers(repository), "Content-Type": DOCKER_MANIFEST},
             timeout=30,
         )
         assert response.status_code == 201, response.text
-    return Image("sha256:" + hashlib.sha256(manifest).hexdigest(), len(config) + len(layer), manifest)
+    return Image(digest, len(config) + len(layer), manifest)
 
 
-def record_rows(project: Project, repository: str, image: Image, tags: list[str]) -> Repository:
+def record_rows(
+    project: Project, repository: str, image: Image, tags: list[str], media_type: str = DOCKER_MANIFEST
+) -> Repository:
     """The rows the receiver would have written for the push."""
     row = Repository.objects.create(project=project, name=repository)
     for tag in tags:
-        Tag.objects.create(repository=row, name=tag, digest=image.digest, media_type=DOCKER_MANIFEST, size=image.size)
+        Tag.objects.create(repository=row, name=tag, digest=image.digest, media_type=media_type, size=image.size)
     return row
 
 
@@ -230,3 +234,43 @@ def test_registry_notifications_reach_the_receiver(
         _wait_for(lambda: Repository.objects.get(name="live/app").pull_count == 1, "no pull counted", server)
     finally:
         server.stop()
+
+
+def test_gc_keeps_the_platform_manifests_of_a_tagged_index(wired: Registry, alpha: Project, admin_actor: Actor) -> None:
+    from registries.client import DOCKER_MANIFEST_LIST
+
+    amd64 = push_image(wired.url, "alpha/multi", [BY_DIGEST])
+    arm64 = push_image(wired.url, "alpha/multi", [BY_DIGEST])
+    entries = [
+        {"mediaType": DOCKER_MANIFEST, "size": len(image.manifest), "digest": image.digest, "platform": platform}
+        for image, platform in (
+            (amd64, {"architecture": "amd64", "os": "linux"}),
+            (arm64, {"architecture": "arm64", "os": "linux"}),
+        )
+    ]
+    index = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST_LIST, "manifests": entries}).encode()
+    response = requests.put(
+        f"{wired.url}/v2/alpha/multi/manifests/multi",
+        data=index,
+        headers={**_headers("alpha/multi"), "Content-Type": DOCKER_MANIFEST_LIST},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    record_rows(
+        alpha,
+        "alpha/multi",
+        Image(response.headers["Docker-Content-Digest"], 0, index),
+        ["multi"],
+        DOCKER_MANIFEST_LIST,
+    )
+    client = RegistryClient()
+
+    job = services.start_gc(admin_actor)
+    tasks.garbage_collect(job.pk)
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, job.log
+    assert "keeping untagged manifests this run" in job.log
+    assert client.get_manifest("alpha/multi", "multi") is not None
+    for image in (amd64, arm64):
+        assert client.get_manifest("alpha/multi", image.digest) is not None, job.log
