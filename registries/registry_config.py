@@ -19,14 +19,17 @@ def render(
     service: str,
     issuer: str,
 ) -> dict[str, Any]:
-    """A registry config: token auth pointing at the portal, notifications to it, deletes on, loopback only."""
+    """A registry config: token auth pointing at the portal, notifications to it, deletes on, loopback only.
+
+    No blob descriptor cache: garbage collection runs beside the live registry, and a cached
+    descriptor of a collected blob would let a client skip re-uploading it.
+    """
     return {
         "version": 0.1,
         "log": {"level": "info", "formatter": "text", "fields": {"service": "registry"}},
         "storage": {
             "filesystem": {"rootdirectory": str(storage_dir)},
             "delete": {"enabled": True},
-            "cache": {"blobdescriptor": "inmemory"},
             "maintenance": {"uploadpurging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False}},
         },
         "http": {"addr": listen, "secret": http_secret, "headers": {"X-Content-Type-Options": ["nosniff"]}},
