@@ -274,3 +274,20 @@ def test_gc_keeps_the_platform_manifests_of_a_tagged_index(wired: Registry, alph
     assert client.get_manifest("alpha/multi", "multi") is not None
     for image in (amd64, arm64):
         assert client.get_manifest("alpha/multi", image.digest) is not None, job.log
+
+
+def test_blobs_collected_by_gc_are_gone_for_the_running_registry(
+    wired: Registry, alpha: Project, admin_actor: Actor
+) -> None:
+    """No restart after GC: the live registry must not answer 'exists' for a collected blob (clients would skip it)."""
+    image = push_image(wired.url, "alpha/again", ["1.0"])
+    layer = json.loads(image.manifest)["layers"][0]["digest"]
+    blob_url = f"{wired.url}/v2/alpha/again/blobs/{layer}"
+    assert requests.head(blob_url, headers=_headers("alpha/again"), timeout=10).status_code == 200
+    services.delete_repository(admin_actor, record_rows(alpha, "alpha/again", image, ["1.0"]))
+
+    tasks.garbage_collect(services.start_gc(admin_actor).pk)
+
+    assert requests.head(blob_url, headers=_headers("alpha/again"), timeout=10).status_code == 404
+    again = push_image(wired.url, "alpha/again", ["2.0"])
+    assert RegistryClient().head_manifest("alpha/again", "2.0")[0] == again.digest
