@@ -1,19 +1,28 @@
-"""The embedded launcher behind `make run`: web (HTTPS), Celery worker and beat as child processes."""
+"""The embedded launcher behind `make run`: web (HTTPS), Celery worker, beat and the registry as child processes."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import ipaddress
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from portal.certificates import PkiPaths
+from registries import registry_config
+
+SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 @dataclass
@@ -23,6 +32,7 @@ class Child:
     name: str
     argv: list[str]
     process: subprocess.Popen | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def children(pki: PkiPaths, bind: str, port: int) -> list[Child]:
@@ -46,6 +56,62 @@ def children(pki: PkiPaths, bind: str, port: int) -> list[Child]:
              "--schedule", str(settings.DATA_DIR / "celerybeat-schedule")],
         ),
     ]  # fmt: skip
+
+
+def registry_listen_address() -> str:
+    """host:port of WHARF_REGISTRY_URL, which must be on the loopback: clients only reach the registry via /v2/."""
+    url = urlsplit(settings.REGISTRY_URL)
+    host = url.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback or url.scheme != "http":
+        raise ImproperlyConfigured(
+            f"WHARF_REGISTRY_URL={settings.REGISTRY_URL}: the embedded registry listens on the loopback only "
+            "(e.g. http://127.0.0.1:5000)"
+        )
+    return f"{host}:{url.port or 80}"
+
+
+def trust_bundle(pki: PkiPaths, path: Path) -> Path:
+    """The system CAs plus the portal CA, so the registry's Go client trusts the portal's HTTPS (notifications)."""
+    system = SYSTEM_CA_BUNDLE.read_text() if SYSTEM_CA_BUNDLE.exists() else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(system.rstrip("\n") + "\n" + pki.ca_cert.read_text())
+    return path
+
+
+def registry_child(pki: PkiPaths, public_host: str, port: int) -> Child | None:
+    """The distribution registry configured for this portal, or None when its binary is not installed."""
+    binary = shutil.which(settings.REGISTRY_BINARY)
+    if binary is None:
+        return None
+    workdir = settings.DATA_DIR / "registry"
+    config = registry_config.render(
+        listen=registry_listen_address(),
+        storage_dir=settings.REGISTRY_STORAGE_DIR,
+        token_cert=pki.token_cert,
+        realm=f"https://{public_host}:{port}/service/token",
+        notify_url=f"https://127.0.0.1:{port}/service/notifications",
+        notify_secret=settings.REGISTRY_NOTIFY_SECRET,
+        http_secret=_registry_http_secret(workdir),
+        service=settings.REGISTRY_SERVICE,
+        issuer=settings.TOKEN_ISSUER,
+    )
+    config_path = registry_config.write(workdir / "config.yml", config)
+    bundle = trust_bundle(pki, workdir / "ca-bundle.crt")
+    return Child("registry", [binary, "serve", str(config_path)], env={"SSL_CERT_FILE": str(bundle)})
+
+
+def _registry_http_secret(workdir: Path) -> str:
+    """The registry's upload-state secret, kept across restarts so open uploads survive them."""
+    path = workdir / "http_secret"
+    if not path.exists():
+        workdir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 # prctl(2) option: the signal a process receives when its parent dies.
@@ -72,7 +138,7 @@ def supervise(procs: list[Child]) -> int:
     for child in procs:
         # Own process groups, so Ctrl-C reaches only the launcher, which stops children in order.
         child.process = subprocess.Popen(
-            child.argv, env=os.environ.copy(), start_new_session=True, preexec_fn=_die_with_launcher
+            child.argv, env={**os.environ, **child.env}, start_new_session=True, preexec_fn=_die_with_launcher
         )
     exit_code = 0
     while not stopping:
@@ -84,7 +150,7 @@ def supervise(procs: list[Child]) -> int:
                 stopping = True
                 break
         time.sleep(0.5)
-    print("wharf: stopping web, worker and beat", file=sys.stderr, flush=True)
+    print(f"wharf: stopping {', '.join(child.name for child in procs)}", file=sys.stderr, flush=True)
     _terminate(procs)
     return exit_code
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -45,6 +46,8 @@ def launchers() -> Iterator[list[Launcher]]:
 
 
 def start(launchers: list[Launcher], data_dir: Path, **env: str) -> Launcher:
+    # The registry child on a port of its own, so parallel runs never collide on the default 5000.
+    env.setdefault("WHARF_REGISTRY_URL", f"http://127.0.0.1:{free_port()}")
     launcher = Launcher.start(data_dir, **env)
     launchers.append(launcher)
     return launcher
@@ -64,7 +67,8 @@ def stop_and_check_everything_exits(launcher: Launcher) -> None:
 
 
 def test_quick_start_serves_verified_https_and_ctrl_c_stops_every_process(tmp_path, launchers) -> None:
-    launcher = start(launchers, tmp_path / "data", WHARF_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    registry_url = f"http://127.0.0.1:{free_port()}"
+    launcher = start(launchers, tmp_path / "data", WHARF_ADMIN_PASSWORD=ADMIN_PASSWORD, WHARF_REGISTRY_URL=registry_url)
     info = launcher.wait_until_serving()
     assert info.status_code == 200, info.text
 
@@ -85,7 +89,28 @@ def test_quick_start_serves_verified_https_and_ctrl_c_stops_every_process(tmp_pa
     assert sync.status_code == 400, sync.text
     assert "No directory is configured" in sync.json()["detail"]
 
+    # The registry runs as a fourth child behind the portal's /v2/, which sends clients to its token service.
+    assert shutil.which("docker-registry"), "docker-registry is not installed: apt-get install docker-registry"
+    assert f"registry: {registry_url}" in output, f"the registry is not reported as running:\n{output}"
+    challenge = wait_for_registry(launcher)
+    assert challenge.status_code == 401, challenge.text
+    assert f'Bearer realm="{launcher.url}/service/token"' in challenge.headers["WWW-Authenticate"]
+    config = yaml.safe_load((tmp_path / "data" / "registry" / "config.yml").read_text())
+    assert config["http"]["addr"] == registry_url.removeprefix("http://")
+    assert config["notifications"]["endpoints"][0]["url"] == f"https://127.0.0.1:{launcher.port}/service/notifications"
+    assert any("docker-registry serve" in command_line(pid) for pid in launcher.process_tree())
+
     stop_and_check_everything_exits(launcher)
+
+
+def wait_for_registry(launcher: Launcher, timeout: float = 20.0) -> requests.Response:
+    """GET /v2/ through the portal until the registry behind it answers (it may start after the web server)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = launcher.get("/v2/")
+        if response.status_code != 503 or time.monotonic() > deadline:
+            return response
+        time.sleep(0.3)
 
 
 def test_generated_admin_password_is_printed_once_and_keeps_working(tmp_path, launchers) -> None:

@@ -1,4 +1,4 @@
-"""`manage.py run`: migrate, bootstrap, print how to log in, then run web, worker and beat."""
+"""`manage.py run`: migrate, bootstrap, print how to log in, then run web, worker, beat and the registry."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from django.core.management.base import BaseCommand
 
 from portal.bootstrap import bootstrap
 from portal.certificates import ca_info, pki_paths
-from portal.launcher import children, supervise
+from portal.launcher import children, registry_child, supervise
 
 
 class Command(BaseCommand):
     """Start the whole portal on the embedded defaults (or whatever WHARF_* variables say)."""
 
-    help = "Migrate, bootstrap and start the web server (HTTPS), Celery worker and beat."
+    help = "Migrate, bootstrap and start the web server (HTTPS), Celery worker, beat and the registry."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--bind", default=settings.BIND_ADDRESS, help="address to listen on")
@@ -39,6 +39,17 @@ class Command(BaseCommand):
             out.write("  admin user: admin (password as set before, or WHARF_ADMIN_PASSWORD)")
         for username, password in result.example_passwords.items():
             out.write(f"  example user: {username} / {password}")
+        procs = children(pki_paths(), bind, port)
+        # The realm the registry names is rewritten by the /v2/ proxy; this one serves direct diagnostics.
+        registry = registry_child(pki_paths(), (settings.EXTRA_HOSTNAMES or [host])[0], port)
+        if registry is None:
+            out.write(
+                f"  registry: NOT RUNNING - {settings.REGISTRY_BINARY} is not installed "
+                "(apt-get install docker-registry); docker push/pull will fail"
+            )
+        else:
+            procs.append(registry)
+            out.write(f"  registry: {settings.REGISTRY_URL} (behind https://{host}:{port}/v2/)")
         out.write("Press Ctrl-C to stop.\n")
         out.flush()
-        sys.exit(supervise(children(pki_paths(), bind, port)))
+        sys.exit(supervise(procs))

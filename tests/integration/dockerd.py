@@ -1,0 +1,123 @@
+"""A private Docker daemon for the integration tests: its own socket, data and config, no network of its own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+START_TIMEOUT = 60.0
+BUSYBOX = Path("/bin/busybox")
+BUSYBOX_LINKS = ("sh", "ls", "echo", "cat", "sleep", "true")
+
+
+def _binary(name: str, package: str) -> str:
+    """The path of a program the tests need; a missing one fails the run (never a skip)."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/bin")
+    if path is None:
+        pytest.fail(f"{name} is not installed: apt-get install {package} (make test does)")
+    return path
+
+
+@dataclass
+class Dockerd:
+    """A running dockerd and a docker CLI bound to it with a private client config."""
+
+    root: Path
+    process: subprocess.Popen
+    cli: str
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "docker.sock"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "client"
+
+    def log(self) -> str:
+        """The daemon's output so far (for failure messages)."""
+        return (self.root / "dockerd.log").read_text(errors="replace")[-4000:]
+
+    def run(self, *args: str, input: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+        """Run `docker <args>` against this daemon; returns the completed process whatever its exit code."""
+        env = {**os.environ, "DOCKER_CONFIG": str(self.config_dir), "DOCKER_CLI_HINTS": "false"}
+        env.pop("DOCKER_HOST", None)
+        return subprocess.run(
+            [self.cli, "--host", f"unix://{self.socket}", *args],
+            input=input,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def ok(self, *args: str, input: str | None = None, timeout: float = 180) -> str:
+        """Run `docker <args>`; fail the test with the output when it does not succeed."""
+        result = self.run(*args, input=input, timeout=timeout)
+        assert result.returncode == 0, f"docker {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    def stop(self) -> None:
+        """Stop the daemon and remove its directory."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        # Unmount whatever overlay mounts the daemon left behind before deleting its data.
+        subprocess.run(["umount", "-R", str(self.root / "data")], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_dockerd() -> Dockerd:
+    """Start dockerd on a unix socket under a short /tmp path (socket paths max 108 bytes); wait until it answers."""
+    daemon = _binary("dockerd", "docker.io")
+    cli = _binary("docker", "docker.io")
+    root = Path(tempfile.mkdtemp(prefix="wd-", dir="/tmp"))
+    (root / "client").mkdir()
+    command = [
+        daemon,
+        "--host", f"unix://{root / 'docker.sock'}",
+        "--data-root", str(root / "data"),
+        "--exec-root", str(root / "exec"),
+        "--pidfile", str(root / "pid"),
+        "--bridge=none", "--iptables=false", "--ip-masq=false",
+    ]  # fmt: skip
+    with (root / "dockerd.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    dockerd = Dockerd(root, process, cli)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"dockerd exited with {process.returncode}:\n{dockerd.log()}")
+        if dockerd.socket.exists() and dockerd.run("version", timeout=10).returncode == 0:
+            return dockerd
+        time.sleep(0.3)
+    dockerd.stop()
+    pytest.fail(f"dockerd did not answer within {START_TIMEOUT:.0f} s:\n{dockerd.log()}")
+
+
+def busybox_rootfs(path: Path) -> Path:
+    """A tarball of a tiny root filesystem: busybox-static and a few applet links."""
+    if not BUSYBOX.exists():
+        pytest.fail("/bin/busybox is missing: apt-get install busybox-static (make test does)")
+    root = path.parent / "rootfs"
+    (root / "bin").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    for applet in BUSYBOX_LINKS:
+        link = root / "bin" / applet
+        if not link.exists():
+            link.symlink_to("busybox")
+    with tarfile.open(path, "w") as tar:
+        tar.add(root, arcname=".")
+    return path

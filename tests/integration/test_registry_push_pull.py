@@ -1,0 +1,348 @@
+"""docker login / push / pull through the portal's token service and /v2/ proxy, with a real dockerd and registry.
+
+The portal runs in gunicorn over HTTPS with its own certificate, as `make run` serves it. dockerd treats registries
+on 127.0.0.0/8 as insecure (HTTPS without verification, then plain HTTP), so no CA needs installing; HTTPS avoids
+the 10-second TLS timeout each plain-HTTP fallback would cost. gunicorn rather than pytest-django's live_server:
+docker uploads blobs with chunked request bodies, which Django's development server cannot read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+from portal.audit import Actor
+from portal.certificates import pki_paths
+from portal.launcher import trust_bundle
+from portal.models import User
+from portal.services import create_token
+from projects.models import Membership, Project, Role
+from registries.maintenance import enter_read_only, leave_read_only
+from tests.conftest import PASSWORD
+from tests.integration.dockerd import Dockerd, busybox_rootfs, start_dockerd
+from tests.integration.registry import Registry, start_registry
+from tests.integration.slapd import free_port
+from tests.integration.worker import BASE_DIR, database_url
+
+pytestmark = pytest.mark.integration
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+@dataclass
+class Portal:
+    """The portal in gunicorn in front of a real registry."""
+
+    host: str
+    process: subprocess.Popen
+    registry: Registry
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}"
+
+    @property
+    def ca(self) -> str:
+        return str(pki_paths().ca_cert)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture(scope="session")
+def dockerd() -> Iterator[Dockerd]:
+    daemon = start_dockerd()
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return busybox_rootfs(tmp_path_factory.mktemp("rootfs") / "busybox.tar")
+
+
+@pytest.fixture(scope="module")
+def portal(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+    """gunicorn serving the portal on the test database, the /v2/ proxy pointing at a real registry."""
+    from django.db import connection
+
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("portal")
+    pki = pki_paths()
+    with pytest.MonkeyPatch.context() as patch:
+        # The registry's Go client must trust the portal's HTTPS for its notifications, as the launcher arranges.
+        patch.setenv("SSL_CERT_FILE", str(trust_bundle(pki, workdir / "ca-bundle.crt")))
+        registry = start_registry(workdir, notify_url=f"https://127.0.0.1:{port}/service/notifications")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "WHARF_DATABASE_URL": database_url(connection.settings_dict),
+        "WHARF_DATA_DIR": str(settings.DATA_DIR),
+        "WHARF_REGISTRY_URL": registry.url,
+        "WHARF_TASKS_EAGER": "true",
+    }
+    log_path = workdir / "gunicorn.log"
+    command = [
+        sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
+        "--workers", "2", "--threads", "8", "--timeout", "120",
+        "--certfile", str(pki.server_cert), "--keyfile", str(pki.server_key),
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = Portal(f"127.0.0.1:{port}", process, registry, log_path)
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, f"gunicorn exited with {process.returncode}:\n{server.log()}"
+        try:
+            if requests.get(f"{server.url}/v2/", timeout=10, verify=server.ca).status_code == 401:
+                break
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, f"the portal did not answer on {server.url}:\n{server.log()}"
+        time.sleep(0.2)
+    yield server
+    process.terminate()
+    process.wait(timeout=20)
+    registry.stop()
+
+
+@dataclass
+class People:
+    """Projects and users of the push/pull tests, with the docker login secret of each user."""
+
+    alpha: Project
+    public: Project
+    secrets: dict[str, str]
+
+
+@pytest.fixture
+def people(transactional_db: None) -> People:
+    """Private `alpha` (developer, viewer) and public `library`; an outsider; API tokens as docker passwords."""
+    alpha = Project.objects.create(name="alpha")
+    public = Project.objects.create(name="library", public=True)
+    secrets = {}
+    for name, role in (("dev", Role.DEVELOPER), ("viewer", Role.VIEWER), ("outsider", None)):
+        user = User.objects.create_user(name, password=PASSWORD)
+        if role:
+            Membership.objects.create(project=alpha, user=user, role=role)
+        if name == "dev":
+            Membership.objects.create(project=public, user=user, role=Role.DEVELOPER)
+        secrets[name] = create_token(Actor(user), "docker")[1]
+    return People(alpha, public, secrets)
+
+
+@pytest.fixture
+def docker(dockerd: Dockerd, portal: Portal, rootfs: Path) -> Iterator[Dockerd]:
+    """The private daemon with no images and no login left from an earlier test."""
+    yield dockerd
+    dockerd.run("logout", portal.host)
+    dockerd.run("image", "prune", "--all", "--force")
+
+
+def login(docker: Dockerd, portal: Portal, username: str, secret: str) -> None:
+    docker.ok("login", portal.host, "--username", username, "--password-stdin", input=secret)
+
+
+def build(docker: Dockerd, rootfs: Path, reference: str) -> str:
+    """Import the busybox root filesystem as `reference`; returns the image ID."""
+    return docker.ok("import", str(rootfs), reference).strip()
+
+
+def refused(result: subprocess.CompletedProcess, *words: str) -> str:
+    """Check the docker command failed with every word in its error output; returns the output."""
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"expected a refusal, but it worked:\n{output}"
+    for word in words:
+        assert word in output, f"{word!r} not in the docker error:\n{output}"
+    return output
+
+
+def test_password_login_push_and_pull(docker: Dockerd, portal: Portal, rootfs: Path, people: People) -> None:
+    # A real password (not an API token): hashed as the portal process hashes them.
+    user = User.objects.get(username="dev")
+    hasher = PBKDF2PasswordHasher()
+    user.password = hasher.encode(PASSWORD, hasher.salt())
+    user.save()
+    login(docker, portal, "dev", PASSWORD)
+    image = f"{portal.host}/alpha/app:1.0"
+    built = build(docker, rootfs, image)
+    docker.ok("push", image)
+    # Nothing local any more, so the pull fetches every blob through the proxy.
+    docker.ok("image", "prune", "--all", "--force")
+    docker.ok("pull", image)
+    assert docker.ok("image", "inspect", "--format", "{{.Id}}", image).strip() == built
+
+
+def test_developer_pushes_viewer_pulls_but_cannot_push(
+    docker: Dockerd, portal: Portal, rootfs: Path, people: People
+) -> None:
+    image = f"{portal.host}/alpha/team/web:2"
+    login(docker, portal, "dev", people.secrets["dev"])
+    build(docker, rootfs, image)
+    docker.ok("push", image)
+    docker.ok("rmi", image)
+
+    login(docker, portal, "viewer", people.secrets["viewer"])
+    docker.ok("pull", image)
+    docker.ok("tag", image, f"{portal.host}/alpha/team/web:viewer")
+    refused(docker.run("push", f"{portal.host}/alpha/team/web:viewer"), "denied")
+
+
+def test_outsider_cannot_pull_a_private_project(docker: Dockerd, portal: Portal, rootfs: Path, people: People) -> None:
+    image = f"{portal.host}/alpha/secret:1"
+    login(docker, portal, "dev", people.secrets["dev"])
+    build(docker, rootfs, image)
+    docker.ok("push", image)
+    docker.ok("rmi", image)
+    login(docker, portal, "outsider", people.secrets["outsider"])
+    refused(docker.run("pull", image), "denied")
+
+
+def test_anonymous_pulls_a_public_project(docker: Dockerd, portal: Portal, rootfs: Path, people: People) -> None:
+    image = f"{portal.host}/library/busybox:latest"
+    login(docker, portal, "dev", people.secrets["dev"])
+    build(docker, rootfs, image)
+    docker.ok("push", image)
+    docker.ok("rmi", image)
+    docker.ok("logout", portal.host)
+    docker.ok("pull", image)
+    refused(docker.run("pull", f"{portal.host}/alpha/anything:1"))
+
+
+def test_push_to_a_missing_project_names_it(docker: Dockerd, portal: Portal, rootfs: Path, people: People) -> None:
+    image = f"{portal.host}/nope/app:1"
+    login(docker, portal, "dev", people.secrets["dev"])
+    build(docker, rootfs, image)
+    refused(docker.run("push", image), "project 'nope' does not exist")
+
+
+@pytest.mark.parametrize(
+    ("rule", "reason"), [("content_trust", "image not signed"), ("prevent_vulnerable", "not scanned")]
+)
+def test_pull_blocked_by_policy_shows_the_reason(
+    docker: Dockerd, portal: Portal, rootfs: Path, people: People, rule: str, reason: str
+) -> None:
+    image = f"{portal.host}/alpha/guarded:1"
+    login(docker, portal, "dev", people.secrets["dev"])
+    build(docker, rootfs, image)
+    docker.ok("push", image)
+    docker.ok("rmi", image)
+    setattr(people.alpha, rule, True)
+    people.alpha.save()
+    refused(docker.run("pull", image), reason)
+    setattr(people.alpha, rule, False)
+    people.alpha.save()
+    docker.ok("pull", image)
+
+
+def test_pushes_are_refused_in_read_only_mode_and_pulls_continue(
+    docker: Dockerd, portal: Portal, rootfs: Path, people: People
+) -> None:
+    image = f"{portal.host}/alpha/maint:1"
+    login(docker, portal, "dev", people.secrets["dev"])
+    build(docker, rootfs, image)
+    docker.ok("push", image)
+    docker.ok("rmi", image)
+    enter_read_only()
+    try:
+        docker.ok("pull", image)
+        docker.ok("tag", image, f"{portal.host}/alpha/maint:2")
+        refused(docker.run("push", f"{portal.host}/alpha/maint:2"), "read-only for maintenance")
+    finally:
+        leave_read_only()
+
+
+def _blob(layout: Path, data: bytes, media_type: str) -> dict[str, object]:
+    """Store a blob in an OCI layout; returns its descriptor."""
+    digest = hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256" / digest).write_bytes(data)
+    return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+
+
+def _json_blob(layout: Path, document: dict[str, object], media_type: str) -> dict[str, object]:
+    return _blob(layout, json.dumps(document).encode(), media_type)
+
+
+def oci_multi_arch_layout(layout: Path, rootfs: Path, tag: str) -> str:
+    """An OCI layout whose `tag` is an image index of linux/amd64 and linux/arm64 images; returns the index digest."""
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    raw = rootfs.read_bytes()
+    layer = _blob(layout, gzip.compress(raw, mtime=0), "application/vnd.oci.image.layer.v1.tar+gzip")
+    manifests = []
+    for arch in ("amd64", "arm64"):
+        config = _json_blob(
+            layout,
+            {
+                "architecture": arch,
+                "os": "linux",
+                "config": {"Cmd": ["/bin/sh"]},
+                "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(raw).hexdigest()}"]},
+            },
+            "application/vnd.oci.image.config.v1+json",
+        )
+        manifest = _json_blob(
+            layout, {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]}, OCI_MANIFEST
+        )
+        manifests.append({**manifest, "platform": {"architecture": arch, "os": "linux"}})
+    index = _json_blob(layout, {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}, OCI_INDEX)
+    index["annotations"] = {"org.opencontainers.image.ref.name": tag}
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [index]}))
+    return str(index["digest"])
+
+
+def test_multi_arch_index_is_pushed_and_pulled_untouched(
+    docker: Dockerd, portal: Portal, rootfs: Path, people: People, tmp_path: Path
+) -> None:
+    skopeo = shutil.which("skopeo")
+    assert skopeo, "skopeo is not installed: apt-get install skopeo (make test does)"
+    digest = oci_multi_arch_layout(tmp_path / "layout", rootfs, "1")
+    copy = subprocess.run(
+        [
+            skopeo, "--insecure-policy", "copy", "--all", "--dest-tls-verify=false",
+            "--dest-creds", f"dev:{people.secrets['dev']}",
+            f"oci:{tmp_path / 'layout'}:1", f"docker://{portal.host}/alpha/multi:1",
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert copy.returncode == 0, f"skopeo copy failed:\n{copy.stdout}\n{copy.stderr}"
+
+    # The index comes back byte for byte, with its media type and digest.
+    token = requests.get(
+        f"{portal.url}/service/token",
+        params={"service": "wharf-registry", "scope": "repository:alpha/multi:pull"},
+        auth=("dev", people.secrets["dev"]),
+        timeout=10,
+        verify=portal.ca,
+    ).json()["token"]
+    index = requests.get(
+        f"{portal.url}/v2/alpha/multi/manifests/1",
+        headers={"Authorization": f"Bearer {token}", "Accept": OCI_INDEX},
+        timeout=10,
+        verify=portal.ca,
+    )
+    assert index.status_code == 200, index.text
+    assert index.headers["Content-Type"] == OCI_INDEX
+    assert index.headers["Docker-Content-Digest"] == digest
+    assert "sha256:" + hashlib.sha256(index.content).hexdigest() == digest
+
+    login(docker, portal, "viewer", people.secrets["viewer"])
+    docker.ok("pull", f"{portal.host}/alpha/multi:1")
+    assert docker.ok("image", "inspect", "--format", "{{.Architecture}}", f"{portal.host}/alpha/multi:1").strip() == (
+        "amd64"
+    )
