@@ -38,6 +38,7 @@ from portal.ui import (
 from projects import services as project_services
 from projects.models import Membership, Project, Role
 from projects.roles import can, roles_by_project
+from registries.ui_views import gc_context
 
 # Login, logout and home.
 
@@ -324,7 +325,7 @@ def group_edit(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def configuration(request: HttpRequest) -> HttpResponse:
-    """System settings, the registry root certificate, and directory synchronization jobs."""
+    """System settings, the registry root certificate, directory synchronization and registry garbage collection."""
     require_permission(can(request.user, "manage_system"))
     current = SystemSettings.load()
     initial = {field: getattr(current, field) for field in SettingsForm.base_fields}
@@ -338,6 +339,7 @@ def configuration(request: HttpRequest) -> HttpResponse:
     if isinstance(status, HttpResponse):
         return status
     context = {"form": form, "jobs": Job.objects.all()[:10], "directory_configured": directory.is_configured()}
+    context.update(gc_context())
     return render(request, "portal/configuration.html", context, status=status)
 
 

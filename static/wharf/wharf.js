@@ -1,5 +1,5 @@
 // The few behaviours htmx does not cover: closing a dialog, removing a dialog row, select-all check boxes,
-// narrowing a dialog's list of choices as you type.
+// narrowing a dialog's list of choices as you type, copying a digest or pull command.
 (function () {
   "use strict";
 
@@ -15,12 +15,32 @@
       closeModal();
       return;
     }
+    const copy = event.target.closest("[data-copy]");
+    if (copy) {
+      event.preventDefault();
+      copyText(copy);
+      return;
+    }
     const remove = event.target.closest("[data-remove-row]");
     if (remove) {
       event.preventDefault();
       remove.closest("[data-row]").remove();
     }
   });
+
+  function copyText(button) {
+    // The clipboard API needs a secure context; elsewhere select the text so Ctrl+C copies it.
+    const done = function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy"; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(button.dataset.copy).then(done);
+      return;
+    }
+    const code = button.parentElement.querySelector("code");
+    if (code) window.getSelection().selectAllChildren(code);
+  }
 
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") closeModal();

@@ -1,0 +1,296 @@
+"""The registry pages as each role sees them: Internal Repositories, a repository's tags, the library, GC."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from portal.models import Job, JobState, User
+from projects.models import Project
+from registries import maintenance, services
+from registries.models import GcSchedule, Repository, Tag
+from tests.conftest import logged_in, page_text
+
+pytestmark = pytest.mark.django_db
+DIGEST = "sha256:" + "ab12cd34ef56" + "0" * 52
+OTHER_DIGEST = "sha256:" + "ff" * 32
+
+
+@pytest.fixture
+def app(alpha: Project) -> Repository:
+    """alpha/app with two tags on one digest and one on another, pulled 7 times."""
+    repository = Repository.objects.create(project=alpha, name="alpha/app", pull_count=7)
+    for name, digest in (("1.0", DIGEST), ("latest", DIGEST), ("2.0", OTHER_DIGEST)):
+        Tag.objects.create(repository=repository, name=name, digest=digest, size=3 * 1024 * 1024, pushed_by="dev")
+    return repository
+
+
+@pytest.fixture
+def beta_repository(beta: Project) -> Repository:
+    """beta/secret with one tag."""
+    repository = Repository.objects.create(project=beta, name="beta/secret")
+    Tag.objects.create(repository=repository, name="1", digest=DIGEST)
+    return repository
+
+
+@pytest.fixture
+def registry_down(settings) -> None:
+    """The registry does not answer, so every deletion the service tries is refused."""
+    settings.REGISTRY_URL = "http://127.0.0.1:1"
+
+
+def as_role(client: Client, role_users: dict[str, User | None], role: str) -> Client:
+    """The test client logged in as the role's user."""
+    return logged_in(client, role_users[role])
+
+
+def tab_url(project: str = "alpha") -> str:
+    return reverse("project-repositories", args=[project])
+
+
+def detail_url(repository: str = "app", project: str = "alpha") -> str:
+    return reverse("repository-detail", args=[project, repository])
+
+
+# The Internal Repositories tab.
+
+
+def test_tab_lists_repositories_with_tag_and_pull_counts(client, role_users, app):
+    response = as_role(client, role_users, "viewer").get(tab_url())
+    text = page_text(response)
+    assert response.status_code == 200
+    assert "Internal Repositories" in text
+    assert 'data-repository="alpha/app"' in text
+    assert '<td class="left" data-column="tags">3</td>' in text
+    assert '<td class="left" data-column="pulls">7</td>' in text
+    assert detail_url() in text
+
+
+def test_tab_of_invisible_project_is_404(client, role_users, app):
+    assert as_role(client, role_users, "other_project_admin").get(tab_url()).status_code == 404
+
+
+def test_tab_search_filters_and_htmx_gets_only_the_table(client, role_users, app, alpha):
+    Repository.objects.create(project=alpha, name="alpha/other")
+    response = as_role(client, role_users, "viewer").get(tab_url(), {"q": "oth"}, HTTP_HX_REQUEST="true")
+    text = page_text(response)
+    assert text.lstrip().startswith('<div id="repository-table"')
+    assert 'data-repository="alpha/other"' in text and 'data-repository="alpha/app"' not in text
+
+
+def test_tab_polls_for_new_pushes_while_nothing_is_selected(client, role_users, app):
+    text = page_text(as_role(client, role_users, "viewer").get(tab_url()))
+    assert 'hx-trigger="every 3s [!document.querySelector' in text
+
+
+def test_tab_paginates(client, role_users, alpha):
+    Repository.objects.bulk_create(Repository(project=alpha, name=f"alpha/r{n:02d}") for n in range(25))
+    text = page_text(as_role(client, role_users, "viewer").get(tab_url(), {"page": 2}))
+    assert 'data-repository="alpha/r24"' in text and 'data-repository="alpha/r00"' not in text
+    assert "Page 2 of 2" in text
+
+
+def test_viewer_and_developer_see_no_delete_controls(client, role_users, app):
+    for role in ("viewer", "developer"):
+        client = as_role(client, role_users, role)
+        assert reverse("repository-delete", args=["alpha"]) not in page_text(client.get(tab_url()))
+        assert reverse("tag-delete", args=["alpha", "app"]) not in page_text(client.get(detail_url()))
+
+
+def test_project_admin_sees_delete_controls(client, role_users, app):
+    client = as_role(client, role_users, "project_admin")
+    assert reverse("repository-delete", args=["alpha"]) in page_text(client.get(tab_url()))
+    assert reverse("tag-delete", args=["alpha", "app"]) in page_text(client.get(detail_url()))
+
+
+@pytest.mark.parametrize("role", ["viewer", "developer"])
+def test_non_admins_cannot_delete_repositories_or_tags(client, role_users, app, role):
+    client = as_role(client, role_users, role)
+    assert client.post(reverse("repository-delete", args=["alpha"]), {"repositories": "alpha/app"}).status_code == 403
+    assert client.get(reverse("repository-delete", args=["alpha"]), {"repositories": "alpha/app"}).status_code == 403
+    assert client.post(reverse("tag-delete", args=["alpha", "app"]), {"tag": "1.0"}).status_code == 403
+    assert Tag.objects.count() == 3
+
+
+def test_outsider_deleting_gets_404(client, role_users, app):
+    client = as_role(client, role_users, "other_project_admin")
+    assert client.post(reverse("repository-delete", args=["alpha"]), {"repositories": "alpha/app"}).status_code == 404
+    assert client.post(reverse("tag-delete", args=["alpha", "app"]), {"tag": "1.0"}).status_code == 404
+
+
+def test_delete_dialog_lists_the_selected_repositories(client, role_users, app):
+    url = reverse("repository-delete", args=["alpha"])
+    response = as_role(client, role_users, "project_admin").get(url, {"repositories": "alpha/app"}, HTTP_HX_REQUEST="1")
+    text = page_text(response)
+    assert response.status_code == 200
+    assert "Delete 1 repository of project alpha" in text and "<li>alpha/app</li>" in text
+    assert 'type="hidden" name="repositories" value="alpha/app"' in text
+
+
+def test_delete_without_selection_says_so(client, role_users, app):
+    response = as_role(client, role_users, "project_admin").get(
+        reverse("repository-delete", args=["alpha"]), follow=True
+    )
+    assert "Select at least one repository first." in page_text(response)
+
+
+def test_repository_of_another_project_cannot_be_selected(client, role_users, app, beta_repository):
+    url = reverse("repository-delete", args=["alpha"])
+    response = as_role(client, role_users, "portal_admin").post(url, {"repositories": "beta/secret"})
+    assert response.status_code == 400
+    assert Repository.objects.filter(name="beta/secret").exists()
+
+
+def test_refused_repository_deletion_is_shown_in_the_dialog(client, role_users, app, registry_down):
+    url = reverse("repository-delete", args=["alpha"])
+    response = as_role(client, role_users, "project_admin").post(url, {"repositories": "alpha/app"})
+    assert response.status_code == 502
+    assert "did not answer" in page_text(response)
+    assert Repository.objects.filter(name="alpha/app").exists()
+
+
+def test_repository_deletion_is_refused_while_read_only(client, role_users, app):
+    maintenance.enter_read_only()
+    try:
+        url = reverse("repository-delete", args=["alpha"])
+        response = as_role(client, role_users, "project_admin").post(url, {"repositories": "alpha/app"})
+    finally:
+        maintenance.leave_read_only()
+    assert response.status_code == 409
+    assert "read-only for maintenance" in page_text(response)
+
+
+# A repository's page.
+
+
+def test_repository_page_shows_tags_digest_size_and_pull_command(client, role_users, app):
+    text = page_text(as_role(client, role_users, "viewer").get(detail_url()))
+    assert 'data-tag="1.0"' in text and 'data-tag="latest"' in text and 'data-tag="2.0"' in text
+    assert f'<code title="{DIGEST}">ab12cd34ef56</code>' in text
+    assert f'data-copy="{DIGEST}"' in text
+    assert "3.0\xa0MB" in text
+    assert "<code>docker pull testserver/alpha/app:1.0</code>" in text
+
+
+def test_repository_page_404s(client, role_users, app):
+    assert as_role(client, role_users, "viewer").get(detail_url("missing")).status_code == 404
+    assert as_role(client, role_users, "other_project_admin").get(detail_url()).status_code == 404
+
+
+def test_repository_names_with_slashes_open(client, role_users, alpha):
+    repository = Repository.objects.create(project=alpha, name="alpha/team/tool")
+    Tag.objects.create(repository=repository, name="v1", digest=DIGEST)
+    text = page_text(as_role(client, role_users, "viewer").get(detail_url("team/tool")))
+    assert "docker pull testserver/alpha/team/tool:v1" in text
+
+
+def test_tag_delete_dialog_says_sibling_tags_are_kept(client, role_users, app):
+    url = reverse("tag-delete", args=["alpha", "app"])
+    text = page_text(as_role(client, role_users, "project_admin").get(url, {"tag": "1.0"}, HTTP_HX_REQUEST="1"))
+    assert "Delete tag <strong>1.0</strong> of alpha/app" in text
+    assert "Other tags on the same digest are kept: <strong>latest</strong>." in text
+
+
+def test_tag_delete_dialog_of_the_last_tag_says_the_repository_goes(client, role_users, alpha):
+    repository = Repository.objects.create(project=alpha, name="alpha/solo")
+    Tag.objects.create(repository=repository, name="only", digest=DIGEST)
+    url = reverse("tag-delete", args=["alpha", "solo"])
+    text = page_text(as_role(client, role_users, "project_admin").get(url, {"tag": "only"}, HTTP_HX_REQUEST="1"))
+    assert "last tag: the repository is deleted with it" in text
+
+
+def test_refused_tag_deletion_is_shown_in_the_dialog(client, role_users, app, registry_down):
+    url = reverse("tag-delete", args=["alpha", "app"])
+    response = as_role(client, role_users, "project_admin").post(url, {"tag": "1.0"})
+    assert response.status_code == 502
+    assert "did not answer" in page_text(response)
+    assert Tag.objects.filter(name="1.0").exists()
+
+
+# Library > All Repositories > Built-In Repositories.
+
+
+def test_library_lists_only_repositories_the_user_may_pull(client, role_users, app, beta_repository):
+    text = page_text(as_role(client, role_users, "viewer").get(reverse("library-repositories")))
+    assert "Built-In Repositories" in text
+    assert 'data-repository="alpha/app"' in text and 'data-repository="beta/secret"' not in text
+    assert detail_url() in text
+
+
+def test_library_shows_public_projects_and_searches(client, role_users, app, beta_repository, beta):
+    beta.public = True
+    beta.save()
+    client = as_role(client, role_users, "viewer")
+    text = page_text(client.get(reverse("library-repositories"), {"q": "secr"}))
+    assert 'data-repository="beta/secret"' in text and 'data-repository="alpha/app"' not in text
+
+
+def test_portal_admin_library_lists_everything(client, role_users, app, beta_repository):
+    text = page_text(as_role(client, role_users, "portal_admin").get(reverse("library-repositories")))
+    assert 'data-repository="alpha/app"' in text and 'data-repository="beta/secret"' in text
+
+
+def test_navigation_links_the_library(client, role_users):
+    text = page_text(as_role(client, role_users, "viewer").get(reverse("home")))
+    assert reverse("library-repositories") in text and "All Repositories" in text
+
+
+# Administration > Configuration > Garbage Collection.
+
+
+def test_configuration_shows_gc_section_with_runs_and_freed_space(client, role_users):
+    log = "2024-01-01 00:00:00 freed 2097152 bytes: 4 blobs deleted, 1 untagged manifests; ...\n"
+    Job.objects.create(kind=services.GARBAGE_COLLECTION, state=JobState.SUCCEEDED, log=log, created_by="root")
+    text = page_text(as_role(client, role_users, "portal_admin").get(reverse("configuration")))
+    assert "Garbage Collection" in text and "Run now" in text and "Reconcile now" in text
+    assert "2.0\xa0MB" in text and '<td class="left">4</td>' in text
+
+
+def test_run_now_starts_garbage_collection(client, role_users):
+    response = as_role(client, role_users, "portal_admin").post(reverse("gc-run"), follow=True)
+    assert Job.objects.filter(kind=services.GARBAGE_COLLECTION, state=JobState.PENDING).count() == 1
+    assert "Garbage collection started" in page_text(response)
+
+
+def test_second_run_is_refused_while_one_runs(client, role_users):
+    Job.objects.create(kind=services.GARBAGE_COLLECTION, state=JobState.RUNNING)
+    response = as_role(client, role_users, "portal_admin").post(reverse("gc-run"), follow=True)
+    assert "garbage collection is already running" in page_text(response)
+    assert Job.objects.filter(kind=services.GARBAGE_COLLECTION).count() == 1
+
+
+def test_schedule_is_saved_through_the_service(client, role_users):
+    data = {"frequency": "daily", "time": "03:30"}
+    response = as_role(client, role_users, "portal_admin").post(reverse("gc-schedule"), data, follow=True)
+    schedule = GcSchedule.load()
+    assert (schedule.frequency, schedule.time) == ("daily", datetime.time(3, 30))
+    assert "schedule saved: daily at 03:30" in page_text(response)
+
+
+def test_invalid_schedule_is_refused(client, role_users):
+    data = {"frequency": "weekly", "time": "03:30"}
+    response = as_role(client, role_users, "portal_admin").post(reverse("gc-schedule"), data, follow=True)
+    assert "weekly is not one of the available choices" in page_text(response)
+    assert GcSchedule.load().frequency == "off"
+
+
+def test_reconcile_now_starts_a_job(client, role_users):
+    as_role(client, role_users, "portal_admin").post(reverse("registry-reconcile"))
+    assert Job.objects.filter(kind=services.RECONCILE).count() == 1
+
+
+@pytest.mark.parametrize("url_name", ["gc-run", "gc-schedule", "registry-reconcile"])
+def test_only_portal_admins_run_maintenance(client, role_users, url_name):
+    response = as_role(client, role_users, "project_admin").post(reverse(url_name), {"frequency": "daily"})
+    assert response.status_code == 403
+    assert not Job.objects.exists() and GcSchedule.load().frequency == "off"
+
+
+def test_gc_job_row_is_for_portal_admins(client, role_users):
+    job = Job.objects.create(kind=services.GARBAGE_COLLECTION, state=JobState.RUNNING)
+    assert as_role(client, role_users, "project_admin").get(reverse("gc-job-row", args=[job.pk])).status_code == 403
+    text = page_text(as_role(client, role_users, "portal_admin").get(reverse("gc-job-row", args=[job.pk])))
+    assert f'id="gc-job-{job.pk}"' in text and 'hx-trigger="every 2s"' in text
