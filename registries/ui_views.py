@@ -171,7 +171,7 @@ def library_repositories(request: HttpRequest) -> HttpResponse:
 def gc_context() -> dict[str, Any]:
     """What the Garbage Collection section of Configuration shows: the schedule form and recent runs."""
     schedule = GcSchedule.load()
-    form = GcScheduleForm(initial={"frequency": schedule.frequency, "time": schedule.time})
+    form = GcScheduleForm(initial={"frequency": schedule.frequency, "time": schedule.time}, prefix="gc")
     jobs = [_with_gc_outcome(job) for job in Job.objects.filter(kind=services.GARBAGE_COLLECTION)[:10]]
     return {"gc_form": form, "gc_schedule": schedule, "gc_jobs": jobs}
 
@@ -202,7 +202,7 @@ def gc_schedule(request: HttpRequest) -> HttpResponse:
     """Save when garbage collection runs on its own (portal admins)."""
     require_permission(can(request.user, "manage_system"))
     back = reverse("configuration") + "#gc-heading"
-    form = GcScheduleForm(request.POST)
+    form = GcScheduleForm(request.POST, prefix="gc")
 
     def save(data: dict[str, Any]) -> tuple[str, str]:
         schedule = services.update_gc_schedule(Actor.from_request(request), data["frequency"], data["time"])

@@ -263,7 +263,7 @@ def test_second_run_is_refused_while_one_runs(client, role_users):
 
 
 def test_schedule_is_saved_through_the_service(client, role_users):
-    data = {"frequency": "daily", "time": "03:30"}
+    data = {"gc-frequency": "daily", "gc-time": "03:30"}
     response = as_role(client, role_users, "portal_admin").post(reverse("gc-schedule"), data, follow=True)
     schedule = GcSchedule.load()
     assert (schedule.frequency, schedule.time) == ("daily", datetime.time(3, 30))
@@ -271,7 +271,7 @@ def test_schedule_is_saved_through_the_service(client, role_users):
 
 
 def test_invalid_schedule_is_refused(client, role_users):
-    data = {"frequency": "weekly", "time": "03:30"}
+    data = {"gc-frequency": "weekly", "gc-time": "03:30"}
     response = as_role(client, role_users, "portal_admin").post(reverse("gc-schedule"), data, follow=True)
     assert "weekly is not one of the available choices" in page_text(response)
     assert GcSchedule.load().frequency == "off"
@@ -284,7 +284,7 @@ def test_reconcile_now_starts_a_job(client, role_users):
 
 @pytest.mark.parametrize("url_name", ["gc-run", "gc-schedule", "registry-reconcile"])
 def test_only_portal_admins_run_maintenance(client, role_users, url_name):
-    response = as_role(client, role_users, "project_admin").post(reverse(url_name), {"frequency": "daily"})
+    response = as_role(client, role_users, "project_admin").post(reverse(url_name), {"gc-frequency": "daily"})
     assert response.status_code == 403
     assert not Job.objects.exists() and GcSchedule.load().frequency == "off"
 

@@ -1,0 +1,102 @@
+"""Tiny images written straight into a real registry over its HTTP API, and pulls of them, for tests."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+import requests
+
+from registries.client import DOCKER_MANIFEST
+from registries.token import Access, issue
+
+# Pass as a tag to push the manifest by digest only (untagged).
+BY_DIGEST = "@"
+
+
+@dataclass
+class Image:
+    """An image written straight into the registry: its manifest digest and total size (config + layer)."""
+
+    digest: str
+    size: int
+    manifest: bytes
+
+
+def _headers(repository: str) -> dict[str, str]:
+    """A user's (not the portal's) token for pushing to and pulling from the repository."""
+    token = issue("tester", [Access("repository", repository, ("pull", "push"))], 120)[0]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _upload(url: str, repository: str, data: bytes) -> str:
+    """A blob upload in one PUT after opening the session; returns the digest."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    headers = _headers(repository)
+    opened = requests.post(f"{url}/v2/{repository}/blobs/uploads/", headers=headers, timeout=30)
+    assert opened.status_code == 202, opened.text
+    location = urljoin(url, opened.headers["Location"])
+    separator = "&" if "?" in location else "?"
+    done = requests.put(f"{location}{separator}digest={digest}", data=data, headers=headers, timeout=30)
+    assert done.status_code == 201, done.text
+    return digest
+
+
+def push_image(url: str, repository: str, tags: list[str], layer_bytes: int = 1024) -> Image:
+    """Write a tiny image (a config and one gzipped tar layer of random bytes) and tag its manifest (or BY_DIGEST)."""
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as archive:
+        payload = os.urandom(layer_bytes)
+        info = tarfile.TarInfo("data.bin")
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+    layer = gzip.compress(tar.getvalue())
+    diff_id = "sha256:" + hashlib.sha256(tar.getvalue()).hexdigest()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}, "config": {}}
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": len(config),
+                "digest": _upload(url, repository, config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": len(layer),
+                    "digest": _upload(url, repository, layer),
+                }
+            ],
+        }
+    ).encode()
+    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    for tag in tags:
+        response = requests.put(
+            f"{url}/v2/{repository}/manifests/{digest if tag == BY_DIGEST else tag}",
+            data=manifest,
+            headers={**_headers(repository), "Content-Type": DOCKER_MANIFEST},
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+    return Image(digest, len(config) + len(layer), manifest)
+
+
+def pull_manifest(url: str, repository: str, reference: str) -> requests.Response:
+    """GET a manifest as `docker pull` does (the registry notifies a pull); asserts it is found."""
+    response = requests.get(
+        f"{url}/v2/{repository}/manifests/{reference}",
+        headers={**_headers(repository), "Accept": DOCKER_MANIFEST},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response
