@@ -29,7 +29,7 @@ class Image:
     manifest: bytes
 
 
-def _headers(repository: str) -> dict[str, str]:
+def user_headers(repository: str) -> dict[str, str]:
     """A user's (not the portal's) token for pushing to and pulling from the repository."""
     token = issue("tester", [Access("repository", repository, ("pull", "push"))], 120)[0]
     return {"Authorization": f"Bearer {token}"}
@@ -38,7 +38,7 @@ def _headers(repository: str) -> dict[str, str]:
 def _upload(url: str, repository: str, data: bytes) -> str:
     """A blob upload in one PUT after opening the session; returns the digest."""
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    headers = _headers(repository)
+    headers = user_headers(repository)
     opened = requests.post(f"{url}/v2/{repository}/blobs/uploads/", headers=headers, timeout=30)
     assert opened.status_code == 202, opened.text
     location = urljoin(url, opened.headers["Location"])
@@ -84,7 +84,7 @@ def push_image(url: str, repository: str, tags: list[str], layer_bytes: int = 10
         response = requests.put(
             f"{url}/v2/{repository}/manifests/{digest if tag == BY_DIGEST else tag}",
             data=manifest,
-            headers={**_headers(repository), "Content-Type": DOCKER_MANIFEST},
+            headers={**user_headers(repository), "Content-Type": DOCKER_MANIFEST},
             timeout=30,
         )
         assert response.status_code == 201, response.text
@@ -95,7 +95,7 @@ def pull_manifest(url: str, repository: str, reference: str) -> requests.Respons
     """GET a manifest as `docker pull` does (the registry notifies a pull); asserts it is found."""
     response = requests.get(
         f"{url}/v2/{repository}/manifests/{reference}",
-        headers={**_headers(repository), "Accept": DOCKER_MANIFEST},
+        headers={**user_headers(repository), "Accept": DOCKER_MANIFEST},
         timeout=10,
     )
     assert response.status_code == 200, response.text

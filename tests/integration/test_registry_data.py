@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
 import json
-import os
-import tarfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -25,20 +18,10 @@ from registries import maintenance, services, tasks
 from registries.client import DOCKER_MANIFEST, RegistryClient
 from registries.gc import directory_size
 from registries.models import Repository, Tag
-from registries.token import Access, issue
+from tests.integration.images import BY_DIGEST, Image, push_image, user_headers
 from tests.integration.registry import Registry, start_registry
 
 pytestmark = pytest.mark.integration
-BY_DIGEST = "@"
-
-
-@dataclass
-class Image:
-    """An image written straight into the registry: its manifest digest and total size (config + layer)."""
-
-    digest: str
-    size: int
-    manifest: bytes
 
 
 @pytest.fixture(scope="module")
@@ -55,68 +38,6 @@ def wired(settings: Any, registry: Registry) -> Registry:
     settings.REGISTRY_URL = registry.url
     settings.REGISTRY_CONFIG_PATH = registry.config_path
     return registry
-
-
-def _headers(repository: str) -> dict[str, str]:
-    """A user's (not the portal's) token for pushing to and pulling from the repository."""
-    token = issue("tester", [Access("repository", repository, ("pull", "push"))], 120)[0]
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _upload(url: str, repository: str, data: bytes) -> str:
-    """A blob upload in one PUT after opening the session; returns the digest."""
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    headers = _headers(repository)
-    opened = requests.post(f"{url}/v2/{repository}/blobs/uploads/", headers=headers, timeout=30)
-    assert opened.status_code == 202, opened.text
-    location = urljoin(url, opened.headers["Location"])
-    separator = "&" if "?" in location else "?"
-    done = requests.put(f"{location}{separator}digest={digest}", data=data, headers=headers, timeout=30)
-    assert done.status_code == 201, done.text
-    return digest
-
-
-def push_image(url: str, repository: str, tags: list[str], layer_bytes: int = 1024) -> Image:
-    """Write a tiny image (a config and one gzipped tar layer of random bytes) and tag its manifest (or BY_DIGEST)."""
-    tar = io.BytesIO()
-    with tarfile.open(fileobj=tar, mode="w") as archive:
-        payload = os.urandom(layer_bytes)
-        info = tarfile.TarInfo("data.bin")
-        info.size = len(payload)
-        archive.addfile(info, io.BytesIO(payload))
-    layer = gzip.compress(tar.getvalue())
-    diff_id = "sha256:" + hashlib.sha256(tar.getvalue()).hexdigest()
-    config = json.dumps(
-        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}, "config": {}}
-    ).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": DOCKER_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.docker.container.image.v1+json",
-                "size": len(config),
-                "digest": _upload(url, repository, config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                    "size": len(layer),
-                    "digest": _upload(url, repository, layer),
-                }
-            ],
-        }
-    ).encode()
-    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-    for tag in tags:
-        response = requests.put(
-            f"{url}/v2/{repository}/manifests/{digest if tag == BY_DIGEST else tag}",
-            data=manifest,
-            headers={**_headers(repository), "Content-Type": DOCKER_MANIFEST},
-            timeout=30,
-        )
-        assert response.status_code == 201, response.text
-    return Image(digest, len(config) + len(layer), manifest)
 
 
 def record_rows(
@@ -227,7 +148,7 @@ def test_registry_notifications_reach_the_receiver(
 
         pulled = requests.get(
             f"{server.url}/v2/live/app/manifests/1.0",
-            headers={**_headers("live/app"), "Accept": DOCKER_MANIFEST},
+            headers={**user_headers("live/app"), "Accept": DOCKER_MANIFEST},
             timeout=10,
         )
         assert pulled.status_code == 200
@@ -252,7 +173,7 @@ def test_gc_keeps_the_platform_manifests_of_a_tagged_index(wired: Registry, alph
     response = requests.put(
         f"{wired.url}/v2/alpha/multi/manifests/multi",
         data=index,
-        headers={**_headers("alpha/multi"), "Content-Type": DOCKER_MANIFEST_LIST},
+        headers={**user_headers("alpha/multi"), "Content-Type": DOCKER_MANIFEST_LIST},
         timeout=30,
     )
     assert response.status_code == 201, response.text
@@ -283,11 +204,11 @@ def test_blobs_collected_by_gc_are_gone_for_the_running_registry(
     image = push_image(wired.url, "alpha/again", ["1.0"])
     layer = json.loads(image.manifest)["layers"][0]["digest"]
     blob_url = f"{wired.url}/v2/alpha/again/blobs/{layer}"
-    assert requests.head(blob_url, headers=_headers("alpha/again"), timeout=10).status_code == 200
+    assert requests.head(blob_url, headers=user_headers("alpha/again"), timeout=10).status_code == 200
     services.delete_repository(admin_actor, record_rows(alpha, "alpha/again", image, ["1.0"]))
 
     tasks.garbage_collect(services.start_gc(admin_actor).pk)
 
-    assert requests.head(blob_url, headers=_headers("alpha/again"), timeout=10).status_code == 404
+    assert requests.head(blob_url, headers=user_headers("alpha/again"), timeout=10).status_code == 404
     again = push_image(wired.url, "alpha/again", ["2.0"])
     assert RegistryClient().head_manifest("alpha/again", "2.0")[0] == again.digest
