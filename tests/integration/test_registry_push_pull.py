@@ -250,6 +250,17 @@ def test_pull_blocked_by_policy_shows_the_reason(
     docker.ok("pull", image)
 
 
+def test_policy_does_not_stand_in_the_way_of_pushes(
+    docker: Dockerd, portal: Portal, rootfs: Path, people: People
+) -> None:
+    people.alpha.content_trust = people.alpha.prevent_vulnerable = True
+    people.alpha.save()
+    image = f"{portal.host}/alpha/guarded:2"
+    login(docker, portal, "dev", people.secrets["dev"])
+    build(docker, rootfs, image)
+    docker.ok("push", image)
+
+
 def test_pushes_are_refused_in_read_only_mode_and_pulls_continue(
     docker: Dockerd, portal: Portal, rootfs: Path, people: People
 ) -> None:
