@@ -357,3 +357,39 @@ def test_multi_arch_index_is_pushed_and_pulled_untouched(
     assert docker.ok("image", "inspect", "--format", "{{.Architecture}}", f"{portal.host}/alpha/multi:1").strip() == (
         "amd64"
     )
+
+
+def _wait_for_tags(repository: str, tags: set[str], portal: Portal) -> None:
+    """Wait until the registry's push notifications have recorded the tags (deadline 20 s)."""
+    from registries.models import Tag
+
+    deadline = time.monotonic() + 20
+    while set(Tag.objects.filter(repository__name=repository).values_list("name", flat=True)) != tags:
+        assert time.monotonic() < deadline, f"tags {sorted(tags)} of {repository} never arrived:\n{portal.log()}"
+        time.sleep(0.2)
+
+
+def test_deleting_one_of_two_tags_on_a_digest_leaves_the_other_pullable(
+    docker: Dockerd, portal: Portal, rootfs: Path, people: People
+) -> None:
+    admin = User.objects.create_user("registry-admin", is_portal_admin=True)
+    api_token = create_token(Actor(admin), "api")[1]
+    login(docker, portal, "dev", people.secrets["dev"])
+    first, second = f"{portal.host}/alpha/twins:1.0", f"{portal.host}/alpha/twins:latest"
+    build(docker, rootfs, first)
+    docker.ok("tag", first, second)
+    docker.ok("push", first)
+    docker.ok("push", second)
+    _wait_for_tags("alpha/twins", {"1.0", "latest"}, portal)
+
+    deleted = requests.delete(
+        f"{portal.url}/api/v1/projects/alpha/repositories/twins/tags/1.0",
+        headers={"Authorization": f"Bearer {api_token}"},
+        verify=portal.ca,
+        timeout=30,
+    )
+    assert deleted.status_code == 204, deleted.text
+
+    docker.ok("image", "prune", "--all", "--force")
+    docker.ok("pull", second)
+    refused(docker.run("pull", first), "not found")
