@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# The Wharf image: one image for the web, worker, beat and init services of docker-compose.yml.
+# The Wharf image: one image for the web, worker, beat and init services of docker-compose.yml
+# (the registry service runs the upstream registry:2 image with the config init writes).
 #
 #   docker build -t wharf .
 #
@@ -29,8 +30,15 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libldap-2.5-0 libsasl2-2 libpq5 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --uid 10001 --user-group --no-create-home --home-dir /data --shell /usr/sbin/nologin wharf \
-    && mkdir /data \
-    && chown wharf:wharf /data
+    && mkdir /data /var/lib/registry \
+    && chown wharf:wharf /data /var/lib/registry
+# The distribution registry's binary (statically linked Go), for garbage collection in the worker:
+# `registry garbage-collect --delete-untagged /data/registry/config.yml` on the registry-data volume
+# mounted at /var/lib/registry. It runs beside the live `registry` service, which the portal keeps
+# read-only for the run through its maintenance flag (pushes refused, pulls continue), so no restart.
+# /var/lib/registry is the wharf user's, so the registry-data volume starts owned by it (the init
+# service mounts it first) and the registry service, running as that user, and GC can both write it.
+COPY --from=registry:2 /bin/registry /usr/local/bin/registry
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules

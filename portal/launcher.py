@@ -82,25 +82,41 @@ def trust_bundle(pki: PkiPaths, path: Path) -> Path:
     return path
 
 
-def registry_child(pki: PkiPaths, public_host: str, port: int) -> Child | None:
-    """The distribution registry configured for this portal, or None when its binary is not installed."""
-    binary = shutil.which(settings.REGISTRY_BINARY)
-    if binary is None:
-        return None
-    workdir = settings.DATA_DIR / "registry"
+def write_registry_config(pki: PkiPaths, listen: str, realm: str, notify_url: str) -> tuple[Path, Path]:
+    """Write the registry's config to WHARF_REGISTRY_CONFIG_PATH and its trust bundle beside it.
+
+    The one code path for every way the registry runs: the launcher's child (`make run`) and a
+    registry of its own (`manage.py registry_config`, docker-compose.yml). Returns (config, bundle);
+    start the registry with SSL_CERT_FILE=bundle so it trusts the portal's HTTPS for notifications.
+    """
+    config_path = Path(settings.REGISTRY_CONFIG_PATH)
+    workdir = config_path.parent
     config = registry_config.render(
-        listen=registry_listen_address(),
+        listen=listen,
         storage_dir=settings.REGISTRY_STORAGE_DIR,
         token_cert=pki.token_cert,
-        realm=f"https://{public_host}:{port}/service/token",
-        notify_url=f"https://127.0.0.1:{port}/service/notifications",
+        realm=realm,
+        notify_url=notify_url,
         notify_secret=settings.REGISTRY_NOTIFY_SECRET,
         http_secret=_registry_http_secret(workdir),
         service=settings.REGISTRY_SERVICE,
         issuer=settings.TOKEN_ISSUER,
     )
-    config_path = registry_config.write(workdir / "config.yml", config)
-    bundle = trust_bundle(pki, workdir / "ca-bundle.crt")
+    registry_config.write(config_path, config)
+    return config_path, trust_bundle(pki, workdir / "ca-bundle.crt")
+
+
+def registry_child(pki: PkiPaths, public_host: str, port: int) -> Child | None:
+    """The distribution registry configured for this portal, or None when its binary is not installed."""
+    binary = shutil.which(settings.REGISTRY_BINARY)
+    if binary is None:
+        return None
+    config_path, bundle = write_registry_config(
+        pki,
+        listen=registry_listen_address(),
+        realm=f"https://{public_host}:{port}/service/token",
+        notify_url=f"https://127.0.0.1:{port}/service/notifications",
+    )
     return Child("registry", [binary, "serve", str(config_path)], env={"SSL_CERT_FILE": str(bundle)})
 
 

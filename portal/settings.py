@@ -219,3 +219,17 @@ TOKEN_ISSUER = "wharf-token-service"
 REGISTRY_NOTIFY_SECRET = env_secret("WHARF_REGISTRY_NOTIFY_SECRET") or _generated_secret("registry_notify_secret")
 # The registry's configuration file, which garbage collection reads (the launcher writes it there).
 REGISTRY_CONFIG_PATH = Path(env_str("WHARF_REGISTRY_CONFIG_PATH", str(DATA_DIR / "registry" / "config.yml")))
+
+# Where a registry run on its own (docker-compose.yml's `registry` service, config written by
+# `manage.py registry_config`) listens, sends its event notifications and points clients for tokens.
+# `make run` ignores these three: its registry child always listens on WHARF_REGISTRY_URL's loopback
+# address and notifies the launcher's own web server. The defaults are the embedded ones.
+from urllib.parse import urlsplit  # noqa: E402  (kept with the knobs that use it)
+
+_registry_url = urlsplit(REGISTRY_URL)
+REGISTRY_LISTEN = env_str("WHARF_REGISTRY_LISTEN", f"{_registry_url.hostname}:{_registry_url.port or 80}")
+REGISTRY_NOTIFY_URL = env_str("WHARF_REGISTRY_NOTIFY_URL", f"https://127.0.0.1:{PORT}/service/notifications")
+# The /v2/ proxy rewrites the realm for clients; this one serves direct diagnostics.
+REGISTRY_TOKEN_REALM = env_str(
+    "WHARF_REGISTRY_TOKEN_REALM", f"https://{(EXTRA_HOSTNAMES or ['127.0.0.1'])[0]}:{PORT}/service/token"
+)

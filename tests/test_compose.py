@@ -7,6 +7,7 @@ variables of .env.example, the way every container of the stack imports it.
 from __future__ import annotations
 
 import ast
+import io
 import json
 import os
 import re
@@ -15,10 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from django.core.management import call_command
 
+from portal.certificates import pki_paths
 from tests.integration.launcher_helpers import documented_env_names, read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -260,6 +264,9 @@ def test_entrypoint_migrates_and_bootstraps_on_init() -> None:
     assert entrypoint.stat().st_mode & stat.S_IXUSR, "docker/entrypoint.sh must be executable"
     text = entrypoint.read_text()
     assert "manage.py migrate" in text and "manage.py bootstrap" in text, "init must migrate, then bootstrap"
+    assert text.index("manage.py bootstrap") < text.index("manage.py registry_config"), (
+        "init must write the registry's config (manage.py registry_config) after bootstrap made the PKI it names"
+    )
     entry = [args for instruction, args in dockerfile_instructions() if instruction.upper() == "ENTRYPOINT"]
     assert entry and "docker/entrypoint.sh" in entry[-1], "the image's ENTRYPOINT must be docker/entrypoint.sh"
 
@@ -306,3 +313,175 @@ def test_build_context_leaves_out_secrets_and_local_state() -> None:
     ignored = {line.strip().strip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
     for entry in (".env", ".venv", "node_modules", "data", ".git"):
         assert entry in ignored, f".dockerignore must leave out {entry}"
+
+
+# --- The registry service ----------------------------------------------------------------------
+
+
+def volume_at(service: dict[str, Any], target: str) -> tuple[str, list[str]] | None:
+    """(source, options) of the service's volume mounted at target, or None."""
+    for volume in service.get("volumes", []):
+        source, mounted, *options = str(volume).split(":")
+        if mounted == target:
+            return source, options
+    return None
+
+
+@pytest.fixture(scope="module")
+def registry_settings(env, tmp_path_factory) -> dict[str, str]:
+    """The registry settings as the portal computes them from .env.example, in a fresh interpreter.
+
+    The data dir is a temporary one (settings create it); paths under it are rebased onto
+    .env.example's WHARF_DATA_DIR, i.e. where they are inside the containers.
+    """
+    data_dir = tmp_path_factory.mktemp("data").resolve()
+    probe = (
+        "import json; from django.conf import settings as s; print(json.dumps({name: str(getattr(s, name)) for name in"
+        " ('DATA_DIR', 'REGISTRY_URL', 'REGISTRY_BINARY', 'REGISTRY_STORAGE_DIR', 'REGISTRY_CONFIG_PATH',"
+        " 'REGISTRY_LISTEN', 'REGISTRY_NOTIFY_URL', 'REGISTRY_TOKEN_REALM', 'PORT', 'EXTRA_HOSTNAMES')}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={
+            **env,
+            "WHARF_DATA_DIR": str(data_dir),
+            "PATH": os.environ["PATH"],
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, f"the settings do not load with .env.example's values:\n{result.stderr}"
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    for name in ("REGISTRY_STORAGE_DIR", "REGISTRY_CONFIG_PATH"):
+        path = Path(loaded[name])
+        if path.is_relative_to(data_dir):
+            loaded[name] = str(Path(env["WHARF_DATA_DIR"]) / path.relative_to(data_dir))
+    return loaded
+
+
+def test_registry_service_serves_the_config_init_writes(services, env, registry_settings) -> None:
+    registry = services.get("registry")
+    assert registry, "docker-compose.yml has no registry service"
+    assert registry.get("image") == "registry:2", f"the registry service runs {registry.get('image')}, not registry:2"
+    config = registry_settings["REGISTRY_CONFIG_PATH"]
+    assert command(registry) == ["registry", "serve", config], (
+        f"the registry must serve the config init writes (WHARF_REGISTRY_CONFIG_PATH={config}): {command(registry)}"
+    )
+    environment = registry.get("environment") or {}
+    bundle = str(Path(config).parent / "ca-bundle.crt")
+    assert environment.get("SSL_CERT_FILE") == bundle, (
+        f"the registry must trust the portal CA through the bundle init writes beside its config ({bundle})"
+    )
+    data = volume_at(registry, env["WHARF_DATA_DIR"])
+    assert data and data[0] == volume_at(services["init"], env["WHARF_DATA_DIR"])[0], (
+        "the registry must mount the data volume init writes its config, bundle and token certificate into"
+    )
+    assert Path(config).is_relative_to(env["WHARF_DATA_DIR"]), "the registry config must be in the shared data volume"
+    depends = registry.get("depends_on") or {}
+    assert depends.get("init", {}).get("condition") == "service_completed_successfully", (
+        f"the registry must start after init wrote its config, has {depends}"
+    )
+    assert registry.get("healthcheck", {}).get("test"), "the registry has no healthcheck"
+    assert "curl" not in str(registry["healthcheck"]["test"]), "registry:2 has no curl (busybox wget only)"
+
+
+def test_registry_publishes_no_ports_and_the_portal_reaches_it_in_the_network(services, env, registry_settings) -> None:
+    registry = services["registry"]
+    assert not registry.get("ports"), f"clients reach the registry only through web's /v2/: {registry.get('ports')}"
+    url = urlsplit(registry_settings["REGISTRY_URL"])
+    listen_host, _, listen_port = registry_settings["REGISTRY_LISTEN"].rpartition(":")
+    assert url.scheme == "http" and url.hostname == "registry", (
+        f"WHARF_REGISTRY_URL={env.get('WHARF_REGISTRY_URL')} must name the registry service"
+    )
+    assert (url.port or 80) == int(listen_port), "WHARF_REGISTRY_URL and WHARF_REGISTRY_LISTEN disagree on the port"
+    assert listen_host == "0.0.0.0", "inside the compose network the registry listens on every address of its container"
+    assert listen_port in str(registry["healthcheck"]["test"]), "the healthcheck asks another port than it listens on"
+    notify = urlsplit(registry_settings["REGISTRY_NOTIFY_URL"])
+    assert (notify.hostname, notify.port, notify.path) == (
+        "web",
+        int(registry_settings["PORT"]),
+        "/service/notifications",
+    )
+    assert notify.scheme == ("https" if env.get("WHARF_BEHIND_PROXY", "false") == "false" else "http")
+    assert "web" in [h.strip() for h in env["WHARF_HOSTNAMES"].split(",")], (
+        "the registry verifies web's certificate for its notifications: WHARF_HOSTNAMES must name `web`"
+    )
+    first_host = env["WHARF_HOSTNAMES"].split(",")[0].strip()
+    assert (
+        registry_settings["REGISTRY_TOKEN_REALM"] == f"https://{first_host}:{registry_settings['PORT']}/service/token"
+    )
+
+
+def test_worker_collects_garbage_on_the_registry_storage(compose, services, registry_settings) -> None:
+    storage = registry_settings["REGISTRY_STORAGE_DIR"]
+    in_registry, in_worker = volume_at(services["registry"], storage), volume_at(services["worker"], storage)
+    assert in_registry, f"the registry does not mount a volume at WHARF_REGISTRY_STORAGE_DIR={storage}"
+    assert in_worker, f"the worker (garbage collection) does not mount the registry storage at {storage}"
+    assert in_registry[0] == in_worker[0] and in_registry[0] in (compose.get("volumes") or {}), (
+        f"registry and worker must share one named storage volume: {in_registry[0]} vs {in_worker[0]}"
+    )
+    assert "ro" not in in_registry[1] + in_worker[1], "the registry and garbage collection write the storage"
+    assert not Path(storage).is_relative_to(Path(registry_settings["REGISTRY_CONFIG_PATH"]).parent), (
+        "a storage volume mounted over the config's folder hides the config init writes"
+    )
+    # GC reads the config at WHARF_REGISTRY_CONFIG_PATH in the worker, the same data volume.
+    config = registry_settings["REGISTRY_CONFIG_PATH"]
+    assert volume_at(services["worker"], str(Path(config).parents[len(Path(config).parents) - 2])), (
+        "the worker does not mount the data volume holding the registry config"
+    )
+    # The registry binary GC runs is in the Wharf image, on PATH, under the name WHARF_REGISTRY_BINARY.
+    binary = registry_settings["REGISTRY_BINARY"]
+    copies = [
+        args.split() for ins, args in dockerfile_instructions() if ins.upper() == "COPY" and "--from=registry:2" in args
+    ]
+    assert copies and copies[0][-1] in (f"/usr/local/bin/{binary}", f"/usr/bin/{binary}"), (
+        f"the Dockerfile must copy registry:2's binary onto PATH as {binary} (WHARF_REGISTRY_BINARY): {copies}"
+    )
+    # The volume is first mounted by init (the Wharf image): that gives it the wharf user's ownership.
+    assert volume_at(services["init"], storage) and services["registry"].get("user", "").split(":")[0] == "10001"
+
+
+def test_registry_config_command_writes_the_config_and_trust_bundle(settings, tmp_path) -> None:
+    settings.REGISTRY_CONFIG_PATH = tmp_path / "registry" / "config.yml"
+    settings.REGISTRY_STORAGE_DIR = Path("/var/lib/registry")
+    settings.REGISTRY_LISTEN = "0.0.0.0:5000"
+    settings.REGISTRY_NOTIFY_URL = "https://web:8282/service/notifications"
+    settings.REGISTRY_TOKEN_REALM = "https://wharf.example.com:8282/service/token"
+    out, err = io.StringIO(), io.StringIO()
+    call_command("registry_config", stdout=out, stderr=err)
+
+    config = yaml.safe_load(settings.REGISTRY_CONFIG_PATH.read_text())
+    assert config["http"]["addr"] == "0.0.0.0:5000"
+    assert config["storage"]["filesystem"]["rootdirectory"] == "/var/lib/registry"
+    assert config["storage"]["delete"]["enabled"] is True
+    endpoint = config["notifications"]["endpoints"][0]
+    assert endpoint["url"] == "https://web:8282/service/notifications"
+    assert endpoint["headers"]["Authorization"] == [f"Bearer {settings.REGISTRY_NOTIFY_SECRET}"]
+    token = config["auth"]["token"]
+    assert token["realm"] == "https://wharf.example.com:8282/service/token"
+    assert token["rootcertbundle"] == str(pki_paths().token_cert)
+    assert (token["service"], token["issuer"]) == (settings.REGISTRY_SERVICE, settings.TOKEN_ISSUER)
+    assert stat.S_IMODE(settings.REGISTRY_CONFIG_PATH.stat().st_mode) == 0o600, "the config holds the notify secret"
+    bundle = settings.REGISTRY_CONFIG_PATH.parent / "ca-bundle.crt"
+    assert pki_paths().ca_cert.read_text().strip() in bundle.read_text(), "the trust bundle lacks the portal CA"
+    system = Path("/etc/ssl/certs/ca-certificates.crt")
+    assert system.read_text().strip()[:200] in bundle.read_text(), "the trust bundle lacks the system CAs"
+    printed = out.getvalue()
+    for expected in (str(settings.REGISTRY_CONFIG_PATH), "listen: 0.0.0.0:5000", "storage: /var/lib/registry",
+                     "notifications: https://web:8282/service/notifications", f"SSL_CERT_FILE): {bundle}"):  # fmt: skip
+        assert expected in printed, f"{expected!r} not in the command's output:\n{printed}"
+    # The test PKI's certificate does not name `web`: the registry would reject web's HTTPS, so say so.
+    assert "does not name 'web'" in err.getvalue() and "WHARF_HOSTNAMES" in err.getvalue()
+
+    # Repeatable (init runs at every `up`): the upload secret stays, and a certified host draws no warning.
+    secret = config["http"]["secret"]
+    settings.REGISTRY_NOTIFY_URL = "https://127.0.0.1:8282/service/notifications"
+    err = io.StringIO()
+    call_command("registry_config", stdout=io.StringIO(), stderr=err)
+    again = yaml.safe_load(settings.REGISTRY_CONFIG_PATH.read_text())
+    assert again["http"]["secret"] == secret, "a new http secret breaks uploads in progress across restarts"
+    assert again["notifications"]["endpoints"][0]["url"] == "https://127.0.0.1:8282/service/notifications"
+    assert err.getvalue() == ""

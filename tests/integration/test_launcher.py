@@ -152,6 +152,7 @@ def test_container_init_web_command_and_healthcheck_work_without_docker(tmp_path
     )
     assert init.returncode == 0, f"init failed:\n{init.stdout}\n{init.stderr}"
     assert (data_dir / "pki" / "server.crt").exists(), "init did not create the HTTPS certificate"
+    check_registry_service_config(services["registry"], data_dir, tmp_path, env, init.stderr)
 
     web = subprocess.Popen(
         ["docker/entrypoint.sh", *services["web"]["command"]],
@@ -179,3 +180,67 @@ def test_container_init_web_command_and_healthcheck_work_without_docker(tmp_path
     finally:
         web.terminate()
         web.wait(timeout=15)
+
+
+def check_registry_service_config(registry: dict, data_dir: Path, tmp_path: Path, env: dict, init_stderr: str) -> None:
+    """The registry config init wrote is what the registry service needs, and a real registry serves it."""
+    config_path = data_dir / "registry" / "config.yml"
+    assert registry["command"][-1] == "/data/registry/config.yml", "the registry serves another file than init writes"
+    config = yaml.safe_load(config_path.read_text())
+    assert config["http"]["addr"] == "0.0.0.0:5000"
+    assert config["notifications"]["endpoints"][0]["url"] == "https://web:8282/service/notifications"
+    assert config["auth"]["token"]["rootcertbundle"] == str(data_dir / "pki" / "token.crt")
+    # The realm is derived from the first WHARF_HOSTNAMES entry and WHARF_PORT (a free port in this test).
+    realm = f"https://wharf.example.com:{env['WHARF_PORT']}/service/token"
+    assert config["auth"]["token"]["realm"] == realm
+    assert config["storage"]["filesystem"]["rootdirectory"] == "/var/lib/registry"
+    bundle = data_dir / "registry" / "ca-bundle.crt"
+    assert (data_dir / "pki" / "ca.crt").read_text().strip() in bundle.read_text()
+    assert "does not name" not in init_stderr, f"web's certificate must name the notify host `web`:\n{init_stderr}"
+
+    # Debian's build of the same distribution registry serves a copy, on a free loopback port and a temp storage.
+    port = free_port()
+    served = yaml.safe_load(config_path.read_text())
+    served["http"]["addr"] = f"127.0.0.1:{port}"
+    served["storage"]["filesystem"]["rootdirectory"] = str(tmp_path / "registry-storage")
+    copy = tmp_path / "registry-config.yml"
+    copy.write_text(yaml.safe_dump(served))
+    binary = shutil.which("docker-registry")
+    assert binary, "install Debian's docker-registry (apt-get install docker-registry)"
+    process = subprocess.Popen(
+        [binary, "serve", str(copy)],
+        env={**env, "SSL_CERT_FILE": registry["environment"]["SSL_CERT_FILE"].replace("/data", str(data_dir))},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, f"the registry exited with {process.returncode}:\n{process.stdout.read()}"
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/v2/", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "the registry did not answer within 20 s"
+                time.sleep(0.2)
+        assert response.status_code == 401, f"/v2/ should ask for a token: {response.status_code} {response.text}"
+        challenge = response.headers.get("WWW-Authenticate", "")
+        assert f'realm="{realm}"' in challenge, challenge
+        assert 'service="wharf-registry"' in challenge, challenge
+        # The compose healthcheck, with busybox's wget as in the registry:2 image (alpine), against this port.
+        bin_dir = tmp_path / "busybox-bin"
+        bin_dir.mkdir()
+        (bin_dir / "wget").symlink_to(shutil.which("busybox"))
+        healthcheck = registry["healthcheck"]["test"]
+        assert healthcheck[0] == "CMD-SHELL"
+        shell = healthcheck[1].replace("127.0.0.1:5000", f"127.0.0.1:{port}")
+        probe_env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+        assert subprocess.run(["sh", "-c", shell], env=probe_env, timeout=20).returncode == 0, "healthcheck fails"
+        down = shell.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}")
+        assert subprocess.run(["sh", "-c", down], env=probe_env, timeout=20).returncode != 0, (
+            "healthcheck passes on a dead port"
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
