@@ -15,7 +15,7 @@ from registries.client import RegistryClient
 from registries.models import Tag
 from tests.e2e.conftest import Portal
 from tests.integration.images import pull_manifest, push_image
-from tests.integration.registry import Registry, start_registry
+from tests.integration.registry import Registry, point_portal_at, start_registry
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -31,9 +31,7 @@ def registry(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture
 def wired(settings: Any, registry: Registry) -> Registry:
     """The portal (and so the live server) talking to the test registry."""
-    settings.REGISTRY_URL = registry.url
-    settings.REGISTRY_CONFIG_PATH = registry.config_path
-    return registry
+    return point_portal_at(settings, registry)
 
 
 @pytest.fixture

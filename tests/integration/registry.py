@@ -7,6 +7,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -60,19 +61,191 @@ def start_registry(workdir: Path, notify_url: str, realm: str = "http://127.0.0.
         service=settings.REGISTRY_SERVICE,
         issuer=settings.TOKEN_ISSUER,
     )
+    return _launch(binary, workdir, config, f"http://127.0.0.1:{port}", expect=(401,))
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A self-signed server certificate for 127.0.0.1 and localhost, and its key."""
+
+    cert: Path
+    key: Path
+
+    @property
+    def pem(self) -> str:
+        """The certificate as PEM text."""
+        return self.cert.read_text()
+
+
+def self_signed_certificate(workdir: Path, common_name: str = "wharf-test-registry") -> TlsFiles:
+    """Write a fresh self-signed certificate valid for 127.0.0.1 and localhost."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    alt_names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    files = TlsFiles(workdir / "server.crt", workdir / "server.key")
+    files.cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    files.key.write_bytes(key_pem)
+    return files
+
+
+@dataclass(frozen=True)
+class TokenAuth:
+    """Where a registry in token mode sends clients, and the certificate that verifies the tokens."""
+
+    realm: str
+    service: str
+    issuer: str
+    cert: Path
+
+
+def start_standalone_registry(
+    workdir: Path,
+    tls: TlsFiles | None = None,
+    htpasswd: Path | None = None,
+    token: TokenAuth | None = None,
+) -> Registry:
+    """Start docker-registry as an external registry: plain HTTP or HTTPS, and no auth, htpasswd or token auth."""
+    binary = shutil.which(settings.REGISTRY_BINARY)
+    if binary is None:
+        pytest.fail(f"{settings.REGISTRY_BINARY} is not installed: apt-get install docker-registry (make test does)")
+    port = free_port()
+    http: dict = {"addr": f"127.0.0.1:{port}", "secret": "test-http-secret"}
+    if tls is not None:
+        http["tls"] = {"certificate": str(tls.cert), "key": str(tls.key)}
+    config: dict = {
+        "version": 0.1,
+        "log": {"level": "info", "formatter": "text"},
+        "storage": {"filesystem": {"rootdirectory": str(workdir / "storage")}, "delete": {"enabled": True}},
+        "http": http,
+    }
+    if htpasswd is not None:
+        config["auth"] = {"htpasswd": {"realm": "wharf-test", "path": str(htpasswd)}}
+    elif token is not None:
+        config["auth"] = {
+            "token": {
+                "realm": token.realm,
+                "service": token.service,
+                "issuer": token.issuer,
+                "rootcertbundle": str(token.cert),
+            }
+        }
+    scheme = "https" if tls else "http"
+    expect = (200,) if htpasswd is None and token is None else (401,)
+    return _launch(
+        binary, workdir, config, f"{scheme}://127.0.0.1:{port}", expect, verify=str(tls.cert) if tls else True
+    )
+
+
+def _launch(
+    binary: str, workdir: Path, config: dict, url: str, expect: tuple[int, ...], verify: str | bool = True
+) -> Registry:
+    """Write the config, start the registry and wait until /v2/ answers with an expected status."""
     config_path = registry_config.write(workdir / "config.yml", config)
+    storage = Path(config["storage"]["filesystem"]["rootdirectory"])
     log_path = workdir / "registry.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([binary, "serve", str(config_path)], stdout=log, stderr=subprocess.STDOUT)
-    registry = Registry(f"http://127.0.0.1:{port}", config_path, storage, process, log_path)
+    registry = Registry(url, config_path, storage, process, log_path)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"docker-registry exited with {process.returncode}:\n{registry.log()}")
         try:
-            if requests.get(f"{registry.url}/v2/", timeout=1).status_code == 401:
+            if requests.get(f"{registry.url}/v2/", timeout=1, verify=verify).status_code in expect:
                 return registry
         except requests.ConnectionError:
             time.sleep(0.1)
     registry.stop()
     pytest.fail(f"docker-registry did not answer on {registry.url}:\n{registry.log()}")
+
+
+def push_tiny_image(
+    url: str,
+    repository: str,
+    tags: list[str],
+    headers: dict[str, str] | None = None,
+    verify: str | bool = True,
+    mount_from: str | None = None,
+) -> str:
+    """Write a tiny image (a small config blob, no layers) under the tags; returns the manifest digest.
+
+    With `mount_from`, the config blob is mounted from that repository instead of uploaded again, which
+    makes filling a registry with thousands of repositories quick.
+    """
+    import hashlib
+    import json
+    from urllib.parse import urljoin
+
+    headers = headers or {}
+    config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}'
+    digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    uploads = f"{url}/v2/{repository}/blobs/uploads/"
+    if mount_from:
+        opened = requests.post(
+            f"{uploads}?mount={digest}&from={mount_from}", headers=headers, verify=verify, timeout=30
+        )
+    else:
+        opened = requests.post(uploads, headers=headers, verify=verify, timeout=30)
+    if opened.status_code == 202:
+        location = urljoin(url, opened.headers["Location"])
+        separator = "&" if "?" in location else "?"
+        done = requests.put(
+            f"{location}{separator}digest={digest}", data=config, headers=headers, verify=verify, timeout=30
+        )
+        assert done.status_code == 201, done.text
+    else:
+        assert opened.status_code == 201, opened.text
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": len(config),
+                "digest": digest,
+            },
+            "layers": [],
+        }
+    ).encode()
+    for tag in tags:
+        response = requests.put(
+            f"{url}/v2/{repository}/manifests/{tag}",
+            data=manifest,
+            headers={**headers, "Content-Type": "application/vnd.docker.distribution.manifest.v2+json"},
+            verify=verify,
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+def point_portal_at(settings: Any, registry: Registry) -> Registry:
+    """Wharf's settings (the pytest-django `settings` fixture) talking to this registry and its config."""
+    settings.REGISTRY_URL = registry.url
+    settings.REGISTRY_CONFIG_PATH = registry.config_path
+    return registry

@@ -19,7 +19,7 @@ from registries.client import DOCKER_MANIFEST, RegistryClient
 from registries.gc import directory_size
 from registries.models import Repository, Tag
 from tests.integration.images import BY_DIGEST, Image, push_image, user_headers
-from tests.integration.registry import Registry, start_registry
+from tests.integration.registry import Registry, point_portal_at, start_registry
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +35,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 @pytest.fixture
 def wired(settings: Any, registry: Registry) -> Registry:
     """The portal's settings pointing at the test registry and its config."""
-    settings.REGISTRY_URL = registry.url
-    settings.REGISTRY_CONFIG_PATH = registry.config_path
-    return registry
+    return point_portal_at(settings, registry)
 
 
 def record_rows(
