@@ -16,10 +16,14 @@ class DomainError(Exception):
 
     status = status.HTTP_400_BAD_REQUEST
 
-    def __init__(self, message: str, errors: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self, message: str, errors: dict[str, list[str]] | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.errors = errors or {}
+        # More keys for the API body, next to "detail" and "errors" (e.g. the certificate to trust).
+        self.extra = extra or {}
 
 
 class Invalid(DomainError):
@@ -79,7 +83,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     from rest_framework.views import exception_handler
 
     if isinstance(exc, DomainError):
-        return Response({"detail": exc.message, "errors": exc.errors}, status=exc.status)
+        return Response({**exc.extra, "detail": exc.message, "errors": exc.errors}, status=exc.status)
     if isinstance(exc, DjangoValidationError):
         errors = _validation_errors(exc)
         return Response({"detail": _first_message(errors), "errors": errors}, status=400)

@@ -167,3 +167,86 @@ class Job(models.Model):
     def is_finished(self) -> bool:
         """True when the job ran to an end, good or bad."""
         return self.state in (JobState.SUCCEEDED, JobState.FAILED, JobState.STOPPED)
+
+
+class CredentialKind(models.TextChoices):
+    """What a credential holds."""
+
+    PASSWORD = "password", "Username and password"
+    CERTIFICATE = "certificate", "Certificate"
+
+
+class Credential(models.Model):
+    """A named secret for connecting out: a username and password, or a client certificate and its key.
+
+    The password or private key is stored encrypted (portal.secrets); `password()` and
+    `private_key_pem()` decrypt it for the code that connects. Nothing else ever shows it.
+    """
+
+    name = models.CharField(max_length=255, unique=True)
+    kind = models.CharField(max_length=12, choices=CredentialKind.choices)
+    username = models.CharField(max_length=255, blank=True)
+    certificate_pem = models.TextField("public certificate", blank=True)
+    encrypted_secret = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(auto_now=True)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<Credential {self.name!r} ({self.kind})>"
+
+    def password(self) -> str:
+        """The decrypted password of a username/password credential ("" for a certificate)."""
+        from portal.secrets import decrypt
+
+        if self.kind != CredentialKind.PASSWORD or not self.encrypted_secret:
+            return ""
+        return decrypt(self.encrypted_secret)
+
+    def private_key_pem(self) -> str:
+        """The decrypted private key PEM of a certificate credential ("" for a password)."""
+        from portal.secrets import decrypt
+
+        if self.kind != CredentialKind.CERTIFICATE or not self.encrypted_secret:
+            return ""
+        return decrypt(self.encrypted_secret)
+
+
+class TrustedCertificate(models.Model):
+    """A server certificate an administrator chose to trust for one address ("host:port"): a pin."""
+
+    address = models.CharField(max_length=300, db_index=True)
+    pem = models.TextField()
+    subject = models.CharField(max_length=1024)
+    issuer = models.CharField(max_length=1024)
+    not_before = models.DateTimeField()
+    not_after = models.DateTimeField()
+    sha1 = models.CharField("SHA-1 thumbprint", max_length=59)
+    sha256 = models.CharField("SHA-256 thumbprint", max_length=95)
+    created = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["address", "-created"]
+        constraints = [models.UniqueConstraint(fields=["address", "sha256"], name="unique_pin_per_address")]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.sha256[:23]})"
+
+    @property
+    def usages(self) -> list[str]:
+        """Where the pin is used ("registry 'hub-mirror'"), asked of every registered user function."""
+        from portal.trust import certificate_usages
+
+        return certificate_usages(self)
+
+    @property
+    def is_expired(self) -> bool:
+        """True once the certificate's validity has ended."""
+        return self.not_after <= timezone.now()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from portal.env import env_bool, env_int, env_list, env_secret, env_str
+from portal.env import ConfigError, env_bool, env_int, env_list, env_secret, env_str
 from portal.ldap_settings import ldap_settings_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -233,3 +233,32 @@ REGISTRY_NOTIFY_URL = env_str("WHARF_REGISTRY_NOTIFY_URL", f"https://127.0.0.1:{
 REGISTRY_TOKEN_REALM = env_str(
     "WHARF_REGISTRY_TOKEN_REALM", f"https://{(EXTRA_HOSTNAMES or ['127.0.0.1'])[0]}:{PORT}/service/token"
 )
+
+# The Fernet key that encrypts stored credential secrets (passwords, private keys). Unset, a key is
+# generated once in the data directory; every web and worker replica must use the same one.
+CREDENTIALS_KEY = env_secret("WHARF_CREDENTIALS_KEY")
+if CREDENTIALS_KEY:
+    import base64
+    import binascii
+
+    try:
+        _credentials_key_ok = len(base64.urlsafe_b64decode(CREDENTIALS_KEY.encode())) == 32
+    except (binascii.Error, ValueError):
+        _credentials_key_ok = False
+    if not _credentials_key_ok:
+        raise ConfigError(
+            "WHARF_CREDENTIALS_KEY: expected a Fernet key (32 bytes in URL-safe base64), e.g. from "
+            "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
+        )
+
+# External registries: seconds to wait for one answer, how long a V2 catalog stays cached, and the
+# overall deadline of a search across every registry of a project (slower registries are named in
+# the answer as partial results).
+EXTERNAL_REGISTRY_TIMEOUT_SECONDS = env_int("WHARF_EXTERNAL_REGISTRY_TIMEOUT_SECONDS", 10, minimum=1)
+EXTERNAL_CATALOG_CACHE_SECONDS = env_int("WHARF_EXTERNAL_CATALOG_CACHE_SECONDS", 60, minimum=0)
+try:
+    SEARCH_DEADLINE_SECONDS = float(env_str("WHARF_SEARCH_DEADLINE_SECONDS", "5"))
+except ValueError:
+    from portal.env import ConfigError  # noqa: E402  (kept with the knob it checks)
+
+    raise ConfigError("WHARF_SEARCH_DEADLINE_SECONDS: expected a number of seconds") from None
