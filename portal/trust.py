@@ -34,8 +34,8 @@ from portal.services import require
 CERTIFICATE_USERS: list[Callable[[TrustedCertificate], str]] = []
 
 DEFAULT_TIMEOUT = 5.0
-# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH: trusting the certificate would not help.
-HOSTNAME_MISMATCH = 62
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH: trusting would not help.
+NAME_MISMATCH = frozenset({62, 64})
 
 
 class UntrustedCertificate(DomainError):
@@ -195,7 +195,7 @@ def _connect(host: str, port: int, timeout: float) -> Iterator[socket.socket]:
 def untrusted_or_unreachable(exc: ssl.SSLCertVerificationError, host: str, port: int, timeout: float) -> DomainError:
     """The error for a failed certificate verification: UntrustedCertificate, unless trust would not help."""
     address = address_of(host, port)
-    if exc.verify_code == HOSTNAME_MISMATCH:
+    if exc.verify_code in NAME_MISMATCH:
         return RemoteUnreachable(
             f"the certificate of {address} is not valid for the name '{host}' ({exc.verify_message})"
         )
