@@ -259,6 +259,4 @@ EXTERNAL_CATALOG_CACHE_SECONDS = env_int("WHARF_EXTERNAL_CATALOG_CACHE_SECONDS",
 try:
     SEARCH_DEADLINE_SECONDS = float(env_str("WHARF_SEARCH_DEADLINE_SECONDS", "5"))
 except ValueError:
-    from portal.env import ConfigError  # noqa: E402  (kept with the knob it checks)
-
     raise ConfigError("WHARF_SEARCH_DEADLINE_SECONDS: expected a number of seconds") from None
