@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from portal import api
+from portal import api, api_credentials
 from projects.api import MemberViewSet, ProjectViewSet
 from registries import api as registry_api
 
@@ -16,6 +16,8 @@ router.register("groups", api.GroupViewSet, basename="group")
 router.register("audit-logs", api.AuditEventViewSet, basename="auditevent")
 router.register("tokens", api.TokenViewSet, basename="token")
 router.register("jobs", api.JobViewSet, basename="job")
+router.register("credentials", api_credentials.CredentialViewSet, basename="credential")
+router.register("certificates", api_credentials.CertificateViewSet, basename="certificate")
 
 PROJECT = r"(?P<project_name>[^/]+)"
 REPOSITORY = r"(?P<repository>.+?)"

@@ -89,6 +89,27 @@ CASES = [
     Case("post", "/api/v1/system/gc", (ANON, 403, 403, 403, 403, 202)),
     Case("get", "/api/v1/system/gc/schedule", (ANON, 403, 403, 403, 403, 200)),
     Case("patch", "/api/v1/system/gc/schedule", (ANON, 403, 403, 403, 403, 200), {"frequency": "daily"}),
+    Case("get", "/api/v1/credentials", (ANON, 403, 403, 200, 200, 200)),
+    Case(
+        "post",
+        "/api/v1/credentials",
+        (ANON, 403, 403, 403, 403, 201),
+        {"name": "ci", "kind": "password", "username": "robot", "password": "Registry-Passw0rd"},
+    ),
+    Case("get", "/api/v1/credentials/none", (ANON, 403, 403, 404, 404, 404)),
+    Case("delete", "/api/v1/credentials/none", (ANON, 403, 403, 404, 404, 404)),
+    Case("get", "/api/v1/certificates", (ANON, 403, 403, 403, 403, 200)),
+    Case("get", "/api/v1/certificates/999999", (ANON, 403, 403, 403, 403, 404)),
+    Case("delete", "/api/v1/certificates/999999", (ANON, 403, 403, 403, 403, 404)),
+    Case("post", "/api/v1/certificates", (ANON, 403, 403, 403, 403, 400), {"address": "127.0.0.1:1", "pem": "x"}),
+    Case(
+        "post",
+        "/api/v1/certificates",
+        (ANON, 403, 403, 400, 404, 400),
+        {"address": "127.0.0.1:1", "pem": "x", "project": "alpha"},
+    ),
+    Case("post", "/api/v1/certificates/fetch", (ANON, 403, 403, 502, 502, 502), {"url": "https://127.0.0.1:1"}),
+    Case("post", "/api/v1/certificates/check", (ANON, 403, 403, 502, 502, 502), {"url": "https://127.0.0.1:1"}),
 ]
 
 

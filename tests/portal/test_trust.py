@@ -25,6 +25,7 @@ from portal.audit import Actor
 from portal.credentials import create_credential
 from portal.errors import Forbidden, RemoteUnreachable
 from portal.models import AuditEvent, TrustedCertificate
+from tests.conftest import client_for
 
 
 @dataclass
@@ -286,3 +287,60 @@ def test_usages_come_from_registered_functions(db, tls_server, admin_actor, monk
     pinned = trust.trust(admin_actor, tls_server.address, tls_server.keys.cert_pem)
     monkeypatch.setattr(trust, "CERTIFICATE_USERS", [lambda c: f"registry 'r-{c.address}'", lambda c: ""])
     assert pinned.usages == [f"registry 'r-{tls_server.address}'"]
+
+
+def test_api_check_answers_409_with_the_certificate(api, tls_server) -> None:
+    response = api.post("/api/v1/certificates/check", {"url": tls_server.url}, format="json")
+    assert response.status_code == 409
+    body = response.json()
+    assert body["detail"] == f"the certificate of {tls_server.address} is not trusted"
+    assert body["certificate"]["sha256"] == tls_server.keys.sha256
+    assert body["certificate"]["address"] == tls_server.address
+    assert "BEGIN CERTIFICATE" in body["certificate"]["pem"]
+    assert set(body) == {"detail", "errors", "certificate"}
+
+
+def test_api_trust_by_pem_then_check_passes_and_delete_untrusts(api, tls_server) -> None:
+    created = api.post(
+        "/api/v1/certificates", {"address": tls_server.address, "pem": tls_server.keys.cert_pem}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["sha256"] == tls_server.keys.sha256
+    assert api.post("/api/v1/certificates/check", {"url": tls_server.url}, format="json").status_code == 204
+    listed = api.get("/api/v1/certificates").json()
+    assert [c["address"] for c in listed["results"]] == [tls_server.address]
+    assert api.delete(f"/api/v1/certificates/{created.json()['id']}").status_code == 204
+    assert api.post("/api/v1/certificates/check", {"url": tls_server.url}, format="json").status_code == 409
+
+
+def test_api_trust_by_url_pins_the_presented_certificate(api, tls_server) -> None:
+    fetched = api.post("/api/v1/certificates/fetch", {"url": tls_server.url}, format="json")
+    assert fetched.status_code == 200
+    assert fetched.json()["sha256"] == tls_server.keys.sha256
+    created = api.post(
+        "/api/v1/certificates", {"url": tls_server.url, "sha256": fetched.json()["sha256"]}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    trust.check_tls(tls_server.url)
+
+
+def test_api_trust_by_url_refuses_another_thumbprint(api, tls_server) -> None:
+    response = api.post("/api/v1/certificates", {"url": tls_server.url, "sha256": "AB:" * 31 + "AB"}, format="json")
+    assert response.status_code == 409
+    assert "not the one expected" in response.json()["detail"]
+    assert not TrustedCertificate.objects.exists()
+
+
+def test_api_check_of_closed_port_is_502_naming_the_failure(api, closed_port) -> None:
+    response = api.post("/api/v1/certificates/check", {"url": f"https://127.0.0.1:{closed_port}"}, format="json")
+    assert response.status_code == 502
+    assert "connection refused" in response.json()["detail"]
+
+
+def test_project_admin_trusts_through_api_for_own_project(role_users, tls_server) -> None:
+    client = client_for(role_users["project_admin"])
+    body = {"address": tls_server.address, "pem": tls_server.keys.cert_pem}
+    assert client.post("/api/v1/certificates", body, format="json").status_code == 403
+    response = client.post("/api/v1/certificates", body | {"project": "alpha"}, format="json")
+    assert response.status_code == 201
+    assert client.post("/api/v1/certificates", body | {"project": "beta"}, format="json").status_code == 404
