@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from portal import api, api_credentials
 from projects.api import MemberViewSet, ProjectViewSet
 from registries import api as registry_api
+from registries import api_external
 
 router = DefaultRouter(trailing_slash=False)
 router.register("projects", ProjectViewSet, basename="project")
@@ -18,6 +19,10 @@ router.register("tokens", api.TokenViewSet, basename="token")
 router.register("jobs", api.JobViewSet, basename="job")
 router.register("credentials", api_credentials.CredentialViewSet, basename="credential")
 router.register("certificates", api_credentials.CertificateViewSet, basename="certificate")
+router.register("registries", api_external.GlobalRegistryViewSet, basename="registry")
+router.register(
+    r"projects/(?P<project_name>[^/]+)/registries", api_external.ProjectRegistryViewSet, basename="project-registry"
+)
 
 PROJECT = r"(?P<project_name>[^/]+)"
 REPOSITORY = r"(?P<repository>.+?)"
@@ -32,6 +37,13 @@ urlpatterns = [
     path("system/gc", registry_api.GarbageCollectionView.as_view(), name="registry-gc"),
     path("system/gc/schedule", registry_api.GcScheduleView.as_view(), name="registry-gc-schedule"),
     path("jobs/reconcile", registry_api.ReconcileView.as_view(), name="registry-reconcile"),
+    path("registries/verify", api_external.VerifyView.as_view(), name="registry-verify"),
+    path("projects/<str:project_name>/images", api_external.ImageSearchView.as_view(), name="image-search"),
+    re_path(
+        rf"^projects/{PROJECT}/images/(?P<registry>[^/]+)/{REPOSITORY}/tags$",
+        api_external.ImageTagsView.as_view(),
+        name="image-tags",
+    ),
     path("repositories", registry_api.RepositoryLibraryView.as_view(), name="repository-library"),
     path(
         "projects/<str:project_name>/repositories",

@@ -117,3 +117,75 @@ class GcSchedule(models.Model):
         """Return the schedule row, creating it (off) on first use."""
         obj, _ = cls.objects.get_or_create(pk=1)
         return obj
+
+
+class ExternalRegistryQuerySet(models.QuerySet):
+    """External registries, with the ones a project may search."""
+
+    def available_to(self, project: Project) -> ExternalRegistryQuerySet:
+        """The enabled global registries and the project's own enabled registries."""
+        return self.filter(models.Q(project__isnull=True) | models.Q(project=project), enabled=True)
+
+
+class ExternalRegistry(models.Model):
+    """A registry outside Wharf that projects search and pull from: global (no project) or one project's."""
+
+    class ApiVersion(models.TextChoices):
+        V2 = "v2", "V2"
+        V1 = "v1", "V1"
+
+    class AuthType(models.TextChoices):
+        NONE = "none", "None"
+        BASIC = "basic", "Basic"
+        BEARER = "bearer", "Bearer token"
+
+    name = models.CharField(max_length=100)
+    # Normalized: scheme://host[:port][/namespace], without a default port or a trailing slash.
+    address = models.CharField(max_length=255)
+    # The path part of the address ("vmware"): only repositories under it are exposed.
+    namespace = models.CharField(max_length=200, blank=True)
+    # Plain HTTP is refused unless the administrator allowed it here.
+    insecure = models.BooleanField(default=False)
+    enabled = models.BooleanField(default=True)
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, null=True, blank=True, related_name="external_registries"
+    )
+    credential = models.ForeignKey(
+        "portal.Credential", on_delete=models.PROTECT, null=True, blank=True, related_name="registries"
+    )
+    api_version = models.CharField(max_length=4, choices=ApiVersion.choices, default=ApiVersion.V2)
+    auth_type = models.CharField(max_length=8, choices=AuthType.choices, default=AuthType.NONE)
+    last_verified = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    objects = ExternalRegistryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "external registries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"], condition=models.Q(project__isnull=True), name="unique_global_registry_name"
+            ),
+            models.UniqueConstraint(
+                fields=["project", "name"],
+                condition=models.Q(project__isnull=False),
+                name="unique_project_registry_name",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_global(self) -> bool:
+        """True for a registry every project sees."""
+        return self.project_id is None
+
+    @property
+    def base_url(self) -> str:
+        """scheme://host[:port], the address without its namespace."""
+        if not self.namespace:
+            return self.address
+        return self.address[: -len(self.namespace) - 1]

@@ -240,3 +240,7 @@ def _reconcile_repository(
     if not repository.tags.exists() and repository.updated < started:
         repository.delete()
     return counts
+
+
+# External registries: their models, services and Verify register themselves here too.
+from registries import external_services  # noqa: E402, F401

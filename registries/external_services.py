@@ -1,0 +1,210 @@
+"""Every change of the external registries (global and per project), and Verify, with audit entries.
+
+A registry is saved only after Verify found a registry at its address that accepts its credential.
+Portal admins manage global registries; a project's DevOps administrators manage the project's
+own and see the global ones without being able to change them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.db import transaction
+from django.utils import timezone
+
+from portal.audit import Actor, record
+from portal.credentials import CREDENTIAL_USERS
+from portal.errors import Conflict, Forbidden, Invalid
+from portal.models import Credential, CredentialKind, TrustedCertificate
+from portal.services import require
+from portal.trust import CERTIFICATE_USERS, address_of, split_url
+from projects.models import Project
+from projects.services import PROJECT_CONTENT_CHECKS
+from registries.external import ExternalRegistryClient, Found, Login, parse_address
+from registries.models import ExternalRegistry
+
+# The integrated registry's name in search results and image URLs.
+INTEGRATED = "integrated"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def login_for(credential: Credential | None) -> Login | None:
+    """The username and password a password credential presents (None for none or a certificate)."""
+    if credential is None or credential.kind != CredentialKind.PASSWORD:
+        return None
+    return Login(credential.username, credential.password())
+
+
+def client_for(registry: ExternalRegistry, timeout: float | None = None) -> ExternalRegistryClient:
+    """A client of the saved registry with its credential (built where the database may be read)."""
+    credential = registry.credential
+    client_certificate = credential if credential and credential.kind == CredentialKind.CERTIFICATE else None
+    client = ExternalRegistryClient(
+        registry.address,
+        login_for(credential),
+        insecure=registry.insecure,
+        api_version=registry.api_version,
+        timeout=timeout,
+        client_certificate=client_certificate,
+    )
+    client.auth_type = registry.auth_type
+    # Open the verifying session now: it reads the pinned certificates from the database.
+    client.session_for(client.base_url)
+    return client
+
+
+def verify(address: str, credential: Credential | None = None, insecure: bool = False) -> Found:
+    """Find the registry API and auth at the address; raise the classified failure (or UntrustedCertificate)."""
+    parse_address(address, insecure)
+    client_certificate = credential if credential and credential.kind == CredentialKind.CERTIFICATE else None
+    client = ExternalRegistryClient(
+        address, login_for(credential), insecure=insecure, client_certificate=client_certificate
+    )
+    return client.detect()
+
+
+def _require_manage(actor: Actor, project: Project | None) -> None:
+    """Portal admins manage global registries; a project's admins manage the project's registries."""
+    if project is None:
+        if not actor.user or not _is_admin(actor):
+            raise Forbidden("Global registries are managed by Management Portal administrators.")
+        return
+    require(actor, "manage_registries", project)
+
+
+def _is_admin(actor: Actor) -> bool:
+    from projects.roles import is_portal_admin
+
+    return is_portal_admin(actor.user)
+
+
+def _check_name(name: str, project: Project | None, registry: ExternalRegistry | None = None) -> str:
+    """The name, unique among global registries and the project's own; Invalid or Conflict otherwise."""
+    name = (name or "").strip()
+    if not _NAME.match(name):
+        message = "A registry name is 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."
+        raise Invalid(message, {"name": [message]})
+    if name.lower() == INTEGRATED:
+        raise Conflict(f"'{INTEGRATED}' is the name of Wharf's own registry", {"name": ["This name is reserved."]})
+    clashes = ExternalRegistry.objects.filter(name__iexact=name)
+    if project is not None:
+        clashes = clashes.filter(project__isnull=True) | clashes.filter(project=project)
+    if registry is not None:
+        clashes = clashes.exclude(pk=registry.pk)
+    clash = clashes.select_related("project").first()
+    if clash is not None:
+        where = "a global registry" if clash.is_global else f"a registry of project '{clash.project.name}'"
+        raise Conflict(f"registry '{name}' already exists ({where})", {"name": ["This name is taken."]})
+    return name
+
+
+def _check_credential(actor: Actor, credential: Credential | None) -> None:
+    """Only existing credentials are picked; secrets stay with portal admins (the credential is passed whole)."""
+    if credential is not None and credential.pk is None:
+        raise Invalid("Pick a saved credential.", {"credential": ["No such credential."]})
+
+
+@transaction.atomic
+def create_registry(
+    actor: Actor,
+    name: str,
+    address: str,
+    *,
+    credential: Credential | None = None,
+    insecure: bool = False,
+    project: Project | None = None,
+    enabled: bool = True,
+) -> ExternalRegistry:
+    """Add a global (no project) or project registry after a successful Verify."""
+    _require_manage(actor, project)
+    name = _check_name(name, project)
+    parsed = parse_address(address, insecure)
+    _check_credential(actor, credential)
+    found = verify(parsed.normalized, credential, insecure)
+    registry = ExternalRegistry.objects.create(
+        name=name,
+        address=parsed.normalized,
+        namespace=parsed.namespace,
+        insecure=insecure,
+        enabled=enabled,
+        credential=credential,
+        project=project,
+        api_version=found.api_version,
+        auth_type=found.auth_type,
+        last_verified=timezone.now(),
+        created_by=actor.name,
+    )
+    record(actor, "create", "registry", name, project, address=registry.address, insecure=insecure)
+    return registry
+
+
+_UNSET = object()
+
+
+@transaction.atomic
+def update_registry(
+    actor: Actor,
+    registry: ExternalRegistry,
+    *,
+    enabled: bool | None = None,
+    credential: Credential | None | object = _UNSET,
+    name: str | None = None,
+) -> ExternalRegistry:
+    """Enable or disable a registry, rename it, or change its credential (verified again before saving)."""
+    _require_manage(actor, registry.project)
+    changed: list[str] = []
+    if name is not None and name.strip() != registry.name:
+        registry.name = _check_name(name, registry.project, registry)
+        changed.append("name")
+    if credential is not _UNSET and credential != registry.credential:
+        _check_credential(actor, credential)
+        found = verify(registry.address, credential, registry.insecure)
+        registry.credential = credential
+        registry.api_version, registry.auth_type = found.api_version, found.auth_type
+        registry.last_verified = timezone.now()
+        changed.append("credential")
+    if enabled is not None and enabled != registry.enabled:
+        registry.enabled = enabled
+        changed.append("enabled")
+    if changed:
+        registry.save()
+        detail = {"fields": changed, "enabled": registry.enabled}
+        record(actor, "update", "registry", registry.name, registry.project, **detail)
+    return registry
+
+
+@transaction.atomic
+def delete_registry(actor: Actor, registry: ExternalRegistry) -> None:
+    """Remove a registry: global ones by portal admins only, a project's by its admins."""
+    _require_manage(actor, registry.project)
+    name, project = registry.name, registry.project
+    registry.delete()
+    record(actor, "delete", "registry", name, project)
+
+
+def registry_count_phrase(project: Project) -> str:
+    """ "2 registries" while the project has registries of its own (so it cannot be deleted), else ""."""
+    count = ExternalRegistry.objects.filter(project=project).count()
+    if not count:
+        return ""
+    return f"{count} registr{'y' if count == 1 else 'ies'}"
+
+
+def credential_user(credential: Credential) -> str:
+    """ "registry 'hub-mirror'" (and more) when registries use the credential, else ""."""
+    names = list(ExternalRegistry.objects.filter(credential=credential).values_list("name", flat=True)[:5])
+    return ", ".join(f"registry '{name}'" for name in names)
+
+
+def certificate_user(certificate: TrustedCertificate) -> str:
+    """ "registry 'mirror'" when a registry connects to the pinned certificate's address, else ""."""
+    names = []
+    for registry in ExternalRegistry.objects.filter(address__startswith="https://").only("name", "address"):
+        if address_of(*split_url(registry.base_url)) == certificate.address:
+            names.append(f"registry '{registry.name}'")
+    return ", ".join(names)
+
+
+PROJECT_CONTENT_CHECKS.append(registry_count_phrase)
+CREDENTIAL_USERS.append(credential_user)
+CERTIFICATE_USERS.append(certificate_user)
