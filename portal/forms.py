@@ -118,3 +118,60 @@ class TokenForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         help_text="Leave empty for a token that does not expire.",
     )
+
+
+class SecretTextarea(forms.Textarea):
+    """A textarea for a secret (a private key): like a password box, it never puts the value back in the page."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
+class CredentialForm(forms.Form):
+    """The +Credential and Edit credential dialogs: a username/password or a certificate and its private key.
+
+    Secrets are never put back into the page: on edit, an empty secret keeps the stored one.
+    """
+
+    kind = forms.ChoiceField(
+        label="Type", choices=[("password", "Username / Password"), ("certificate", "Certificate")], required=False
+    )
+    name = forms.CharField(label="Name", max_length=255, widget=forms.TextInput(attrs={"autofocus": True}))
+    username = forms.CharField(label="Username", max_length=255, required=False)
+    password = forms.CharField(
+        label="Password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    certificate = forms.CharField(
+        label="Public certificate",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "class": "clr-textarea wharf-pem"}),
+        help_text="The content of cert.pem (-----BEGIN CERTIFICATE-----).",
+    )
+    private_key = forms.CharField(
+        label="Private certificate",
+        required=False,
+        strip=False,
+        widget=SecretTextarea(attrs={"rows": 6, "class": "clr-textarea wharf-pem", "autocomplete": "off"}),
+        help_text="The content of key.pem (-----BEGIN PRIVATE KEY-----), unencrypted.",
+    )
+
+    def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if editing:
+            self.fields["password"].help_text = "Leave empty to keep the stored password."
+            self.fields["private_key"].help_text = "Leave empty to keep the stored private key."
+            self.fields["name"].widget.attrs.pop("autofocus", None)
+
+
+class CertificateUrlForm(forms.Form):
+    """Identity Management > Certificates > +Certificate: the server whose certificate to show."""
+
+    url = forms.CharField(
+        label="Server URL",
+        max_length=1000,
+        widget=forms.TextInput(attrs={"autofocus": True, "placeholder": "https://registry.example:443"}),
+        help_text="The portal connects and shows the certificate the server presents, for you to verify.",
+    )

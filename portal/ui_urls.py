@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from portal import views
+from portal import views, views_credentials
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,6 +17,14 @@ urlpatterns = [
     path("identities/edit/", views.identity_edit, name="identity-edit"),
     path("identities/groups/new/", views.group_create, name="group-create"),
     path("identities/groups/edit/", views.group_edit, name="group-edit"),
+    path("identities/credentials/", views_credentials.credential_list, name="credentials"),
+    path("identities/credentials/new/", views_credentials.credential_create, name="credential-create"),
+    path("identities/credentials/<str:name>/edit/", views_credentials.credential_edit, name="credential-edit"),
+    path("identities/credentials/<str:name>/delete/", views_credentials.credential_delete, name="credential-delete"),
+    path("identities/certificates/", views_credentials.certificate_list, name="certificates"),
+    path("identities/certificates/new/", views_credentials.certificate_add, name="certificate-add"),
+    path("identities/certificates/trust/", views_credentials.certificate_trust, name="certificate-trust"),
+    path("identities/certificates/<int:pk>/delete/", views_credentials.certificate_delete, name="certificate-delete"),
     path("configuration/", views.configuration, name="configuration"),
     path("configuration/sync/", views.directory_sync, name="directory-sync"),
     path("configuration/jobs/<int:job_id>/row/", views.job_row, name="job-row"),
