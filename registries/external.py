@@ -37,11 +37,6 @@ class RegistryFailure(DomainError):
 
     reason = "unknown"
 
-    def __init__(self, message: str, errors: dict[str, list[str]] | None = None) -> None:
-        super().__init__(message, errors)
-        # The API body carries the reason next to the message (DomainError.extra, when present).
-        self.extra = {**getattr(self, "extra", {}), "reason": self.reason}
-
 
 class Unreachable(RegistryFailure, RemoteUnreachable):
     """The registry could not be reached: DNS, refused connection, timeout or a TLS failure."""

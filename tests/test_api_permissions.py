@@ -110,6 +110,33 @@ CASES = [
     ),
     Case("post", "/api/v1/certificates/fetch", (ANON, 403, 403, 502, 502, 502), {"url": "https://127.0.0.1:1"}),
     Case("post", "/api/v1/certificates/check", (ANON, 403, 403, 502, 502, 502), {"url": "https://127.0.0.1:1"}),
+    Case("get", "/api/v1/registries", (ANON, 403, 403, 403, 403, 200)),
+    Case("get", "/api/v1/registries/docker-hub", (ANON, 403, 403, 403, 403, 200)),
+    Case("patch", "/api/v1/registries/docker-hub", (ANON, 403, 403, 403, 403, 200), {"enabled": False}),
+    Case("delete", "/api/v1/registries/docker-hub", (ANON, 403, 403, 403, 403, 204)),
+    # Verify gets past the permission check only for those allowed: then the closed port answers 502.
+    Case(
+        "post",
+        "/api/v1/registries/verify",
+        (ANON, 403, 403, 403, 403, 502),
+        {"address": "http://127.0.0.1:1", "insecure": True},
+    ),
+    Case(
+        "post",
+        "/api/v1/registries/verify",
+        (ANON, 403, 403, 502, 403, 502),
+        {"address": "http://127.0.0.1:1", "insecure": True, "project": "alpha"},
+    ),
+    Case("get", "/api/v1/projects/alpha/registries", (ANON, 200, 200, 200, 404, 200)),
+    Case(
+        "post",
+        "/api/v1/projects/alpha/registries",
+        (ANON, 403, 403, 502, 404, 502),
+        {"name": "mirror", "address": "http://127.0.0.1:1", "insecure": True},
+    ),
+    Case("delete", "/api/v1/projects/alpha/registries/docker-hub", (ANON, 403, 403, 403, 404, 403)),
+    Case("get", "/api/v1/projects/alpha/images", (ANON, 200, 200, 200, 404, 200), query={"q": "app"}),
+    Case("get", "/api/v1/projects/alpha/images/integrated/alpha/none/tags", (ANON, 404, 404, 404, 404, 404)),
 ]
 
 
@@ -135,3 +162,11 @@ def test_role_gets_expected_status(world, case: Case, role: str) -> None:
     assert response.status_code == expected, f"{role}: {case} -> {response.status_code} {response.content[:300]!r}"
     if expected >= 400 and "json" in response.get("Content-Type", ""):
         assert set(response.json()) == {"detail", "errors"}, response.json()
+
+
+@pytest.fixture(autouse=True)
+def _no_docker_hub(db) -> None:
+    """The image search rows never reach the internet: Docker Hub answers only its own rows, disabled."""
+    from registries.models import ExternalRegistry
+
+    ExternalRegistry.objects.filter(name="docker-hub").update(enabled=False)
