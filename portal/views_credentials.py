@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
@@ -14,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from portal import credentials, trust
 from portal.audit import Actor
-from portal.credentials import credential_usages
+from portal.credentials import CertificateInfo, certificate_info, credential_usages
 from portal.errors import DomainError
 from portal.forms import CertificateUrlForm, CredentialForm
 from portal.models import Credential, CredentialKind, TrustedCertificate
@@ -28,8 +29,16 @@ from projects.roles import can
 def credential_list(request: HttpRequest) -> HttpResponse:
     """The credentials with their type, user or certificate, and where each is used."""
     require_permission(can(request.user, "manage_credentials"))
-    rows = [(credential, credential_usages(credential)) for credential in Credential.objects.all()]
+    rows = [
+        (credential, credential_usages(credential), _certificate_of(credential))
+        for credential in Credential.objects.all()
+    ]
     return render(request, "portal/credentials.html", {"rows": rows, "tab": "credentials"})
+
+
+def _certificate_of(credential: Credential) -> CertificateInfo | None:
+    """The public certificate's subject and validity, for a certificate credential."""
+    return certificate_info(credential.certificate_pem) if credential.certificate_pem else None
 
 
 def _secret_fields(kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -191,9 +200,19 @@ def trust_dialog(
         "cancel_url": cancel_url,
         "hidden": hidden or {},
         "message": message or f"The certificate of {certificate['address']} is not trusted.",
+        "valid_from": _when(certificate.get("not_before")),
+        "valid_until": _when(certificate.get("not_after")),
         "size": "lg",
     }
     return dialog(request, "components/trust_dialog.html", context, status)
+
+
+def _when(value: str | None) -> str:
+    """An ISO timestamp of the certificate details as the page shows times."""
+    try:
+        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M UTC") if value else ""
+    except ValueError:
+        return value or ""
 
 
 def pin_from_post(request: HttpRequest, project: Any = None) -> TrustedCertificate | None:
