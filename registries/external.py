@@ -251,6 +251,10 @@ class ExternalRegistryClient:
         except requests.RequestException as exc:
             raise _classify(exc, url) from None
 
+    def use_session(self, address: str, session: requests.Session) -> None:
+        """Use this verifying session for the "host:port" address (instead of building one on first use)."""
+        self._sessions[address] = session
+
     def session_for(self, url: str) -> requests.Session:
         """The verifying session for the URL's address (the registry's, or its token realm's)."""
         if self._fixed_session is not None:

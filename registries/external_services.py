@@ -8,10 +8,13 @@ own and see the global ones without being able to change them.
 from __future__ import annotations
 
 import re
+import threading
 
+import requests
 from django.db import transaction
 from django.utils import timezone
 
+from portal import trust
 from portal.audit import Actor, record
 from portal.credentials import CREDENTIAL_USERS
 from portal.errors import Conflict, Forbidden, Invalid
@@ -48,9 +51,32 @@ def client_for(registry: ExternalRegistry, timeout: float | None = None) -> Exte
         client_certificate=client_certificate,
     )
     client.auth_type = registry.auth_type
-    # Open the verifying session now: it reads the pinned certificates from the database.
-    client.session_for(client.base_url)
+    address = address_of(*split_url(client.base_url))
+    client.use_session(address, _shared_session(address, client_certificate))
     return client
+
+
+# Verifying sessions by (address, client certificate, pinned certificates): building one loads the system
+# CA store (tens of milliseconds), far more than a search with cached catalogs takes otherwise.
+_SESSIONS: dict[tuple[object, ...], requests.Session] = {}
+_SESSIONS_LOCK = threading.Lock()
+_MAX_SESSIONS = 256
+
+
+def _shared_session(address: str, client_certificate: Credential | None) -> requests.Session:
+    """The session for the address, reused while its pins and client certificate stay the same."""
+    pins = tuple(sorted(TrustedCertificate.objects.filter(address=address).values_list("sha256", flat=True)))
+    certificate = (client_certificate.pk, client_certificate.updated) if client_certificate else None
+    key = (address, certificate, pins)
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(key)
+    if session is None:
+        session = trust.session(address, client_certificate)
+        with _SESSIONS_LOCK:
+            if len(_SESSIONS) >= _MAX_SESSIONS:
+                _SESSIONS.clear()
+            _SESSIONS[key] = session
+    return session
 
 
 def verify(address: str, credential: Credential | None = None, insecure: bool = False) -> Found:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from portal.models import Credential
 from registries.models import GcSchedule, Repository, Tag
 
 
@@ -44,3 +45,38 @@ class GcScheduleForm(forms.Form):
     time = forms.TimeField(
         label="Daily at", widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"), help_text="Server time."
     )
+
+
+class RegistryForm(forms.Form):
+    """+Registry: address (with an optional namespace), name, credential and the insecure (HTTP) tick."""
+
+    address = forms.CharField(
+        max_length=255,
+        help_text="Scheme, host, port and optionally a namespace, e.g. https://registry.example:443/vmware.",
+    )
+    name = forms.CharField(max_length=100)
+    credential = forms.ModelChoiceField(
+        queryset=Credential.objects.none(), to_field_name="name", required=False, empty_label="None"
+    )
+    insecure = forms.BooleanField(
+        label="Insecure (HTTP)",
+        required=False,
+        help_text=(
+            "Allows a plain HTTP address. Nothing is encrypted: anyone on the network path can read the "
+            "credential and change images. Docker hosts must list the registry in --insecure-registry to pull."
+        ),
+    )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["credential"].queryset = Credential.objects.order_by("name")
+
+    def retry_fields(self) -> dict[str, str]:
+        """The posted values as hidden fields, so the trust dialog can send them back to retry."""
+        data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
+        hidden = {"address": data.get("address", ""), "name": data.get("name", "")}
+        if data.get("credential"):
+            hidden["credential"] = data["credential"].name
+        if data.get("insecure"):
+            hidden["insecure"] = "on"
+        return hidden

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.db import connections
 from django.db.models import Q
 
 from portal.errors import DomainError, NotFound
@@ -76,7 +77,7 @@ def _ask_concurrently(
     """Run each registry's search in a thread; collect what finished before the time ran out."""
     executor = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(clients)), thread_name_prefix="wharf-search")
     futures: dict[Future, ExternalRegistry] = {
-        executor.submit(client.search, query): registry for registry, client in clients.values()
+        executor.submit(_search_one, client, query): registry for registry, client in clients.values()
     }
     done, pending = wait(futures, timeout=remaining)
     # Threads still waiting on a slow registry end on their own read timeout; nobody waits for them.
@@ -96,6 +97,15 @@ def _ask_concurrently(
             outcome.partial.append({"registry": registry.name, "error": "the registry's answer could not be read"})
             continue
         outcome.results.extend({"registry": registry.name, "global": registry.is_global, **item} for item in found)
+
+
+def _search_one(client: ExternalRegistryClient, query: str) -> list[dict[str, Any]]:
+    """One registry's search in a worker thread; a database connection it opened (a token realm's pinned
+    certificates) is closed with it, so threads never leave connections behind."""
+    try:
+        return client.search(query)
+    finally:
+        connections.close_all()
 
 
 def find_registry(project: Project, name: str) -> ExternalRegistry:

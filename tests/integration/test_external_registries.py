@@ -5,8 +5,10 @@ API spec because no V1 registry is packaged anywhere), and sockets that refuse o
 from __future__ import annotations
 
 import base64
+import html
 import json
 import logging
+import re
 import secrets
 import socket
 import threading
@@ -32,7 +34,7 @@ from registries import external_services, search
 from registries.external import DOCKER_HUB, NotARegistry, Unreachable, WrongCredentials
 from registries.models import ExternalRegistry
 from registries.token import libtrust_key_id, parse_scope
-from tests.conftest import client_for
+from tests.conftest import client_for, logged_in, page_text
 from tests.integration.registry import (
     Registry,
     TokenAuth,
@@ -301,6 +303,25 @@ def test_trust_flow_through_the_api(tls_registry, portal_admin) -> None:
     created = api.post("/api/v1/registries", {"name": "secure", "address": registry.url}, format="json")
     assert created.status_code == 201, created.content
     assert ExternalRegistry.objects.get(name="secure").last_verified is not None
+
+
+def test_add_dialog_opens_the_trust_dialog_and_retries(tls_registry, client, portal_admin) -> None:
+    registry, _ = tls_registry
+    logged_in(client, portal_admin)
+    form = {"address": registry.url, "name": "secure-ui", "verify": "1"}
+    asked = client.post("/registries/new/", form, HTTP_HX_REQUEST="true")
+    assert asked.status_code == 409
+    text = page_text(asked)
+    assert "Trust this certificate?" in text and "CN=wharf-test-registry" in text
+    assert 'name="operation" value="verify"' in text
+    pem = re.search(r'name="trust_pem" value="([^"]+)"', text).group(1)
+    retry = {"address": registry.url, "name": "secure-ui", "operation": "verify", "trust": "1"}
+    retry |= {"trust_address": host_of(registry.url), "trust_pem": html.unescape(pem)}
+    verified = client.post("/registries/new/", retry, HTTP_HX_REQUEST="true")
+    assert "Verified: a V2 registry with no authentication." in page_text(verified)
+    saved = client.post("/registries/new/", {**form, "save": "1"}, HTTP_HX_REQUEST="true")
+    assert saved.status_code == 204
+    assert ExternalRegistry.objects.filter(name="secure-ui").exists()
 
 
 def test_basic_auth_right_and_wrong_password(basic_registry, robot, wrong_robot) -> None:
