@@ -57,6 +57,13 @@ class CredentialSerializer(serializers.ModelSerializer):
         return credential_usages(credential)
 
 
+class CredentialListSerializer(CredentialSerializer):
+    """A credential in the list: without `used_by`, which asks every registered user and so costs queries per row."""
+
+    class Meta(CredentialSerializer.Meta):
+        fields = [f for f in CredentialSerializer.Meta.fields if f != "used_by"]
+
+
 class CredentialChoiceSerializer(serializers.ModelSerializer):
     """A credential as project admins see it, to pick one: its name and kind only."""
 
@@ -88,9 +95,9 @@ class CredentialViewSet(viewsets.ModelViewSet):
         return Credential.objects.all()
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
-        if getattr(self, "swagger_fake_view", False) or can(self.request.user, "manage_credentials"):
-            return CredentialSerializer
-        return CredentialChoiceSerializer
+        if not getattr(self, "swagger_fake_view", False) and not can(self.request.user, "manage_credentials"):
+            return CredentialChoiceSerializer
+        return CredentialListSerializer if self.action == "list" else CredentialSerializer
 
     def create(self, request: Request, *args: object, **kwargs: object) -> Response:
         if not can(request.user, "manage_credentials"):
@@ -139,6 +146,13 @@ class TrustedCertificateSerializer(serializers.ModelSerializer):
         return certificate.usages
 
 
+class TrustedCertificateListSerializer(TrustedCertificateSerializer):
+    """A pinned certificate in the list: without `used_by` (queries per row); GET one to see it."""
+
+    class Meta(TrustedCertificateSerializer.Meta):
+        fields = [f for f in TrustedCertificateSerializer.Meta.fields if f != "used_by"]
+
+
 class TrustRequestSerializer(serializers.Serializer):
     """POST /certificates: `{address, pem}` pins that certificate; `{url}` pins what the server presents.
 
@@ -165,6 +179,9 @@ class CertificateViewSet(
     """Trusted server certificates: portal admins list and untrust them; POST trusts one."""
 
     serializer_class = TrustedCertificateSerializer
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return TrustedCertificateListSerializer if self.action == "list" else TrustedCertificateSerializer
 
     def get_queryset(self) -> QuerySet[TrustedCertificate]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller

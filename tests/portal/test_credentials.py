@@ -266,3 +266,23 @@ def test_repr_and_str_do_not_show_secrets(admin_actor) -> None:
     credential = credentials.create_credential(admin_actor, "ci", "password", username="u", password=PASSWORD)
     assert PASSWORD not in repr(credential) + str(credential)
     assert credential.encrypted_secret not in repr(credential) + str(credential)
+
+
+@pytest.mark.parametrize("resource", ["credentials", "certificates"])
+def test_list_query_count_does_not_grow_with_page_size(api, admin_actor, resource) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.trust import trust
+
+    pem = make_certificate("pinned", ["127.0.0.1"]).cert_pem
+    for index in range(12):
+        credentials.create_credential(admin_actor, f"c-{index:02d}", "password", username="u", password=PASSWORD)
+        trust(admin_actor, f"127.0.0.1:{1000 + index}", pem)
+
+    def count(page_size: int) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert api.get(f"/api/v1/{resource}?page_size={page_size}").status_code == 200
+        return len(queries)
+
+    assert count(3) == count(12), f"the {resource} list issues queries per row"
