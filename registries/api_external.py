@@ -120,7 +120,14 @@ class GlobalRegistryViewSet(_RegistryWrites, viewsets.ModelViewSet):
             return ExternalRegistry.objects.none()
         if not is_portal_admin(self.request.user):
             raise Forbidden("Global registries are managed by Management Portal administrators.")
-        return ExternalRegistry.objects.filter(project__isnull=True).select_related("credential").order_by("name")
+        registries = ExternalRegistry.objects.filter(project__isnull=True).select_related("credential")
+        return _matching(registries, self.request.query_params.get("q", "")).order_by("name")
+
+
+def _matching(registries: QuerySet[ExternalRegistry], text: str) -> QuerySet[ExternalRegistry]:
+    """`?q=`: registries whose name or address holds the text."""
+    text = text.strip()
+    return registries.filter(Q(name__icontains=text) | Q(address__icontains=text)) if text else registries
 
 
 def _visible_project(request: Request, name: str, action: str = "view") -> Project:
@@ -148,7 +155,7 @@ class ProjectRegistryViewSet(_RegistryWrites, viewsets.ModelViewSet):
         else:
             scope = Q(project=project) | Q(project__isnull=True)
         return (
-            ExternalRegistry.objects.filter(scope)
+            _matching(ExternalRegistry.objects.filter(scope), self.request.query_params.get("q", ""))
             .select_related("credential", "project")
             .order_by("project", "name")  # globals last: the project's own come first
         )

@@ -26,6 +26,8 @@ DOCKER_HUB = "https://registry.hub.docker.com"
 # Docker Hub's registry has no catalog; its index answers searches (what `docker search` asks).
 DOCKER_HUB_SEARCH = "https://index.docker.io/v1/search"
 PAGE = 1000
+# Pages of a catalog or tag list read at most (100,000 entries): a runaway registry cannot fill the memory.
+MAX_PAGES = 100
 # Repositories one registry contributes to a search at most.
 SEARCH_LIMIT = 100
 _CHALLENGE_PARAM = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
@@ -379,7 +381,9 @@ class ExternalRegistryClient:
     def _pages(self, path: str, key: str, scope: str) -> Iterator[str]:
         """Follow the Link header of a paginated V2 list, yielding the entries under `key`."""
         next_path: str | None = f"{path}?n={PAGE}"
-        while next_path:
+        for _ in range(MAX_PAGES):
+            if not next_path:
+                return
             response = self.get(next_path, scope_hint=scope)
             if response.status_code == 404:
                 return

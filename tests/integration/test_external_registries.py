@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from portal.audit import Actor
 from portal.credentials import create_credential
 from portal.errors import Conflict, Forbidden, Invalid
-from portal.models import AuditEvent, Credential
+from portal.models import AuditEvent, Credential, TrustedCertificate
 from portal.trust import UntrustedCertificate, trust
 from projects.services import delete_project
 from registries import external_services, search
@@ -303,6 +303,8 @@ def test_trust_flow_through_the_api(tls_registry, portal_admin) -> None:
     created = api.post("/api/v1/registries", {"name": "secure", "address": registry.url}, format="json")
     assert created.status_code == 201, created.content
     assert ExternalRegistry.objects.get(name="secure").last_verified is not None
+    pin = TrustedCertificate.objects.get(address=certificate["address"])
+    assert pin.usages == ["registry 'secure'"]
 
 
 def test_add_dialog_opens_the_trust_dialog_and_retries(tls_registry, client, portal_admin) -> None:
@@ -470,6 +472,18 @@ def test_project_admin_adds_project_registry_and_cannot_touch_globals(plain_regi
     with pytest.raises(Conflict, match="1 registry"):
         delete_project(admin_actor, alpha)
     external_services.delete_registry(project_admin, own)
+
+
+def test_changing_the_credential_verifies_it_first(basic_registry, robot, wrong_robot, portal_admin) -> None:
+    api = client_for(portal_admin)
+    body = {"name": "basic", "address": basic_registry.url, "credential": "robot", "insecure": True}
+    assert api.post("/api/v1/registries", body, format="json").status_code == 201
+    refused = api.patch("/api/v1/registries/basic", {"credential": "wrong-robot"}, format="json")
+    assert refused.status_code == 400 and "refused the credentials" in refused.json()["detail"]
+    assert ExternalRegistry.objects.get(name="basic").credential == robot
+    disabled = api.patch("/api/v1/registries/basic", {"enabled": False}, format="json")
+    assert disabled.status_code == 200 and disabled.json()["enabled"] is False
+    assert disabled.json()["credential"] == "robot" and disabled.json()["auth_type"] == "basic"
 
 
 def test_credential_in_use_cannot_be_deleted(basic_registry, robot, admin_actor) -> None:

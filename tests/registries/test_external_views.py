@@ -79,3 +79,23 @@ def test_library_search_and_tags(client, role_users, alpha, v1) -> None:
     tags = page_text(client.get("/library/search/alpha/legacy/legacy/tool/tags/", HTTP_HX_REQUEST="true"))
     assert 'data-tag="1.0"' in tags and 'data-tag="2.0"' in tags
     assert f"docker pull {v1.url.split('//')[1]}/legacy/tool:2.0" in tags
+
+
+def test_admin_disables_and_enables_a_global_registry(client, portal_admin) -> None:
+    hub = ExternalRegistry.objects.get(address=DOCKER_HUB)
+    logged_in(client, portal_admin)
+    client.post(f"/registries/{hub.pk}/toggle/", {"enabled": "true"})
+    hub.refresh_from_db()
+    assert hub.enabled
+    response = client.post(f"/registries/{hub.pk}/toggle/", {"enabled": "false"}, follow=True)
+    assert "Registry &#x27;docker-hub&#x27; disabled." in page_text(response)
+    hub.refresh_from_db()
+    assert not hub.enabled
+
+
+def test_registry_lists_filter_by_name_or_address(api, alpha) -> None:
+    ExternalRegistry.objects.create(name="mirror", address="https://mirror.example/team")
+    assert [r["name"] for r in api.get("/api/v1/registries?q=mirror.example").json()["results"]] == ["mirror"]
+    assert [r["name"] for r in api.get("/api/v1/registries?q=hub").json()["results"]] == ["docker-hub"]
+    listed = api.get("/api/v1/projects/alpha/registries?q=mirr").json()["results"]
+    assert [(r["name"], r["global"]) for r in listed] == [("mirror", True)]
