@@ -339,8 +339,12 @@ class ExternalRegistryClient:
         response = self._send(f"{self.base_url}/v2/")
         is_v2 = "Docker-Distribution-API-Version" in response.headers
         if response.status_code == 401 and (is_v2 or "WWW-Authenticate" in response.headers):
-            self.get("/v2/")
-            return Found("v2", self.auth_type)
+            # Answering the challenge proves the credentials; a server behind a generic auth proxy
+            # (a V1 registry, say) only shows what it is once the challenge is answered.
+            answered = self.get("/v2/")
+            if is_v2 or answered.status_code == 200 or "Docker-Distribution-API-Version" in answered.headers:
+                return Found("v2", self.auth_type)
+            return None
         if response.status_code == 200 and (is_v2 or response.text.strip() in ("{}", "")):
             return Found("v2", "none")
         return None

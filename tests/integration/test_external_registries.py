@@ -348,6 +348,14 @@ def test_v1_server_is_detected(v1_registry) -> None:
     assert (found.api_version, found.auth_type) == ("v1", "none")
 
 
+def test_v1_server_with_basic_auth(robot, wrong_robot) -> None:
+    with V1Registry({"legacy/secret": {"1.0": "abc"}}, username=USERNAME, password=PASSWORD) as server:
+        found = external_services.verify(server.url, robot, insecure=True)
+        assert (found.api_version, found.auth_type) == ("v1", "basic")
+        with pytest.raises(WrongCredentials):
+            external_services.verify(server.url, wrong_robot, insecure=True)
+
+
 def test_failures_are_classified(hanging, settings) -> None:
     settings.EXTERNAL_REGISTRY_TIMEOUT_SECONDS = 1
     cases = {

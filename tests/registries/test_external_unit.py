@@ -199,3 +199,25 @@ def test_catalog_follows_link_pages_and_is_cached(settings) -> None:
 def test_docker_hub_is_a_default_enabled_global_registry() -> None:
     hub = ExternalRegistry.objects.get(address=DOCKER_HUB)
     assert hub.is_global and hub.enabled
+
+
+def test_artifactory_style_server_is_found_through_its_catalog() -> None:
+    routes = {
+        ("artifactory.example", "/v2/"): lambda request: (404, {}, {}),
+        ("artifactory.example", "/v2/_catalog"): lambda request: (200, {"repositories": ["docker-local/app"]}, {}),
+    }
+    session, transport = fake_session(routes)
+    found = ExternalRegistryClient("https://artifactory.example", session=session).detect()
+    assert (found.api_version, found.auth_type) == ("v2", "none")
+    assert [urlsplit(r.url).path for r in transport.seen] == ["/v2/", "/v2/_catalog"]
+
+
+def test_server_that_is_no_registry_is_named_so() -> None:
+    from registries.external import NotARegistry
+
+    routes = {(host, path): lambda request: (404, {}, {}) for host, path in [
+        ("web.example", "/v2/"), ("web.example", "/v2/_catalog"), ("web.example", "/v1/_ping")
+    ]}  # fmt: skip
+    session, _ = fake_session(routes)
+    with pytest.raises(NotARegistry, match="not as a Docker registry"):
+        ExternalRegistryClient("https://web.example", session=session).detect()
