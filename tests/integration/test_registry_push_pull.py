@@ -130,8 +130,25 @@ class People:
     secrets: dict[str, str]
 
 
+def _wait_until_events_settle(quiet_seconds: float = 1.5, limit: float = 15) -> None:
+    """Wait until the registry stops delivering notifications to the portal.
+
+    The portal process writes them into the test database; a write racing the database flush at
+    the end of a test can deadlock that flush.
+    """
+    from portal.models import AuditEvent
+
+    deadline = time.monotonic() + limit
+    last, quiet_since = AuditEvent.objects.count(), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < quiet_seconds:
+        time.sleep(0.25)
+        current = AuditEvent.objects.count()
+        if current != last:
+            last, quiet_since = current, time.monotonic()
+
+
 @pytest.fixture
-def people(transactional_db: None) -> People:
+def people(transactional_db: None) -> Iterator[People]:
     """Private `alpha` (developer, viewer) and public `library`; an outsider; API tokens as docker passwords."""
     alpha = Project.objects.create(name="alpha")
     public = Project.objects.create(name="library", public=True)
@@ -143,7 +160,8 @@ def people(transactional_db: None) -> People:
         if name == "dev":
             Membership.objects.create(project=public, user=user, role=Role.DEVELOPER)
         secrets[name] = create_token(Actor(user), "docker")[1]
-    return People(alpha, public, secrets)
+    yield People(alpha, public, secrets)
+    _wait_until_events_settle()
 
 
 @pytest.fixture
