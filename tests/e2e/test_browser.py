@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -69,6 +71,9 @@ def test_admin_assigns_the_admin_role_to_a_group(portal, admin):
     portal.log_in(admin.username)
     portal.open_nav("Identity Management")
     portal.page.get_by_placeholder("Search users and groups").fill("ops")
+    # The unfiltered list already shows the group: wait for the search to replace the table
+    # before ticking, or the swap would clear the tick.
+    expect(portal.page).to_have_url(re.compile(r"q=ops"))
     row = portal.page.locator('tr[data-identity="group:ops-team"]')
     expect(row).to_contain_text("Group")
     row.get_by_role("checkbox").check()
