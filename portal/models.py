@@ -98,6 +98,12 @@ class SystemSettings(models.Model):
         return "system settings"
 
     @classmethod
+    def token_lifetime_seconds(cls) -> int:
+        """How long registry tokens live: one light query, as the token service asks on every request."""
+        minutes = cls.objects.filter(pk=1).values_list("token_expiration_minutes", flat=True)
+        return (next(iter(minutes), None) or cls._meta.get_field("token_expiration_minutes").default) * 60
+
+    @classmethod
     def load(cls) -> SystemSettings:
         """Return the settings row, creating it with the defaults on first use."""
         obj, _ = cls.objects.get_or_create(pk=1)

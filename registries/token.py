@@ -102,7 +102,7 @@ def grant(user: User | None, requested: list[Access]) -> list[Access]:
             continue
         project_name = request.name.split("/", 1)[0]
         if project_name not in projects:
-            projects[project_name] = Project.objects.filter(name=project_name).first()
+            projects[project_name] = Project.objects.only("id", "name", "public").filter(name=project_name).first()
         project = projects[project_name]
         if project is None:
             continue

@@ -72,7 +72,7 @@ def token(request: HttpRequest) -> HttpResponse:
         response["WWW-Authenticate"] = 'Basic realm="wharf"'
         return response
     requested = parse_scope(" ".join(request.GET.getlist("scope")))
-    lifetime = SystemSettings.load().token_expiration_minutes * 60
+    lifetime = SystemSettings.token_lifetime_seconds()
     signed, issued_at = issue(user.username if user else "", grant(user, requested), lifetime)
     return JsonResponse(
         {

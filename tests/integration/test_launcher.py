@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import jwt
 import pytest
 import requests
 import yaml
@@ -95,6 +96,17 @@ def test_quick_start_serves_verified_https_and_ctrl_c_stops_every_process(tmp_pa
     challenge = wait_for_registry(launcher)
     assert challenge.status_code == 401, challenge.text
     assert f'Bearer realm="{launcher.url}/service/token"' in challenge.headers["WWW-Authenticate"]
+    # A developer's token on the embedded SQLite database (the role lookup once broke only there).
+    admin = ("admin", ADMIN_PASSWORD)
+    created = launcher.post("/api/v1/users", auth=admin, json={"username": "dev", "password": "Dock-side-2026"})
+    assert created.status_code == 201, created.text
+    member = {"user": "dev", "role": "developer"}
+    assert launcher.post("/api/v1/projects/default-project/members", auth=admin, json=member).status_code == 201
+    scope = "repository:default-project/app:pull,push"
+    token = launcher.get(f"/service/token?service=wharf-registry&scope={scope}", auth=("dev", "Dock-side-2026"))
+    assert token.status_code == 200, token.text
+    claims = jwt.decode(token.json()["token"], options={"verify_signature": False})
+    assert claims["access"] == [{"type": "repository", "name": "default-project/app", "actions": ["pull", "push"]}]
     config = yaml.safe_load((tmp_path / "data" / "registry" / "config.yml").read_text())
     assert config["http"]["addr"] == registry_url.removeprefix("http://")
     assert config["notifications"]["endpoints"][0]["url"] == f"https://127.0.0.1:{launcher.port}/service/notifications"
