@@ -14,8 +14,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from portal import directory
+from portal.audit import Actor
 from portal.errors import DomainError, Forbidden
-from portal.models import Group, User
+from portal.models import Group, Job, User
 
 PAGE_SIZE = 20
 
@@ -107,3 +108,13 @@ def submit(
         return exc.status
     messages.success(request, message)
     return finish(request, url)
+
+
+def start_job(request: HttpRequest, start: Callable[[Actor], Job], what: str, back: str) -> HttpResponse:
+    """A "run now" button: start the job through its service, then return to the page with the outcome."""
+    try:
+        job = start(Actor.from_request(request))
+    except DomainError as exc:
+        return refuse(request, exc, back)
+    messages.success(request, f"{what} started (job #{job.pk}).")
+    return finish(request, back)

@@ -33,6 +33,7 @@ from portal.ui import (
     refuse,
     require_permission,
     resolve_identity,
+    start_job,
     submit,
 )
 from projects import services as project_services
@@ -347,12 +348,7 @@ def configuration(request: HttpRequest) -> HttpResponse:
 @login_required
 def directory_sync(request: HttpRequest) -> HttpResponse:
     """Start synchronizing directory users and groups now."""
-    try:
-        job = services.start_directory_sync(Actor.from_request(request))
-    except DomainError as exc:
-        return refuse(request, exc, reverse("configuration"))
-    messages.success(request, f"Directory synchronization started (job #{job.pk}).")
-    return finish(request, reverse("configuration"))
+    return start_job(request, services.start_directory_sync, "Directory synchronization", reverse("configuration"))
 
 
 @login_required

@@ -15,9 +15,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.audit import Actor
-from portal.errors import DomainError, NotFound
+from portal.errors import NotFound
 from portal.models import Job
-from portal.ui import dialog, finish, page_or_region, paginate, refuse, require_permission, submit
+from portal.ui import dialog, finish, page_or_region, paginate, require_permission, start_job, submit
 from projects.models import Project
 from projects.roles import can
 from projects.views import project_context, visible_project
@@ -187,13 +187,7 @@ def _with_gc_outcome(job: Job) -> Job:
 @login_required
 def gc_run(request: HttpRequest) -> HttpResponse:
     """Run now: start garbage collection (portal admins; one at a time)."""
-    back = reverse("configuration") + "#gc-heading"
-    try:
-        job = services.start_gc(Actor.from_request(request))
-    except DomainError as exc:
-        return refuse(request, exc, back)
-    messages.success(request, f"Garbage collection started (job #{job.pk}).")
-    return finish(request, back)
+    return start_job(request, services.start_gc, "Garbage collection", reverse("configuration") + "#gc-heading")
 
 
 @require_POST
@@ -218,13 +212,7 @@ def gc_schedule(request: HttpRequest) -> HttpResponse:
 @login_required
 def registry_reconcile(request: HttpRequest) -> HttpResponse:
     """Reconcile now: start a job that repairs drift between the registry and the database (portal admins)."""
-    back = reverse("configuration") + "#gc-heading"
-    try:
-        job = services.start_reconcile(Actor.from_request(request))
-    except DomainError as exc:
-        return refuse(request, exc, back)
-    messages.success(request, f"Registry reconcile started (job #{job.pk}).")
-    return finish(request, back)
+    return start_job(request, services.start_reconcile, "Registry reconcile", reverse("configuration") + "#gc-heading")
 
 
 @login_required
