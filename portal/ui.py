@@ -110,11 +110,17 @@ def submit(
     return finish(request, url)
 
 
-def start_job(request: HttpRequest, start: Callable[[Actor], Job], what: str, back: str) -> HttpResponse:
-    """A "run now" button: start the job through its service, then return to the page with the outcome."""
+def act(request: HttpRequest, call: Callable[[Actor], str], back: str) -> HttpResponse:
+    """A button's action: call the service as the request's user, then return to `back` with its
+    success message (what `call` returns) or the service's refusal."""
     try:
-        job = start(Actor.from_request(request))
+        message = call(Actor.from_request(request))
     except DomainError as exc:
         return refuse(request, exc, back)
-    messages.success(request, f"{what} started (job #{job.pk}).")
+    messages.success(request, message)
     return finish(request, back)
+
+
+def start_job(request: HttpRequest, start: Callable[[Actor], Job], what: str, back: str) -> HttpResponse:
+    """A "run now" button: start the job through its service, then return to the page with the outcome."""
+    return act(request, lambda actor: f"{what} started (job #{start(actor).pk}).", back)

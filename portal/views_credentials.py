@@ -19,7 +19,7 @@ from portal.credentials import CertificateInfo, certificate_info, credential_usa
 from portal.errors import DomainError
 from portal.forms import CertificateUrlForm, CredentialForm
 from portal.models import Credential, CredentialKind, TrustedCertificate
-from portal.ui import dialog, finish, form_error, refuse, require_permission, submit
+from portal.ui import act, dialog, finish, form_error, refuse, require_permission, submit
 from projects.roles import can
 
 # Credentials.
@@ -99,12 +99,10 @@ def credential_edit(request: HttpRequest, name: str) -> HttpResponse:
 def credential_delete(request: HttpRequest, name: str) -> HttpResponse:
     """Delete a credential; refused with the message naming what uses it."""
     credential = get_object_or_404(Credential, name=name)
-    try:
-        credentials.delete_credential(Actor.from_request(request), credential)
-    except DomainError as exc:
-        return refuse(request, exc, reverse("credentials"))
-    messages.success(request, f"Credential '{name}' deleted.")
-    return finish(request, reverse("credentials"))
+    message = f"Credential '{name}' deleted."
+    return act(
+        request, lambda actor: credentials.delete_credential(actor, credential) or message, reverse("credentials")
+    )
 
 
 # Certificates.

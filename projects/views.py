@@ -18,6 +18,7 @@ from portal.filters import AuditEventFilterSet
 from portal.identities import search_identities
 from portal.models import AuditEvent
 from portal.ui import (
+    act,
     dialog,
     finish,
     page_or_region,
@@ -207,12 +208,8 @@ def member_remove(request: HttpRequest, name: str) -> HttpResponse:
     if membership is None:
         messages.error(request, "Select a member first.")
         return finish(request, members_url)
-    try:
-        services.remove_member(Actor.from_request(request), membership)
-    except DomainError as exc:
-        return refuse(request, exc, members_url)
-    messages.success(request, f"Removed '{membership.member_name}' from project '{project.name}'.")
-    return finish(request, members_url)
+    message = f"Removed '{membership.member_name}' from project '{project.name}'."
+    return act(request, lambda actor: services.remove_member(actor, membership) or message, members_url)
 
 
 @login_required

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from portal.audit import Actor
 from portal.errors import DomainError
 from portal.trust import UntrustedCertificate
-from portal.ui import dialog, finish, form_error, refuse, require_permission
+from portal.ui import act, dialog, finish, form_error, refuse, require_permission
 from portal.views_credentials import pin_from_post, trust_dialog
 from projects.models import Project
 from projects.roles import can, is_portal_admin
@@ -122,13 +122,8 @@ def registry_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 def registry_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete a registry."""
     registry, back = _managed_registry(request, pk)
-    name = registry.name
-    try:
-        external_services.delete_registry(Actor.from_request(request), registry)
-    except DomainError as exc:
-        return refuse(request, exc, back)
-    messages.success(request, f"Registry '{name}' deleted.")
-    return finish(request, back)
+    message = f"Registry '{registry.name}' deleted."
+    return act(request, lambda actor: external_services.delete_registry(actor, registry) or message, back)
 
 
 # Projects > a project > Project Registries.
