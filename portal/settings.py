@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "portal",
     "projects",
     "registries",
+    "hosts",
 ]
 
 MIDDLEWARE = [

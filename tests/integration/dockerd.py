@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.integration.tls_pki import CertificateAuthority
 
 START_TIMEOUT = 60.0
 BUSYBOX = Path("/bin/busybox")
@@ -33,6 +36,16 @@ class Dockerd:
     root: Path
     process: subprocess.Popen
     cli: str
+    command: list[str]
+    # The TCP port it listens on (127.0.0.1), when it does; its TLS mode: "", "server" or "verify".
+    port: int = 0
+    tls: str = ""
+    ca: CertificateAuthority | None = None
+
+    @property
+    def url(self) -> str:
+        """The endpoint a portal adds: http://127.0.0.1:PORT, or https:// in a TLS mode."""
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def socket(self) -> Path:
@@ -65,8 +78,8 @@ class Dockerd:
         assert result.returncode == 0, f"docker {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
         return result.stdout
 
-    def stop(self) -> None:
-        """Stop the daemon and remove its directory."""
+    def halt(self) -> None:
+        """Stop the daemon (its containers stop with it), keeping its data for a restart."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -74,13 +87,53 @@ class Dockerd:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def restart(self) -> None:
+        """Start the daemon again on the same socket, port, data and certificates."""
+        self.halt()
+        self.process = _spawn(self.command, self.root)
+        _wait_until_up(self)
+
+    def stop(self) -> None:
+        """Stop the daemon and remove its directory."""
+        self.halt()
         # Unmount whatever overlay mounts the daemon left behind before deleting its data.
         subprocess.run(["umount", "-R", str(self.root / "data")], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_dockerd() -> Dockerd:
-    """Start dockerd on a unix socket under a short /tmp path (socket paths max 108 bytes); wait until it answers."""
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _spawn(command: list[str], root: Path) -> subprocess.Popen:
+    with (root / "dockerd.log").open("ab") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_until_up(dockerd: Dockerd) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if dockerd.process.poll() is not None:
+            pytest.fail(f"dockerd exited with {dockerd.process.returncode}:\n{dockerd.log()}")
+        if dockerd.socket.exists() and dockerd.run("version", timeout=10).returncode == 0:
+            return
+        time.sleep(0.3)
+    dockerd.stop()
+    pytest.fail(f"dockerd did not answer within {START_TIMEOUT:.0f} s:\n{dockerd.log()}")
+
+
+def start_dockerd(tcp: bool = False, tls: str = "") -> Dockerd:
+    """Start dockerd on a unix socket under a short /tmp path (socket paths max 108 bytes); wait until it answers.
+
+    With `tcp` it also listens on 127.0.0.1:<free port>: plain HTTP, or with `tls="server"` HTTPS with a
+    server certificate only (`--tls`), or with `tls="verify"` HTTPS requiring a client certificate signed
+    by its CA (`--tlsverify`). The CA (`dockerd.ca`) issues client certificates for the tests.
+    """
+    assert tls in ("", "server", "verify") and (tcp or not tls)
     daemon = _binary("dockerd", "docker.io")
     cli = _binary("docker", "docker.io")
     root = Path(tempfile.mkdtemp(prefix="wd-", dir="/tmp"))
@@ -93,18 +146,19 @@ def start_dockerd() -> Dockerd:
         "--pidfile", str(root / "pid"),
         "--bridge=none", "--iptables=false", "--ip-masq=false",
     ]  # fmt: skip
-    with (root / "dockerd.log").open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    dockerd = Dockerd(root, process, cli)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"dockerd exited with {process.returncode}:\n{dockerd.log()}")
-        if dockerd.socket.exists() and dockerd.run("version", timeout=10).returncode == 0:
-            return dockerd
-        time.sleep(0.3)
-    dockerd.stop()
-    pytest.fail(f"dockerd did not answer within {START_TIMEOUT:.0f} s:\n{dockerd.log()}")
+    port = free_port() if tcp else 0
+    ca = None
+    if tcp:
+        command += ["--host", f"tcp://127.0.0.1:{port}"]
+    if tls:
+        ca = CertificateAuthority(root / "pki")
+        server = ca.server()
+        # dockerd reads a CA file even with --tls alone (it then asks no client certificate).
+        command += ["--tlscert", str(server.cert), "--tlskey", str(server.key), "--tlscacert", str(ca.pair.cert)]
+        command += ["--tlsverify"] if tls == "verify" else ["--tls", "--tlsverify=false"]
+    dockerd = Dockerd(root, _spawn(command, root), cli, command, port, tls, ca)
+    _wait_until_up(dockerd)
+    return dockerd
 
 
 def busybox_rootfs(path: Path) -> Path:
