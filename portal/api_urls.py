@@ -66,5 +66,6 @@ urlpatterns = [
         registry_api.ProjectRepositoryViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
         name="repository-detail",
     ),
+    path("", include("hosts.api_urls")),
     path("", include(router.urls)),
 ]

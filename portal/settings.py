@@ -261,3 +261,9 @@ try:
     SEARCH_DEADLINE_SECONDS = float(env_str("WHARF_SEARCH_DEADLINE_SECONDS", "5"))
 except ValueError:
     raise ConfigError("WHARF_SEARCH_DEADLINE_SECONDS: expected a number of seconds") from None
+
+# Container hosts: how often the beat collects every host's health, facts and containers, and how
+# long one host may take to answer a call before it counts as UNREACHABLE (hosts are polled
+# concurrently, so one dead host costs a cycle its timeout, never N x timeout).
+HOST_COLLECTION_INTERVAL_SECONDS = env_int("WHARF_HOST_COLLECTION_INTERVAL_SECONDS", 60, minimum=1)
+HOST_TIMEOUT_SECONDS = env_int("WHARF_HOST_TIMEOUT_SECONDS", 10, minimum=1)

@@ -1,0 +1,3 @@
+"""UI routes of the hosts app: container hosts, containers, provisioning."""
+
+urlpatterns: list = []
