@@ -1,3 +1,309 @@
-"""Every change of state of hosts and containers, with its audit entry."""
+"""Every change of state of container hosts, with its audit entry.
+
+A host is saved only after the portal connected to it (/_ping, /version, /info) and found what the
+administrator said it is: a Docker host, or a VCH identifying itself as VIC. Removing a host only
+forgets it and its containers; nothing on the host is ever touched by that.
+"""
 
 from __future__ import annotations
+
+from typing import cast
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from hosts.docker import DockerClient, HostFacts, normalize_url
+from hosts.models import ContainerHost, HostKind, HostState
+from portal.audit import Actor, record
+from portal.credentials import CREDENTIAL_USERS
+from portal.errors import Conflict, DomainError, Invalid
+from portal.models import Credential, CredentialKind, TrustedCertificate
+from portal.services import require
+from portal.trust import CERTIFICATE_USERS
+from projects.models import Project
+from projects.services import PROJECT_CONTENT_CHECKS
+
+# update_host's default for `credential`: None there means "no credential", so "leave it" needs its own value.
+UNCHANGED = object()
+NAME_MAX = 100
+
+
+def client_for(host: ContainerHost, timeout: float | None = None) -> DockerClient:
+    """A client of the saved host with its credential and negotiated API version."""
+    return DockerClient(
+        host.url,
+        host.credential,
+        api_version=host.api_version,
+        timeout=timeout if timeout is not None else settings.HOST_TIMEOUT_SECONDS,
+    )
+
+
+def _check_kind(kind: str) -> str:
+    """The kind, "docker" or "vch" (case-insensitive); Invalid naming the choices otherwise."""
+    value = (kind or "").strip().lower()
+    if value not in HostKind.values:
+        message = "The host type must be docker or vch."
+        raise Invalid(message, {"kind": [message]})
+    return value
+
+
+def _check_name(name: str, project: Project, host: ContainerHost | None = None) -> str:
+    """The name, required and unique (ignoring case) in the project; Invalid or Conflict otherwise."""
+    name = (name or "").strip()
+    if not name:
+        raise Invalid("A host name is required.", {"name": ["This field is required."]})
+    if len(name) > NAME_MAX:
+        message = f"A host name is at most {NAME_MAX} characters."
+        raise Invalid(message, {"name": [message]})
+    clashes = ContainerHost.objects.filter(project=project, name__iexact=name)
+    if host is not None:
+        clashes = clashes.exclude(pk=host.pk)
+    if clashes.exists():
+        raise Conflict(f"host '{name}' already exists in project '{project.name}'", {"name": ["This name is taken."]})
+    return name
+
+
+def _check_endpoint(url: str) -> str:
+    """The normalized URL, not yet added to any project of the portal (one project per endpoint, and per VCH)."""
+    normalized = normalize_url(url or "")
+    existing = ContainerHost.objects.filter(url=normalized).select_related("project").first()
+    if existing is not None:
+        raise Conflict(
+            f"host already exists in project '{existing.project.name}'",
+            {"url": [f"{normalized} is already added as host '{existing.name}'."]},
+        )
+    return normalized
+
+
+def _check_credential(credential: Credential | None, url: str) -> None:
+    """Only a saved certificate credential, and only over https (it is the client certificate of full TLS)."""
+    if credential is None:
+        return
+    if credential.pk is None:
+        raise Invalid("Pick a saved credential.", {"credential": ["No such credential."]})
+    if credential.kind != CredentialKind.CERTIFICATE:
+        message = (
+            f"credential '{credential.name}' is a username and password: a Docker host or VCH takes a "
+            "certificate credential (the client certificate and key of full TLS), or none"
+        )
+        raise Invalid(message, {"credential": ["Pick a certificate credential, or none."]})
+    if not url.startswith("https://"):
+        message = (
+            f"a client certificate is only used over TLS: use https:// for full TLS, "
+            f"or remove credential '{credential.name}' for a host without TLS"
+        )
+        raise Invalid(message, {"credential": ["A certificate needs an https:// URL."]})
+
+
+def _check_identity(kind: str, facts: HostFacts, url: str) -> None:
+    """A VCH must report VIC in /info and a Docker host must not; Invalid saying which type to choose."""
+    if kind == HostKind.VCH and not facts.is_vic:
+        driver = facts.raw_info.get("Driver") or "no VIC driver"
+        message = (
+            f"host type is not VCH: {url} is a Docker host (Docker {facts.engine_version}, /info reports "
+            f"driver '{driver}'); choose Docker as the host type"
+        )
+        raise Invalid(message, {"kind": ["This host is not a VCH."]})
+    if kind == HostKind.DOCKER and facts.is_vic:
+        message = (
+            f"host type is VCH: {url} is a vSphere Integrated Containers host "
+            f"({facts.raw_info.get('Driver')}); choose VCH as the host type"
+        )
+        raise Invalid(message, {"kind": ["This host is a VCH."]})
+
+
+def _probe(kind: str, url: str, credential: Credential | None) -> HostFacts:
+    """Connect (/_ping, /version, /info) and check the host is the kind it is said to be."""
+    with DockerClient(url, credential, timeout=settings.HOST_TIMEOUT_SECONDS) as client:
+        facts = client.probe()
+    _check_identity(kind, facts, url)
+    return facts
+
+
+def _apply_facts(host: ContainerHost, facts: HostFacts) -> None:
+    """Copy what the probe learned onto the host (not saved)."""
+    host.api_version = facts.api_version
+    host.engine_version = facts.engine_version[:100]
+    host.operating_system = facts.operating_system[:200]
+    host.cpus = facts.cpus
+    host.memory_bytes = facts.memory_bytes
+    host.containers_running = max(0, facts.containers_running)
+    host.containers_stopped = max(0, facts.containers_stopped)
+    host.images = facts.images
+
+
+def verify_host(
+    actor: Actor, project: Project, *, kind: str, url: str, credential: Credential | None = None
+) -> HostFacts:
+    """Connect to a host and check it as add_host would, without saving anything."""
+    require(actor, "manage_hosts", project)
+    kind = _check_kind(kind)
+    normalized = _check_endpoint(url)
+    _check_credential(credential, normalized)
+    return _probe(kind, normalized, credential)
+
+
+def add_host(
+    actor: Actor, project: Project, *, name: str, kind: str, url: str, credential: Credential | None = None
+) -> ContainerHost:
+    """Add a Docker host or VCH to a project after connecting to it; its collection starts once saved."""
+    require(actor, "manage_hosts", project)
+    name = _check_name(name, project)
+    kind = _check_kind(kind)
+    normalized = _check_endpoint(url)
+    _check_credential(credential, normalized)
+    # The probe runs outside the transaction: it may take the whole host timeout.
+    facts = _probe(kind, normalized, credential)
+    host = ContainerHost(
+        project=project,
+        name=name,
+        kind=kind,
+        url=normalized,
+        credential=credential,
+        state=HostState.ON,
+        last_seen=timezone.now(),
+        created_by=actor.name,
+    )
+    _apply_facts(host, facts)
+    try:
+        with transaction.atomic():
+            host.save()
+            record(actor, "create", "host", name, project, url=normalized, kind=kind, tls=host.tls_mode)
+            _collect_after_commit(host)
+    except IntegrityError:
+        # Someone added the same name or endpoint while we were probing: say which, as the checks do.
+        _check_name(name, project)
+        _check_endpoint(normalized)
+        raise
+    return host
+
+
+def _collect_after_commit(host: ContainerHost) -> None:
+    """Collect the host's containers once the transaction that saved it commits."""
+    host_id = host.pk
+
+    def enqueue() -> None:
+        from hosts import tasks
+
+        tasks.collect_host.delay(host_id)
+
+    transaction.on_commit(enqueue)
+
+
+def _refresh(host: ContainerHost) -> DomainError | None:
+    """Probe a saved host and apply the outcome to it (not saved): facts and ON, or UNREACHABLE and the error."""
+    try:
+        facts = _probe(host.kind, host.url, host.credential)
+    except DomainError as exc:
+        host.state, host.last_error = HostState.UNREACHABLE, exc.message
+        return exc
+    _apply_facts(host, facts)
+    host.state, host.last_error, host.last_seen = HostState.ON, "", timezone.now()
+    return None
+
+
+def update_host(
+    actor: Actor,
+    host: ContainerHost,
+    *,
+    name: str | None = None,
+    credential: Credential | None | object = UNCHANGED,
+    enabled: bool | None = None,
+) -> ContainerHost:
+    """Rename a host, change its credential (verified before saving), or disable or enable it.
+
+    Disabling stops its collection (state DISABLED); enabling connects again, ending ON or
+    UNREACHABLE with the error, like a collection would.
+    """
+    require(actor, "manage_hosts", host.project)
+    changed: list[str] = []
+    if name is not None and name.strip() != host.name:
+        host.name = _check_name(name, host.project, host)
+        changed.append("name")
+    if credential is not UNCHANGED and credential != host.credential:
+        credential = cast(Credential | None, credential)
+        _check_credential(credential, host.url)
+        facts = _probe(host.kind, host.url, credential)
+        host.credential = credential
+        _apply_facts(host, facts)
+        if host.state != HostState.DISABLED:
+            host.state, host.last_error, host.last_seen = HostState.ON, "", timezone.now()
+        changed.append("credential")
+    was_disabled = host.state == HostState.DISABLED
+    if enabled is False and not was_disabled:
+        host.state, host.last_error = HostState.DISABLED, ""
+        changed.append("enabled")
+    elif enabled is True and was_disabled:
+        _refresh(host)
+        changed.append("enabled")
+    if not changed:
+        return host
+    with transaction.atomic():
+        host.save()
+        detail = {"fields": changed, "state": host.state, "tls": host.tls_mode}
+        if host.last_error:
+            detail["error"] = host.last_error
+        record(actor, "update", "host", host.name, host.project, **detail)
+        if host.state == HostState.ON and ("enabled" in changed or "credential" in changed):
+            _collect_after_commit(host)
+    return host
+
+
+def recheck_host(actor: Actor, host: ContainerHost) -> ContainerHost:
+    """Connect to a saved host now and record what was found; the failure, if any, is raised after it is saved.
+
+    A disabled host keeps its DISABLED state (only its facts and last error change): enabling is a
+    separate decision.
+    """
+    require(actor, "manage_hosts", host.project)
+    previous = host.state
+    error = _refresh(host)
+    if previous == HostState.DISABLED:
+        host.state = HostState.DISABLED
+    with transaction.atomic():
+        host.save()
+        if host.state != previous:
+            detail = {"state": host.state, "previous": previous}
+            if error is not None:
+                detail["error"] = error.message
+            record(actor, "update", "host", host.name, host.project, **detail)
+    if error is not None:
+        raise error
+    return host
+
+
+@transaction.atomic
+def remove_host(actor: Actor, host: ContainerHost) -> None:
+    """Forget a host and its containers; the containers on the host keep running untouched."""
+    require(actor, "manage_hosts", host.project)
+    name, project, url = host.name, host.project, host.url
+    forgotten = host.containers.count()
+    host.containers.all().delete()
+    host.delete()
+    record(actor, "delete", "host", name, project, url=url, containers_forgotten=forgotten)
+
+
+def host_count_phrase(project: Project) -> str:
+    """ "2 container hosts" while the project holds hosts (so it cannot be deleted), else ""."""
+    count = ContainerHost.objects.filter(project=project).count()
+    if not count:
+        return ""
+    return f"{count} container host{'' if count == 1 else 's'}"
+
+
+def credential_user(credential: Credential) -> str:
+    """ "host 'docker-1'" (and more) when hosts use the credential, else ""."""
+    names = ContainerHost.objects.filter(credential=credential).values_list("name", "project__name")[:5]
+    return ", ".join(f"host '{name}' (project '{project}')" for name, project in names)
+
+
+def certificate_user(certificate: TrustedCertificate) -> str:
+    """ "host 'docker-1'" when a host is reached at the pinned certificate's address, else ""."""
+    names = ContainerHost.objects.filter(url=f"https://{certificate.address}").values_list("name", "project__name")
+    return ", ".join(f"host '{name}' (project '{project}')" for name, project in names)
+
+
+PROJECT_CONTENT_CHECKS.append(host_count_phrase)
+CREDENTIAL_USERS.append(credential_user)
+CERTIFICATE_USERS.append(certificate_user)
