@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from django.conf import settings
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 # name -> (task, minute, hour): the system's own recurring jobs.
 RECURRING = {
@@ -10,6 +11,7 @@ RECURRING = {
     "daily audit log purge": ("portal.purge_audit_log", "30", "4"),
     "hourly registry reconcile": ("registries.scheduled_reconcile", "17", "*"),
 }
+HOST_COLLECTION = "host data collection"
 
 
 def install_schedules() -> None:
@@ -19,3 +21,22 @@ def install_schedules() -> None:
             minute=minute, hour=hour, day_of_week="*", day_of_month="*", month_of_year="*"
         )
         PeriodicTask.objects.update_or_create(name=name, defaults={"task": task, "crontab": crontab, "enabled": True})
+    install_host_collection()
+
+
+def install_host_collection() -> None:
+    """Run the host collection every HOST_COLLECTION_INTERVAL_SECONDS, following the setting when it changes."""
+    seconds = settings.HOST_COLLECTION_INTERVAL_SECONDS
+    interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.update_or_create(
+        name=HOST_COLLECTION,
+        # A beat the worker could not take within one interval is dropped rather than queued: the next
+        # one collects the same hosts, and a backlog would only run cycles back to back.
+        defaults={
+            "task": "hosts.collect_all",
+            "interval": interval,
+            "crontab": None,
+            "enabled": True,
+            "expire_seconds": seconds,
+        },
+    )
