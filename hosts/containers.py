@@ -204,7 +204,10 @@ def provision(
     restart_policy: str = "no",
     host: ContainerHost | None = None,
 ) -> Job:
-    """Check everything that can be checked here, then start a job that pulls, creates and starts the container."""
+    """Check everything that can be checked here, then start a job that pulls, creates and starts the container.
+
+    The returned job carries the new row as `job.container`.
+    """
     from hosts.tasks import provision_container
 
     require(actor, "provision", project)
@@ -245,9 +248,12 @@ def provision(
             actor, "provision", "container", name, project, host=target.name, image=source.full_reference,
             registry=source.registry_name,
         )  # fmt: skip
-        return create_job(
+        job = create_job(
             actor, PROVISION, f"{project.name}/{name}", lambda job_id: provision_container.delay(job_id, spec)
         )
+    # The caller learns which row the job fills in (the API answers with both).
+    job.container = container
+    return job
 
 
 def _create_config(spec: dict[str, Any], project: Project) -> dict[str, Any]:
