@@ -47,6 +47,8 @@ class DockerError(DomainError):
     """The Docker API refused a request; carries the daemon's own message and status."""
 
     def __init__(self, status: int, message: str) -> None:
+        # What the daemon answered; `status` is what the portal answers (a daemon's 5xx is a bad gateway).
+        self.http_status = status
         self.status = status if 400 <= status < 500 else 502
         super().__init__(message)
 
@@ -210,7 +212,7 @@ class DockerClient:
         try:
             ping = self.call("GET", "/_ping")
         except DockerError as exc:
-            raise NotADockerHost(f"{self.address} is not a Docker API: /_ping answered {exc.message}") from exc
+            raise NotADockerHost(f"{self.address} is not a Docker API: /_ping answered HTTP {exc.http_status}") from exc
         if ping.text.strip() != "OK":
             raise NotADockerHost(f"{self.address} is not a Docker API: /_ping did not answer OK")
         version = self._version()
@@ -222,7 +224,9 @@ class DockerClient:
         try:
             answer = self.json("GET", "/version")
         except DockerError as exc:
-            raise NotADockerHost(f"{self.address} is not a Docker API: /version answered {exc.message}") from exc
+            raise NotADockerHost(
+                f"{self.address} is not a Docker API: /version answered HTTP {exc.http_status}"
+            ) from exc
         if not isinstance(answer, dict) or "ApiVersion" not in answer:
             raise NotADockerHost(f"{self.address} is not a Docker API: /version has no ApiVersion")
         theirs = version_tuple(str(answer["ApiVersion"]))
