@@ -1,0 +1,243 @@
+"""UI pages of containers: Home > Containers for the selected project, the Provision dialog, a container's page
+with its inspect data, logs (with follow) and live stats, the Start / Stop / Restart / Remove actions, and the
+rows of the jobs they start."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from hosts import containers as container_service
+from hosts.forms import ProvisionForm
+from hosts.models import Container, ContainerState
+from hosts.views_hosts import chosen_project, dialog_status
+from portal.audit import Actor
+from portal.errors import DomainError
+from portal.models import Job
+from portal.ui import dialog, finish, form_error, page_or_region, paginate, refuse, require_permission
+from projects.models import Project
+from projects.roles import can, is_portal_admin
+from projects.views import visible_project
+
+ACTIONS = {"start": "Start", "stop": "Stop", "restart": "Restart", "remove": "Remove"}
+LOG_TAIL = 200
+# How many lines one follow request may add: a chatty container must not make one answer huge.
+FOLLOW_TAIL = 1000
+
+
+def filter_containers(containers: QuerySet[Container], q: str) -> QuerySet[Container]:
+    """Containers whose name, image, host, state or id contains the filter text."""
+    if not q:
+        return containers
+    query = Q()
+    for field in ("name", "image", "host__name", "state", "container_id", "command"):
+        query |= Q(**{f"{field}__icontains": q})
+    return containers.filter(query)
+
+
+def container_table_context(request: HttpRequest, project: Project) -> dict[str, Any]:
+    """The containers across the project's hosts: filtered by ?q=, removed ones only when asked, paginated."""
+    q = request.GET.get("q", "").strip()
+    show_removed = request.GET.get("removed") == "1"
+    containers = Container.objects.filter(host__project=project).select_related("host").order_by("name", "pk")
+    if not show_removed:
+        containers = containers.exclude(state=ContainerState.REMOVED)
+    return {
+        "page": paginate(request, filter_containers(containers, q)),
+        "q": q,
+        "show_removed": show_removed,
+        "can_provision": can(request.user, "provision", project),
+        "provision_url": reverse("container-provision", args=[project.name]),
+    }
+
+
+@login_required
+def container_list(request: HttpRequest) -> HttpResponse:
+    """Home > Containers: the selected project's containers; ?job= shows a provisioning job's progress."""
+    project = chosen_project(request)
+    context: dict[str, Any] = {"project": project, "region": "container-table"}
+    if project is not None:
+        context |= container_table_context(request, project)
+        context["job"] = own_job(request, request.GET.get("job"))
+    return page_or_region(request, "hosts/container_list.html", "hosts/_container_table.html", context)
+
+
+@login_required
+def container_provision(request: HttpRequest, name: str) -> HttpResponse:
+    """The Provision dialog: Save starts the provisioning job (pull, create, start) and shows its progress on the
+    Containers page; refusals (a registry not in the project's list, the image policy) stay in the dialog."""
+    project = visible_project(request, name)
+    require_permission(can(request.user, "provision", project))
+    initial = {"image": request.GET.get("image", "")}
+    form = ProvisionForm(request.POST or None, project=project, initial=initial)
+    action = reverse("container-provision", args=[project.name])
+    back = reverse("container-list") + f"?project={project.name}"
+    context: dict[str, Any] = {"form": form, "project": project, "action": action, "cancel_url": back}
+    if request.method != "POST":
+        return dialog(request, "hosts/provision_dialog.html", context)
+    if not form.is_valid():
+        return dialog(request, "hosts/provision_dialog.html", context, 400)
+    data = form.cleaned_data
+    try:
+        job = container_service.provision(
+            Actor.from_request(request),
+            project,
+            image=data["image"].strip(),
+            name=data["name"].strip(),
+            command=data["command"].strip(),
+            environment=data["environment"] or None,
+            ports=data["ports"] or None,
+            restart_policy=data["restart_policy"],
+            host=data["host"],
+        )
+    except DomainError as exc:
+        form_error(form, exc)
+        return dialog(request, "hosts/provision_dialog.html", context, dialog_status(exc))
+    messages.success(request, f"Provisioning {data['image'].strip()} started (job #{job.pk}).")
+    return finish(request, f"{back}&job={job.pk}")
+
+
+def visible_container(request: HttpRequest, pk: int) -> Container:
+    """The container if the user may see its project; 404 otherwise."""
+    containers = Container.objects.restrict(request.user).select_related("host", "host__project")
+    return get_object_or_404(containers, pk=pk)
+
+
+def is_live(container: Container) -> bool:
+    """Whether the container exists on its host, so logs, stats and inspect data can be asked for."""
+    return bool(container.container_id) and container.state != ContainerState.REMOVED
+
+
+@login_required
+def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One container: summary, inspect data, logs and live stats (both loaded by htmx), and its actions."""
+    container = visible_container(request, pk)
+    context: dict[str, Any] = {
+        "container": container,
+        "host": container.host,
+        "project": container.host.project,
+        "live": is_live(container),
+        "can_operate": can(request.user, "operate_containers", container.host.project),
+        "actions": ACTIONS,
+        "job": own_job(request, request.GET.get("job")),
+    }
+    if context["live"]:
+        try:
+            details = container_service.container_details(Actor.from_request(request), container)
+        except DomainError as exc:
+            context["details_error"] = exc.message
+        else:
+            context["details"] = summary_of(details)
+            context["details_json"] = json.dumps(details, indent=2, sort_keys=True, default=str)
+    return render(request, "hosts/container_detail.html", context)
+
+
+def summary_of(details: dict[str, Any]) -> list[tuple[str, str]]:
+    """The inspect fields people look at first, as (label, value) rows."""
+    config = details.get("Config") or {}
+    state = details.get("State") or {}
+    host_config = details.get("HostConfig") or {}
+    restart = (host_config.get("RestartPolicy") or {}).get("Name") or "no"
+    rows = [
+        ("ID", details.get("Id", "")),
+        ("Image", config.get("Image", "")),
+        ("Command", " ".join(config.get("Cmd") or [])),
+        ("State", state.get("Status", "")),
+        ("Started", state.get("StartedAt", "")),
+        ("Exit code", str(state.get("ExitCode", ""))),
+        ("Restart policy", restart),
+        ("Environment", ", ".join(config.get("Env") or [])),
+    ]
+    return [(label, value) for label, value in rows if value]
+
+
+@login_required
+def container_logs(request: HttpRequest, pk: int) -> HttpResponse:
+    """The log region (?follow=0|1), or with ?after= (the follow poller) only the lines after that time."""
+    container = visible_container(request, pk)
+    follow = request.GET.get("follow", "1") == "1"
+    after = parse_cursor(request.GET.get("after"))
+    context: dict[str, Any] = {"container": container, "follow": follow and is_live(container), "tail": LOG_TAIL}
+    actor = Actor.from_request(request)
+    try:
+        if after is None:
+            lines = container_service.container_logs(actor, container, tail=LOG_TAIL)
+        else:
+            lines = container_service.container_logs(actor, container, tail=FOLLOW_TAIL, since=after)
+    except DomainError as exc:
+        context["error"] = exc.message
+        lines = []
+    context["lines"] = lines
+    stamps = [line.time.timestamp() for line in lines if line.time is not None]
+    # The next poll asks for what came after the newest line shown; with none shown yet, for every line
+    # (one second after the epoch: the host's clock decides what is new, never the portal's).
+    context["cursor"] = max(stamps, default=after if after is not None else 1.0)
+    template = "hosts/_log_lines.html" if after is not None else "hosts/_logs.html"
+    return render(request, template, context)
+
+
+def parse_cursor(value: str | None) -> float | None:
+    """The ?after= cursor (a Unix time) as a number; None when absent or not a positive number."""
+    try:
+        cursor = float(value) if value else None
+    except ValueError:
+        return None
+    return cursor if cursor is not None and cursor > 0 else None
+
+
+@login_required
+def container_stats(request: HttpRequest, pk: int) -> HttpResponse:
+    """The live stats fragment (CPU, memory, network), polled every 3 seconds while the page is open."""
+    container = visible_container(request, pk)
+    context: dict[str, Any] = {"container": container, "live": is_live(container)}
+    if context["live"]:
+        try:
+            context["stats"] = container_service.container_stats(Actor.from_request(request), container)
+        except DomainError as exc:
+            context["error"] = exc.message
+    return render(request, "hosts/_stats.html", context)
+
+
+@require_POST
+@login_required
+def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Start, Stop, Restart or Remove: starts the job and returns to the container's page showing its progress."""
+    if action not in ACTIONS:
+        raise Http404("No such action.")
+    container = visible_container(request, pk)
+    back = reverse("container-detail", args=[container.pk])
+    try:
+        job = container_service.container_action(Actor.from_request(request), container, action)
+    except DomainError as exc:
+        return refuse(request, exc, back)
+    messages.success(request, f"{ACTIONS[action]} of '{container.name}' started (job #{job.pk}).")
+    return finish(request, f"{back}?job={job.pk}")
+
+
+def own_job(request: HttpRequest, job_id: str | None) -> Job | None:
+    """A job the user started (or any job, for a portal admin); None for anything else."""
+    if not job_id or not job_id.isdigit():
+        return None
+    jobs = Job.objects.all() if is_portal_admin(request.user) else Job.objects.filter(created_by=request.user.username)
+    return jobs.filter(pk=int(job_id)).first()
+
+
+@login_required
+def job_panel(request: HttpRequest, job_id: int) -> HttpResponse:
+    """A container job's state, progress and log; htmx polls it every 2 seconds until the job ends."""
+    job = own_job(request, str(job_id))
+    if job is None:
+        raise Http404("No such job.")
+    response = render(request, "hosts/_job_panel.html", {"job": job})
+    if job.is_finished:
+        # The containers table and the container's page refresh once the job has changed what they show.
+        response["HX-Trigger"] = "container-job-finished"
+    return response
