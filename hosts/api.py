@@ -35,6 +35,8 @@ class HostSerializer(serializers.ModelSerializer):
     """A host as the Container Hosts page shows it: endpoint, TLS mode, state and the facts last collected."""
 
     credential = _credential_field()
+    # A plain string in the schema: an enum here would clash by name with the credentials' `kind` enum.
+    kind = serializers.CharField(help_text="docker or vch")
     tls_mode = serializers.CharField(read_only=True)
     enabled = serializers.SerializerMethodField()
 
@@ -165,14 +167,14 @@ class HostViewSet(viewsets.ModelViewSet):
         services.remove_host(Actor.from_request(request), self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses={200: HostSerializer})
+    @extend_schema(operation_id="projects_hosts_recheck", request=None, responses={200: HostSerializer})
     @action(detail=True, methods=["post"], url_path="verify")
     def verify(self, request: Request, *args: object, **kwargs: object) -> Response:
         """Connect to the saved host now: its state and facts are updated, and a failure is answered as such."""
         host = services.recheck_host(Actor.from_request(request), self.get_object())
         return Response(HostSerializer(host).data)
 
-    @extend_schema(request=HostVerifySerializer, responses={200: FACTS})
+    @extend_schema(operation_id="projects_hosts_verify", request=HostVerifySerializer, responses={200: FACTS})
     @action(detail=False, methods=["post"], url_path="verify")
     def verify_new(self, request: Request, *args: object, **kwargs: object) -> Response:
         """Connect to a host that is not saved yet and say what it is, or exactly what went wrong."""
