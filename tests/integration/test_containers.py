@@ -111,7 +111,13 @@ def test_provision_run_observe_stop_and_remove(
 
     response = dev.post(
         "/api/v1/projects/alpha/containers",
-        {"image": image, "name": "hello", "command": 'sh -c "echo hello-wharf; sleep 600"', "environment": ["A=1"]},
+        {
+            "image": image,
+            "name": "hello",
+            "command": 'sh -c "echo hello-wharf; sleep 600"',
+            "environment": ["A=1"],
+            "restart_policy": "unless-stopped",
+        },
         format="json",
     )
     assert response.status_code == 202, response.json()
@@ -124,6 +130,7 @@ def test_provision_run_observe_stop_and_remove(
     labels = daemon.ok("inspect", "--format", '{{index .Config.Labels "wharf.project"}}', "hello").strip()
     assert labels == "alpha"
     assert "A=1" in daemon.ok("inspect", "--format", "{{.Config.Env}}", "hello")
+    assert daemon.ok("inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}", "hello").strip() == "unless-stopped"
 
     viewer = client_for(User.objects.get(username="viewer"))
     listed = viewer.get("/api/v1/projects/alpha/containers").json()["results"]
@@ -149,6 +156,13 @@ def test_provision_run_observe_stop_and_remove(
     assert stopped["state"] == JobState.SUCCEEDED, stopped["error"]
     assert daemon_containers(daemon) == ["hello exited"]
     assert viewer.get(url).json()["state"] == "exited"
+
+    started = dev.post(f"{url}/start").json()["job"]
+    assert started["state"] == JobState.SUCCEEDED, started["error"]
+    assert daemon_containers(daemon) == ["hello running"]
+    # Following the log: only what the container printed since the last line seen.
+    again = wait_for(lambda: viewer.get(f"{url}/logs", {"since": last}).json()["lines"], "output after the start")
+    assert [line["text"] for line in again] == ["hello-wharf"]
 
     removed = dev.delete(url).json()["job"]
     assert removed["state"] == JobState.SUCCEEDED, removed["error"]
@@ -225,3 +239,28 @@ def test_content_trust_refuses_unsigned_images(
     assert "image not signed" in response.json()["detail"]
     assert daemon_containers(daemon) == []
     assert not Container.objects.exists()
+
+
+def test_published_ports_are_recorded(
+    alpha_host: ContainerHost,
+    daemon: Dockerd,
+    portal: Portal,  # noqa: F811
+    rootfs: Path,  # noqa: F811
+    dev: APIClient,
+) -> None:
+    image = f"{portal.host}/alpha/app:3"
+    push(daemon, portal, rootfs, image)
+    response = dev.post(
+        "/api/v1/projects/alpha/containers",
+        {"image": image, "name": "web", "command": "sleep 600", "ports": ["127.0.0.1::8080", "127.0.0.1::9090/udp"]},
+        format="json",
+    )
+    job = response.json()["job"]
+    assert job["state"] == JobState.SUCCEEDED, f"{job['error']}\n{job['log']}"
+    bindings = daemon.ok("inspect", "--format", "{{json .HostConfig.PortBindings}}", "web")
+    assert '"8080/tcp":[{"HostIp":"127.0.0.1","HostPort":""}]' in bindings
+    ports = Container.objects.get(name="web").ports
+    assert {(port["ip"], port["private"], port["protocol"]) for port in ports} == {
+        ("127.0.0.1", 8080, "tcp"),
+        ("127.0.0.1", 9090, "udp"),
+    }
