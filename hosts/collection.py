@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from hosts.docker import DockerClient, HostFacts
 from hosts.models import Container, ContainerHost, ContainerState, HostState
+from hosts.services import client_for
 from portal.audit import Actor, record
 from portal.errors import DomainError
 
@@ -79,11 +80,6 @@ class CycleReport:
     def outcome(self, host: ContainerHost) -> HostOutcome | None:
         """The outcome of `host` in this cycle, if it was polled."""
         return next((o for o in self.outcomes if o.host_id == host.pk), None)
-
-
-def client_for(host: ContainerHost, timeout: float) -> DockerClient:
-    """A client of the host's Docker API speaking the API version agreed when it was added."""
-    return DockerClient(host.url, host.credential, host.api_version, timeout)
 
 
 def poll(client: DockerClient, timeout: float) -> Poll:
