@@ -291,17 +291,26 @@ def _pull(client: docker.DockerClient, source: ImageSource, log: JobLog) -> None
             log(f"pulling {layer}: {status}" if layer else f"pulling: {status}")
 
 
+def _load(container_pk: int) -> Container:
+    """The job's container row; gone when its host was removed from the project before the job ran."""
+    container = Container.objects.select_related("host__project", "host__credential").filter(pk=container_pk).first()
+    if container is None:
+        raise Conflict("the container is no longer recorded (its host was removed from the project)")
+    return container
+
+
 def run_provision(job: Job, log: JobLog, spec: dict[str, Any]) -> str:
     """The provisioning job: pull, create, start, record; on any failure undo what was created and fail."""
-    container = Container.objects.select_related("host__project", "host__credential").get(pk=spec["container"])
+    container = _load(spec["container"])
     host, project = container.host, container.host.project
     user = User.objects.filter(pk=spec["user"]).first() if spec["user"] else None
     actor = Actor(user, name=spec["actor"])
     created = ""
-    client = client_for(host)
+    client: docker.DockerClient | None = None
     try:
         # Checked again at run time: the role, the registry list or the policy may have changed meanwhile.
         source = resolve_image(actor, project, spec["image"])
+        client = client_for(host)
         _pull(client, source, log)
         log.progress(60)
         log(f"creating container {container.name} on host {host.name}")
@@ -317,7 +326,8 @@ def run_provision(job: Job, log: JobLog, spec: dict[str, Any]) -> str:
         record(actor, "provision", "container", container.name, project, outcome=Outcome.FAILURE, error=str(exc))
         raise
     finally:
-        client.close()
+        if client is not None:
+            client.close()
     return f"container {container.name} is {container.state} on host {host.name}"
 
 
@@ -332,9 +342,9 @@ def _attach_id(container: Container, container_id: str) -> None:
             raise Conflict(f"container {container_id[:12]} is already recorded on host {container.host}") from exc
 
 
-def _undo(client: docker.DockerClient, container: Container, created: str, log: JobLog) -> None:
+def _undo(client: docker.DockerClient | None, container: Container, created: str, log: JobLog) -> None:
     """Remove what provisioning made on the host and the row, so no half-created container stays behind."""
-    if created:
+    if client is not None and created:
         try:
             client.remove(created, force=True)
             log(f"removed the half-created container {created[:12]} from the host")
@@ -417,7 +427,7 @@ def container_action(actor: Actor, container: Container, action: str) -> Job:
 
 def run_action(job: Job, log: JobLog, container_pk: int, action: str) -> str:
     """The action job: ask the host, then record the container's new state (or its removal)."""
-    container = Container.objects.select_related("host__credential").get(pk=container_pk)
+    container = _load(container_pk)
     _require_live(container)
     log(f"{action} {container.name} on host {container.host.name}")
     with client_for(container.host) as client:
