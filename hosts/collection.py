@@ -159,6 +159,9 @@ def _poll_concurrently(hosts: list[ContainerHost], timeout: float) -> dict[int, 
             clients[host.pk] = client_for(host, timeout)
         except DomainError as exc:
             clients[host.pk] = Poll(error=exc.message)
+        except Exception as exc:  # A credential that cannot be loaded must not stop the cycle for the others.
+            logger.exception("building the client of host %s failed", host.name)
+            clients[host.pk] = Poll(error=f"cannot connect with the host's settings ({type(exc).__name__})")
     polls = {pk: c for pk, c in clients.items() if isinstance(c, Poll)}
     pending = {pk: c for pk, c in clients.items() if isinstance(c, DockerClient)}
     if not pending:
@@ -180,9 +183,14 @@ def _poll_concurrently(hosts: list[ContainerHost], timeout: float) -> dict[int, 
 
 
 def _known_containers(hosts: list[ContainerHost]) -> dict[int, dict[str, Container]]:
-    """host id -> container id -> row, for the containers the portal knows on these hosts."""
+    """host id -> container id -> row, for the containers these hosts had at the last collection.
+
+    Rows already marked removed stay out: they pile up as containers come and go, and a cycle reads
+    them only when a host lists one of their ids again.
+    """
     known: dict[int, dict[str, Container]] = {host.pk: {} for host in hosts}
-    for row in Container.objects.filter(host__in=hosts).exclude(container_id=""):
+    rows = Container.objects.filter(host__in=hosts).exclude(container_id="").exclude(state=ContainerState.REMOVED)
+    for row in rows:
         known[row.host_id][row.container_id] = row
     return known
 
@@ -238,16 +246,21 @@ def _sync_containers(
     host: ContainerHost, listed: list[dict[str, Any]], known: dict[str, Container], now: datetime.datetime
 ) -> None:
     """Upsert the host's containers from its listing and mark the ones gone from it removed; a few queries."""
-    seen: set[str] = set()
-    new: list[Container] = []
-    changed: list[Container] = []
+    listing: dict[str, dict[str, Any]] = {}
     for item in listed:
         values = container_values(item)
         container_id = values.pop("container_id")
-        if not container_id or container_id in seen:
-            continue
-        seen.add(container_id)
-        row = known.get(container_id)
+        if container_id:
+            listing[container_id] = values
+    rows = dict(known)
+    unknown = [cid for cid in listing if cid not in known]
+    if unknown:
+        # Rows the snapshot left out: marked removed earlier, or given their id by a provisioning job since.
+        rows.update((row.container_id, row) for row in Container.objects.filter(host=host, container_id__in=unknown))
+    new: list[Container] = []
+    changed: list[Container] = []
+    for container_id, values in listing.items():
+        row = rows.get(container_id)
         if row is None:
             # Not provisioned through the portal (or its job has not recorded the id yet): discovered.
             new.append(Container(host=host, container_id=container_id, provisioned=False, last_seen=now, **values))
@@ -259,12 +272,12 @@ def _sync_containers(
     Container.objects.bulk_create(new, ignore_conflicts=True)
     if changed:
         Container.objects.bulk_update(changed, CONTAINER_FIELDS, batch_size=500)
-    still_there = [cid for cid in seen if cid in known]
+    still_there = [cid for cid in listing if cid in rows]
     if still_there:
         Container.objects.filter(host=host, container_id__in=still_there).update(last_seen=now)
     # Only rows known before the poll can be judged gone: a row whose id a provisioning job recorded
     # after the host listed its containers is not in `known`, and stays as the job left it.
-    gone = [row.pk for cid, row in known.items() if cid not in seen and row.state != ContainerState.REMOVED]
+    gone = [row.pk for cid, row in known.items() if cid not in listing]
     if gone:
         Container.objects.filter(pk__in=gone).update(state=ContainerState.REMOVED, removed=now)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext, override_settings
+from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from hosts import collection
@@ -76,6 +77,18 @@ def test_container_removed_with_the_cli_is_marked_removed(host, dockerd) -> None
     row = Container.objects.get(host=host, container_id=container_id)
     assert row.state == ContainerState.REMOVED
     assert row.removed is not None
+
+
+def test_container_marked_removed_that_the_host_lists_again_is_back(host, dockerd) -> None:
+    container_id = run_container(dockerd, "phoenix")
+    collection.collect_all()
+    # As when a removal through the portal was recorded but the host kept the container.
+    Container.objects.filter(container_id=container_id).update(state=ContainerState.REMOVED, removed=timezone.now())
+
+    collection.collect_all()
+
+    row = Container.objects.get(host=host, container_id=container_id)
+    assert row.state == ContainerState.RUNNING and row.removed is None
 
 
 def test_stopped_container_is_updated_in_place(host, dockerd) -> None:
