@@ -91,6 +91,8 @@ def _invalid(field: str, message: str) -> Invalid:
 def check_name(name: str) -> str:
     """The container name, following docker's rule; Invalid otherwise."""
     name = (name or "").strip()
+    if len(name) > 200:
+        raise _invalid("name", "a container name is at most 200 characters")
     if name and not _NAME.match(name):
         raise _invalid(
             "name",
@@ -228,7 +230,7 @@ def provision(
             host=target,
             name=name,
             image=source.full_reference,
-            command=shlex.join(arguments),
+            command=shlex.join(arguments)[:1000],
             status="provisioning",
             ports=[binding.as_row() for binding in bindings],
             provisioned=True,

@@ -115,6 +115,8 @@ def parse_reference(reference: str) -> ImageReference:
     text = (reference or "").strip()
     if not text:
         raise Invalid("An image is required.", {"image": ["This field is required."]})
+    if len(text) > 400:
+        raise _bad(text[:40] + "...", "it is longer than 400 characters")
     remainder, _, digest = text.partition("@")
     if digest and not _DIGEST.match(digest):
         raise _bad(text, f"'{digest}' is not a digest")

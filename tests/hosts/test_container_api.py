@@ -54,6 +54,8 @@ def provision(client: Any, **body: Any) -> Any:
     ("body", "field", "message"),
     [
         ({"name": "-bad name"}, "name", "'-bad name' is not a valid container name"),
+        ({"name": "x" * 201}, "name", "at most 200 characters"),
+        ({"image": "a/" * 300 + "b"}, "image", "longer than 400 characters"),
         ({"environment": ["GOOD=1", "NO_EQUALS"]}, "environment", "environment line 2 'NO_EQUALS' is not KEY=VALUE"),
         ({"ports": ["8080:80/sctp"]}, "ports", "the protocol must be tcp or udp"),
         ({"ports": ["80000"]}, "ports", "'80000' is not a port number"),
