@@ -1,5 +1,5 @@
 // The few behaviours htmx does not cover: closing a dialog, removing a dialog row, select-all check boxes,
-// narrowing a dialog's list of choices as you type, copying a digest or pull command.
+// narrowing a dialog's list of choices as you type, copying a digest or pull command, following a container log.
 (function () {
   "use strict";
 
@@ -53,6 +53,17 @@
     document.querySelectorAll(filter.dataset.filterChoices + " [data-choice]").forEach(function (choice) {
       choice.hidden = text !== "" && !choice.dataset.choice.includes(text);
     });
+  });
+
+  // A followed container log stays scrolled to its newest line, unless the reader scrolled up to read.
+  let logAtBottom = true;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const log = document.getElementById("log-lines");
+    if (log && event.detail.target === log) logAtBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    const log = document.getElementById("log-lines");
+    if (log && logAtBottom) log.scrollTop = log.scrollHeight;
   });
 
   document.addEventListener("change", function (event) {

@@ -297,7 +297,8 @@ def test_container_page_shows_a_host_failure_as_a_message(client, role_users, ho
     response = client.get(f"/containers/{container.pk}/")
     text = page_text(response)
     assert response.status_code == 200 and "refused" in text
-    assert "Start" in text and "Remove" in text
+    # A running container offers Stop, Restart and Remove; Start only once it stopped.
+    assert ">Stop</button>" in text and ">Remove</button>" in text and ">Start</button>" not in text
     stats = client.get(f"/containers/{container.pk}/stats/", HTTP_HX_REQUEST="true")
     assert stats.status_code == 200 and "refused" in page_text(stats) and 'hx-trigger="every 3s"' in page_text(stats)
     logs = client.get(f"/containers/{container.pk}/logs/", HTTP_HX_REQUEST="true")
