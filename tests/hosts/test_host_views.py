@@ -17,7 +17,7 @@ from hosts.selection import SESSION_KEY
 from portal import credentials
 from portal.audit import Actor
 from portal.jobs import create_job
-from portal.models import User
+from portal.models import Job, JobState, User
 from projects.models import Project
 from tests.conftest import logged_in, page_text
 from tests.portal.test_trust import make_certificate
@@ -339,3 +339,11 @@ def test_a_job_panel_is_shown_only_to_whoever_started_it(client, role_users, hos
     mine = as_user(client, role_users, "developer").get(f"/containers/jobs/{job.pk}/", HTTP_HX_REQUEST="true")
     assert mine.status_code == 200 and 'hx-trigger="every 2s"' in page_text(mine)
     assert as_user(client, role_users, "viewer").get(f"/containers/jobs/{job.pk}/").status_code == 404
+
+
+def test_a_finished_job_tells_the_page_to_refresh(client, role_users, host) -> None:
+    job = create_job(Actor(role_users["developer"]), "stop container", "alpha/web", lambda job_id: None)
+    Job.objects.filter(pk=job.pk).update(state=JobState.FAILED, error="the host refused")
+    panel = as_user(client, role_users, "developer").get(f"/containers/jobs/{job.pk}/", HTTP_HX_REQUEST="true")
+    assert panel["HX-Trigger"] == "container-job-finished"
+    assert "the host refused" in page_text(panel) and "every 2s" not in page_text(panel)
