@@ -9,6 +9,7 @@ urlpatterns = [
     path("hosts/", views_hosts.host_list, name="host-list"),
     path("hosts/<int:pk>/", views_hosts.host_detail, name="host-detail"),
     path("hosts/<int:pk>/toggle/", views_hosts.host_toggle, name="host-toggle"),
+    path("hosts/<int:pk>/check/", views_hosts.host_check, name="host-check"),
     path("hosts/<int:pk>/remove/", views_hosts.host_remove, name="host-remove"),
     path("projects/<str:name>/infrastructure/", views_hosts.project_infrastructure, name="project-infrastructure"),
     path("projects/<str:name>/hosts/new/", views_hosts.host_add, name="host-add"),

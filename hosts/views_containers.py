@@ -24,7 +24,7 @@ from portal.errors import DomainError
 from portal.models import Job
 from portal.ui import dialog, finish, form_error, page_or_region, paginate, refuse, require_permission
 from projects.models import Project
-from projects.roles import can, is_portal_admin
+from projects.roles import can
 from projects.views import visible_project
 
 ACTIONS = {"start": "Start", "stop": "Stop", "restart": "Restart", "remove": "Remove"}
@@ -66,7 +66,7 @@ def container_list(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"project": project, "region": "container-table"}
     if project is not None:
         context |= container_table_context(request, project)
-        context["job"] = own_job(request, request.GET.get("job"))
+        context["job"] = visible_job(request, request.GET.get("job"))
     return page_or_region(request, "hosts/container_list.html", "hosts/_container_table.html", context)
 
 
@@ -127,7 +127,7 @@ def container_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "live": is_live(container),
         "can_operate": can(request.user, "operate_containers", container.host.project),
         "actions": ACTIONS,
-        "job": own_job(request, request.GET.get("job")),
+        "job": visible_job(request, request.GET.get("job")),
     }
     if context["live"]:
         try:
@@ -222,18 +222,22 @@ def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse
     return finish(request, f"{back}?job={job.pk}")
 
 
-def own_job(request: HttpRequest, job_id: str | None) -> Job | None:
-    """A job the user started (or any job, for a portal admin); None for anything else."""
+def visible_job(request: HttpRequest, job_id: str | None) -> Job | None:
+    """A container job (provision, start, stop, restart, remove) of a project the user may see; else None."""
     if not job_id or not job_id.isdigit():
         return None
-    jobs = Job.objects.all() if is_portal_admin(request.user) else Job.objects.filter(created_by=request.user.username)
-    return jobs.filter(pk=int(job_id)).first()
+    job = Job.objects.filter(pk=int(job_id), kind__in=container_service.JOB_KINDS).first()
+    # Container jobs target "project/container", as the containers API lists them under the project.
+    project_name = job.target.partition("/")[0] if job is not None else ""
+    if job is None or not Project.objects.restrict(request.user).filter(name=project_name).exists():
+        return None
+    return job
 
 
 @login_required
 def job_panel(request: HttpRequest, job_id: int) -> HttpResponse:
     """A container job's state, progress and log; htmx polls it every 2 seconds until the job ends."""
-    job = own_job(request, str(job_id))
+    job = visible_job(request, str(job_id))
     if job is None:
         raise Http404("No such job.")
     response = render(request, "hosts/_job_panel.html", {"job": job})

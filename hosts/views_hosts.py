@@ -193,6 +193,21 @@ def host_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     return act(request, toggle, back)
 
 
+@require_POST
+@login_required
+def host_check(request: HttpRequest, pk: int) -> HttpResponse:
+    """Check now: connect to the host and record its state and facts (the failure, if any, is the message)."""
+    host = visible_host(request, pk)
+    back = reverse("host-detail", args=[host.pk])
+
+    def check(actor: Actor) -> str:
+        """Re-check through the service; the page's message."""
+        checked = services.recheck_host(actor, host)
+        return f"Host '{checked.name}' answered: {checked.get_state_display()}, Docker {checked.engine_version}."
+
+    return act(request, check, back)
+
+
 @login_required
 def host_remove(request: HttpRequest, pk: int) -> HttpResponse:
     """Remove a host from its project after a confirmation saying its containers are left running."""

@@ -334,11 +334,13 @@ def test_an_action_starts_a_job_shown_on_the_container_page(client, role_users, 
     assert "stop container #" in page and "Stop of &#x27;web&#x27; started" in page
 
 
-def test_a_job_panel_is_shown_only_to_whoever_started_it(client, role_users, host) -> None:
+def test_a_job_panel_is_shown_to_the_members_of_its_project_only(client, role_users, host) -> None:
     job = create_job(Actor(role_users["developer"]), "stop container", "alpha/web", lambda job_id: None)
-    mine = as_user(client, role_users, "developer").get(f"/containers/jobs/{job.pk}/", HTTP_HX_REQUEST="true")
+    mine = as_user(client, role_users, "viewer").get(f"/containers/jobs/{job.pk}/", HTTP_HX_REQUEST="true")
     assert mine.status_code == 200 and 'hx-trigger="every 2s"' in page_text(mine)
-    assert as_user(client, role_users, "viewer").get(f"/containers/jobs/{job.pk}/").status_code == 404
+    assert as_user(client, role_users, "other_project_admin").get(f"/containers/jobs/{job.pk}/").status_code == 404
+    other = create_job(Actor(role_users["portal_admin"]), "garbage collection", "registry", lambda job_id: None)
+    assert as_user(client, role_users, "portal_admin").get(f"/containers/jobs/{other.pk}/").status_code == 404
 
 
 def test_a_finished_job_tells_the_page_to_refresh(client, role_users, host) -> None:
@@ -347,3 +349,12 @@ def test_a_finished_job_tells_the_page_to_refresh(client, role_users, host) -> N
     panel = as_user(client, role_users, "developer").get(f"/containers/jobs/{job.pk}/", HTTP_HX_REQUEST="true")
     assert panel["HX-Trigger"] == "container-job-finished"
     assert "the host refused" in page_text(panel) and "every 2s" not in page_text(panel)
+
+
+def test_check_now_records_and_shows_why_a_host_is_unreachable(client, role_users, host) -> None:
+    client = as_user(client, role_users, "project_admin")
+    response = client.post(f"/hosts/{host.pk}/check/", follow=True)
+    host.refresh_from_db()
+    assert response.status_code == 200 and host.state == HostState.UNREACHABLE
+    assert "refused" in page_text(response) and "UNREACHABLE" in page_text(response)
+    assert as_user(client, role_users, "viewer").post(f"/hosts/{host.pk}/check/").status_code == 403
