@@ -418,16 +418,17 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class JobViewSet(viewsets.ReadOnlyModelViewSet):
-    """System jobs (portal admins); POST /jobs/directory-sync starts a directory sync."""
+    """Jobs: portal admins see all, everyone else the jobs they started; POST /jobs/directory-sync starts a sync."""
 
     serializer_class = JobSerializer
 
     def get_queryset(self) -> QuerySet[Job]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller
             return Job.objects.none()
-        if not can(self.request.user, "manage_system"):
-            raise Forbidden("Only Management Portal administrators may see system jobs.")
-        return Job.objects.all()
+        if can(self.request.user, "manage_system"):
+            return Job.objects.all()
+        # A developer follows the container jobs they started (provisioning, start/stop) like an admin follows GC.
+        return Job.objects.filter(created_by=self.request.user.get_username())
 
     @extend_schema(request=None, responses={202: JobSerializer})
     @action(detail=False, methods=["post"], url_path="directory-sync")

@@ -147,3 +147,16 @@ def test_failed_basic_login_is_audited_without_the_password(make_user) -> None:
     event = AuditEvent.objects.get(action="login", outcome="failure")
     assert (event.username, event.client_address) == ("pat", "127.0.0.9")
     assert "wrong-secret-123" not in str(event.detail)
+
+
+def test_users_see_the_jobs_they_started_and_admins_see_all(api, make_user) -> None:
+    from portal.models import Job
+
+    dev = make_user("dev")
+    mine = Job.objects.create(kind="provision container", target="alpha/web", created_by="dev")
+    theirs = Job.objects.create(kind="garbage collection", target="registry", created_by="admin")
+    dev_api = client_for(dev)
+    assert [job["id"] for job in dev_api.get("/api/v1/jobs").json()["results"]] == [mine.pk]
+    assert dev_api.get(f"/api/v1/jobs/{mine.pk}").json()["kind"] == "provision container"
+    assert dev_api.get(f"/api/v1/jobs/{theirs.pk}").status_code == 404
+    assert {job["id"] for job in api.get("/api/v1/jobs").json()["results"]} == {mine.pk, theirs.pk}
