@@ -19,7 +19,7 @@ from portal.audit import Actor
 from portal.jobs import create_job
 from portal.models import Job, JobState, User
 from projects.models import Project
-from tests.conftest import logged_in, page_text
+from tests.conftest import ROLES, logged_in, page_text
 from tests.portal.test_trust import make_certificate
 
 REFUSING = "http://127.0.0.1:1"
@@ -358,3 +358,38 @@ def test_check_now_records_and_shows_why_a_host_is_unreachable(client, role_user
     assert response.status_code == 200 and host.state == HostState.UNREACHABLE
     assert "refused" in page_text(response) and "UNREACHABLE" in page_text(response)
     assert as_user(client, role_users, "viewer").post(f"/hosts/{host.pk}/check/").status_code == 403
+
+
+# --- every page under every role ----------------------------------------------------------------------
+
+LOGIN = 302
+# anonymous, viewer, developer, project_admin, other_project_admin, portal_admin (as in tests/test_api_permissions.py)
+PAGES = [
+    ("get", "/hosts/", (LOGIN, 200, 200, 200, 200, 200)),
+    ("get", "/containers/", (LOGIN, 200, 200, 200, 200, 200)),
+    ("get", "/projects/alpha/infrastructure/", (LOGIN, 200, 200, 200, 404, 200)),
+    ("get", "/projects/alpha/hosts/new/", (LOGIN, 403, 403, 200, 404, 200)),
+    ("get", "/hosts/{host}/", (LOGIN, 200, 200, 200, 404, 200)),
+    ("post", "/hosts/{host}/toggle/", (LOGIN, 403, 403, 302, 404, 302)),
+    ("post", "/hosts/{host}/check/", (LOGIN, 403, 403, 302, 404, 302)),
+    ("get", "/hosts/{host}/remove/", (LOGIN, 403, 403, 200, 404, 200)),
+    ("post", "/hosts/{host}/remove/", (LOGIN, 403, 403, 302, 404, 302)),
+    ("get", "/projects/alpha/containers/new/", (LOGIN, 403, 200, 200, 404, 200)),
+    ("get", "/containers/{container}/", (LOGIN, 200, 200, 200, 404, 200)),
+    ("get", "/containers/{container}/logs/", (LOGIN, 200, 200, 200, 404, 200)),
+    ("get", "/containers/{container}/stats/", (LOGIN, 200, 200, 200, 404, 200)),
+    ("post", "/containers/{container}/stop/", (LOGIN, 403, 302, 302, 404, 302)),
+    ("get", "/containers/jobs/{job}/", (LOGIN, 200, 200, 200, 404, 200)),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "statuses"), PAGES, ids=[f"{m} {p}" for m, p, _ in PAGES])
+@pytest.mark.parametrize("role", ROLES)
+def test_page_status_per_role(client, role_users, host, method, path, statuses, role) -> None:
+    container = make_container(host, "web", provisioned=True, state=ContainerState.RUNNING)
+    job = create_job(Actor(role_users["developer"]), "stop container", "alpha/web", lambda job_id: None)
+    if role_users[role] is not None:
+        as_user(client, role_users, role)
+    url = path.format(host=host.pk, container=container.pk, job=job.pk)
+    response = getattr(client, method)(url, {"enabled": "false"} if method == "post" else None)
+    assert response.status_code == statuses[ROLES.index(role)]
