@@ -1,6 +1,7 @@
 """Container hosts and containers in a real browser: a DevOps administrator picks the project in the header, adds a
 real dockerd in server-side TLS mode through the trust dialog (Cancel pins nothing, Trust pins and adds it),
-provisions a container from an image pushed to the integrated registry, and watches its live stats and logs.
+provisions a container from an image pushed to the integrated registry, watches its live stats and logs, then
+stops and removes it.
 
 The browser talks to pytest-django's live server. The integrated registry is the push/pull tests' gunicorn portal
 in front of a real registry, on the same test database; the daemon pulls from it with the pull token the portal
@@ -150,3 +151,14 @@ def test_add_a_host_through_the_trust_dialog_provision_and_watch_it(
     expect(logs).to_contain_text(f"tick-{shown + 3}")
     lines = [line for line in logs.inner_text().splitlines() if line]
     assert len(lines) == len(set(lines)), f"a followed line was shown twice: {lines}"
+
+    # Stop and Remove each run as a job whose outcome the page shows; the container is then gone from the host.
+    page.get_by_role("button", name="Stop", exact=True).click()
+    portal.expect_message("Stop of 'ticker' started")
+    expect(page.locator(".wharf-job-panel [data-field='job-state']")).to_have_text("Succeeded")
+    expect(page.locator("h2 [data-field='state']")).to_have_text("Exited")
+    page.once("dialog", lambda confirm: confirm.accept())
+    page.get_by_role("button", name="Remove", exact=True).click()
+    portal.expect_message("Remove of 'ticker' started")
+    expect(page.get_by_text("This container is gone from its host")).to_be_visible()
+    assert daemon.ok("ps", "--all", "--quiet").strip() == ""
