@@ -115,6 +115,7 @@ def repository_detail(request: HttpRequest, name: str, repository: str) -> HttpR
         "region": "tag-table",
         "registry_host": request.get_host(),
         "can_delete": can(request.user, "delete_artifact", project),
+        "can_provision": can(request.user, "provision", project),
     }
     return page_or_region(request, "registries/repository_detail.html", "registries/_tag_table.html", context)
 

@@ -180,6 +180,7 @@ def library_tags(request: HttpRequest, name: str, registry: str, repository: str
     try:
         context["tags"] = search.tags(request.user, project, registry, repository)
         context["pull_prefix"] = _pull_prefix(request, project, registry)
+        context["provision_project"] = project if can(request.user, "provision", project) else None
     except DomainError as exc:
         if exc.status == 404:
             raise Http404(exc.message) from exc

@@ -393,3 +393,28 @@ def test_page_status_per_role(client, role_users, host, method, path, statuses, 
     url = path.format(host=host.pk, container=container.pk, job=job.pk)
     response = getattr(client, method)(url, {"enabled": "false"} if method == "post" else None)
     assert response.status_code == statuses[ROLES.index(role)]
+
+
+@pytest.mark.parametrize(("role", "offered"), [("viewer", False), ("developer", True), ("project_admin", True)])
+def test_repository_tags_offer_provisioning_to_those_who_may(client, role_users, alpha, role, offered) -> None:
+    from registries.models import Repository, Tag
+
+    repository = Repository.objects.create(project=alpha, name="alpha/app")
+    Tag.objects.create(repository=repository, name="1.0", digest="sha256:" + "a" * 64, size=1, pushed_by="dev")
+    page = as_user(client, role_users, role).get("/projects/alpha/repositories/alpha/app/")
+    assert page.status_code == 200
+    link = re.search(r'href="(/projects/alpha/containers/new/\?image=[^"]+)"', page.content.decode())
+    assert (link is not None) == offered
+    if offered:
+        dialog = client.get(link.group(1).replace("&amp;", "&"))
+        assert 'value="testserver/alpha/app:1.0"' in dialog.content.decode()
+
+
+def test_library_search_tags_offer_provisioning(client, role_users, alpha) -> None:
+    from registries.models import Repository, Tag
+
+    repository = Repository.objects.create(project=alpha, name="alpha/app")
+    Tag.objects.create(repository=repository, name="2.0", digest="sha256:" + "b" * 64, size=1, pushed_by="dev")
+    dialog = as_user(client, role_users, "developer").get("/library/search/alpha/integrated/alpha/app/tags/")
+    assert dialog.status_code == 200
+    assert "/projects/alpha/containers/new/?image=testserver/alpha/app:2.0" in dialog.content.decode()
