@@ -20,9 +20,12 @@ class SessionExpiryMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        # The session key first: requests without a session (registry tokens, API scripts) then skip
+        # resolving the user, which they do not need here.
+        session = getattr(request, "session", None)
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and request.session.session_key:
-            lifetime = SystemSettings.load().token_expiration_minutes * 60
+        if session is not None and session.session_key and user is not None and user.is_authenticated:
+            lifetime = SystemSettings.token_lifetime_seconds()
             now = int(time.time())
             last_seen = request.session.get(LAST_SEEN_KEY, now)
             if now - last_seen > lifetime:

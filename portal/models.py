@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import datetime
+import time
+from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
+
+# How long a process goes on using the token lifetime it read (see SystemSettings.token_lifetime_seconds).
+TOKEN_LIFETIME_MEMORY_SECONDS = 5
 
 
 class Source(models.TextChoices):
@@ -91,6 +98,9 @@ class SystemSettings(models.Model):
     audit_retention_days = models.PositiveIntegerField(default=180)
     updated = models.DateTimeField(auto_now=True)
 
+    # (valid until, in time.monotonic(); seconds) of token_lifetime_seconds(), per process.
+    _token_lifetime: ClassVar[tuple[float, int] | None] = None
+
     class Meta:
         verbose_name_plural = "system settings"
 
@@ -99,15 +109,31 @@ class SystemSettings(models.Model):
 
     @classmethod
     def token_lifetime_seconds(cls) -> int:
-        """How long registry tokens live: one light query, as the token service asks on every request."""
+        """How long registry tokens live; each process remembers it a few seconds (asked on every token request)."""
+        remembered = cls._token_lifetime
+        if remembered is not None and time.monotonic() < remembered[0]:
+            return remembered[1]
         minutes = cls.objects.filter(pk=1).values_list("token_expiration_minutes", flat=True)
-        return (next(iter(minutes), None) or cls._meta.get_field("token_expiration_minutes").default) * 60
+        lifetime = (next(iter(minutes), None) or cls._meta.get_field("token_expiration_minutes").default) * 60
+        cls._token_lifetime = (time.monotonic() + TOKEN_LIFETIME_MEMORY_SECONDS, lifetime)
+        return lifetime
+
+    @classmethod
+    def forget_token_lifetime(cls) -> None:
+        """Make the next token_lifetime_seconds() read the database (on a change, and between tests)."""
+        cls._token_lifetime = None
 
     @classmethod
     def load(cls) -> SystemSettings:
         """Return the settings row, creating it with the defaults on first use."""
         obj, _ = cls.objects.get_or_create(pk=1)
         return obj
+
+
+@receiver([post_save, post_delete], sender=SystemSettings)
+def _forget_token_lifetime(**kwargs: Any) -> None:
+    """A saved setting takes effect at once in this process (other processes follow within seconds)."""
+    SystemSettings.forget_token_lifetime()
 
 
 class Outcome(models.TextChoices):

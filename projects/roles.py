@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Literal
 
-from django.db.models import Q, QuerySet, Value
+from django.db import connection
+from django.db.models import Q, QuerySet
 
 from projects.models import ROLE_RANK, Membership, Project, Role
 
@@ -32,9 +35,14 @@ SYSTEM_ACTIONS = frozenset(
 )
 
 
+def _is_active_user(user: User | None) -> bool:
+    """True for a logged-in, active user (not anonymous)."""
+    return user is not None and user.is_authenticated and user.is_active
+
+
 def is_portal_admin(user: User | None) -> bool:
     """True for a Management Portal administrator: by their own role or one of their groups'."""
-    if user is None or not user.is_authenticated or not user.is_active:
+    if not _is_active_user(user):
         return False
     cached = getattr(user, "_wharf_portal_admin", None)
     if cached is None:
@@ -50,7 +58,7 @@ def _member_filter(user: User, prefix: str = "") -> Q:
 
 def effective_role(user: User | None, project: Project) -> Role | None:
     """The highest of the user's own role and their groups' roles in the project, or None."""
-    if user is None or not user.is_authenticated or not user.is_active:
+    if not _is_active_user(user):
         return None
     roles = Membership.objects.filter(_member_filter(user), project=project).values_list("role", flat=True)
     best = max(roles, key=lambda role: ROLE_RANK[Role(role)], default=None)
@@ -59,7 +67,7 @@ def effective_role(user: User | None, project: Project) -> Role | None:
 
 def roles_by_project(user: User | None) -> dict[int, Role]:
     """The user's effective role in every project they belong to, in one query."""
-    if user is None or not user.is_authenticated or not user.is_active:
+    if not _is_active_user(user):
         return {}
     best: dict[int, Role] = {}
     for project_id, role in Membership.objects.filter(_member_filter(user)).values_list("project_id", "role"):
@@ -96,7 +104,7 @@ def restrict_projects(queryset: QuerySet[Project], user: User | None, action: st
     """Narrow a project queryset to those where the user may take the action."""
     if is_portal_admin(user):
         return queryset
-    if user is None or not user.is_authenticated or not user.is_active:
+    if not _is_active_user(user):
         return queryset.none()
     minimum = ROLE_RANK[PROJECT_ACTIONS[action]]
     roles = [role for role, rank in ROLE_RANK.items() if rank >= minimum]
@@ -115,30 +123,75 @@ def registry_actions(user: User | None, project: Project) -> set[str]:
     """The registry actions (pull, push, delete) the user may take on the project's repositories.
 
     The one place where anonymous access meets the matrix: anyone, anonymous included, may pull
-    from a public project; everything else follows the project actions of can(). Token requests
-    are frequent, so the user's roles in the project and a portal-admin role carried by one of
-    their groups come back in a single query.
+    from a public project; everything else follows the project actions of can().
     """
-    granted = {"pull"} if project.public else set()
-    if user is None or not user.is_authenticated or not user.is_active:
+    if not _is_active_user(user):
+        return _registry_actions_granted(user, project.public, (), admin_by_group=False)
+    return _registry_actions_where(user, "id", project.pk) or set()
+
+
+def registry_actions_by_name(user: User | None, project_name: str) -> set[str] | None:
+    """registry_actions() on the project of that name, None when there is no such project.
+
+    The token service asks on every push and pull, so the project, the user's roles in it and a
+    portal-admin role carried by one of their groups come back in a single query.
+    """
+    return _registry_actions_where(user, "name", project_name)
+
+
+def _registry_actions_granted(user: User | None, public: bool, roles: Iterable[str], admin_by_group: bool) -> set[str]:
+    """The matrix for registry actions, given the project's visibility and the user's roles in it."""
+    granted = {"pull"} if public else set()
+    if not _is_active_user(user):
         return granted
-    if user.is_portal_admin or user.is_superuser:
+    if user.is_portal_admin or user.is_superuser or admin_by_group:
         return set(REGISTRY_ACTIONS)
-    # order_by(): SQLite refuses ORDER BY inside the parts of a UNION.
-    roles = Membership.objects.filter(_member_filter(user), project=project).order_by().values_list("role", flat=True)
-    admin_groups = (
-        user.wharf_groups.filter(is_portal_admin=True)
-        .order_by()
-        .annotate(mark=Value(_PORTAL_ADMIN_MARK))
-        .values_list("mark", flat=True)
-    )
-    found = set(roles.union(admin_groups, all=True))
-    if _PORTAL_ADMIN_MARK in found:
-        return set(REGISTRY_ACTIONS)
-    rank = max((ROLE_RANK[Role(role)] for role in found), default=0)
+    rank = max((ROLE_RANK[Role(role)] for role in roles), default=0)
     granted |= {registry for registry, action in REGISTRY_ACTIONS.items() if rank >= ROLE_RANK[PROJECT_ACTIONS[action]]}
     return granted
 
 
-# Stands for "a group makes this user a portal admin" among the role values of registry_actions' query.
-_PORTAL_ADMIN_MARK = "portal-admin"
+def _registry_actions_where(user: User | None, column: Literal["id", "name"], value: object) -> set[str] | None:
+    """registry_actions() on the project whose `column` (id or name) is `value`; None when there is none."""
+    user_id = user.pk if _is_active_user(user) else None
+    with connection.cursor() as cursor:
+        cursor.execute(_project_roles_sql(column), [user_id, user_id, user_id, value])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    roles = [role for _, role, _ in rows if role is not None]
+    return _registry_actions_granted(user, bool(rows[0][0]), roles, admin_by_group=bool(rows[0][2]))
+
+
+@functools.cache
+def _project_roles_sql(column: Literal["id", "name"]) -> str:
+    """One row per role the user holds in the project (directly or through a group; one NULL row for none).
+
+    Each row carries the project's visibility and whether one of the user's groups makes them a
+    portal admin. Plain SQL rather than the ORM: compiling the equivalent queryset cost more than
+    the rest of a token request (see bench/token.py).
+    """
+    if column not in ("id", "name"):
+        raise ValueError(f"projects are found by id or name, not {column!r}")
+    group = Membership._meta.get_field("group").related_model
+    members = group._meta.get_field("members")
+    tables = {
+        "project": Project._meta.db_table,
+        "membership": Membership._meta.db_table,
+        "group": group._meta.db_table,
+        "group_members": members.m2m_db_table(),
+        "member_group": members.m2m_column_name(),
+        "member_user": members.m2m_reverse_name(),
+    }
+    return """
+        SELECT p.public, m.role, EXISTS (
+            SELECT 1 FROM {group} g JOIN {group_members} gm ON gm.{member_group} = g.id
+            WHERE gm.{member_user} = %s AND g.is_portal_admin
+        )
+        FROM {project} p
+        LEFT JOIN {membership} m ON m.project_id = p.id AND (
+            m.user_id = %s
+            OR m.group_id IN (SELECT {member_group} FROM {group_members} WHERE {member_user} = %s)
+        )
+        WHERE p.{column} = %s
+    """.format(column=column, **tables)

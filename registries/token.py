@@ -88,10 +88,9 @@ def system_token(access: list[Access], lifetime_seconds: int = 300) -> str:
 
 def grant(user: User | None, requested: list[Access]) -> list[Access]:
     """What of the requested access the role matrix allows the user (None: anonymous); denied entries are left out."""
-    from projects.models import Project
-    from projects.roles import is_portal_admin, registry_actions
+    from projects.roles import is_portal_admin, registry_actions_by_name
 
-    projects: dict[str, Project | None] = {}
+    by_project: dict[str, set[str] | None] = {}
     granted = []
     for request in requested:
         if request.type == "registry" and request.name == "catalog":
@@ -101,12 +100,9 @@ def grant(user: User | None, requested: list[Access]) -> list[Access]:
         if request.type != "repository" or "/" not in request.name:
             continue
         project_name = request.name.split("/", 1)[0]
-        if project_name not in projects:
-            projects[project_name] = Project.objects.only("id", "name", "public").filter(name=project_name).first()
-        project = projects[project_name]
-        if project is None:
-            continue
-        allowed = registry_actions(user, project)
+        if project_name not in by_project:
+            by_project[project_name] = registry_actions_by_name(user, project_name)
+        allowed = by_project[project_name] or set()
         actions = allowed if "*" in request.actions else allowed & set(request.actions)
         if actions:
             granted.append(Access("repository", request.name, tuple(sorted(actions))))

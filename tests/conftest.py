@@ -10,7 +10,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from portal.certificates import ensure_pki
-from portal.models import Group, User
+from portal.models import Group, SystemSettings, User
 from projects.models import Membership, Project, Role
 
 PASSWORD = "Wharf-test-Passw0rd"
@@ -20,6 +20,12 @@ PASSWORD = "Wharf-test-Passw0rd"
 def _pki() -> None:
     """The portal CA and keys exist before any test looks at them."""
     ensure_pki()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_token_lifetime() -> None:
+    """Each test reads the token lifetime from its own database, not one a previous test left in memory."""
+    SystemSettings.forget_token_lifetime()
 
 
 @pytest.fixture(autouse=True)

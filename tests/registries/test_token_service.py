@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from portal.audit import Actor
-from portal.models import AuditEvent, Outcome, SystemSettings, User
-from portal.services import create_token
-from projects.models import Project
+from portal.models import ApiToken, AuditEvent, Group, Outcome, SystemSettings, User
+from portal.services import create_token, update_settings
+from projects.models import Membership, Project, Role
 from registries.token import verify
 from tests.conftest import ROLES, basic
 
@@ -138,3 +140,69 @@ def test_inactive_user_is_refused(role_users: dict[str, User | None]) -> None:
     viewer.is_active = False
     viewer.save()
     assert ask(viewer, "repository:alpha/app:pull").status_code == 401
+
+
+def test_a_changed_lifetime_applies_to_the_next_token(role_users: dict[str, User | None]) -> None:
+    assert ask(role_users["viewer"], "repository:alpha/app:pull").json()["expires_in"] == 30 * 60
+    update_settings(Actor(role_users["portal_admin"]), token_expiration_minutes=7)
+    assert ask(role_users["viewer"], "repository:alpha/app:pull").json()["expires_in"] == 7 * 60
+
+
+def test_group_roles_count_with_the_users_own(make_user, alpha: Project, beta: Project, group: Group) -> None:
+    user = make_user("grouped")
+    group.members.add(user)
+    Membership.objects.create(project=alpha, group=group, role=Role.DEVELOPER)
+    Membership.objects.create(project=beta, group=group, role=Role.VIEWER)
+    Membership.objects.create(project=beta, user=user, role=Role.ADMIN)
+    response = ask(user, ["repository:alpha/app:*", "repository:beta/app:*"])
+    assert granted(response) == {("repository", "alpha/app"): ["pull", "push"], ("repository", "beta/app"): ALL}
+
+
+def test_a_group_role_does_not_reach_non_members(make_user, alpha: Project, group: Group) -> None:
+    group.members.add(make_user("member"))
+    Membership.objects.create(project=alpha, group=group, role=Role.ADMIN)
+    assert granted(ask(make_user("outsider"), "repository:alpha/app:*")) == {}
+
+
+def test_a_portal_admin_group_grants_everything(make_user, alpha: Project, group: Group) -> None:
+    user = make_user("by-group")
+    group.members.add(user)
+    group.is_portal_admin = True
+    group.save()
+    response = ask(user, ["repository:alpha/app:*", "registry:catalog:*"])
+    assert granted(response) == {("repository", "alpha/app"): ALL, ("registry", "catalog"): ["*"]}
+
+
+def test_expired_api_token_is_refused(role_users: dict[str, User | None]) -> None:
+    developer = role_users["developer"]
+    token, key = create_token(Actor(developer), "ci")
+    ApiToken.objects.filter(pk=token.pk).update(expires=timezone.now() - timedelta(seconds=1))
+    assert ask(developer, "repository:alpha/app:pull", password=key).status_code == 401
+
+
+def test_api_token_that_expires_later_works(role_users: dict[str, User | None]) -> None:
+    developer = role_users["developer"]
+    token, key = create_token(Actor(developer), "ci")
+    ApiToken.objects.filter(pk=token.pk).update(expires=timezone.now() + timedelta(minutes=5))
+    assert granted(ask(developer, "repository:alpha/app:pull", password=key)) == {("repository", "alpha/app"): ["pull"]}
+
+
+def test_api_token_of_an_inactive_user_is_refused(role_users: dict[str, User | None]) -> None:
+    developer = role_users["developer"]
+    _, key = create_token(Actor(developer), "ci")
+    developer.is_active = False
+    developer.save()
+    assert ask(developer, "repository:alpha/app:pull", password=key).status_code == 401
+
+
+def test_api_token_use_is_recorded_at_most_once_a_minute(role_users: dict[str, User | None]) -> None:
+    developer = role_users["developer"]
+    token, key = create_token(Actor(developer), "ci")
+    ask(developer, "repository:alpha/app:pull", password=key)
+    first = ApiToken.objects.get(pk=token.pk).last_used
+    assert first is not None
+    ask(developer, "repository:alpha/app:pull", password=key)
+    assert ApiToken.objects.get(pk=token.pk).last_used == first
+    ApiToken.objects.filter(pk=token.pk).update(last_used=first - timedelta(minutes=2))
+    ask(developer, "repository:alpha/app:pull", password=key)
+    assert ApiToken.objects.get(pk=token.pk).last_used > first
