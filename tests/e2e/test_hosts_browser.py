@@ -26,7 +26,7 @@ from portal.models import TrustedCertificate, User
 from portal.services import create_token
 from projects.models import Membership, Project, Role
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import Portal
+from tests.e2e.conftest import SCREENSHOTS, Portal
 from tests.integration.dockerd import Dockerd, start_dockerd
 from tests.integration.test_registry_push_pull import Portal as RegistryPortal
 from tests.integration.test_registry_push_pull import _wait_until_events_settle, build, login, rootfs  # noqa: F401
@@ -77,6 +77,12 @@ def sha256_of_server_certificate(port: int) -> str:
     return hashlib.sha256(der).digest().hex(":").upper()
 
 
+def snap(page: Page, step: str) -> None:
+    """Save a screenshot of a step (test-output/screenshots), for reviewing the pages without a browser."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"hosts_{step}.png"), full_page=True)
+
+
 def open_add_host(portal: Portal, url: str) -> None:
     """Open + Host and fill in a Docker host at the URL."""
     portal.page.get_by_role("link", name="+ Host").click()
@@ -113,12 +119,14 @@ def test_add_a_host_through_the_trust_dialog_provision_and_watch_it(
     open_add_host(portal, daemon.url)
     trust = portal.dialog()
     expect(trust.locator('[data-field="address"]')).to_have_text(f"127.0.0.1:{daemon.port}")
+    snap(page, "1_trust_dialog")
     trust.get_by_role("button", name="Trust").click()
     portal.expect_message("Host 'docker-1' added to project 'shipyard'.")
     row = page.locator('tr[data-host="docker-1"]')
     expect(row.locator('[data-field="state"]')).to_have_text("ON")
     expect(row.locator('[data-field="tls"]')).to_have_text("server-side TLS")
     assert ContainerHost.objects.get(name="docker-1").state == HostState.ON
+    snap(page, "2_host_list")
 
     portal.open_nav("Containers")
     page.get_by_role("link", name="+ Container").click()
@@ -127,6 +135,7 @@ def test_add_a_host_through_the_trust_dialog_provision_and_watch_it(
     dialog.get_by_label("Name").fill("ticker")
     dialog.get_by_label("Command").fill(TICKER)
     dialog.get_by_label("Host").select_option(label="docker-1")
+    snap(page, "3_provision_dialog")
     dialog.get_by_role("button", name="Provision").click()
 
     job = page.locator(".wharf-job-panel")
@@ -143,6 +152,7 @@ def test_add_a_host_through_the_trust_dialog_provision_and_watch_it(
         taken = stats.locator('[data-field="taken_at"]').inner_text()
         expect(stats.locator('[data-field="taken_at"]')).not_to_have_text(taken)
     expect(stats.locator('[data-field="cpu"]')).to_contain_text("%")
+    snap(page, "4_container_stats")
 
     # Logs show the tail, and following adds the newer lines once each.
     logs = page.locator("#log-lines")
