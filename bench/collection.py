@@ -21,8 +21,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder leads sys.path, where bench/token.py would shadow the standard
-# library's `token` (which logging's traceback imports): swap it for the repository root.
+# Run as a script, this file's folder leads sys.path: put the repository root there instead, so `bench.*`
+# and the portal's apps import.
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 

@@ -169,7 +169,7 @@ def _project_roles_sql(column: Literal["id", "name"]) -> str:
 
     Each row carries the project's visibility and whether one of the user's groups makes them a
     portal admin. Plain SQL rather than the ORM: compiling the equivalent queryset cost more than
-    the rest of a token request (see bench/token.py).
+    the rest of a token request (see bench/token_service.py).
     """
     if column not in ("id", "name"):
         raise ValueError(f"projects are found by id or name, not {column!r}")

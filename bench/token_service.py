@@ -5,7 +5,7 @@ asks /service/token for push+pull on a private project as a developer authentica
 (what CI and `docker login` with a token send), and for pull on a public project anonymously. For
 comparison it measures a password login too: PBKDF2's deliberate cost, not the token service, bounds it.
 
-    .venv/bin/python bench/token.py [--seconds 10] [--clients 8]
+    .venv/bin/python bench/token_service.py [--seconds 10] [--clients 8]
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder leads sys.path and this module would shadow the standard
-# library's `token` (which `tokenize`, and so `inspect` and tracebacks, import): swap it for the repo root.
+# Run as a script, this file's folder leads sys.path: put the repository root there instead, so `bench.*`
+# and the portal's apps import.
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
