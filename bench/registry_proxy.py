@@ -4,7 +4,7 @@ Both registries are real docker-registry processes with the same configuration; 
 portal's tokens too. Prints MiB/s for each path, the ratio portal/direct (budget: >= 0.8) and the web
 processes' resident memory before and after (budget: flat - the proxy never buffers a blob).
 
-    .venv/bin/python bench/registry_proxy.py [--size-mib 256]
+    .venv/bin/python bench/registry_proxy.py [--size-mib 256] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -199,7 +200,7 @@ def write_layout(layout: Path, size_mib: int) -> int:
 
 
 def skopeo_copy(source: str, destination: str, creds: str, home: Path) -> float:
-    """Copy with skopeo (fresh blob-info cache, so nothing is mounted or skipped); returns seconds taken."""
+    """Copy with skopeo (HOME of its own: no stored credentials or settings interfere); returns seconds taken."""
     home.mkdir(parents=True)
     command = ["skopeo", "--insecure-policy", "copy", "--src-tls-verify=false", "--dest-tls-verify=false"]
     if source.startswith("docker://"):
@@ -217,12 +218,17 @@ def skopeo_copy(source: str, destination: str, creds: str, home: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if shutil.which("skopeo") is None:
         sys.exit("skopeo is not installed: apt-get install skopeo")
     with tempfile.TemporaryDirectory(prefix="wharf-bench-") as tmp, running_portal(Path(tmp)) as portal:
         work = Path(tmp)
-        size = write_layout(work / "layout", args.size_mib)
+        # A fresh random layer per round: skopeo run as root keeps one blob-info cache for the whole machine
+        # (/var/lib/containers/cache), so a layer it pushed once would be mounted instead of sent again.
+        size = 0
+        for round_ in range(args.rounds):
+            size = write_layout(work / f"layout{round_}", args.size_mib)
         direct_process, direct_url = start_registry(
             work / "direct", portal.data_dir, f"{portal.url}/service/token", f"{portal.url}/service/notifications"
         )
@@ -230,27 +236,44 @@ def main() -> None:
             creds = f"bench:{portal.api_key}"
             direct_host = direct_url.removeprefix("http://")
             rss_before = portal.web_rss_mib()
-            layout = f"oci:{work / 'layout'}:1"
-            timings = {}
-            for name, host in (("portal", portal.host), ("direct", direct_host)):
-                timings[f"push {name}"] = skopeo_copy(layout, f"docker://{host}/bench/big:1", creds, work / f"h1{name}")
-                timings[f"pull {name}"] = skopeo_copy(
-                    f"docker://{host}/bench/big:1", f"oci:{work / ('out-' + name)}:1", creds, work / f"h2{name}"
-                )
-                shutil.rmtree(work / f"out-{name}")
+            timings: dict[str, list[float]] = {}
+            paths = [("portal", portal.host), ("direct", direct_host)]
+            # One 256 MiB copy takes about two seconds, so a single sample is at the mercy of whatever else the
+            # machine does: take several rounds, alternating which path goes first, and compare the medians.
+            for round_ in range(args.rounds):
+                for name, host in paths if round_ % 2 == 0 else paths[::-1]:
+                    image = f"docker://{host}/bench/big{round_}:1"  # a new repository: nothing to skip or mount
+                    home = work / f"home-{name}-{round_}"
+                    layout = f"oci:{work / f'layout{round_}'}:1"
+                    timings.setdefault(f"push {name}", []).append(skopeo_copy(layout, image, creds, home / "push"))
+                    out = work / f"out-{name}"
+                    timings.setdefault(f"pull {name}", []).append(
+                        skopeo_copy(image, f"oci:{out}:1", creds, home / "pull")
+                    )
+                    shutil.rmtree(out)
             rss_after = portal.web_rss_mib()
         finally:
             direct_process.terminate()
             direct_process.wait(timeout=20)
     mib = size / (1 << 20)
-    print(f"image: one {mib:.0f} MiB layer (random, uncompressed), skopeo {skopeo_version()}")
+    print(f"image: one {mib:.0f} MiB layer (random, uncompressed), skopeo {skopeo_version()}, {args.rounds} rounds")
     for direction in ("push", "pull"):
-        through, direct = timings[f"{direction} portal"], timings[f"{direction} direct"]
+        through, direct = (
+            statistics.median(timings[f"{direction} portal"]),
+            statistics.median(timings[f"{direction} direct"]),
+        )
         print(
             f"{direction}: portal {mib / through:7.1f} MiB/s ({through:5.2f} s)   "
             f"direct {mib / direct:7.1f} MiB/s ({direct:5.2f} s)   ratio portal/direct {direct / through:.2f}"
+            f"   (medians; rounds portal {_rates(mib, timings[f'{direction} portal'])},"
+            f" direct {_rates(mib, timings[f'{direction} direct'])} MiB/s)"
         )
     print(f"web processes RSS: before {rss_before:.0f} MiB, after {rss_after:.0f} MiB ({rss_after - rss_before:+.0f})")
+
+
+def _rates(mib: float, seconds: list[float]) -> str:
+    """The MiB/s of each round, e.g. "131/118/140"."""
+    return "/".join(f"{mib / took:.0f}" for took in seconds)
 
 
 def skopeo_version() -> str:
