@@ -207,6 +207,8 @@ def skopeo_copy(source: str, destination: str, creds: str, home: Path) -> float:
         command += ["--src-creds", creds]
     else:
         command += ["--dest-creds", creds]
+    # Start each copy with no dirty pages left by the previous one, so its writeback does not land on this one.
+    os.sync()
     started = time.perf_counter()
     result = subprocess.run([*command, source, destination], env={**os.environ, "HOME": str(home)}, capture_output=True)
     took = time.perf_counter() - started
