@@ -3,39 +3,18 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-BASE_DIR = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 30.0
+from tests.integration.worker import BASE_DIR, START_TIMEOUT, CeleryProcess
 
 
-@dataclass
-class Beat:
+class Beat(CeleryProcess):
     """A running `celery beat` with the DatabaseScheduler (django-celery-beat), as production runs it."""
-
-    process: subprocess.Popen
-    log_path: Path
-
-    def log(self) -> str:
-        """What the beat printed so far."""
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        """Stop the beat, killing it if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
 
 
 def start_beat(env: dict[str, str], workdir: Path) -> Beat:

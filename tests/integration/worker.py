@@ -24,19 +24,18 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 @dataclass
-class Worker:
-    """A running `celery worker` and the queue it alone consumes."""
+class CeleryProcess:
+    """A running Celery process (worker or beat) and the file its output goes to."""
 
     process: subprocess.Popen
     log_path: Path
-    queue: str
 
     def log(self) -> str:
-        """What the worker printed so far."""
+        """What the process printed so far."""
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        """Warm shutdown (finish the current task), then kill if it hangs."""
+        """Warm shutdown (a worker finishes its current task), then kill if it hangs."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -44,6 +43,13 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+
+
+@dataclass
+class Worker(CeleryProcess):
+    """A running `celery worker` and the queue it alone consumes."""
+
+    queue: str
 
 
 def redis_url() -> str:
