@@ -70,7 +70,10 @@ def normalize_url(url: str) -> str:
             f"'{text}' has no scheme: use https://host:2376 (TLS) or http://host:2375 (no TLS)",
             {"url": ["Enter a URL such as https://docker.example:2376."]},
         )
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise Invalid(f"'{text}' is not a valid URL: {exc}", {"url": [f"Not a valid URL: {exc}."]}) from exc
     if parts.scheme not in ("http", "https"):
         raise Invalid(
             f"'{parts.scheme}://' is not supported: use https:// (TLS) or http:// (no TLS)",

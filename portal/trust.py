@@ -70,7 +70,10 @@ def certificate_details(address: str, pem: str) -> dict[str, Any]:
 
 def split_url(url: str) -> tuple[str, int]:
     """The host and port of an https URL (or a bare host[:port]); port 443 unless given."""
-    parts = urlsplit(url if "://" in url else f"https://{url}")
+    try:
+        parts = urlsplit(url if "://" in url else f"https://{url}")
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise Invalid(f"'{url}' is not a valid URL: {exc}", {"url": [f"Not a valid URL: {exc}."]}) from exc
     if not parts.hostname:
         raise Invalid(f"'{url}' has no host name.", {"url": ["Enter a URL such as https://registry.example:443."]})
     try:

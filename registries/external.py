@@ -114,9 +114,12 @@ def parse_address(address: str, insecure: bool = False) -> Address:
         raise Invalid("An address is required.", {"address": ["This field is required."]})
     if "://" not in text:
         text = f"https://{text}"
-    parts = urlsplit(text)
+    message = "The address must look like https://registry.example:443/namespace."
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise Invalid(message, {"address": [message]}) from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        message = "The address must look like https://registry.example:443/namespace."
         raise Invalid(message, {"address": [message]})
     if parts.scheme == "http" and not insecure:
         message = "This address is plain HTTP: tick insecure (HTTP) to allow it."

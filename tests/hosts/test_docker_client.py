@@ -134,6 +134,7 @@ def test_normalize_url_keeps_scheme_host_and_port(url: str, normalized: str) -> 
         ("tcp://docker.example:2376", "'tcp://' is not supported: use https:// (TLS) or http:// (no TLS)"),
         ("unix:///var/run/docker.sock", "'unix://' is not supported"),
         ("https://docker.example:port", "'https://docker.example:port' has an invalid port."),
+        ("http://[::1:2375", "'http://[::1:2375' is not a valid URL"),
     ],
 )
 def test_normalize_url_refuses_what_the_portal_cannot_reach(url: str, message: str) -> None:

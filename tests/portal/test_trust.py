@@ -344,3 +344,9 @@ def test_project_admin_trusts_through_api_for_own_project(role_users, tls_server
     response = client.post("/api/v1/certificates", body | {"project": "alpha"}, format="json")
     assert response.status_code == 201
     assert client.post("/api/v1/certificates", body | {"project": "beta"}, format="json").status_code == 404
+
+
+def test_a_malformed_url_is_a_clear_400_not_a_crash(api) -> None:
+    response = api.post("/api/v1/certificates", {"url": "https://[::1:443"}, format="json")
+    assert response.status_code == 400
+    assert "is not a valid URL" in response.json()["detail"]

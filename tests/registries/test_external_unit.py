@@ -74,7 +74,7 @@ def test_plain_http_address_needs_insecure() -> None:
 
 
 def test_bad_addresses_are_refused() -> None:
-    for address in ("", "ftp://r.example", "https://r.example/Bad Name", "https://r.example:port"):
+    for address in ("", "ftp://r.example", "https://r.example/Bad Name", "https://r.example:port", "https://[::1:5000"):
         with pytest.raises(Invalid):
             parse_address(address)
 
