@@ -64,11 +64,18 @@ class Portal:
     processes: list[subprocess.Popen]
     registry_url: str
 
+    def web_pids(self) -> list[int]:
+        """The gunicorn master and its workers."""
+        master = self.processes[-1].pid
+        return [master] + [int(p) for p in _children(master)]
+
     def web_rss_mib(self) -> float:
         """Resident memory of the gunicorn master and workers, in MiB."""
-        master = self.processes[-1].pid
-        pids = [master] + [int(p) for p in _children(master)]
-        return sum(_rss_kib(pid) for pid in pids) / 1024
+        return sum(_rss_kib(pid) for pid in self.web_pids()) / 1024
+
+    def web_cpu_seconds(self) -> float:
+        """CPU time (user + system) the gunicorn master and workers have used so far."""
+        return sum(_cpu_seconds(pid) for pid in self.web_pids())
 
 
 def _children(pid: int) -> list[str]:
@@ -81,6 +88,11 @@ def _rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait(url: str, ca: str | bool, what: str, process: subprocess.Popen, log: Path) -> None:
@@ -239,6 +251,9 @@ def main() -> None:
             direct_host = direct_url.removeprefix("http://")
             rss_before = portal.web_rss_mib()
             timings: dict[str, list[float]] = {}
+            # The web processes' CPU time per copy: steadier than wall time on a busy machine, and what the
+            # proxy costs (the direct copies show the token requests and event deliveries alone).
+            web_cpu: dict[str, list[float]] = {}
             paths = [("portal", portal.host), ("direct", direct_host)]
             # One 256 MiB copy takes about two seconds, so a single sample is at the mercy of whatever else the
             # machine does: take several rounds, alternating which path goes first, and compare the medians.
@@ -247,11 +262,15 @@ def main() -> None:
                     image = f"docker://{host}/bench/big{round_}:1"  # a new repository: nothing to skip or mount
                     home = work / f"home-{name}-{round_}"
                     layout = f"oci:{work / f'layout{round_}'}:1"
+                    cpu = portal.web_cpu_seconds()
                     timings.setdefault(f"push {name}", []).append(skopeo_copy(layout, image, creds, home / "push"))
+                    web_cpu.setdefault(f"push {name}", []).append(portal.web_cpu_seconds() - cpu)
                     out = work / f"out-{name}"
+                    cpu = portal.web_cpu_seconds()
                     timings.setdefault(f"pull {name}", []).append(
                         skopeo_copy(image, f"oci:{out}:1", creds, home / "pull")
                     )
+                    web_cpu.setdefault(f"pull {name}", []).append(portal.web_cpu_seconds() - cpu)
                     shutil.rmtree(out)
             rss_after = portal.web_rss_mib()
         finally:
@@ -270,6 +289,10 @@ def main() -> None:
             f"   (medians; rounds portal {_rates(mib, timings[f'{direction} portal'])},"
             f" direct {_rates(mib, timings[f'{direction} direct'])} MiB/s)"
         )
+    print(
+        "web CPU per copy (median): "
+        + ", ".join(f"{key} {statistics.median(values):.2f} s" for key, values in sorted(web_cpu.items()))
+    )
     print(f"web processes RSS: before {rss_before:.0f} MiB, after {rss_after:.0f} MiB ({rss_after - rss_before:+.0f})")
 
 
