@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
@@ -18,6 +18,7 @@ from rest_framework.response import Response
 
 from hosts import services
 from hosts.docker import HostFacts, normalize_url
+from hosts.filters import HostFilterSet
 from hosts.models import ContainerHost, HostKind, HostState
 from portal.audit import Actor
 from portal.models import Credential
@@ -29,6 +30,9 @@ def _credential_field() -> serializers.SlugRelatedField:
     return serializers.SlugRelatedField(
         slug_field="name", queryset=Credential.objects.all(), required=False, allow_null=True
     )
+
+
+SEARCH_HELP = "part of the name, URL, engine version, last error, state or type"
 
 
 class HostSerializer(serializers.ModelSerializer):
@@ -123,12 +127,9 @@ class HostViewSet(viewsets.ModelViewSet):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller
             return ContainerHost.objects.none()
         hosts = ContainerHost.objects.filter(project=self.project()).select_related("credential")
-        text = self.request.query_params.get("q", "").strip()
-        if text:
-            hosts = hosts.filter(Q(name__icontains=text) | Q(url__icontains=text))
-        return hosts.order_by("name", "pk")
+        return HostFilterSet({"q": self.request.query_params.get("q", "")}, hosts).qs.order_by("name", "pk")
 
-    @extend_schema(parameters=[OpenApiParameter("q", str, description="part of the name or URL")])
+    @extend_schema(parameters=[OpenApiParameter("q", str, description=SEARCH_HELP)])
     def list(self, request: Request, *args: object, **kwargs: object) -> Response:
         """The project's hosts, filtered by `?q=`."""
         return super().list(request, *args, **kwargs)

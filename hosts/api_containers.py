@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from hosts import containers as services
+from hosts.filters import ContainerFilterSet
 from hosts.models import Container, ContainerHost, ContainerState
 from portal.api import JobSerializer
 from portal.audit import Actor
@@ -90,6 +91,9 @@ JOB = inline_serializer("ContainerJob", {"job": JobSerializer()})
 PROVISIONED = inline_serializer("Provisioned", {"job": JobSerializer(), "container": ContainerSerializer()})
 
 
+SEARCH_HELP = "part of the name, image, host, state or command, or the start of the id"
+
+
 def _number(request: Request, name: str, default: float, kind: type = int) -> Any:
     """A numeric query parameter; Invalid when it is not a number."""
     text = request.query_params.get(name, "").strip()
@@ -132,21 +136,13 @@ class ContainerViewSet(
         if self.action != "list":
             return queryset
         params = self.request.query_params
-        text = params.get("q", "").strip()
-        if text:
-            queryset = queryset.filter(
-                Q(name__icontains=text) | Q(image__icontains=text) | Q(container_id__startswith=text.lower())
-            )
-        host = params.get("host", "").strip()
-        if host:
-            queryset = queryset.filter(host__pk=int(host)) if host.isdigit() else queryset.filter(host__name=host)
-        state = params.get("state", "").strip()
-        queryset = queryset.filter(state=state) if state else queryset.exclude(state=ContainerState.REMOVED)
-        return queryset.order_by("name", "pk")
+        if not params.get("state", "").strip():
+            queryset = queryset.exclude(state=ContainerState.REMOVED)
+        return ContainerFilterSet(params, queryset).qs.order_by("name", "pk")
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("q", str, description="part of the name or image, or the start of the id"),
+            OpenApiParameter("q", str, description=SEARCH_HELP),
             OpenApiParameter("host", str, description="a host's id or name"),
             OpenApiParameter("state", str, description="running, exited, ...; removed ones show only with removed"),
         ]

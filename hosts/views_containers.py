@@ -9,13 +9,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from hosts import containers as container_service
+from hosts.filters import ContainerFilterSet
 from hosts.forms import ProvisionForm
 from hosts.models import Container, ContainerState
 from hosts.views_hosts import chosen_project, dialog_status
@@ -33,16 +33,6 @@ LOG_TAIL = 200
 FOLLOW_TAIL = 1000
 
 
-def filter_containers(containers: QuerySet[Container], q: str) -> QuerySet[Container]:
-    """Containers whose name, image, host, state or id contains the filter text."""
-    if not q:
-        return containers
-    query = Q()
-    for field in ("name", "image", "host__name", "state", "container_id", "command"):
-        query |= Q(**{f"{field}__icontains": q})
-    return containers.filter(query)
-
-
 def container_table_context(request: HttpRequest, project: Project) -> dict[str, Any]:
     """The containers across the project's hosts: filtered by ?q=, removed ones only when asked, paginated."""
     q = request.GET.get("q", "").strip()
@@ -51,7 +41,7 @@ def container_table_context(request: HttpRequest, project: Project) -> dict[str,
     if not show_removed:
         containers = containers.exclude(state=ContainerState.REMOVED)
     return {
-        "page": paginate(request, filter_containers(containers, q)),
+        "page": paginate(request, ContainerFilterSet({"q": q}, containers).qs),
         "q": q,
         "show_removed": show_removed,
         "can_provision": can(request.user, "provision", project),

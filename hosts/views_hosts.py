@@ -8,7 +8,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -16,6 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from hosts import services
+from hosts.filters import HostFilterSet
 from hosts.forms import HostForm
 from hosts.models import Container, ContainerHost, ContainerState
 from hosts.selection import select, selected_project
@@ -51,17 +51,6 @@ def dialog_status(exc: DomainError) -> int:
     return exc.status if exc.status < 500 else 400
 
 
-def filter_hosts(hosts: QuerySet[ContainerHost], q: str) -> QuerySet[ContainerHost]:
-    """Hosts whose name, URL, engine version or last error contains the filter text."""
-    if not q:
-        return hosts
-    fields = ("name", "url", "engine_version", "last_error", "state", "kind")
-    query = Q()
-    for field in fields:
-        query |= Q(**{f"{field}__icontains": q})
-    return hosts.filter(query)
-
-
 def chosen_project(request: HttpRequest) -> Project | None:
     """The selected project; ?project= (links from a project's Infrastructure tab) selects another one."""
     if request.GET.get("project"):
@@ -72,7 +61,7 @@ def chosen_project(request: HttpRequest) -> Project | None:
 def host_table_context(request: HttpRequest, project: Project, region: str) -> dict[str, Any]:
     """The hosts table of a project: filtered by ?q=, paginated, with the user's right to manage them."""
     q = request.GET.get("q", "").strip()
-    hosts = filter_hosts(project.hosts.select_related("credential").order_by("name"), q)
+    hosts = HostFilterSet({"q": q}, project.hosts.select_related("credential").order_by("name")).qs
     return {
         "page": paginate(request, hosts),
         "q": q,

@@ -12,7 +12,7 @@ from hosts.models import Container, ContainerHost, ContainerState, HostState
 from portal.models import Job, JobState, User
 from projects.models import Project
 from registries.models import ExternalRegistry
-from tests.conftest import client_for
+from tests.conftest import client_for, logged_in
 from tests.integration.slapd import free_port
 
 URL = "/api/v1/projects/alpha/containers"
@@ -247,3 +247,18 @@ def test_jobs_of_other_projects_are_not_shown(developer: Any, beta: Project) -> 
     mine_but_other_kind = create_job(Actor.system(), "directory sync", "alpha/x", lambda job_id: None)
     assert developer.get(f"{URL}/jobs/{theirs.pk}").status_code == 404
     assert developer.get(f"{URL}/jobs/{mine_but_other_kind.pk}").status_code == 404
+
+
+def test_the_page_and_the_api_filter_containers_alike(client, role_users) -> None:
+    alpha = Project.objects.get(name="alpha")
+    first = ContainerHost.objects.create(project=alpha, name="edge-1", url="http://127.0.0.1:1")
+    second = ContainerHost.objects.create(project=alpha, name="core-1", url="http://127.0.0.1:2")
+    Container.objects.create(host=first, container_id="1" * 64, name="web", image="nginx:1")
+    Container.objects.create(host=second, container_id="2" * 64, name="db", image="postgres:16", command="postgres")
+    api = client_for(role_users["viewer"])
+    page = logged_in(client, role_users["viewer"])
+    for text, expected in (("edge", {"web"}), ("postgres", {"db"}), ("2222", {"db"}), ("1", {"web", "db"})):
+        listed = {row["name"] for row in api.get(f"/api/v1/projects/alpha/containers?q={text}").json()["results"]}
+        assert listed == expected, text
+        shown = page.get(f"/containers/?project=alpha&q={text}").content.decode()
+        assert {name for name in ("web", "db") if f'data-container="{name}"' in shown} == expected, text
