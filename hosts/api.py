@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -22,7 +21,7 @@ from hosts.filters import HostFilterSet
 from hosts.models import ContainerHost, HostKind, HostState
 from portal.audit import Actor
 from portal.models import Credential
-from projects.models import Project
+from projects.api import ProjectScopedMixin
 
 
 def _credential_field() -> serializers.SlugRelatedField:
@@ -109,19 +108,12 @@ def _facts_body(facts: HostFacts, kind: str, url: str, credential: Credential | 
     return {"url": url, "kind": kind.strip().lower(), "tls_mode": host.tls_mode, **body}
 
 
-class HostViewSet(viewsets.ModelViewSet):
+class HostViewSet(ProjectScopedMixin, viewsets.ModelViewSet):
     """A project's container hosts; POST connects and checks the host before saving it."""
 
     serializer_class = HostSerializer
     lookup_value_regex = r"[0-9]+"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-
-    def project(self) -> Project:
-        """The project named in the URL if the caller may see it; 404 otherwise."""
-        if not hasattr(self, "_project"):
-            visible = Project.objects.restrict(self.request.user, "view")
-            self._project = get_object_or_404(visible, name=self.kwargs["project_name"])
-        return self._project
 
     def get_queryset(self) -> QuerySet[ContainerHost]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller

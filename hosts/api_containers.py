@@ -26,7 +26,7 @@ from portal.api import JobSerializer
 from portal.audit import Actor
 from portal.errors import DomainError, Invalid
 from portal.models import Job
-from projects.models import Project
+from projects.api import ProjectScopedMixin
 
 
 class ContainerSerializer(serializers.ModelSerializer):
@@ -112,19 +112,16 @@ def _job_answer(job: Job) -> dict[str, Any]:
 
 
 class ContainerViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+    ProjectScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
 ):
     """A project's containers across its hosts: read, provision, start, stop, restart, remove, logs, stats."""
 
     serializer_class = ContainerSerializer
     lookup_value_regex = r"[0-9]+"
-
-    def project(self) -> Project:
-        """The project named in the URL if the caller may see it; 404 otherwise."""
-        if not hasattr(self, "_project"):
-            visible = Project.objects.restrict(self.request.user, "view")
-            self._project = get_object_or_404(visible, name=self.kwargs["project_name"])
-        return self._project
 
     def get_queryset(self) -> QuerySet[Container]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller

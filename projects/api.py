@@ -97,19 +97,24 @@ class MemberSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created"]
 
 
-class MemberViewSet(viewsets.ModelViewSet):
+class ProjectScopedMixin:
+    """For viewsets under /projects/{project_name}/: the project, if the caller may take `project_action` on it."""
+
+    project_action = "view"
+
+    def project(self) -> Project:
+        """The project named in the URL, if the caller may take `project_action` on it (else 404)."""
+        if not hasattr(self, "_project"):
+            visible = Project.objects.restrict(self.request.user, self.project_action)
+            self._project = get_object_or_404(visible, name=self.kwargs["project_name"])
+        return self._project
+
+
+class MemberViewSet(ProjectScopedMixin, viewsets.ModelViewSet):
     """Members of one project: members read; DevOps administrators add, change and remove."""
 
     serializer_class = MemberSerializer
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
-
-    def project(self) -> Project:
-        """The project named in the URL, if the caller may see it (else 404)."""
-        if not hasattr(self, "_project"):
-            self._project = get_object_or_404(
-                Project.objects.restrict(self.request.user), name=self.kwargs["project_name"]
-            )
-        return self._project
 
     def get_queryset(self) -> QuerySet[Membership]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller

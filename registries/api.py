@@ -14,6 +14,7 @@ from portal.api import JobSerializer
 from portal.audit import Actor
 from portal.errors import Forbidden
 from portal.models import Job
+from projects.api import ProjectScopedMixin
 from projects.models import Project
 from projects.roles import can
 from registries import services
@@ -55,20 +56,18 @@ def _annotated(queryset: QuerySet[Repository]) -> QuerySet[Repository]:
 
 
 class ProjectRepositoryViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+    ProjectScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
 ):
     """A project's repositories: members (and anyone on a public project) read; DevOps administrators delete."""
 
     serializer_class = RepositorySerializer
     filterset_class = RepositoryFilterSet
 
-    def project(self) -> Project:
-        """The project named in the URL, if the caller may pull from it (else 404)."""
-        if not hasattr(self, "_project"):
-            self._project = get_object_or_404(
-                Project.objects.restrict(self.request.user, "pull"), name=self.kwargs["project_name"]
-            )
-        return self._project
+    project_action = "pull"
 
     def get_queryset(self) -> QuerySet[Repository]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller
