@@ -160,16 +160,14 @@ def main() -> None:
 def run(workdir: Path, args: argparse.Namespace) -> None:
     """Start and fill the daemons, then print one row per host count, without and with dead hosts."""
     from projects.models import Project
-    from tests.integration.dockerd import busybox_rootfs, start_dockerd
+    from tests.integration.dockerd import start_dockerd
 
     daemons = []
     try:
         for _ in range(2):
-            daemons.append(start_dockerd(tcp=True))
-        rootfs = busybox_rootfs(workdir / "rootfs" / "busybox.tar")
+            daemons.append(start_dockerd(tcp=True, image=IMAGE))
         half = args.containers // 2
         for index, daemon in enumerate(daemons):
-            daemon.ok("import", str(rootfs), IMAGE)
             fill(daemon.url, index * half, half if index == 0 else args.containers - half)
         project = Project.objects.create(name="bench")
         print(f"2 dockerds, {args.containers} containers ({args.containers // RUNNING_EVERY} running), ", end="")

@@ -20,17 +20,16 @@ from hosts.models import Container, ContainerHost, ContainerState, HostState
 from portal.models import AuditEvent
 from portal.schedules import HOST_COLLECTION, RECURRING, install_schedules
 from projects.models import Project
-from tests.integration.dockerd import Dockerd, busybox_rootfs, free_port, start_dockerd
+from tests.integration.dockerd import Dockerd, free_port, start_dockerd
 
 IMAGE = "wharf-test/busybox:1"
 
 
 @pytest.fixture(scope="module")
-def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
+def dockerd() -> Iterator[Dockerd]:
     """A real dockerd on 127.0.0.1 (plain TCP) with a busybox image imported."""
-    daemon = start_dockerd(tcp=True)
+    daemon = start_dockerd(tcp=True, image=IMAGE)
     try:
-        daemon.ok("import", str(busybox_rootfs(tmp_path_factory.mktemp("rootfs") / "busybox.tar")), IMAGE)
         yield daemon
     finally:
         daemon.stop()

@@ -126,12 +126,13 @@ def _wait_until_up(dockerd: Dockerd) -> None:
     pytest.fail(f"dockerd did not answer within {START_TIMEOUT:.0f} s:\n{dockerd.log()}")
 
 
-def start_dockerd(tcp: bool = False, tls: str = "") -> Dockerd:
+def start_dockerd(tcp: bool = False, tls: str = "", image: str = "") -> Dockerd:
     """Start dockerd on a unix socket under a short /tmp path (socket paths max 108 bytes); wait until it answers.
 
     With `tcp` it also listens on 127.0.0.1:<free port>: plain HTTP, or with `tls="server"` HTTPS with a
     server certificate only (`--tls`), or with `tls="verify"` HTTPS requiring a client certificate signed
-    by its CA (`--tlsverify`). The CA (`dockerd.ca`) issues client certificates for the tests.
+    by its CA (`--tlsverify`). The CA (`dockerd.ca`) issues client certificates for the tests. With `image`, a
+    busybox root filesystem is imported under that reference (`docker import`; nothing can be pulled here).
     """
     assert tls in ("", "server", "verify") and (tcp or not tls)
     daemon = _binary("dockerd", "docker.io")
@@ -158,6 +159,12 @@ def start_dockerd(tcp: bool = False, tls: str = "") -> Dockerd:
         command += ["--tlsverify"] if tls == "verify" else ["--tls", "--tlsverify=false"]
     dockerd = Dockerd(root, _spawn(command, root), cli, command, port, tls, ca)
     _wait_until_up(dockerd)
+    if image:
+        try:
+            dockerd.ok("import", str(busybox_rootfs(root / "rootfs" / "busybox.tar")), image)
+        except BaseException:
+            dockerd.stop()
+            raise
     return dockerd
 
 

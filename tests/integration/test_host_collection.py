@@ -23,7 +23,7 @@ from portal.models import AuditEvent, User
 from portal.schedules import HOST_COLLECTION, install_schedules
 from projects.models import Project
 from tests.integration.beat import Beat, start_beat
-from tests.integration.dockerd import Dockerd, busybox_rootfs, start_dockerd
+from tests.integration.dockerd import Dockerd, start_dockerd
 from tests.integration.worker import Worker, database_url, forget_queue, redis_url, start_worker
 
 pytestmark = pytest.mark.integration
@@ -35,27 +35,20 @@ STATE_DEADLINE = 90.0
 
 
 @pytest.fixture(scope="module")
-def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return busybox_rootfs(tmp_path_factory.mktemp("rootfs") / "busybox.tar")
-
-
-@pytest.fixture(scope="module")
-def plain_dockerd(rootfs: Path) -> Iterator[Dockerd]:
+def plain_dockerd() -> Iterator[Dockerd]:
     """A dockerd on plain TCP (no TLS) with a busybox image."""
-    daemon = start_dockerd(tcp=True)
+    daemon = start_dockerd(tcp=True, image=IMAGE)
     try:
-        daemon.ok("import", str(rootfs), IMAGE)
         yield daemon
     finally:
         daemon.stop()
 
 
 @pytest.fixture(scope="module")
-def tls_dockerd(rootfs: Path) -> Iterator[Dockerd]:
+def tls_dockerd() -> Iterator[Dockerd]:
     """A dockerd requiring a client certificate (--tlsverify), with a busybox image."""
-    daemon = start_dockerd(tcp=True, tls="verify")
+    daemon = start_dockerd(tcp=True, tls="verify", image=IMAGE)
     try:
-        daemon.ok("import", str(rootfs), IMAGE)
         yield daemon
     finally:
         daemon.stop()

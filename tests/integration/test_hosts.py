@@ -22,7 +22,7 @@ from rest_framework.test import APIClient
 from hosts.models import Container, ContainerHost, HostState
 from portal.models import AuditEvent, TrustedCertificate
 from tests.conftest import client_for
-from tests.integration.dockerd import Dockerd, busybox_rootfs, free_port, start_dockerd
+from tests.integration.dockerd import Dockerd, free_port, start_dockerd
 from tests.integration.tls_pki import CertificateAuthority
 from tests.integration.vch_proxy import EngineProxy
 
@@ -34,11 +34,10 @@ IMAGE = "wharf-test/busybox:1"
 
 
 @pytest.fixture(scope="module")
-def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
+def plain() -> Iterator[Dockerd]:
     """dockerd on http://127.0.0.1:PORT (no TLS), with a busybox image imported."""
-    dockerd = start_dockerd(tcp=True)
+    dockerd = start_dockerd(tcp=True, image=IMAGE)
     try:
-        dockerd.ok("import", str(busybox_rootfs(tmp_path_factory.mktemp("rootfs") / "bb.tar")), IMAGE)
         yield dockerd
     finally:
         dockerd.stop()
