@@ -9,13 +9,15 @@ a caller may see) and rewrites the URLs the registry hands out so clients come b
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+
+from registries.bodies import BodyError, gunicorn_socket_body
 
 CHUNK_SIZE = 256 * 1024
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
@@ -90,37 +92,24 @@ def _read(stream: Any, remaining: int | None) -> Iterator[bytes]:
         yield chunk
 
 
-def _request_body(request: HttpRequest, headers: dict[str, str]) -> Iterator[bytes] | None:
-    """The request body as a stream of chunks (never request.body); sets Content-Length when it is known."""
+def _request_body(request: HttpRequest, headers: dict[str, str]) -> Iterable[bytes] | None:
+    """The request body as a stream of chunks (never request.body); sets Content-Length when it is known.
+
+    Under gunicorn the body is read straight off the client's socket (registries/bodies.py); urllib3 sends it on,
+    re-chunked when the client chunked it.
+    """
     length = request.META.get("CONTENT_LENGTH")
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
     if length:
         headers["Content-Length"] = str(int(length))
-        # Django's request limits reading to Content-Length.
-        return _read(request, int(length))
-    if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-        # Django sees no length, so read the server's de-chunked input directly; urllib3 re-chunks it.
-        return _read(_dechunked_input(request.META["wsgi.input"]), None)
-    return None
-
-
-def _dechunked_input(stream: Any) -> Any:
-    """The WSGI input of a chunked request, or under gunicorn the de-chunking reader behind it.
-
-    gunicorn's Body.read() pulls from its reader 1 KiB at a time, re-copying the reader's buffer on
-    every call: for a 256 MiB layer pushed with chunked encoding (docker, skopeo) that alone cost a
-    quarter of the push throughput. Its ChunkedReader reads in pieces of the size asked, so read that
-    directly, but only while the Body has buffered nothing of its own (nothing has read it yet).
-    """
-    reader = getattr(stream, "reader", None)
-    buffered = getattr(stream, "buf", None)
-    if (
-        type(stream).__module__ == "gunicorn.http.body"
-        and type(reader).__name__ == "ChunkedReader"
-        and buffered is not None
-        and buffered.tell() == 0
-    ):
-        return reader
-    return stream
+    elif not chunked:
+        return None
+    stream = request.META["wsgi.input"]
+    direct = gunicorn_socket_body(stream, int(length) if length else None, CHUNK_SIZE)
+    if direct is not None:
+        return direct
+    # Another server: Django's request limits reading to Content-Length; a chunked body is read until its end.
+    return _read(request, int(length)) if length else _read(stream, None)
 
 
 def send(
@@ -201,6 +190,8 @@ def forward(request: HttpRequest) -> HttpResponse:
         upstream = send(request)
     except urllib3.exceptions.HTTPError as exc:
         return registry_error(503, "UNAVAILABLE", f"the registry does not answer: {exc}")
+    except BodyError as exc:
+        return registry_error(400, "BLOB_UPLOAD_INVALID", f"the request body was not received: {exc}")
     return respond(request, upstream)
 
 

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import json
 import os
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -411,3 +416,112 @@ def test_deleting_one_of_two_tags_on_a_digest_leaves_the_other_pullable(
     docker.ok("image", "prune", "--all", "--force")
     docker.ok("pull", second)
     refused(docker.run("pull", first), "not found")
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: Any
+    body: bytes
+
+
+class RawConnection:
+    """One kept-alive HTTPS connection to the portal, writing requests byte for byte (framing included)."""
+
+    def __init__(self, portal: Portal) -> None:
+        host, port = portal.host.split(":")
+        context = ssl.create_default_context(cafile=portal.ca)
+        self.sock = context.wrap_socket(socket.create_connection((host, int(port)), timeout=30), server_hostname=host)
+
+    def request(self, head: str, *body: bytes) -> RawResponse:
+        """Send the head (lines joined with \\n, CRLF on the wire) and the body pieces; read the whole answer."""
+        self.sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n")
+        for piece in body:
+            self.sock.sendall(piece)
+        response = http.client.HTTPResponse(self.sock)
+        response.begin()
+        return RawResponse(response.status, response.headers, response.read())
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _push_token(portal: Portal, people: People, repository: str) -> str:
+    return requests.get(
+        f"{portal.url}/service/token",
+        params={"service": "wharf-registry", "scope": f"repository:{repository}:push,pull"},
+        auth=("dev", people.secrets["dev"]),
+        timeout=10,
+        verify=portal.ca,
+    ).json()["token"]
+
+
+def test_uploads_read_off_the_socket_keep_every_byte_and_the_connection(portal: Portal, people: People) -> None:
+    # Uploads are read straight off gunicorn's socket (registries/bodies.py): odd chunk framing, a trailer and a
+    # Content-Length body on one kept-alive connection all reach the registry intact.
+    token = _push_token(portal, people, "alpha/raw")
+    auth = f"Authorization: Bearer {token}\nHost: {portal.host}"
+    first, second = os.urandom(300_000), os.urandom(70_000)
+    wire = (
+        b"1;ext=1\r\n" + first[:1] + b"\r\n"
+        + b"FFFF\r\n" + first[1:65536] + b"\r\n"
+        + b"%x\r\n" % (len(first) - 65536) + first[65536:] + b"\r\n"
+        + b"0\r\nX-Trailer: ignored\r\n\r\n"
+    )  # fmt: skip
+    connection = RawConnection(portal)
+    try:
+        start = connection.request(f"POST /v2/alpha/raw/blobs/uploads/ HTTP/1.1\n{auth}\nContent-Length: 0\n")
+        assert start.status == 202
+        location = urlsplit(start.headers["Location"])
+        upload = f"{location.path}?{location.query}"
+        # The chunked body in odd writes, some splitting the framing.
+        pieces = [wire[i : i + 1000] for i in range(0, 5000, 1000)] + [wire[5000:]]
+        patched = connection.request(
+            f"PATCH {upload} HTTP/1.1\n{auth}\nTransfer-Encoding: chunked\nContent-Type: application/octet-stream\n",
+            *pieces,
+        )
+        assert patched.status == 202, patched.headers
+        assert patched.headers["Range"] == f"0-{len(first) - 1}"
+        location = urlsplit(patched.headers["Location"])
+        upload = f"{location.path}?{location.query}"
+        # The same connection goes on with a Content-Length body, then the PUT that checks the digest.
+        patched = connection.request(
+            f"PATCH {upload} HTTP/1.1\n{auth}\nContent-Length: {len(second)}\nContent-Type: application/octet-stream\n",
+            second,
+        )
+        assert patched.status == 202, patched.headers
+        location = urlsplit(patched.headers["Location"])
+        digest = "sha256:" + hashlib.sha256(first + second).hexdigest()
+        done = connection.request(
+            f"PUT {location.path}?{location.query}&digest={digest} HTTP/1.1\n{auth}\nContent-Length: 0\n"
+        )
+        assert done.status == 201, done.headers
+    finally:
+        connection.close()
+    blob = requests.get(
+        f"{portal.url}/v2/alpha/raw/blobs/{digest}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        verify=portal.ca,
+    )
+    assert blob.status_code == 200
+    assert blob.content == first + second
+
+
+def test_malformed_chunked_upload_is_a_400_naming_the_fault(portal: Portal, people: People) -> None:
+    token = _push_token(portal, people, "alpha/raw")
+    auth = f"Authorization: Bearer {token}\nHost: {portal.host}"
+    connection = RawConnection(portal)
+    try:
+        start = connection.request(f"POST /v2/alpha/raw/blobs/uploads/ HTTP/1.1\n{auth}\nContent-Length: 0\n")
+        location = urlsplit(start.headers["Location"])
+        response = connection.request(
+            f"PATCH {location.path}?{location.query} HTTP/1.1\n{auth}\nTransfer-Encoding: chunked\n",
+            b"4\r\nabcd\r\nzz\r\n",
+        )
+    finally:
+        connection.close()
+    assert response.status == 400
+    error = json.loads(response.body)["errors"][0]
+    assert error["code"] == "BLOB_UPLOAD_INVALID"
+    assert error["message"] == "the request body was not received: invalid chunk size b'zz'"
