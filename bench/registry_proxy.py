@@ -1,10 +1,12 @@
 """Push and pull a 256 MiB image with skopeo through the portal's /v2/ proxy and directly against a registry.
 
-Both registries are real docker-registry processes with the same configuration; the direct one takes the
-portal's tokens too. Prints MiB/s for each path, the ratio portal/direct (budget: >= 0.8) and the web
-processes' resident memory before and after (budget: flat - the proxy never buffers a blob).
+All registries are real docker-registry processes with the same configuration; the direct ones take the
+portal's tokens too, one over plain HTTP (as the portal reaches its registry), one serving HTTPS itself (as a
+registry clients reach directly must). Prints MiB/s for each path, the ratio portal/direct per round and its
+median (budget: >= 0.8), the web processes' CPU per copy and their resident memory before and after (budget:
+flat - the proxy never buffers a blob).
 
-    .venv/bin/python bench/registry_proxy.py [--size-mib 256] [--rounds 3]
+    .venv/bin/python bench/registry_proxy.py [--size-mib 256] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -107,8 +109,10 @@ def _wait(url: str, ca: str | bool, what: str, process: subprocess.Popen, log: P
     sys.exit(f"{what} did not answer on {url}:\n{log.read_text()[-3000:]}")
 
 
-def start_registry(workdir: Path, data_dir: Path, realm: str, notify_url: str) -> tuple[subprocess.Popen, str]:
-    """A docker-registry with Wharf's configuration on a free loopback port."""
+def start_registry(
+    workdir: Path, data_dir: Path, realm: str, notify_url: str, tls: bool = False
+) -> tuple[subprocess.Popen, str]:
+    """A docker-registry with Wharf's configuration on a free loopback port; with `tls`, serving HTTPS itself."""
     binary = shutil.which("docker-registry")
     if binary is None:
         sys.exit("docker-registry is not installed: apt-get install docker-registry")
@@ -127,14 +131,18 @@ def start_registry(workdir: Path, data_dir: Path, realm: str, notify_url: str) -
         service="wharf-registry",
         issuer="wharf-token-service",
     )
+    if tls:
+        pki = data_dir / "pki"
+        config["http"]["tls"] = {"certificate": str(pki / "server.crt"), "key": str(pki / "server.key")}
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "config.yml"
     path.write_text(yaml.safe_dump(config))
     log = workdir / "registry.log"
     env = {**os.environ, "SSL_CERT_FILE": str(data_dir / "pki" / "ca.crt")}
     process = subprocess.Popen([binary, "serve", str(path)], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
-    _wait(f"http://127.0.0.1:{port}/v2/", False, "docker-registry", process, log)
-    return process, f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    _wait(f"{url}/v2/", str(data_dir / "pki" / "ca.crt") if tls else False, "docker-registry", process, log)
+    return process, url
 
 
 @contextlib.contextmanager
@@ -232,7 +240,7 @@ def skopeo_copy(source: str, destination: str, creds: str, home: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if shutil.which("skopeo") is None:
         sys.exit("skopeo is not installed: apt-get install skopeo")
@@ -243,22 +251,28 @@ def main() -> None:
         size = 0
         for round_ in range(args.rounds):
             size = write_layout(work / f"layout{round_}", args.size_mib)
-        direct_process, direct_url = start_registry(
-            work / "direct", portal.data_dir, f"{portal.url}/service/token", f"{portal.url}/service/notifications"
-        )
+        realm, notify = f"{portal.url}/service/token", f"{portal.url}/service/notifications"
+        # Two peers: the registry as the portal reaches it (plain HTTP on the loopback), and the same registry
+        # serving HTTPS itself, as a registry that clients reach directly must: TLS costs both ends CPU, so that
+        # peer shows what the proxy adds beyond the TLS every client-facing registry pays for.
+        direct_process, direct_url = start_registry(work / "direct", portal.data_dir, realm, notify)
+        tls_process, tls_url = start_registry(work / "direct-tls", portal.data_dir, realm, notify, tls=True)
         try:
             creds = f"bench:{portal.api_key}"
-            direct_host = direct_url.removeprefix("http://")
             rss_before = portal.web_rss_mib()
             timings: dict[str, list[float]] = {}
             # The web processes' CPU time per copy: steadier than wall time on a busy machine, and what the
             # proxy costs (the direct copies show the token requests and event deliveries alone).
             web_cpu: dict[str, list[float]] = {}
-            paths = [("portal", portal.host), ("direct", direct_host)]
+            paths = [
+                ("portal", portal.host),
+                ("direct", direct_url.removeprefix("http://")),
+                ("direct-tls", tls_url.removeprefix("https://")),
+            ]
             # One 256 MiB copy takes about two seconds, so a single sample is at the mercy of whatever else the
-            # machine does: take several rounds, alternating which path goes first, and compare the medians.
+            # machine does: take several rounds, rotating which path goes first.
             for round_ in range(args.rounds):
-                for name, host in paths if round_ % 2 == 0 else paths[::-1]:
+                for name, host in paths[round_ % 3 :] + paths[: round_ % 3]:
                     image = f"docker://{host}/bench/big{round_}:1"  # a new repository: nothing to skip or mount
                     home = work / f"home-{name}-{round_}"
                     layout = f"oci:{work / f'layout{round_}'}:1"
@@ -274,21 +288,23 @@ def main() -> None:
                     shutil.rmtree(out)
             rss_after = portal.web_rss_mib()
         finally:
-            direct_process.terminate()
-            direct_process.wait(timeout=20)
+            for process in (direct_process, tls_process):
+                process.terminate()
+                process.wait(timeout=20)
     mib = size / (1 << 20)
     print(f"image: one {mib:.0f} MiB layer (random, uncompressed), skopeo {skopeo_version()}, {args.rounds} rounds")
     for direction in ("push", "pull"):
-        through, direct = (
-            statistics.median(timings[f"{direction} portal"]),
-            statistics.median(timings[f"{direction} direct"]),
-        )
-        print(
-            f"{direction}: portal {mib / through:7.1f} MiB/s ({through:5.2f} s)   "
-            f"direct {mib / direct:7.1f} MiB/s ({direct:5.2f} s)   ratio portal/direct {direct / through:.2f}"
-            f"   (medians; rounds portal {_rates(mib, timings[f'{direction} portal'])},"
-            f" direct {_rates(mib, timings[f'{direction} direct'])} MiB/s)"
-        )
+        through = timings[f"{direction} portal"]
+        print(f"{direction}: portal {mib / statistics.median(through):6.1f} MiB/s (rounds {_rates(mib, through)})")
+        for peer in ("direct", "direct-tls"):
+            times = timings[f"{direction} {peer}"]
+            # The machine's speed drifts over a run (the same copy takes 1.6 s or 2.3 s minutes apart), so each
+            # ratio is taken within a round, between copies made one after the other; the figure is their median.
+            ratios = [d / p for p, d in zip(through, times, strict=True)]
+            print(
+                f"    {peer:<10} {mib / statistics.median(times):6.1f} MiB/s (rounds {_rates(mib, times)})"
+                f"   ratio portal/{peer} {statistics.median(ratios):.2f} (rounds {'/'.join(f'{r:.2f}' for r in ratios)})"
+            )
     print(
         "web CPU per copy (median): "
         + ", ".join(f"{key} {statistics.median(values):.2f} s" for key, values in sorted(web_cpu.items()))
