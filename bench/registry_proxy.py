@@ -66,18 +66,22 @@ class Portal:
     processes: list[subprocess.Popen]
     registry_url: str
 
-    def web_pids(self) -> list[int]:
-        """The gunicorn master and its workers."""
-        master = self.processes[-1].pid
-        return [master] + [int(p) for p in _children(master)]
-
     def web_rss_mib(self) -> float:
         """Resident memory of the gunicorn master and workers, in MiB."""
-        return sum(_rss_kib(pid) for pid in self.web_pids()) / 1024
+        return sum(_rss_kib(pid) for pid in _with_children(self.processes[-1].pid)) / 1024
 
     def web_cpu_seconds(self) -> float:
         """CPU time (user + system) the gunicorn master and workers have used so far."""
-        return sum(_cpu_seconds(pid) for pid in self.web_pids())
+        return tree_cpu_seconds(self.processes[-1].pid)
+
+
+def _with_children(pid: int) -> list[int]:
+    return [pid] + [int(child) for child in _children(pid)]
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process and its children (gunicorn or nginx workers) have used so far."""
+    return sum(_cpu_seconds(each) for each in _with_children(pid))
 
 
 def _children(pid: int) -> list[str]:
@@ -142,6 +146,61 @@ def start_registry(
     process = subprocess.Popen([binary, "serve", str(path)], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     _wait(f"{url}/v2/", str(data_dir / "pki" / "ca.crt") if tls else False, "docker-registry", process, log)
+    return process, url
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+error_log {work}/error.log;
+pid {work}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/body;
+    proxy_temp_path {work}/proxy;
+    client_max_body_size 0;
+    client_body_buffer_size 1m;
+    proxy_http_version 1.1;
+    proxy_request_buffering off;
+    proxy_buffering off;
+    upstream registry {{ server {registry}; keepalive 16; }}
+    server {{
+        listen {listen} ssl;
+        ssl_certificate {certificate};
+        ssl_certificate_key {key};
+        location / {{
+            proxy_pass http://registry;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-Proto https;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(workdir: Path, data_dir: Path, registry_url: str) -> tuple[subprocess.Popen, str]:
+    """nginx terminating TLS (the portal's certificate) and streaming everything to the registry at registry_url."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = free_port()
+    workdir.mkdir(parents=True)
+    config = workdir / "nginx.conf"
+    config.write_text(
+        NGINX_CONF.format(
+            work=workdir,
+            registry=registry_url.removeprefix("http://"),
+            listen=f"127.0.0.1:{port}",
+            certificate=data_dir / "pki" / "server.crt",
+            key=data_dir / "pki" / "server.key",
+        )
+    )
+    log = workdir / "nginx.log"
+    process = subprocess.Popen(
+        [binary, "-c", str(config), "-p", str(workdir)], stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    url = f"https://127.0.0.1:{port}"
+    _wait(f"{url}/v2/", str(data_dir / "pki" / "ca.crt"), "nginx", process, log)
     return process, url
 
 
@@ -241,6 +300,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--no-nginx", dest="nginx", action="store_false", help="leave out the nginx peer (used when it is installed)"
+    )
     args = parser.parse_args()
     if shutil.which("skopeo") is None:
         sys.exit("skopeo is not installed: apt-get install skopeo")
@@ -252,63 +314,87 @@ def main() -> None:
         for round_ in range(args.rounds):
             size = write_layout(work / f"layout{round_}", args.size_mib)
         realm, notify = f"{portal.url}/service/token", f"{portal.url}/service/notifications"
-        # Two peers: the registry as the portal reaches it (plain HTTP on the loopback), and the same registry
-        # serving HTTPS itself, as a registry that clients reach directly must: TLS costs both ends CPU, so that
-        # peer shows what the proxy adds beyond the TLS every client-facing registry pays for.
+        # The peers: the registry as the portal reaches it (plain HTTP on the loopback); the same registry serving
+        # HTTPS itself, as a registry that clients reach directly must; and, when it is installed, nginx in front
+        # of a registry, terminating TLS and streaming both ways - a C reverse proxy doing the proxy's job.
         direct_process, direct_url = start_registry(work / "direct", portal.data_dir, realm, notify)
         tls_process, tls_url = start_registry(work / "direct-tls", portal.data_dir, realm, notify, tls=True)
+        processes = [direct_process, tls_process]
+        # Which processes proxy each path: their CPU per copy is what the proxying costs.
+        proxy_cpu = {"portal": portal.web_cpu_seconds}
+        paths = [
+            ("portal", portal.host),
+            ("direct", direct_url.removeprefix("http://")),
+            ("direct-tls", tls_url.removeprefix("https://")),
+        ]
         try:
+            if args.nginx and (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
+                behind, behind_url = start_registry(work / "behind-nginx", portal.data_dir, realm, notify)
+                front, front_url = start_nginx(work / "nginx", portal.data_dir, behind_url)
+                processes += [behind, front]
+                paths.append(("nginx", front_url.removeprefix("https://")))
+                proxy_cpu["nginx"] = lambda: tree_cpu_seconds(front.pid)
+            elif args.nginx:
+                print("nginx is not installed (apt-get install nginx-light): no nginx peer in this run")
             creds = f"bench:{portal.api_key}"
             rss_before = portal.web_rss_mib()
             timings: dict[str, list[float]] = {}
-            # The web processes' CPU time per copy: steadier than wall time on a busy machine, and what the
-            # proxy costs (the direct copies show the token requests and event deliveries alone).
-            web_cpu: dict[str, list[float]] = {}
-            paths = [
-                ("portal", portal.host),
-                ("direct", direct_url.removeprefix("http://")),
-                ("direct-tls", tls_url.removeprefix("https://")),
-            ]
+            # The proxy's CPU time per copy: steadier than wall time on a busy machine. For the direct paths the web
+            # processes' (token requests and event deliveries alone).
+            cpu_used: dict[str, list[float]] = {}
+            # Untimed: the first requests a gunicorn worker serves import and set up what the views need (about
+            # 0.4 s of CPU), which is not what a copy costs.
+            write_layout(work / "warm-up", 1)
+            for name, host in paths:
+                image = f"docker://{host}/bench/warm-up:1"
+                skopeo_copy(f"oci:{work / 'warm-up'}:1", image, creds, work / f"home-warm-up-{name}" / "push")
+                skopeo_copy(image, f"oci:{work / f'warm-up-{name}'}:1", creds, work / f"home-warm-up-{name}" / "pull")
             # One 256 MiB copy takes about two seconds, so a single sample is at the mercy of whatever else the
             # machine does: take several rounds, rotating which path goes first.
             for round_ in range(args.rounds):
-                for name, host in paths[round_ % 3 :] + paths[: round_ % 3]:
+                for name, host in paths[round_ % len(paths) :] + paths[: round_ % len(paths)]:
                     image = f"docker://{host}/bench/big{round_}:1"  # a new repository: nothing to skip or mount
                     home = work / f"home-{name}-{round_}"
                     layout = f"oci:{work / f'layout{round_}'}:1"
-                    cpu = portal.web_cpu_seconds()
+                    measure = proxy_cpu.get(name, portal.web_cpu_seconds)
+                    cpu = measure()
                     timings.setdefault(f"push {name}", []).append(skopeo_copy(layout, image, creds, home / "push"))
-                    web_cpu.setdefault(f"push {name}", []).append(portal.web_cpu_seconds() - cpu)
+                    cpu_used.setdefault(f"push {name}", []).append(measure() - cpu)
                     out = work / f"out-{name}"
-                    cpu = portal.web_cpu_seconds()
+                    cpu = measure()
                     timings.setdefault(f"pull {name}", []).append(
                         skopeo_copy(image, f"oci:{out}:1", creds, home / "pull")
                     )
-                    web_cpu.setdefault(f"pull {name}", []).append(portal.web_cpu_seconds() - cpu)
+                    cpu_used.setdefault(f"pull {name}", []).append(measure() - cpu)
                     shutil.rmtree(out)
             rss_after = portal.web_rss_mib()
         finally:
-            for process in (direct_process, tls_process):
+            for process in processes:
                 process.terminate()
                 process.wait(timeout=20)
     mib = size / (1 << 20)
     print(f"image: one {mib:.0f} MiB layer (random, uncompressed), skopeo {skopeo_version()}, {args.rounds} rounds")
     for direction in ("push", "pull"):
-        through = timings[f"{direction} portal"]
-        print(f"{direction}: portal {mib / statistics.median(through):6.1f} MiB/s (rounds {_rates(mib, through)})")
-        for peer in ("direct", "direct-tls"):
-            times = timings[f"{direction} {peer}"]
-            # The machine's speed drifts over a run (the same copy takes 1.6 s or 2.3 s minutes apart), so each
-            # ratio is taken within a round, between copies made one after the other; the figure is their median.
-            ratios = [d / p for p, d in zip(through, times, strict=True)]
-            print(
-                f"    {peer:<10} {mib / statistics.median(times):6.1f} MiB/s (rounds {_rates(mib, times)})"
-                f"   ratio portal/{peer} {statistics.median(ratios):.2f} (rounds {'/'.join(f'{r:.2f}' for r in ratios)})"
+        direct = timings[f"{direction} direct"]
+        print(f"{direction}: MiB/s (median, then each round)   and x direct (median of the rounds' ratios, then each)")
+        for name in [name for name in ("portal", "direct", "direct-tls", "nginx") if f"{direction} {name}" in timings]:
+            times = timings[f"{direction} {name}"]
+            line = f"    {name:<10} {mib / statistics.median(times):6.1f} ({_rates(mib, times)})"
+            if name != "direct":
+                # The machine's speed drifts over a run (the same copy takes 1.6 s or 2.3 s minutes apart), so each
+                # ratio is taken within a round, between copies made one after the other.
+                ratios = [d / t for t, d in zip(times, direct, strict=True)]
+                line += f"   x direct {statistics.median(ratios):.2f} ({'/'.join(f'{r:.2f}' for r in ratios)})"
+            print(line)
+    for direction in ("push", "pull"):
+        print(
+            f"{direction} CPU per copy (median): "
+            + ", ".join(
+                f"{name} {statistics.median(cpu_used[f'{direction} {name}']):.2f} s"
+                + (" (gunicorn)" if name == "portal" else " (nginx)" if name == "nginx" else " (web: tokens, events)")
+                for name, _ in paths
             )
-    print(
-        "web CPU per copy (median): "
-        + ", ".join(f"{key} {statistics.median(values):.2f} s" for key, values in sorted(web_cpu.items()))
-    )
+        )
     print(f"web processes RSS: before {rss_before:.0f} MiB, after {rss_after:.0f} MiB ({rss_after - rss_before:+.0f})")
 
 
