@@ -223,7 +223,8 @@ def running_portal(workdir: Path, workers: int = 2, threads: int = 4) -> Iterato
     log = workdir / "gunicorn.log"
     web = subprocess.Popen(
         [
-            PYTHON, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
+            PYTHON, "-m", "gunicorn", "portal.wsgi:application", "-c", "python:portal.gunicorn_hooks",
+            "--bind", f"127.0.0.1:{port}",
             "--workers", str(workers), "--threads", str(threads), "--timeout", "300",
             "--certfile", str(data_dir / "pki" / "server.crt"), "--keyfile", str(data_dir / "pki" / "server.key"),
         ],

@@ -42,7 +42,7 @@ def children(pki: PkiPaths, bind: str, port: int) -> list[Child]:
         Child(
             "web",
             [
-                python, "-m", "gunicorn", "portal.wsgi:application",
+                python, "-m", "gunicorn", "portal.wsgi:application", "-c", "python:portal.gunicorn_hooks",
                 "--bind", f"{bind}:{port}",
                 "--certfile", str(pki.server_cert), "--keyfile", str(pki.server_key),
                 "--workers", str(settings.WEB_WORKERS), "--threads", "4",

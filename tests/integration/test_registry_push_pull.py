@@ -103,7 +103,8 @@ def portal(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
     }
     log_path = workdir / "gunicorn.log"
     command = [
-        sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
+        sys.executable, "-m", "gunicorn", "portal.wsgi:application", "-c", "python:portal.gunicorn_hooks",
+        "--bind", f"127.0.0.1:{port}",
         "--workers", "2", "--threads", "8", "--timeout", "120",
         "--certfile", str(pki.server_cert), "--keyfile", str(pki.server_key),
     ]  # fmt: skip
