@@ -190,9 +190,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"registry_protocol_noise": {"()": "portal.log_filters.RegistryProtocolNoise"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("WHARF_LOG_LEVEL", "INFO")},
-    "loggers": {"django_auth_ldap": {"level": "WARNING"}},
+    "loggers": {
+        "django_auth_ldap": {"level": "WARNING"},
+        "django.request": {"filters": ["registry_protocol_noise"]},
+    },
 }
 
 # Extra names (and addresses) the generated HTTPS certificate covers.

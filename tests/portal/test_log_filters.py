@@ -1,0 +1,41 @@
+"""django.request warnings: the registry protocol's normal 4xx answers are not logged; real faults still are."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.test import Client
+
+
+def request_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "django.request"]
+
+
+def test_registry_protocol_answers_are_not_logged(db, caplog: pytest.LogCaptureFixture) -> None:
+    client = Client()
+    with caplog.at_level(logging.INFO):
+        # docker checks whether a blob exists before uploading it; here the portal answers for a missing project.
+        missing = client.head("/v2/nope/app/blobs/sha256:abc", HTTP_AUTHORIZATION="Bearer x")
+        assert missing.status_code == 404
+        refused = client.get("/service/token", {"service": "wharf-registry"}, HTTP_AUTHORIZATION="Basic !!")
+        assert refused.status_code == 401
+    assert request_warnings(caplog) == []
+
+
+def test_other_client_errors_are_still_logged(db, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        assert Client().get("/api/v1/no-such-thing").status_code == 404
+    assert request_warnings(caplog) == ["Not Found: /api/v1/no-such-thing"]
+
+
+def test_server_errors_under_v2_are_still_logged(caplog: pytest.LogCaptureFixture) -> None:
+    from django.http import HttpRequest
+    from django.utils.log import log_response
+
+    request = HttpRequest()
+    request.path = "/v2/alpha/app/manifests/1"
+    response = type("Response", (), {"status_code": 503, "_has_been_logged": False})()
+    with caplog.at_level(logging.INFO):
+        log_response("Service Unavailable: %s", request.path, response=response, request=request)
+    assert request_warnings(caplog) == ["Service Unavailable: /v2/alpha/app/manifests/1"]
