@@ -33,6 +33,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+sys.path.insert(0, str(ROOT))
+
+from portal.launcher import web_command  # noqa: E402 (needs ROOT on the path)
+
 SETUP = """
 from portal.certificates import ensure_pki
 ensure_pki()
@@ -120,7 +124,6 @@ def start_registry(
     binary = shutil.which("docker-registry")
     if binary is None:
         sys.exit("docker-registry is not installed: apt-get install docker-registry")
-    sys.path.insert(0, str(ROOT))
     from registries import registry_config
 
     port = free_port()
@@ -221,15 +224,11 @@ def running_portal(workdir: Path, workers: int = 2, threads: int = 4) -> Iterato
     )
     env["WHARF_REGISTRY_URL"] = registry_url
     log = workdir / "gunicorn.log"
-    web = subprocess.Popen(
-        [
-            PYTHON, "-m", "gunicorn", "portal.wsgi:application", "-c", "python:portal.gunicorn_hooks",
-            "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--threads", str(threads), "--timeout", "300",
-            "--certfile", str(data_dir / "pki" / "server.crt"), "--keyfile", str(data_dir / "pki" / "server.key"),
-        ],
-        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    pki = data_dir / "pki"
+    command = web_command(
+        f"127.0.0.1:{port}", pki / "server.crt", pki / "server.key", workers, threads, "--timeout", "300"
+    )
+    web = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     ca = str(data_dir / "pki" / "ca.crt")
     _wait(f"{url}/v2/", ca, "gunicorn", web, log)
     portal = Portal(url, f"127.0.0.1:{port}", ca, key, data_dir, [registry, web], registry_url)

@@ -35,19 +35,28 @@ class Child:
     env: dict[str, str] = field(default_factory=dict)
 
 
+def web_command(address: str, certfile: Path, keyfile: Path, workers: int, threads: int, *options: str) -> list[str]:
+    """gunicorn serving the portal over HTTPS on address (host:port), with the server hooks.
+
+    The launcher's web child, and the live portals of the integration tests and the benchmarks.
+    """
+    return [
+        sys.executable, "-m", "gunicorn", "portal.wsgi:application", "-c", "python:portal.gunicorn_hooks",
+        "--bind", address, "--certfile", str(certfile), "--keyfile", str(keyfile),
+        "--workers", str(workers), "--threads", str(threads), *options,
+    ]  # fmt: skip
+
+
 def children(pki: PkiPaths, bind: str, port: int) -> list[Child]:
     """The processes of the embedded portal."""
     python = sys.executable
     return [
         Child(
             "web",
-            [
-                python, "-m", "gunicorn", "portal.wsgi:application", "-c", "python:portal.gunicorn_hooks",
-                "--bind", f"{bind}:{port}",
-                "--certfile", str(pki.server_cert), "--keyfile", str(pki.server_key),
-                "--workers", str(settings.WEB_WORKERS), "--threads", "4",
+            web_command(
+                f"{bind}:{port}", pki.server_cert, pki.server_key, settings.WEB_WORKERS, 4,
                 "--access-logfile", "-", "--graceful-timeout", "5",
-            ],
+            ),
         ),
         Child("worker", [python, "-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO", "--concurrency", "2"]),
         Child(

@@ -17,7 +17,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from portal.audit import Actor
 from portal.certificates import pki_paths
-from portal.launcher import trust_bundle
+from portal.launcher import trust_bundle, web_command
 from portal.models import User
 from portal.services import create_token
 from projects.models import Membership, Project, Role
@@ -102,12 +101,7 @@ def portal(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
         "WHARF_TASKS_EAGER": "true",
     }
     log_path = workdir / "gunicorn.log"
-    command = [
-        sys.executable, "-m", "gunicorn", "portal.wsgi:application", "-c", "python:portal.gunicorn_hooks",
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", "2", "--threads", "8", "--timeout", "120",
-        "--certfile", str(pki.server_cert), "--keyfile", str(pki.server_key),
-    ]  # fmt: skip
+    command = web_command(f"127.0.0.1:{port}", pki.server_cert, pki.server_key, 2, 8, "--timeout", "120")
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = Portal(f"127.0.0.1:{port}", process, registry, log_path)
