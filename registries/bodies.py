@@ -31,7 +31,8 @@ class SocketBody:
 
     Each memoryview is valid until the next one is asked for (the buffer is reused): the consumer sends or copies
     it first, as an HTTP client sending the body on does. `buffered` holds bytes of the body the server had already
-    read from the socket; `give_back` receives bytes read past the end of the body.
+    read from the socket; `give_back` receives bytes read past the end of the body; `failed` is called before a
+    BodyError is raised (the server must then close the connection: where the next request starts is unknown).
     """
 
     def __init__(
@@ -40,11 +41,13 @@ class SocketBody:
         buffered: bytes = b"",
         piece: int = 256 * 1024,
         give_back: Callable[[bytes], None] | None = None,
+        failed: Callable[[], None] | None = None,
     ) -> None:
         self._sock = sock
         self._pending = bytearray(buffered)
         self._buffer = bytearray(piece)
         self._give_back = give_back
+        self._failed = failed
 
     def _sizes(self) -> Iterator[int]:
         """The sizes of the body's successive runs of data."""
@@ -57,6 +60,14 @@ class SocketBody:
         self._pending.clear()
 
     def __iter__(self) -> Iterator[memoryview]:
+        try:
+            yield from self._pieces()
+        except BodyError:
+            if self._failed is not None:
+                self._failed()
+            raise
+
+    def _pieces(self) -> Iterator[memoryview]:
         view = memoryview(self._buffer)
         capacity = len(self._buffer)
         filled = 0
@@ -152,7 +163,9 @@ def gunicorn_socket_body(stream: Any, length: int | None, piece: int) -> SocketB
             and inspect.getgeneratorstate(reader.parser) == inspect.GEN_CREATED
         ):
             return None
-        body: SocketBody = ChunkedSocketBody(unreader.sock, _take(unreader), piece, unreader.unread)
+        # After malformed framing the rest of the connection cannot be trusted to start a request: close it.
+        failed = getattr(reader.req, "force_close", None)
+        body: SocketBody = ChunkedSocketBody(unreader.sock, _take(unreader), piece, unreader.unread, failed)
         reader.parser = None
     elif kind == "LengthReader" and length is not None and reader.length == length:
         body = LengthSocketBody(

@@ -510,12 +510,22 @@ def test_malformed_chunked_upload_is_a_400_naming_the_fault(portal: Portal, peop
     try:
         start = connection.request(f"POST /v2/alpha/raw/blobs/uploads/ HTTP/1.1\n{auth}\nContent-Length: 0\n")
         location = urlsplit(start.headers["Location"])
+        # After the bad size line comes what could pass for another request: it must not be served.
         response = connection.request(
             f"PATCH {location.path}?{location.query} HTTP/1.1\n{auth}\nTransfer-Encoding: chunked\n",
-            b"4\r\nabcd\r\nzz\r\n",
+            # Separate writes, so separate TLS records: the reader stops at the bad line, the GET stays unread.
+            b"4\r\nabcd\r\n",
+            b"zz\r\n",
+            f"GET /v2/ HTTP/1.1\r\nHost: {portal.host}\r\n\r\n".encode(),
         )
+        try:
+            after = connection.sock.recv(1024)
+        except (ssl.SSLError, OSError):
+            after = b""
     finally:
         connection.close()
+    # The portal answered the PATCH and closed the connection, rather than serve the smuggled GET.
+    assert after == b""
     assert response.status == 400
     error = json.loads(response.body)["errors"][0]
     assert error["code"] == "BLOB_UPLOAD_INVALID"

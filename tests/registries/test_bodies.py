@@ -104,8 +104,11 @@ def test_empty_chunked_body(pair: tuple[socket.socket, socket.socket]) -> None:
 def test_malformed_framing_is_refused(pair: tuple[socket.socket, socket.socket], wire: bytes, message: str) -> None:
     server, client = pair
     send_in_thread(client, [wire], close=True)
+    failures: list[bool] = []
     with pytest.raises(BodyError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        collect(ChunkedSocketBody(server))
+        collect(ChunkedSocketBody(server, failed=lambda: failures.append(True)))
+    # The server is told, so it closes the connection rather than look for a next request in the rest.
+    assert failures == [True]
 
 
 def test_a_client_that_goes_away_mid_chunk_is_an_error(pair: tuple[socket.socket, socket.socket]) -> None:
