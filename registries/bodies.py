@@ -31,8 +31,13 @@ class SocketBody:
 
     Each memoryview is valid until the next one is asked for (the buffer is reused): the consumer sends or copies
     it first, as an HTTP client sending the body on does. `buffered` holds bytes of the body the server had already
-    read from the socket; `give_back` receives bytes read past the end of the body; `failed` is called before a
-    BodyError is raised (the server must then close the connection: where the next request starts is unknown).
+    read from the socket. What the server is told:
+
+    - `give_back(data)`: the body was read to its end; `data` was read past it (the next request's start).
+    - `failed()`: the body is malformed or cut short (a BodyError follows); the server must close the connection,
+      since where the next request starts is unknown.
+    - `abandoned(left, data)`: the consumer stopped before the end (the registry answered early): `left` bytes of
+      the current run were never handed on, `data` of them were already received; the server may skip them.
     """
 
     def __init__(
@@ -42,12 +47,16 @@ class SocketBody:
         piece: int = 256 * 1024,
         give_back: Callable[[bytes], None] | None = None,
         failed: Callable[[], None] | None = None,
+        abandoned: Callable[[int, bytes], None] | None = None,
     ) -> None:
         self._sock = sock
         self._pending = bytearray(buffered)
         self._buffer = bytearray(piece)
         self._give_back = give_back
         self._failed = failed
+        self._abandoned = abandoned
+        self._state = "open"  # then "finished", "failed" or "abandoned"
+        self._left = 0
 
     def _sizes(self) -> Iterator[int]:
         """The sizes of the body's successive runs of data."""
@@ -63,9 +72,19 @@ class SocketBody:
         try:
             yield from self._pieces()
         except BodyError:
+            self._state = "failed"
             if self._failed is not None:
                 self._failed()
             raise
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """The consumer is done with the body: if it stopped before the end, tell the server what is left."""
+        if self._state == "open":
+            self._state = "abandoned"
+            if self._abandoned is not None:
+                self._abandoned(self._left, bytes(self._pending))
 
     def _pieces(self) -> Iterator[memoryview]:
         view = memoryview(self._buffer)
@@ -86,9 +105,11 @@ class SocketBody:
                 filled += got
                 run -= got
                 if filled == capacity:
+                    self._left = run
                     yield view
                     filled = 0
         self._end()
+        self._state = "finished"
         if filled:
             yield view[:filled]
 
@@ -163,13 +184,32 @@ def gunicorn_socket_body(stream: Any, length: int | None, piece: int) -> SocketB
             and inspect.getgeneratorstate(reader.parser) == inspect.GEN_CREATED
         ):
             return None
-        # After malformed framing the rest of the connection cannot be trusted to start a request: close it.
-        failed = getattr(reader.req, "force_close", None)
-        body: SocketBody = ChunkedSocketBody(unreader.sock, _take(unreader), piece, unreader.unread, failed)
+        # After malformed framing, or a body left half read, where the next request starts is unknown: close the
+        # connection after the answer.
+        close = getattr(reader.req, "force_close", None)
+        body: SocketBody = ChunkedSocketBody(
+            unreader.sock,
+            _take(unreader),
+            piece,
+            give_back=unreader.unread,
+            failed=close,
+            abandoned=close and (lambda left, data: close()),
+        )
         reader.parser = None
     elif kind == "LengthReader" and length is not None and reader.length == length:
+
+        def skip_the_rest(left: int, data: bytes) -> None:
+            # gunicorn's reader reads (and drops) what is left before it looks for the next request.
+            unreader.unread(data)
+            reader.length = left
+
         body = LengthSocketBody(
-            unreader.sock, reader.length, buffered=_take(unreader), piece=piece, give_back=unreader.unread
+            unreader.sock,
+            reader.length,
+            buffered=_take(unreader),
+            piece=piece,
+            give_back=unreader.unread,
+            abandoned=skip_the_rest,
         )
         reader.length = 0
     else:

@@ -17,7 +17,7 @@ import urllib3
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
-from registries.bodies import BodyError, gunicorn_socket_body
+from registries.bodies import BodyError, SocketBody, gunicorn_socket_body
 
 CHUNK_SIZE = 256 * 1024
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
@@ -119,15 +119,20 @@ def send(
     headers = headers if headers is not None else _client_headers(request)
     method = method or request.method
     body = _request_body(request, headers) if method == request.method and path is None else None
-    return _pool.urlopen(
-        method,
-        settings.REGISTRY_URL + (path or request.get_full_path()),
-        body=body,
-        headers=headers,
-        redirect=False,
-        preload_content=False,
-        decode_content=False,
-    )
+    try:
+        return _pool.urlopen(
+            method,
+            settings.REGISTRY_URL + (path or request.get_full_path()),
+            body=body,
+            headers=headers,
+            redirect=False,
+            preload_content=False,
+            decode_content=False,
+        )
+    finally:
+        if isinstance(body, SocketBody):
+            # The registry may answer before reading the whole body: the rest must not pass for a request.
+            body.close()
 
 
 def _rewrite_location(value: str, request: HttpRequest) -> str:

@@ -530,3 +530,25 @@ def test_malformed_chunked_upload_is_a_400_naming_the_fault(portal: Portal, peop
     error = json.loads(response.body)["errors"][0]
     assert error["code"] == "BLOB_UPLOAD_INVALID"
     assert error["message"] == "the request body was not received: invalid chunk size b'zz'"
+
+
+def test_an_upload_the_registry_refuses_early_leaves_the_connection_usable(portal: Portal, people: People) -> None:
+    # The registry answers an unknown upload session at once, without reading the 4 MiB body. The rest of the
+    # body is still on the client's connection: the portal must skip it, and serve the next request on it.
+    token = _push_token(portal, people, "alpha/raw")
+    auth = f"Authorization: Bearer {token}\nHost: {portal.host}"
+    body = os.urandom(4 << 20)
+    connection = RawConnection(portal)
+    try:
+        refused = connection.request(
+            f"PATCH /v2/alpha/raw/blobs/uploads/00000000-0000-0000-0000-000000000000 HTTP/1.1\n{auth}\n"
+            f"Content-Length: {len(body)}\nContent-Type: application/octet-stream\n",
+            body,
+        )
+        following = connection.request(f"GET /v2/ HTTP/1.1\n{auth}\n")
+    finally:
+        connection.close()
+    # The registry's own answer (a session it never issued), passed on.
+    assert refused.status == 404
+    assert json.loads(refused.body)["errors"][0]["message"] == "blob upload invalid"
+    assert following.status == 200

@@ -160,3 +160,41 @@ def test_length_body_cut_short_is_an_error(pair: tuple[socket.socket, socket.soc
     send_in_thread(client, [b"abc"], close=True)
     with pytest.raises(BodyError, match="closed the connection with 7 bytes of its body unsent"):
         collect(LengthSocketBody(server, 10))
+
+
+def test_a_length_body_left_half_read_tells_what_is_left(pair: tuple[socket.socket, socket.socket]) -> None:
+    server, client = pair
+    data = os.urandom(100_000)
+    send_in_thread(client, [data[5000:]])
+    told: list[tuple[int, bytes]] = []
+    body = LengthSocketBody(
+        server, len(data), buffered=data[:5000], piece=32 * 1024, abandoned=lambda *told_: told.append(told_)
+    )
+    pieces = iter(body)
+    assert bytes(next(pieces)) == data[: 32 * 1024]
+    body.close()  # the registry answered early: the sender stops
+    # Nothing of the rest was handed on; what was already received comes back so the server can skip it all.
+    assert len(told) == 1
+    left, received = told[0]
+    assert left == len(data) - 32 * 1024
+    assert data[32 * 1024 :].startswith(received)
+
+
+def test_a_chunked_body_left_half_read_is_reported(pair: tuple[socket.socket, socket.socket]) -> None:
+    server, client = pair
+    send_in_thread(client, [chunked(os.urandom(100_000), 32 * 1024)])
+    told: list[int] = []
+    pieces = iter(ChunkedSocketBody(server, piece=16 * 1024, abandoned=lambda left, data: told.append(left)))
+    next(pieces)
+    pieces.close()
+    assert told == [32 * 1024 - 16 * 1024]
+
+
+def test_a_body_read_to_its_end_reports_nothing_on_close(pair: tuple[socket.socket, socket.socket]) -> None:
+    server, client = pair
+    send_in_thread(client, [b"0123456789"])
+    told: list[int] = []
+    body = LengthSocketBody(server, 10, piece=4, abandoned=lambda left, data: told.append(left))
+    assert collect(body)[0] == b"0123456789"
+    body.close()
+    assert told == []
