@@ -34,10 +34,9 @@ class SocketBody:
     read from the socket. What the server is told:
 
     - `give_back(data)`: the body was read to its end; `data` was read past it (the next request's start).
-    - `failed()`: the body is malformed or cut short (a BodyError follows); the server must close the connection,
-      since where the next request starts is unknown.
-    - `abandoned(left, data)`: the consumer stopped before the end (the registry answered early): `left` bytes of
-      the current run were never handed on, `data` of them were already received; the server may skip them.
+    - `stopped(left, data)`: the body was not read to its end - it is malformed or cut short (a BodyError
+      follows), or the consumer stopped early (the registry answered first, or never answered). `left` bytes of
+      the current run were never handed on, `data` of them were already received.
     """
 
     def __init__(
@@ -46,45 +45,33 @@ class SocketBody:
         buffered: bytes = b"",
         piece: int = 256 * 1024,
         give_back: Callable[[bytes], None] | None = None,
-        failed: Callable[[], None] | None = None,
-        abandoned: Callable[[int, bytes], None] | None = None,
+        stopped: Callable[[int, bytes], None] | None = None,
     ) -> None:
         self._sock = sock
         self._pending = bytearray(buffered)
         self._buffer = bytearray(piece)
         self._give_back = give_back
-        self._failed = failed
-        self._abandoned = abandoned
-        self._state = "open"  # then "finished", "failed" or "abandoned"
+        self._stopped = stopped
+        self._done = False
+        # What is left of the current run when the consumer stops at a piece (or before the first one).
         self._left = 0
 
     def _sizes(self) -> Iterator[int]:
         """The sizes of the body's successive runs of data."""
         raise NotImplementedError
 
-    def _end(self) -> None:
-        """Called once the last run is read: give back what was read past the body."""
-        if self._pending and self._give_back is not None:
-            self._give_back(bytes(self._pending))
-        self._pending.clear()
-
     def __iter__(self) -> Iterator[memoryview]:
         try:
             yield from self._pieces()
-        except BodyError:
-            self._state = "failed"
-            if self._failed is not None:
-                self._failed()
-            raise
         finally:
             self.close()
 
     def close(self) -> None:
-        """The consumer is done with the body: if it stopped before the end, tell the server what is left."""
-        if self._state == "open":
-            self._state = "abandoned"
-            if self._abandoned is not None:
-                self._abandoned(self._left, bytes(self._pending))
+        """The consumer is done with the body: if it was not read to its end, tell the server what is left."""
+        if not self._done:
+            self._done = True
+            if self._stopped is not None:
+                self._stopped(self._left, bytes(self._pending))
 
     def _pieces(self) -> Iterator[memoryview]:
         view = memoryview(self._buffer)
@@ -108,8 +95,11 @@ class SocketBody:
                     self._left = run
                     yield view
                     filled = 0
-        self._end()
-        self._state = "finished"
+        # Read to its end: give back what was read past it.
+        self._done = True
+        if self._pending and self._give_back is not None:
+            self._give_back(bytes(self._pending))
+        self._pending.clear()
         if filled:
             yield view[:filled]
 
@@ -119,7 +109,7 @@ class LengthSocketBody(SocketBody):
 
     def __init__(self, sock: Any, length: int, **kwargs: Any) -> None:
         super().__init__(sock, **kwargs)
-        self._length = length
+        self._length = self._left = length
 
     def _sizes(self) -> Iterator[int]:
         yield self._length
@@ -184,16 +174,11 @@ def gunicorn_socket_body(stream: Any, length: int | None, piece: int) -> SocketB
             and inspect.getgeneratorstate(reader.parser) == inspect.GEN_CREATED
         ):
             return None
-        # After malformed framing, or a body left half read, where the next request starts is unknown: close the
-        # connection after the answer.
-        close = getattr(reader.req, "force_close", None)
+        # Malformed, cut short or left half read: where the next request starts is unknown, so gunicorn closes
+        # the connection after the answer.
+        close = reader.req.force_close
         body: SocketBody = ChunkedSocketBody(
-            unreader.sock,
-            _take(unreader),
-            piece,
-            give_back=unreader.unread,
-            failed=close,
-            abandoned=close and (lambda left, data: close()),
+            unreader.sock, _take(unreader), piece, give_back=unreader.unread, stopped=lambda left, data: close()
         )
         reader.parser = None
     elif kind == "LengthReader" and length is not None and reader.length == length:
@@ -209,7 +194,7 @@ def gunicorn_socket_body(stream: Any, length: int | None, piece: int) -> SocketB
             buffered=_take(unreader),
             piece=piece,
             give_back=unreader.unread,
-            abandoned=skip_the_rest,
+            stopped=skip_the_rest,
         )
         reader.length = 0
     else:

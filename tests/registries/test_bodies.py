@@ -106,7 +106,7 @@ def test_malformed_framing_is_refused(pair: tuple[socket.socket, socket.socket],
     send_in_thread(client, [wire], close=True)
     failures: list[bool] = []
     with pytest.raises(BodyError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        collect(ChunkedSocketBody(server, failed=lambda: failures.append(True)))
+        collect(ChunkedSocketBody(server, stopped=lambda left, data: failures.append(True)))
     # The server is told, so it closes the connection rather than look for a next request in the rest.
     assert failures == [True]
 
@@ -168,7 +168,7 @@ def test_a_length_body_left_half_read_tells_what_is_left(pair: tuple[socket.sock
     send_in_thread(client, [data[5000:]])
     told: list[tuple[int, bytes]] = []
     body = LengthSocketBody(
-        server, len(data), buffered=data[:5000], piece=32 * 1024, abandoned=lambda *told_: told.append(told_)
+        server, len(data), buffered=data[:5000], piece=32 * 1024, stopped=lambda *told_: told.append(told_)
     )
     pieces = iter(body)
     assert bytes(next(pieces)) == data[: 32 * 1024]
@@ -184,7 +184,7 @@ def test_a_chunked_body_left_half_read_is_reported(pair: tuple[socket.socket, so
     server, client = pair
     send_in_thread(client, [chunked(os.urandom(100_000), 32 * 1024)])
     told: list[int] = []
-    pieces = iter(ChunkedSocketBody(server, piece=16 * 1024, abandoned=lambda left, data: told.append(left)))
+    pieces = iter(ChunkedSocketBody(server, piece=16 * 1024, stopped=lambda left, data: told.append(left)))
     next(pieces)
     pieces.close()
     assert told == [32 * 1024 - 16 * 1024]
@@ -194,7 +194,16 @@ def test_a_body_read_to_its_end_reports_nothing_on_close(pair: tuple[socket.sock
     server, client = pair
     send_in_thread(client, [b"0123456789"])
     told: list[int] = []
-    body = LengthSocketBody(server, 10, piece=4, abandoned=lambda left, data: told.append(left))
+    body = LengthSocketBody(server, 10, piece=4, stopped=lambda left, data: told.append(left))
     assert collect(body)[0] == b"0123456789"
     body.close()
     assert told == []
+
+
+def test_a_length_body_never_read_is_all_left(pair: tuple[socket.socket, socket.socket]) -> None:
+    # The registry did not answer: nothing was sent on, so the whole body is left for the server to skip.
+    server, _ = pair
+    told: list[tuple[int, bytes]] = []
+    body = LengthSocketBody(server, 5000, buffered=b"x" * 300, stopped=lambda *told_: told.append(told_))
+    body.close()
+    assert told == [(5000, b"x" * 300)]
