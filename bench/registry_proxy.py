@@ -2,11 +2,12 @@
 
 All registries are real docker-registry processes with the same configuration; the direct ones take the
 portal's tokens too, one over plain HTTP (as the portal reaches its registry), one serving HTTPS itself (as a
-registry clients reach directly must). Prints MiB/s for each path, the ratio portal/direct per round and its
-median (budget: >= 0.8), the web processes' CPU per copy and their resident memory before and after (budget:
-flat - the proxy never buffers a blob).
+registry clients reach directly must). With nginx installed, nginx in front of another one is a peer proxy.
+Prints MiB/s for each path, each path's ratio to direct per round and its median (budget for the portal:
+>= 0.8), each proxy's CPU per copy, and the web processes' resident memory before and after (budget: flat -
+the proxy never buffers a blob).
 
-    .venv/bin/python bench/registry_proxy.py [--size-mib 256] [--rounds 5]
+    .venv/bin/python bench/registry_proxy.py [--size-mib 256] [--rounds 5] [--no-nginx]
 """
 
 from __future__ import annotations
@@ -183,9 +184,14 @@ http {{
 """
 
 
-def start_nginx(workdir: Path, data_dir: Path, registry_url: str) -> tuple[subprocess.Popen, str]:
+def nginx_binary() -> str | None:
+    """nginx, if installed (Debian puts it in /usr/sbin, which may not be on a user's PATH)."""
+    found = shutil.which("nginx")
+    return found or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+
+
+def start_nginx(binary: str, workdir: Path, data_dir: Path, registry_url: str) -> tuple[subprocess.Popen, str]:
     """nginx terminating TLS (the portal's certificate) and streaming everything to the registry at registry_url."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
     port = free_port()
     workdir.mkdir(parents=True)
     config = workdir / "nginx.conf"
@@ -328,9 +334,10 @@ def main() -> None:
             ("direct-tls", tls_url.removeprefix("https://")),
         ]
         try:
-            if args.nginx and (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
+            nginx = nginx_binary() if args.nginx else None
+            if nginx:
                 behind, behind_url = start_registry(work / "behind-nginx", portal.data_dir, realm, notify)
-                front, front_url = start_nginx(work / "nginx", portal.data_dir, behind_url)
+                front, front_url = start_nginx(nginx, work / "nginx", portal.data_dir, behind_url)
                 processes += [behind, front]
                 paths.append(("nginx", front_url.removeprefix("https://")))
                 proxy_cpu["nginx"] = lambda: tree_cpu_seconds(front.pid)
