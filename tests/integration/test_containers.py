@@ -85,6 +85,12 @@ def daemon_containers(daemon: Dockerd) -> list[str]:
     return daemon.ok("ps", "--all", "--format", "{{.Names}} {{.State}}").split("\n")[:-1]
 
 
+def assert_no_container_left(daemon: Dockerd) -> None:
+    """Nothing half-made: no container on the daemon, and none recorded by the portal."""
+    assert daemon_containers(daemon) == []
+    assert not Container.objects.exists()
+
+
 def wait_for(check: Any, what: str, limit: float = 30) -> Any:
     """Poll `check` until it returns something true (a deadline for a remote system, not a timing assertion)."""
     deadline = time.monotonic() + limit
@@ -197,8 +203,7 @@ def test_missing_image_fails_the_job_and_leaves_nothing_behind(
     job = response.json()["job"]
     assert job["state"] == JobState.FAILED
     assert "not found" in job["error"] or "manifest unknown" in job["error"], job["error"]
-    assert daemon_containers(daemon) == []
-    assert not Container.objects.exists()
+    assert_no_container_left(daemon)
     # The developer reads the failed job under the project.
     shown = dev.get(f"/api/v1/projects/alpha/containers/jobs/{job['id']}").json()
     assert shown["state"] == JobState.FAILED and shown["error"] == job["error"]
@@ -223,8 +228,7 @@ def test_failure_after_create_removes_the_container(
     assert job["state"] == JobState.FAILED
     assert "/bin/nothing" in job["error"]
     assert "removed the half-created container" in job["log"]
-    assert daemon_containers(daemon) == []
-    assert not Container.objects.exists()
+    assert_no_container_left(daemon)
 
 
 def test_content_trust_refuses_unsigned_images(
@@ -237,8 +241,7 @@ def test_content_trust_refuses_unsigned_images(
     response = dev.post("/api/v1/projects/alpha/containers", {"image": f"{portal.host}/alpha/app:1.0"}, format="json")
     assert response.status_code == 403
     assert "image not signed" in response.json()["detail"]
-    assert daemon_containers(daemon) == []
-    assert not Container.objects.exists()
+    assert_no_container_left(daemon)
 
 
 def test_published_ports_are_recorded(

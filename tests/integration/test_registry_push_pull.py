@@ -190,6 +190,17 @@ def refused(result: subprocess.CompletedProcess, *words: str) -> str:
     return output
 
 
+def dev_token(portal: Portal, people: People, scope: str) -> str:
+    """A registry token for the developer from the portal's token service."""
+    return requests.get(
+        f"{portal.url}/service/token",
+        params={"service": "wharf-registry", "scope": scope},
+        auth=("dev", people.secrets["dev"]),
+        timeout=10,
+        verify=portal.ca,
+    ).json()["token"]
+
+
 def test_password_login_push_and_pull(docker: Dockerd, portal: Portal, rootfs: Path, people: People) -> None:
     # A real password (not an API token): hashed as the portal process hashes them.
     user = User.objects.get(username="dev")
@@ -352,13 +363,7 @@ def test_multi_arch_index_is_pushed_and_pulled_untouched(
     assert copy.returncode == 0, f"skopeo copy failed:\n{copy.stdout}\n{copy.stderr}"
 
     # The index comes back byte for byte, with its media type and digest.
-    token = requests.get(
-        f"{portal.url}/service/token",
-        params={"service": "wharf-registry", "scope": "repository:alpha/multi:pull"},
-        auth=("dev", people.secrets["dev"]),
-        timeout=10,
-        verify=portal.ca,
-    ).json()["token"]
+    token = dev_token(portal, people, "repository:alpha/multi:pull")
     index = requests.get(
         f"{portal.url}/v2/alpha/multi/manifests/1",
         headers={"Authorization": f"Bearer {token}", "Accept": OCI_INDEX},
@@ -441,20 +446,10 @@ class RawConnection:
         self.sock.close()
 
 
-def _push_token(portal: Portal, people: People, repository: str) -> str:
-    return requests.get(
-        f"{portal.url}/service/token",
-        params={"service": "wharf-registry", "scope": f"repository:{repository}:push,pull"},
-        auth=("dev", people.secrets["dev"]),
-        timeout=10,
-        verify=portal.ca,
-    ).json()["token"]
-
-
 def test_uploads_read_off_the_socket_keep_every_byte_and_the_connection(portal: Portal, people: People) -> None:
     # Uploads are read straight off gunicorn's socket (registries/bodies.py): odd chunk framing, a trailer and a
     # Content-Length body on one kept-alive connection all reach the registry intact.
-    token = _push_token(portal, people, "alpha/raw")
+    token = dev_token(portal, people, "repository:alpha/raw:push,pull")
     auth = f"Authorization: Bearer {token}\nHost: {portal.host}"
     first, second = os.urandom(300_000), os.urandom(70_000)
     wire = (
@@ -504,7 +499,7 @@ def test_uploads_read_off_the_socket_keep_every_byte_and_the_connection(portal: 
 
 
 def test_malformed_chunked_upload_is_a_400_naming_the_fault(portal: Portal, people: People) -> None:
-    token = _push_token(portal, people, "alpha/raw")
+    token = dev_token(portal, people, "repository:alpha/raw:push,pull")
     auth = f"Authorization: Bearer {token}\nHost: {portal.host}"
     connection = RawConnection(portal)
     try:
@@ -535,7 +530,7 @@ def test_malformed_chunked_upload_is_a_400_naming_the_fault(portal: Portal, peop
 def test_an_upload_the_registry_refuses_early_leaves_the_connection_usable(portal: Portal, people: People) -> None:
     # The registry answers an unknown upload session at once, without reading the 4 MiB body. The rest of the
     # body is still on the client's connection: the portal must skip it, and serve the next request on it.
-    token = _push_token(portal, people, "alpha/raw")
+    token = dev_token(portal, people, "repository:alpha/raw:push,pull")
     auth = f"Authorization: Bearer {token}\nHost: {portal.host}"
     body = os.urandom(4 << 20)
     connection = RawConnection(portal)
