@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
-
-from tests.integration.worker import BASE_DIR, START_TIMEOUT, CeleryProcess
+from tests.integration.worker import CeleryProcess, spawn
 
 
 class Beat(CeleryProcess):
@@ -26,17 +21,6 @@ def start_beat(env: dict[str, str], workdir: Path) -> Beat:
         # No pid file: it would land in the repository and stop the next run from starting.
         "--pidfile=", "--max-interval", "1",
     ]  # fmt: skip
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            command, cwd=BASE_DIR, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
-        )
-    beat = Beat(process, log_path)
-    deadline = time.monotonic() + START_TIMEOUT
-    while "beat: Starting..." not in beat.log():
-        if process.poll() is not None:
-            pytest.fail(f"celery beat exited with {process.returncode}:\n{beat.log()[-3000:]}")
-        if time.monotonic() > deadline:
-            beat.stop()
-            pytest.fail(f"celery beat did not start within {START_TIMEOUT:.0f} s:\n{beat.log()[-3000:]}")
-        time.sleep(0.2)
+    beat = Beat(spawn(command, env, log_path), log_path)
+    beat.wait_until_logged("beat: Starting...", "celery beat")
     return beat

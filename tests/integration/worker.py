@@ -34,6 +34,17 @@ class CeleryProcess:
         """What the process printed so far."""
         return self.log_path.read_text(errors="replace")
 
+    def wait_until_logged(self, marker: str, what: str) -> None:
+        """Wait until the process prints `marker` (it has started); fail the test with its output otherwise."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while marker not in self.log():
+            if self.process.poll() is not None:
+                pytest.fail(f"{what} exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"{what} did not start within {START_TIMEOUT:.0f} s:\n{self.log()[-3000:]}")
+            time.sleep(0.2)
+
     def stop(self) -> None:
         """Warm shutdown (a worker finishes its current task), then kill if it hangs."""
         if self.process.poll() is None:
@@ -91,6 +102,12 @@ def database_url(settings_dict: dict[str, Any]) -> str:
     return f"postgres://{credentials}{host}{port}/{quote(name, safe='')}"
 
 
+def spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Start a portal process from the repository, with `env` over the test's environment, output to log_path."""
+    with log_path.open("w") as log:
+        return subprocess.Popen(command, cwd=BASE_DIR, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+
+
 def start_worker(env: dict[str, str], workdir: Path, queue: str) -> Worker:
     """Start `python -m celery -A portal worker` consuming only `queue`, and wait until it is ready."""
     log_path = workdir / "worker.log"
@@ -99,19 +116,8 @@ def start_worker(env: dict[str, str], workdir: Path, queue: str) -> Worker:
         "--loglevel", "INFO", "-Q", queue, "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
         "--without-heartbeat",
     ]  # fmt: skip
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            command, cwd=BASE_DIR, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
-        )
-    worker = Worker(process, log_path, queue)
-    deadline = time.monotonic() + START_TIMEOUT
-    while " ready." not in worker.log():
-        if process.poll() is not None:
-            pytest.fail(f"the Celery worker exited with {process.returncode}:\n{worker.log()[-3000:]}")
-        if time.monotonic() > deadline:
-            worker.stop()
-            pytest.fail(f"the Celery worker was not ready within {START_TIMEOUT:.0f} s:\n{worker.log()[-3000:]}")
-        time.sleep(0.2)
+    worker = Worker(spawn(command, env, log_path), log_path, queue)
+    worker.wait_until_logged(" ready.", "the Celery worker")
     return worker
 
 
