@@ -29,14 +29,13 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import argparse
 import json
 import logging
-import os
 import socket
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
+from bench.common import migrated_portal
 from tests.integration.vch_proxy import EngineProxy
 
 IMAGE = "wharf-bench/busybox:1"
@@ -144,17 +143,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=2.0, help="per-host timeout in seconds")
     parser.add_argument("--containers", type=int, default=200)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="wharf-bench-collection-") as tmp:
-        os.environ.update(WHARF_DATA_DIR=tmp, DJANGO_SETTINGS_MODULE="portal.settings")
-        os.environ.pop("WHARF_DATABASE_URL", None)
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
+    with migrated_portal("wharf-bench-collection-") as workdir:
         logging.getLogger("hosts.collection").setLevel(logging.WARNING)
-        run(Path(tmp), args)
+        run(workdir, args)
 
 
 def run(workdir: Path, args: argparse.Namespace) -> None:

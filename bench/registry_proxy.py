@@ -12,6 +12,14 @@ the proxy never buffers a blob).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder leads sys.path: put the repository root there instead, so `bench.*`
+# and the portal's apps import.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import contextlib
 import hashlib
@@ -21,22 +29,19 @@ import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import requests
 import yaml
 
+from portal.launcher import web_command
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-sys.path.insert(0, str(ROOT))
-
-from portal.launcher import web_command  # noqa: E402 (needs ROOT on the path)
 
 SETUP = """
 from portal.certificates import ensure_pki

@@ -20,11 +20,11 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
-import os
 import statistics
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+from bench.common import migrated_portal
 
 
 def fill(url: str, prefix: str, count: int) -> None:
@@ -54,17 +54,10 @@ def main() -> None:
     parser.add_argument("--registries", type=int, default=4)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="wharf-bench-search-") as tmp:
-        os.environ.update(WHARF_DATA_DIR=tmp, DJANGO_SETTINGS_MODULE="portal.settings")
-        os.environ.pop("WHARF_DATABASE_URL", None)
-        import django
-
-        django.setup()
+    with migrated_portal("wharf-bench-search-") as workdir:
         from django.core.cache import cache
-        from django.core.management import call_command
 
-        call_command("migrate", verbosity=0)
-        run(Path(tmp), args, cache)
+        run(workdir, args, cache)
 
 
 def run(workdir: Path, args: argparse.Namespace, cache) -> None:
