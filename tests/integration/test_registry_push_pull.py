@@ -30,7 +30,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from portal.audit import Actor
-from portal.certificates import pki_paths
+from portal.certificates import ensure_pki, pki_paths
 from portal.launcher import trust_bundle, web_command
 from portal.models import User
 from portal.services import create_token
@@ -547,3 +547,21 @@ def test_an_upload_the_registry_refuses_early_leaves_the_connection_usable(porta
     assert refused.status == 404
     assert json.loads(refused.body)["errors"][0]["message"] == "blob upload invalid"
     assert following.status == 200
+
+
+def test_a_renewed_server_certificate_is_served_without_a_restart(portal: Portal) -> None:
+    # gunicorn keeps one TLS context (portal/gunicorn_hooks.py); a certificate renewed on disk must still be
+    # what the next client sees, as it was when gunicorn built a context per connection.
+    host, port = portal.host.split(":")
+
+    def served() -> str:
+        return ssl.get_server_certificate((host, int(port)), ca_certs=portal.ca)
+
+    before = served()
+    assert served() == before
+    pki = pki_paths()
+    pki.server_cert.unlink()
+    ensure_pki()
+    after = served()
+    assert after != before
+    assert after.strip() in pki.server_cert.read_text()
