@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from hosts import containers as services
 from hosts.filters import ContainerFilterSet
 from hosts.models import Container, ContainerHost, ContainerState
-from portal.api import JobSerializer
+from portal.api import JobDetailSerializer
 from portal.audit import Actor
 from portal.errors import DomainError, Invalid
 from portal.models import Job
@@ -87,8 +87,8 @@ LOGS = inline_serializer(
         "last": serializers.FloatField(allow_null=True, help_text="pass as ?since= to get only newer lines"),
     },
 )
-JOB = inline_serializer("ContainerJob", {"job": JobSerializer()})
-PROVISIONED = inline_serializer("Provisioned", {"job": JobSerializer(), "container": ContainerSerializer()})
+JOB = inline_serializer("ContainerJob", {"job": JobDetailSerializer()})
+PROVISIONED = inline_serializer("Provisioned", {"job": JobDetailSerializer(), "container": ContainerSerializer()})
 
 
 SEARCH_HELP = "part of the name, image, host, state or command, or the start of the id"
@@ -108,7 +108,7 @@ def _number(request: Request, name: str, default: float, kind: type = int) -> An
 def _job_answer(job: Job) -> dict[str, Any]:
     """The job as it stands now (a job run eagerly has already finished)."""
     job.refresh_from_db()
-    return JobSerializer(job).data
+    return JobDetailSerializer(job).data
 
 
 class ContainerViewSet(
@@ -249,7 +249,7 @@ class ContainerViewSet(
         sample = services.container_stats(Actor.from_request(request), self.get_object())
         return Response(sample.__dict__)
 
-    @extend_schema(responses={200: JobSerializer})
+    @extend_schema(responses={200: JobDetailSerializer})
     @action(detail=False, methods=["get"], url_path=r"jobs/(?P<job_id>[0-9]+)")
     def job(self, request: Request, *args: object, **kwargs: object) -> Response:
         """A provisioning or action job of the project's containers (the system job list is for portal admins)."""
@@ -258,4 +258,4 @@ class ContainerViewSet(
             Job.objects.filter(kind__in=services.JOB_KINDS, target__startswith=f"{project.name}/"),
             pk=int(kwargs["job_id"]),
         )
-        return Response(JobSerializer(job).data)
+        return Response(JobDetailSerializer(job).data)

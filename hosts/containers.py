@@ -25,7 +25,7 @@ from hosts.models import Container, ContainerHost, ContainerState, HostState
 from hosts.services import client_for
 from portal.audit import Actor, record
 from portal.errors import Conflict, DomainError, Invalid
-from portal.jobs import JobLog, create_job
+from portal.jobs import JobContext, create_job
 from portal.models import Job, Outcome, User
 from portal.services import require
 from projects.models import Project
@@ -210,8 +210,6 @@ def provision(
 
     The returned job carries the new row as `job.container`.
     """
-    from hosts.tasks import provision_container
-
     require(actor, "provision", project)
     name = check_name(name)
     env = check_environment(environment)
@@ -250,9 +248,7 @@ def provision(
             actor, "provision", "container", name, project, host=target.name, image=source.full_reference,
             registry=source.registry_name,
         )  # fmt: skip
-        job = create_job(
-            actor, PROVISION, f"{project.name}/{name}", lambda job_id: provision_container.delay(job_id, spec)
-        )
+        job = create_job(actor, PROVISION, f"{project.name}/{name}", spec)
     # The caller learns which row the job fills in (the API answers with both).
     job.container = container
     return job
@@ -282,7 +278,7 @@ def _create_config(spec: dict[str, Any], project: Project) -> dict[str, Any]:
     return config
 
 
-def _pull(client: docker.DockerClient, source: ImageSource, log: JobLog) -> None:
+def _pull(client: docker.DockerClient, source: ImageSource, log: JobContext) -> None:
     """Pull the image on the host with the registry's credentials, logging each layer's milestones."""
     log(f"pulling {source.full_reference} from {source.registry_name}")
     name = source.reference.name
@@ -301,12 +297,16 @@ def _load(container_pk: int) -> Container:
     return container
 
 
-def run_provision(job: Job, log: JobLog, spec: dict[str, Any]) -> str:
-    """The provisioning job: pull, create, start, record; on any failure undo what was created and fail."""
+def run_provision(job: Job, log: JobContext) -> str:
+    """The provisioning job: pull, create, start, record; a failed attempt removes what it created on the host.
+
+    The row stays while attempts are left (a retry starts again from the job's parameters);
+    `provision_failed` removes it when the job has failed for good.
+    """
+    spec = job.parameters
     container = _load(spec["container"])
     host, project = container.host, container.host.project
-    user = User.objects.filter(pk=spec["user"]).first() if spec["user"] else None
-    actor = Actor(user, name=spec["actor"])
+    actor = _actor(spec)
     created = ""
     client: docker.DockerClient | None = None
     try:
@@ -314,23 +314,42 @@ def run_provision(job: Job, log: JobLog, spec: dict[str, Any]) -> str:
         source = resolve_image(actor, project, spec["image"])
         client = client_for(host)
         _pull(client, source, log)
-        log.progress(60)
+        log.progress(3, 5)
+        log.checkpoint()
         log(f"creating container {container.name} on host {host.name}")
         created = client.create(container.name, _create_config(spec, project))
         _attach_id(container, created)
-        log.progress(75)
+        log.progress(4, 5)
+        log.checkpoint()
         log(f"starting container {container.name}")
         client.start(created)
-        log.progress(90)
         _refresh(container, client.inspect(created))
-    except Exception as exc:
+    except BaseException:
         _undo(client, container, created, log)
-        record(actor, "provision", "container", container.name, project, outcome=Outcome.FAILURE, error=str(exc))
         raise
     finally:
         if client is not None:
             client.close()
     return f"container {container.name} is {container.state} on host {host.name}"
+
+
+def _actor(spec: dict[str, Any]) -> Actor:
+    """Who asked for the provisioning, as the job's parameters name them."""
+    user = User.objects.filter(pk=spec["user"]).first() if spec["user"] else None
+    return Actor(user, name=spec["actor"])
+
+
+def provision_failed(job: Job, exc: Exception) -> None:
+    """The provisioning job failed or was stopped for good: forget the row and record the failure."""
+    spec = job.parameters
+    container = Container.objects.select_related("host__project").filter(pk=spec["container"]).first()
+    if container is None:
+        return
+    Container.objects.filter(pk=container.pk).delete()
+    record(
+        _actor(spec), "provision", "container", container.name, container.host.project, outcome=Outcome.FAILURE,
+        error=str(exc),
+    )  # fmt: skip
 
 
 def _attach_id(container: Container, container_id: str) -> None:
@@ -344,15 +363,15 @@ def _attach_id(container: Container, container_id: str) -> None:
             raise Conflict(f"container {container_id[:12]} is already recorded on host {container.host}") from exc
 
 
-def _undo(client: docker.DockerClient | None, container: Container, created: str, log: JobLog) -> None:
-    """Remove what provisioning made on the host and the row, so no half-created container stays behind."""
+def _undo(client: docker.DockerClient | None, container: Container, created: str, log: JobContext) -> None:
+    """Remove what this attempt made on the host, so no half-created container stays behind."""
     if client is not None and created:
         try:
             client.remove(created, force=True)
             log(f"removed the half-created container {created[:12]} from the host")
         except DomainError as exc:
             log(f"could not remove the half-created container {created[:12]}: {exc}")
-    Container.objects.filter(pk=container.pk).delete()
+    Container.objects.filter(pk=container.pk).update(container_id="")
 
 
 def _refresh(container: Container, inspected: dict[str, Any]) -> None:
@@ -410,8 +429,6 @@ def _require_live(container: Container) -> None:
 
 def container_action(actor: Actor, container: Container, action: str) -> Job:
     """Start a job that starts, stops, restarts or removes the container on its host."""
-    from hosts.tasks import container_action as task
-
     project = container.host.project
     require(actor, "operate_containers", project)
     if action not in ACTIONS:
@@ -419,17 +436,14 @@ def container_action(actor: Actor, container: Container, action: str) -> Job:
     _require_live(container)
     with transaction.atomic():
         record(actor, action, "container", container.name, project, host=container.host.name)
-        return create_job(
-            actor,
-            ACTION_KINDS[action],
-            f"{project.name}/{container.name}",
-            lambda job_id: task.delay(job_id, container.pk, action),
-        )
+        parameters = {"container": container.pk, "action": action}
+        return create_job(actor, ACTION_KINDS[action], f"{project.name}/{container.name}", parameters)
 
 
-def run_action(job: Job, log: JobLog, container_pk: int, action: str) -> str:
+def run_action(job: Job, log: JobContext) -> str:
     """The action job: ask the host, then record the container's new state (or its removal)."""
-    container = _load(container_pk)
+    action = job.parameters["action"]
+    container = _load(job.parameters["container"])
     _require_live(container)
     log(f"{action} {container.name} on host {container.host.name}")
     with client_for(container.host) as client:

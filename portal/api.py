@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal import directory, services
+from portal import directory, jobs, services
 from portal.audit import Actor
 from portal.certificates import ca_info
 from portal.errors import Forbidden, Invalid
@@ -398,7 +398,7 @@ class TokenViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Destro
 
 
 class JobSerializer(serializers.ModelSerializer):
-    """A background job with its state and log."""
+    """A background job with its state, attempts and progress (its parameters stay inside: they may hold secrets)."""
 
     class Meta:
         model = Job
@@ -406,21 +406,38 @@ class JobSerializer(serializers.ModelSerializer):
             "id",
             "kind",
             "target",
+            "parent",
             "state",
+            "attempts",
             "progress",
+            "done_units",
+            "total_units",
+            "done_bytes",
+            "total_bytes",
+            "stop_requested",
             "created",
             "started",
             "finished",
+            "next_attempt",
             "error",
-            "log",
             "created_by",
         ]
+
+
+class JobDetailSerializer(JobSerializer):
+    """One job, with its whole log."""
+
+    log = serializers.CharField(read_only=True)
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "log"]
 
 
 class JobViewSet(viewsets.ReadOnlyModelViewSet):
     """Jobs: portal admins see all, everyone else the jobs they started; POST /jobs/directory-sync starts a sync."""
 
-    serializer_class = JobSerializer
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return JobSerializer if self.action == "list" else JobDetailSerializer
 
     def get_queryset(self) -> QuerySet[Job]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller
@@ -429,6 +446,13 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
             return Job.objects.all()
         # A developer follows the container jobs they started (provisioning, start/stop) like an admin follows GC.
         return Job.objects.filter(created_by=self.request.user.get_username())
+
+    @extend_schema(request=None, responses={202: JobDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str | None = None) -> Response:
+        """Stop the job: one not running yet ends now, a running one at its next checkpoint."""
+        job = jobs.request_stop(Actor.from_request(request), self.get_object())
+        return Response(JobDetailSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: JobSerializer})
     @action(detail=False, methods=["post"], url_path="directory-sync")

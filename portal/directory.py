@@ -14,10 +14,13 @@ from django_auth_ldap.backend import LDAPBackend, _LDAPUser
 from ldap.filter import escape_filter_chars
 
 from portal.errors import Conflict, Invalid, NotFound, RemoteUnreachable
-from portal.jobs import JobLog
+from portal.jobs import JobContext
 from portal.models import Group, Job, Source, User
 
 SEARCH_LIMIT = 50
+# The kind of the directory sync job (runner registered in portal/tasks.py).
+SYNC_JOB = "directory_sync"
+
 logger = logging.getLogger(__name__)
 
 
@@ -247,7 +250,7 @@ def ensure_group(name: str) -> Group:
     raise NotFound(f"no group named '{name}'")
 
 
-def sync_users(job: Job, log: JobLog) -> str:
+def sync_users(job: Job, log: JobContext) -> str:
     """Refresh every known directory user's attributes and groups; disable users gone from it."""
     if not is_configured():
         raise Invalid("No directory is configured (WHARF_LDAP_URL).")
@@ -273,7 +276,8 @@ def sync_users(job: Job, log: JobLog) -> str:
             after = sorted(user.wharf_groups.values_list("name", flat=True))
             if before != after:
                 log(f"{user.username}: groups {', '.join(before) or '-'} -> {', '.join(after) or '-'}")
-        log.progress(index * 100 // len(users))
+        log.progress(index, len(users))
+        log.checkpoint()
     summary = f"synchronized {refreshed} directory users, disabled {disabled}"
     if failed:
         raise RemoteUnreachable(f"{summary}; {failed} could not be read from the directory")

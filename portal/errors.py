@@ -49,9 +49,25 @@ class NotFound(DomainError):
 
 
 class RemoteUnreachable(DomainError):
-    """A remote system (directory, registry, host) did not answer usefully."""
+    """A remote system (directory, registry, host) did not answer usefully.
+
+    `transient` says whether trying again later may help (refused, timed out, 5xx): a job retries
+    those with backoff. A fault that another attempt cannot mend (a missing binary, a refused
+    login) is raised with transient=False and fails the job at once.
+    """
 
     status = status.HTTP_502_BAD_GATEWAY
+
+    def __init__(
+        self,
+        message: str,
+        errors: dict[str, list[str]] | None = None,
+        extra: dict[str, Any] | None = None,
+        *,
+        transient: bool = True,
+    ) -> None:
+        super().__init__(message, errors, extra)
+        self.transient = transient
 
 
 def _validation_errors(exc: DjangoValidationError) -> dict[str, list[str]]:

@@ -170,27 +170,57 @@ class JobState(models.TextChoices):
 
     PENDING = "pending", "Pending"
     RUNNING = "running", "Running"
+    RETRYING = "retrying", "Retrying"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     STOPPED = "stopped", "Stopped"
 
 
+ACTIVE_JOB_STATES = (JobState.PENDING, JobState.RUNNING, JobState.RETRYING)
+FINISHED_JOB_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.STOPPED)
+
+
 class Job(models.Model):
-    """A background job's row: what it does, its state and progress, and its log."""
+    """A background job's row: its kind and parameters, state, attempts, lease, progress and stop request.
+
+    The log is kept as JobLogLine rows. `exclusive` jobs run one at a time per kind and target: a
+    partial unique index refuses a second active one, whatever process tries to create it.
+    """
 
     kind = models.CharField(max_length=64)
     target = models.CharField(max_length=255, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    exclusive = models.BooleanField(default=False)
     state = models.CharField(max_length=10, choices=JobState.choices, default=JobState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # Percent shown in the UI, derived from the units (or set directly by a job that counts steps).
     progress = models.PositiveSmallIntegerField(default=0)
+    done_units = models.BigIntegerField(default=0)
+    total_units = models.BigIntegerField(default=0)
+    done_bytes = models.BigIntegerField(default=0)
+    total_bytes = models.BigIntegerField(default=0)
+    stop_requested = models.BooleanField(default=False)
+    # The worker running the job renews the lease; one that lapsed means the worker was lost.
+    lease_expires = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    next_attempt = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
-    log = models.TextField(blank=True)
     created_by = models.CharField(max_length=150, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["state", "lease_expires"]), models.Index(fields=["kind", "-created"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "target"],
+                condition=models.Q(exclusive=True, state__in=["pending", "running", "retrying"]),
+                name="one_active_exclusive_job_per_kind_and_target",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.state})"
@@ -198,7 +228,36 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         """True when the job ran to an end, good or bad."""
-        return self.state in (JobState.SUCCEEDED, JobState.FAILED, JobState.STOPPED)
+        return self.state in FINISHED_JOB_STATES
+
+    @property
+    def is_stopping(self) -> bool:
+        """True while a stop was asked for and the job has not ended yet."""
+        return self.stop_requested and not self.is_finished
+
+    @property
+    def log(self) -> str:
+        """The whole log as text, one stamped line per entry, oldest first."""
+        return "".join(line.stamped() for line in self.log_lines.order_by("id"))
+
+
+class JobLogLine(models.Model):
+    """One line of a job's log: when, in which attempt, what."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log_lines")
+    time = models.DateTimeField(default=timezone.now)
+    attempt = models.PositiveIntegerField(default=0)
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.stamped().rstrip()
+
+    def stamped(self) -> str:
+        """The line as the log shows it: local time, then the text."""
+        return f"{timezone.localtime(self.time):%Y-%m-%d %H:%M:%S} {self.text}\n"
 
 
 class CredentialKind(models.TextChoices):

@@ -9,9 +9,11 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 RECURRING = {
     "nightly directory sync": ("portal.scheduled_directory_sync", "0", "2"),
     "daily audit log purge": ("portal.purge_audit_log", "30", "4"),
+    "daily job purge": ("portal.purge_jobs", "45", "4"),
     "hourly registry reconcile": ("registries.scheduled_reconcile", "17", "*"),
 }
 HOST_COLLECTION = "host data collection"
+JOB_RECOVERY = "job recovery"
 
 
 def install_schedules() -> None:
@@ -22,6 +24,7 @@ def install_schedules() -> None:
         )
         PeriodicTask.objects.update_or_create(name=name, defaults={"task": task, "crontab": crontab, "enabled": True})
     install_host_collection()
+    install_job_recovery()
 
 
 def install_host_collection() -> None:
@@ -34,6 +37,22 @@ def install_host_collection() -> None:
         # one collects the same hosts, and a backlog would only run cycles back to back.
         defaults={
             "task": "hosts.collect_all",
+            "interval": interval,
+            "crontab": None,
+            "enabled": True,
+            "expire_seconds": seconds,
+        },
+    )
+
+
+def install_job_recovery() -> None:
+    """Look for jobs whose worker was lost every half lease, so one is queued again within 1.5 leases."""
+    seconds = max(settings.JOB_LEASE_SECONDS // 2, 1)
+    interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.update_or_create(
+        name=JOB_RECOVERY,
+        defaults={
+            "task": "portal.recover_jobs",
             "interval": interval,
             "crontab": None,
             "enabled": True,

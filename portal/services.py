@@ -278,9 +278,8 @@ def purge_audit_events(actor: Actor) -> int:
 def start_directory_sync(actor: Actor) -> Job:
     """Create a directory sync job (portal admins only) and enqueue it."""
     from portal import directory
-    from portal.tasks import DIRECTORY_SYNC, directory_sync
 
     require(actor, "manage_system")
     if not directory.is_configured():
         raise Invalid("No directory is configured (WHARF_LDAP_URL), so there is nothing to synchronize.")
-    return create_job(actor, DIRECTORY_SYNC, "directory", directory_sync.delay)
+    return create_job(actor, directory.SYNC_JOB, "directory")

@@ -163,6 +163,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Hosts and jobs both have a "state"; each choice set gets its own component name.
+    "ENUM_NAME_OVERRIDES": {"JobStateEnum": "portal.models.JobState"},
 }
 
 # Celery: the embedded default is kombu's filesystem transport, so `make run` needs no Redis.
@@ -178,9 +180,16 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+# The queue web, beat and workers send tasks to (and workers consume): separate deployments may
+# share one Redis database with queues of their own.
+CELERY_TASK_DEFAULT_QUEUE = env_str("WHARF_TASK_QUEUE", "celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("WHARF_TASKS_EAGER", False)
+# At least once: a task is acknowledged when it ends, a worker takes one at a time, and a task
+# whose worker process died goes back to the queue. Jobs claim their row, so a second delivery
+# of a job already running or done does nothing.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -272,3 +281,12 @@ except ValueError:
 # concurrently, so one dead host costs a cycle its timeout, never N x timeout).
 HOST_COLLECTION_INTERVAL_SECONDS = env_int("WHARF_HOST_COLLECTION_INTERVAL_SECONDS", 60, minimum=1)
 HOST_TIMEOUT_SECONDS = env_int("WHARF_HOST_TIMEOUT_SECONDS", 10, minimum=1)
+
+# Background jobs: attempts per job (transient faults are retried with exponential backoff from
+# the base delay, capped at the maximum), the lease a running job renews (a job whose lease lapsed
+# lost its worker: the beat queues it again), and how many days finished jobs and their logs are kept.
+JOB_MAX_ATTEMPTS = env_int("WHARF_JOB_MAX_ATTEMPTS", 5, minimum=1)
+JOB_RETRY_DELAY_SECONDS = env_int("WHARF_JOB_RETRY_DELAY_SECONDS", 5, minimum=0)
+JOB_RETRY_MAX_DELAY_SECONDS = env_int("WHARF_JOB_RETRY_MAX_DELAY_SECONDS", 600, minimum=0)
+JOB_LEASE_SECONDS = env_int("WHARF_JOB_LEASE_SECONDS", 60, minimum=3)
+JOB_RETENTION_DAYS = env_int("WHARF_JOB_RETENTION_DAYS", 30, minimum=1)

@@ -9,13 +9,13 @@ from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import urlencode
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
-from portal import directory, services
+from portal import directory, jobs, services
 from portal.audit import Actor
 from portal.certificates import ca_info
 from portal.errors import DomainError, Invalid, NotFound
@@ -364,6 +364,32 @@ def job_log(request: HttpRequest, job_id: int) -> HttpResponse:
     require_permission(can(request.user, "manage_system"))
     context = {"job": get_object_or_404(Job, pk=job_id), "cancel_url": reverse("configuration")}
     return dialog(request, "portal/job_log_dialog.html", context)
+
+
+@login_required
+def job_panel(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Any job's panel (state, progress, log, Stop) for those who may follow it; htmx polls it while it runs."""
+    job = get_object_or_404(Job, pk=job_id)
+    if not jobs.may_manage(request.user, job):
+        raise Http404("No such job.")
+    return render(request, "portal/_job_panel.html", {"job": job})
+
+
+@require_POST
+@login_required
+def job_stop(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Stop: a job not running yet ends now, a running one at its next checkpoint; its panel shows the outcome."""
+    job = get_object_or_404(Job, pk=job_id)
+    referer = request.headers.get("referer", "")
+    back = referer if url_has_allowed_host_and_scheme(referer, {request.get_host()}) else reverse("home")
+    try:
+        jobs.request_stop(Actor.from_request(request), job)
+    except DomainError as exc:
+        return refuse(request, exc, back)
+    if request.htmx:
+        return HttpResponse(status=204)
+    messages.success(request, f"Stop of job #{job.pk} requested.")
+    return redirect(back)
 
 
 # Administration > Logs.

@@ -65,9 +65,11 @@ class RegistryClient:
         except requests.RequestException as exc:
             raise RemoteUnreachable(f"the registry at {self.base_url} did not answer: {exc}") from exc
         if response.status_code >= 500 or response.status_code in (401, 403):
+            # A 5xx may pass; a refused system token will be refused again.
             raise RemoteUnreachable(
                 f"the registry at {self.base_url} answered {method} {path} with "
-                f"{response.status_code}: {response.text[:200]}"
+                f"{response.status_code}: {response.text[:200]}",
+                transient=response.status_code >= 500,
             )
         return response
 

@@ -11,7 +11,7 @@ import yaml
 from django.conf import settings
 
 from portal.errors import RemoteUnreachable
-from portal.jobs import JobLog
+from portal.jobs import JobContext
 from portal.models import Job
 from registries import maintenance
 from registries.client import INDEX_TYPES
@@ -38,14 +38,14 @@ def directory_size(path: Path) -> int:
     return sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file() and not entry.is_symlink())
 
 
-def garbage_collect(job: Job, log: JobLog) -> str:
+def garbage_collect(job: Job, log: JobContext) -> str:
     """Run distribution's garbage collector with the registry read-only; returns freed bytes and blobs deleted."""
     binary = shutil.which(settings.REGISTRY_BINARY)
     if binary is None:
-        raise RemoteUnreachable(f"the registry binary '{settings.REGISTRY_BINARY}' is not installed")
+        raise RemoteUnreachable(f"the registry binary '{settings.REGISTRY_BINARY}' is not installed", transient=False)
     config_path = Path(settings.REGISTRY_CONFIG_PATH)
     if not config_path.is_file():
-        raise RemoteUnreachable(f"the registry configuration {config_path} does not exist")
+        raise RemoteUnreachable(f"the registry configuration {config_path} does not exist", transient=False)
     storage = storage_directory(config_path)
     before = directory_size(storage)
     maintenance.enter_read_only("registry is read-only for maintenance (garbage collection)")
@@ -60,7 +60,7 @@ def garbage_collect(job: Job, log: JobLog) -> str:
     return _summary(output, before, after, log)
 
 
-def _untagged_flag(log: JobLog) -> list[str]:
+def _untagged_flag(log: JobContext) -> list[str]:
     """`--delete-untagged`, unless a multi-arch image exists: distribution 2.8 would delete its platform manifests."""
     # distribution/distribution#3178: --delete-untagged removes the untagged manifests an index refers
     # to, breaking every multi-arch image. Without it, deleted manifests' blobs are still freed.
@@ -75,14 +75,14 @@ def _run(command: list[str]) -> str:
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise RemoteUnreachable(f"garbage collection did not finish in {TIMEOUT_SECONDS} s") from exc
+        raise RemoteUnreachable(f"garbage collection did not finish in {TIMEOUT_SECONDS} s", transient=False) from exc
     output = done.stdout + done.stderr
     if done.returncode != 0:
-        raise RemoteUnreachable(f"garbage-collect exited with {done.returncode}: {output[-1000:]}")
+        raise RemoteUnreachable(f"garbage-collect exited with {done.returncode}: {output[-1000:]}", transient=False)
     return output
 
 
-def _summary(output: str, before: int, after: int, log: JobLog) -> str:
+def _summary(output: str, before: int, after: int, log: JobContext) -> str:
     """Log what the collector deleted and say how much it freed."""
     eligible = set(_ELIGIBLE_BLOB.findall(output))
     deleted = set(_DELETING_BLOB.findall(output))

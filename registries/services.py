@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from portal.audit import Actor, record
 from portal.errors import Conflict, Forbidden, Invalid, NotFound
-from portal.jobs import JobLog, create_job
-from portal.models import Job, JobState
+from portal.jobs import JobContext, create_job
+from portal.models import Job
 from portal.services import require
 from projects.models import Project
 from projects.roles import can
@@ -107,10 +107,8 @@ def delete_repository(actor: Actor, repository: Repository, client: RegistryClie
 
 def start_reconcile(actor: Actor) -> Job:
     """Start a job that repairs drift between the registry and the database (portal admins only)."""
-    from registries.tasks import reconcile
-
     require(actor, "manage_system")
-    return create_job(actor, RECONCILE, "registry", reconcile.delay)
+    return create_job(actor, RECONCILE, "registry")
 
 
 def start_gc(actor: Actor) -> Job:
@@ -121,15 +119,7 @@ def start_gc(actor: Actor) -> Job:
 
 def start_scheduled_gc(actor: Actor) -> Job:
     """Start garbage collection for the schedule (no user to check); one at a time."""
-    from registries.tasks import garbage_collect
-
-    with transaction.atomic():
-        busy = Job.objects.select_for_update().filter(
-            kind=GARBAGE_COLLECTION, state__in=[JobState.PENDING, JobState.RUNNING]
-        )
-        if busy.exists():
-            raise Conflict("garbage collection is already running")
-        return create_job(actor, GARBAGE_COLLECTION, "registry", garbage_collect.delay)
+    return create_job(actor, GARBAGE_COLLECTION, "registry")
 
 
 @transaction.atomic
@@ -172,7 +162,7 @@ def install_gc_schedule() -> None:
     )
 
 
-def reconcile(job: Job, log: JobLog, client: RegistryClient | None = None) -> str:
+def reconcile(job: Job, log: JobContext, client: RegistryClient | None = None) -> str:
     """Make the database match the registry's catalog and tags: add what events missed, drop what is gone."""
     client = client or RegistryClient()
     started = timezone.now()
@@ -188,7 +178,8 @@ def reconcile(job: Job, log: JobLog, client: RegistryClient | None = None) -> st
         seen.add(name)
         for change, count in _reconcile_repository(client, project, name, started, log).items():
             counts[change] += count
-        log.progress(index * 100 // max(len(names), 1))
+        log.progress(index, len(names))
+        log.checkpoint()
     gone = Repository.objects.exclude(name__in=seen).filter(updated__lt=started)
     for repository in gone:
         log(f"removed {repository.name}: not in the registry")
@@ -204,7 +195,7 @@ def reconcile(job: Job, log: JobLog, client: RegistryClient | None = None) -> st
 
 
 def _reconcile_repository(
-    client: RegistryClient, project: Project, name: str, started: datetime, log: JobLog
+    client: RegistryClient, project: Project, name: str, started: datetime, log: JobContext
 ) -> dict[str, int]:
     """Repair one repository's tags; returns how many were added, moved and removed."""
     counts = {"added": 0, "moved": 0, "removed": 0}

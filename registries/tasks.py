@@ -1,32 +1,25 @@
-"""Celery tasks of the integrated registry; thin: load the job, call the service, record."""
+"""Celery tasks and job runners of the integrated registry; thin: load the job, call the service, record."""
 
 from __future__ import annotations
+
+from contextlib import suppress
 
 from celery import shared_task
 
 from portal.audit import Actor
-from portal.jobs import create_job, run_job
-from portal.models import Job, JobState
+from portal.errors import Conflict
+from portal.jobs import create_job, register
 from registries import gc, services
 
-
-@shared_task(name="registries.reconcile")
-def reconcile(job_id: int) -> None:
-    """Run one reconcile job."""
-    run_job(job_id, services.reconcile)
+register(services.RECONCILE, services.reconcile, exclusive=True, busy="a registry reconcile is already running")
+register(services.GARBAGE_COLLECTION, gc.garbage_collect, exclusive=True, busy="garbage collection is already running")
 
 
 @shared_task(name="registries.scheduled_reconcile")
 def scheduled_reconcile() -> None:
     """The hourly reconcile: a job row like an on-demand one, unless one is still waiting or running."""
-    if not Job.objects.filter(kind=services.RECONCILE, state__in=[JobState.PENDING, JobState.RUNNING]).exists():
-        create_job(Actor.system("scheduler"), services.RECONCILE, "registry", reconcile.delay)
-
-
-@shared_task(name="registries.garbage_collect")
-def garbage_collect(job_id: int) -> None:
-    """Run one garbage collection job."""
-    run_job(job_id, gc.garbage_collect)
+    with suppress(Conflict):
+        create_job(Actor.system("scheduler"), services.RECONCILE, "registry")
 
 
 @shared_task(name="registries.scheduled_gc")

@@ -179,7 +179,8 @@ def gc_context() -> dict[str, Any]:
 
 def _with_gc_outcome(job: Job) -> Job:
     """The job with freed_bytes and freed_blobs read from its log (None until it says)."""
-    found = GC_OUTCOME.findall(job.log)
+    summary = job.log_lines.filter(text__startswith="freed ").order_by("-id").values_list("text", flat=True).first()
+    found = GC_OUTCOME.findall(summary or "")
     job.freed_bytes, job.freed_blobs = (int(found[-1][0]), int(found[-1][1])) if found else (None, None)
     return job
 

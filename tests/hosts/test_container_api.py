@@ -243,8 +243,8 @@ def test_jobs_of_other_projects_are_not_shown(developer: Any, beta: Project) -> 
     from portal.audit import Actor
     from portal.jobs import create_job
 
-    theirs = create_job(Actor.system(), "provision container", "beta/web", lambda job_id: None)
-    mine_but_other_kind = create_job(Actor.system(), "directory sync", "alpha/x", lambda job_id: None)
+    theirs = create_job(Actor.system(), "provision container", "beta/web")
+    mine_but_other_kind = create_job(Actor.system(), "directory_sync", "alpha/x")
     assert developer.get(f"{URL}/jobs/{theirs.pk}").status_code == 404
     assert developer.get(f"{URL}/jobs/{mine_but_other_kind.pk}").status_code == 404
 

@@ -335,16 +335,16 @@ def test_an_action_starts_a_job_shown_on_the_container_page(client, role_users, 
 
 
 def test_a_job_panel_is_shown_to_the_members_of_its_project_only(client, role_users, host) -> None:
-    job = create_job(Actor(role_users["developer"]), "stop container", "alpha/web", lambda job_id: None)
+    job = create_job(Actor(role_users["developer"]), "stop container", "alpha/web")
     mine = as_user(client, role_users, "viewer").get(f"/containers/jobs/{job.pk}/", HTTP_HX_REQUEST="true")
     assert mine.status_code == 200 and 'hx-trigger="every 2s"' in page_text(mine)
     assert as_user(client, role_users, "other_project_admin").get(f"/containers/jobs/{job.pk}/").status_code == 404
-    other = create_job(Actor(role_users["portal_admin"]), "garbage collection", "registry", lambda job_id: None)
+    other = create_job(Actor(role_users["portal_admin"]), "registry_gc", "registry")
     assert as_user(client, role_users, "portal_admin").get(f"/containers/jobs/{other.pk}/").status_code == 404
 
 
 def test_a_finished_job_tells_the_page_to_refresh(client, role_users, host) -> None:
-    job = create_job(Actor(role_users["developer"]), "stop container", "alpha/web", lambda job_id: None)
+    job = create_job(Actor(role_users["developer"]), "stop container", "alpha/web")
     Job.objects.filter(pk=job.pk).update(state=JobState.FAILED, error="the host refused")
     panel = as_user(client, role_users, "developer").get(f"/containers/jobs/{job.pk}/", HTTP_HX_REQUEST="true")
     assert panel["HX-Trigger"] == "container-job-finished"
@@ -387,7 +387,7 @@ PAGES = [
 @pytest.mark.parametrize("role", ROLES)
 def test_page_status_per_role(client, role_users, host, method, path, statuses, role) -> None:
     container = make_container(host, "web", provisioned=True, state=ContainerState.RUNNING)
-    job = create_job(Actor(role_users["developer"]), "stop container", "alpha/web", lambda job_id: None)
+    job = create_job(Actor(role_users["developer"]), "stop container", "alpha/web")
     if role_users[role] is not None:
         as_user(client, role_users, role)
     url = path.format(host=host.pk, container=container.pk, job=job.pk)

@@ -11,10 +11,10 @@ import pytest
 import requests
 
 from portal.audit import Actor
-from portal.jobs import JobLog
+from portal.jobs import JobContext, run_job
 from portal.models import Job, JobState, User
 from projects.models import Project
-from registries import maintenance, services, tasks
+from registries import maintenance, services
 from registries.client import DOCKER_MANIFEST, RegistryClient
 from registries.gc import directory_size
 from registries.models import Repository, Tag
@@ -77,7 +77,7 @@ def test_reconcile_repairs_missed_pushes_and_vanished_tags(wired: Registry, alph
     row = record_rows(alpha, "alpha/drift", image, ["vanished"])
     job = Job.objects.create(kind=services.RECONCILE, state=JobState.RUNNING)
 
-    summary = services.reconcile(job, JobLog(job))
+    summary = services.reconcile(job, JobContext(job))
 
     tag = row.tags.get()
     assert (tag.name, tag.digest, tag.size, tag.media_type) == ("missed", image.digest, image.size, DOCKER_MANIFEST)
@@ -96,7 +96,7 @@ def test_gc_frees_the_blobs_of_a_deleted_repository(
     before = directory_size(wired.storage)
 
     job = services.start_gc(admin_actor)
-    tasks.garbage_collect(job.pk)
+    run_job(job.pk)
 
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED, job.log
@@ -185,7 +185,7 @@ def test_gc_keeps_the_platform_manifests_of_a_tagged_index(wired: Registry, alph
     client = RegistryClient()
 
     job = services.start_gc(admin_actor)
-    tasks.garbage_collect(job.pk)
+    run_job(job.pk)
 
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED, job.log
@@ -205,7 +205,7 @@ def test_blobs_collected_by_gc_are_gone_for_the_running_registry(
     assert requests.head(blob_url, headers=user_headers("alpha/again"), timeout=10).status_code == 200
     services.delete_repository(admin_actor, record_rows(alpha, "alpha/again", image, ["1.0"]))
 
-    tasks.garbage_collect(services.start_gc(admin_actor).pk)
+    run_job(services.start_gc(admin_actor).pk)
 
     assert requests.head(blob_url, headers=user_headers("alpha/again"), timeout=10).status_code == 404
     again = push_image(wired.url, "alpha/again", ["2.0"])

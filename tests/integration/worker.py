@@ -116,7 +116,8 @@ def start_worker(env: dict[str, str], workdir: Path, queue: str) -> Worker:
         "--loglevel", "INFO", "-Q", queue, "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
         "--without-heartbeat",
     ]  # fmt: skip
-    worker = Worker(spawn(command, env, log_path), log_path, queue)
+    # Tasks the worker itself sends (a job's next attempt, a follow-up) go to the same queue.
+    worker = Worker(spawn(command, {**env, "WHARF_TASK_QUEUE": queue}, log_path), log_path, queue)
     worker.wait_until_logged(" ready.", "the Celery worker")
     return worker
 
@@ -124,14 +125,22 @@ def start_worker(env: dict[str, str], workdir: Path, queue: str) -> Worker:
 @contextmanager
 def sending_to(app: Celery, broker_url: str, queue: str) -> Iterator[None]:
     """Make this process's Celery app send tasks to `queue` on `broker_url`, then restore it."""
+    from django.test import override_settings
+
     names = ("broker_url", "broker_transport_options", "task_default_queue", "task_always_eager")
     saved = {name: app.conf[name] for name in names}
     _reset_pools(app)
+    # The app reads the CELERY_* Django settings first, so they change too.
+    overrides = override_settings(
+        CELERY_BROKER_URL=broker_url, CELERY_TASK_DEFAULT_QUEUE=queue, CELERY_TASK_ALWAYS_EAGER=False
+    )
+    overrides.enable()
     app.conf.update(broker_url=broker_url, broker_transport_options={}, task_default_queue=queue)
     app.conf.task_always_eager = False
     try:
         yield
     finally:
+        overrides.disable()
         _reset_pools(app)
         app.conf.update(saved)
 

@@ -487,7 +487,8 @@ def test_project_admin_posting_sync_gets_403(client, role_users):
 
 
 def test_running_job_row_polls_and_finished_does_not(client, portal_admin):
-    running = Job.objects.create(kind="directory_sync", state=JobState.RUNNING, progress=40, log="line one\n")
+    running = Job.objects.create(kind="directory_sync", state=JobState.RUNNING, progress=40)
+    running.log_lines.create(text="line one")
     done = Job.objects.create(kind="directory_sync", state=JobState.SUCCEEDED, progress=100)
     client = logged_in(client, portal_admin)
     text = page_text(client.get(reverse("configuration")))

@@ -242,8 +242,8 @@ def test_navigation_links_the_library(client, role_users):
 
 
 def test_configuration_shows_gc_section_with_runs_and_freed_space(client, role_users):
-    log = "2024-01-01 00:00:00 freed 2097152 bytes: 4 blobs deleted, 1 untagged manifests; ...\n"
-    Job.objects.create(kind=services.GARBAGE_COLLECTION, state=JobState.SUCCEEDED, log=log, created_by="root")
+    job = Job.objects.create(kind=services.GARBAGE_COLLECTION, state=JobState.SUCCEEDED, created_by="root")
+    job.log_lines.create(text="freed 2097152 bytes: 4 blobs deleted, 1 untagged manifests; ...")
     text = page_text(as_role(client, role_users, "portal_admin").get(reverse("configuration")))
     assert "Garbage Collection" in text and "Run now" in text and "Reconcile now" in text
     assert "2.0\xa0MB" in text and '<td class="left">4</td>' in text
@@ -256,7 +256,8 @@ def test_run_now_starts_garbage_collection(client, role_users):
 
 
 def test_second_run_is_refused_while_one_runs(client, role_users):
-    Job.objects.create(kind=services.GARBAGE_COLLECTION, state=JobState.RUNNING)
+    # As create_job writes it: exclusive, so the database refuses a second active one.
+    Job.objects.create(kind=services.GARBAGE_COLLECTION, target="registry", exclusive=True, state=JobState.RUNNING)
     response = as_role(client, role_users, "portal_admin").post(reverse("gc-run"), follow=True)
     assert "garbage collection is already running" in page_text(response)
     assert Job.objects.filter(kind=services.GARBAGE_COLLECTION).count() == 1
