@@ -14,6 +14,9 @@ RECURRING = {
 }
 HOST_COLLECTION = "host data collection"
 JOB_RECOVERY = "job recovery"
+EVENT_SWEEP = "registry event sweep"
+# Seconds between sweeps for registry events recorded but not applied (their worker was lost).
+EVENT_SWEEP_SECONDS = 60
 
 
 def install_schedules() -> None:
@@ -25,6 +28,7 @@ def install_schedules() -> None:
         PeriodicTask.objects.update_or_create(name=name, defaults={"task": task, "crontab": crontab, "enabled": True})
     install_host_collection()
     install_job_recovery()
+    install_event_sweep()
 
 
 def install_host_collection() -> None:
@@ -57,5 +61,20 @@ def install_job_recovery() -> None:
             "crontab": None,
             "enabled": True,
             "expire_seconds": seconds,
+        },
+    )
+
+
+def install_event_sweep() -> None:
+    """Apply registry events a lost worker left recorded but not applied; each push also asks for it at once."""
+    interval, _ = IntervalSchedule.objects.get_or_create(every=EVENT_SWEEP_SECONDS, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.update_or_create(
+        name=EVENT_SWEEP,
+        defaults={
+            "task": "registries.apply_events",
+            "interval": interval,
+            "crontab": None,
+            "enabled": True,
+            "expire_seconds": EVENT_SWEEP_SECONDS,
         },
     )

@@ -1,9 +1,15 @@
-"""Applying the registry's event notifications: pushes, pulls and deletes of manifests become rows and audit events.
+"""The registry's event notifications: recorded by the web process, applied by the worker.
 
-The registry repeats events (it retries a whole envelope until it gets a 2xx) and, with several web
-processes, they may be applied out of order. So every event is applied at most once (its id is
-recorded in RegistryEvent), an older push never overwrites a newer one, and a push older than a
-delete of the same digest is not applied after it.
+`receive` (the web request) only records each manifest event as a RegistryEvent row and answers;
+the registry's notification queue is never held up by the portal. `apply_pending` (the worker)
+applies the recorded events in timestamp order: pushes, pulls and deletes of manifests become
+rows and audit events. What needs the registry (an image's size) is asked before the transaction
+that locks the rows, never while a lock is held.
+
+The registry repeats events (it retries a whole envelope until it gets a 2xx) and, with several
+processes, they may be applied out of order. So every event is recorded and applied at most once
+(its id is unique), an older push never overwrites a newer one, and a push older than a delete of
+the same digest is not applied after it.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -29,13 +35,16 @@ from registries.models import RegistryEvent, Repository, Tag
 
 logger = logging.getLogger(__name__)
 
+# Events applied per transaction batch by one apply_pending loop.
+BATCH = 200
 ENVELOPE_MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
 # The subject of registries.token.system_token: the portal's own registry calls. Its reads are not
 # pulls, and its deletes and re-tags are applied (and audited) by the service that made them.
 SYSTEM_ACTOR = "wharf-system"
 
 # What a push starts, in one place: later features (scan on push, immediate replication) register a
-# function taking the pushed Tag; each runs once the push is committed.
+# function taking the pushed Tag; each runs in the worker once the push is committed and should
+# start a job (portal.jobs.create_job) for anything that talks to a remote system.
 PUSH_FOLLOWUPS: list[Callable[[Tag], None]] = []
 
 
@@ -61,6 +70,23 @@ class Event:
         if self.action == "delete":
             return True
         return self.media_type in MANIFEST_TYPES or "/manifests/" in self.url
+
+    @classmethod
+    def from_row(cls, row: RegistryEvent) -> Event:
+        """The event as it was recorded."""
+        return cls(
+            id=row.event_id,
+            action=row.action,
+            timestamp=row.timestamp,
+            repository=row.repository,
+            digest=row.digest,
+            tag=row.tag,
+            media_type=row.media_type,
+            length=row.length,
+            url="",
+            actor=row.actor,
+            address=row.address,
+        )
 
     @property
     def reference(self) -> str:
@@ -102,39 +128,84 @@ def _host(addr: str) -> str | None:
 
 
 def receive(envelope: dict[str, Any]) -> int:
-    """Apply every event of a notification envelope; returns how many were applied (not repeats or ignored)."""
-    applied = 0
+    """Record every manifest event of a notification envelope for the worker; returns how many were new.
+
+    Nothing here waits for the registry: the events are applied by `apply_pending` in the worker.
+    """
+    rows = []
     for raw in envelope.get("events") or []:
         event = parse(raw) if isinstance(raw, dict) else None
         if event is None:
             logger.warning("ignoring a malformed registry event: %.300r", raw)
             continue
         if event.is_manifest and event.action in HANDLERS:
-            applied += apply(event)
-    return applied
-
-
-@transaction.atomic
-def apply(event: Event) -> bool:
-    """Apply one manifest event once; False when it was seen before or concerns no project of ours."""
-    project = Project.objects.filter(name=event.repository.split("/", 1)[0]).first()
-    if project is None or "/" not in event.repository:
-        logger.warning("ignoring registry %s of %s: no such project", event.action, event.reference)
-        return False
-    try:
-        with transaction.atomic():
-            RegistryEvent.objects.create(
-                event_id=event.id,
-                action=event.action,
-                repository=event.repository,
-                digest=event.digest,
-                tag=event.tag,
-                actor=event.actor,
-                timestamp=event.timestamp,
+            rows.append(
+                RegistryEvent(
+                    event_id=event.id,
+                    action=event.action,
+                    repository=event.repository[:255],
+                    digest=event.digest[:150],
+                    tag=event.tag[:128],
+                    media_type=event.media_type[:255],
+                    length=event.length,
+                    actor=event.actor[:150],
+                    address=event.address,
+                    timestamp=event.timestamp,
+                )
             )
-    except IntegrityError:
+    if not rows:
+        return 0
+    # A repeated envelope records nothing new: the event ids are unique.
+    known = set(
+        RegistryEvent.objects.filter(event_id__in=[r.event_id for r in rows]).values_list("event_id", flat=True)
+    )
+    new = [row for row in {r.event_id: r for r in rows}.values() if row.event_id not in known]
+    RegistryEvent.objects.bulk_create(new, ignore_conflicts=True)
+    if new:
+        transaction.on_commit(_enqueue_apply)
+    return len(new)
+
+
+def _enqueue_apply() -> None:
+    """Ask a worker to apply what was recorded."""
+    from registries.tasks import apply_events
+
+    apply_events.delay()
+
+
+def apply_pending() -> int:
+    """Apply every recorded event not applied yet, oldest first; returns how many changed something."""
+    applied = 0
+    while True:
+        pending = list(
+            RegistryEvent.objects.filter(applied__isnull=True)
+            .order_by("timestamp", "id")
+            .values_list("pk", flat=True)[:BATCH]
+        )
+        for pk in pending:
+            applied += apply(pk)
+        if len(pending) < BATCH:
+            return applied
+
+
+def apply(pk: int) -> bool:
+    """Apply one recorded event once; False when it was applied already or concerns no project of ours."""
+    row = RegistryEvent.objects.filter(pk=pk, applied__isnull=True).first()
+    if row is None:
         return False
-    return HANDLERS[event.action](event, project)
+    event = Event.from_row(row)
+    project = Project.objects.filter(name=event.repository.split("/", 1)[0]).first()
+    # Asked of the registry before any row is locked: it may be slow or away.
+    size = _image_size(event) if project is not None and event.action == "push" and event.tag else 0
+    with transaction.atomic():
+        claimed = RegistryEvent.objects.select_for_update().filter(pk=pk, applied__isnull=True).first()
+        if claimed is None:
+            return False  # another worker applied it meanwhile
+        RegistryEvent.objects.filter(pk=pk).update(applied=timezone.now())
+        if project is None or "/" not in event.repository:
+            logger.warning("ignoring registry %s of %s: no such project", event.action, event.reference)
+            return False
+        return HANDLERS[event.action](event, project, size)
 
 
 def _repository(project: Project, name: str, when: datetime) -> Repository:
@@ -154,7 +225,7 @@ def _image_size(event: Event) -> int:
     return event.length
 
 
-def _push(event: Event, project: Project) -> bool:
+def _push(event: Event, project: Project, size: int) -> bool:
     """A tagged manifest push: create or move the tag, unless a newer push or a later delete came first."""
     if not event.tag:
         return False  # pushed by digest: an index's platform manifest, or a tag still to come
@@ -170,7 +241,7 @@ def _push(event: Event, project: Project) -> bool:
     fields = {
         "digest": event.digest,
         "media_type": event.media_type,
-        "size": _image_size(event),
+        "size": size,
         "pushed_by": event.actor,
         "pushed_at": event.timestamp,
         "updated": timezone.now(),
@@ -183,7 +254,7 @@ def _push(event: Event, project: Project) -> bool:
     return True
 
 
-def _pull(event: Event, project: Project) -> bool:
+def _pull(event: Event, project: Project, size: int) -> bool:
     """A manifest pull by someone other than the portal: one more pull and the last pull time."""
     if _by_portal(event):
         return False
@@ -196,7 +267,7 @@ def _pull(event: Event, project: Project) -> bool:
     return True
 
 
-def _delete(event: Event, project: Project) -> bool:
+def _delete(event: Event, project: Project, size: int) -> bool:
     """A manifest delete: remove the tags on the digest (or the named tag) not pushed since, and an empty repo."""
     if _by_portal(event):
         return False
@@ -232,4 +303,4 @@ def _audit(event: Event, project: Project, resource_name: str | None = None) -> 
     )
 
 
-HANDLERS: dict[str, Callable[[Event, Project], bool]] = {"push": _push, "pull": _pull, "delete": _delete}
+HANDLERS: dict[str, Callable[[Event, Project, int], bool]] = {"push": _push, "pull": _pull, "delete": _delete}

@@ -76,20 +76,30 @@ class Tag(models.Model):
 
 
 class RegistryEvent(models.Model):
-    """A registry notification already applied: the key for ignoring repeats, and deletes seen (for ordering)."""
+    """A registry notification: recorded by the web process, applied once by the worker (`applied` set).
+
+    The unique event id ignores repeats; recorded deletes order late-arriving pushes.
+    """
 
     event_id = models.CharField(max_length=128, unique=True)
     action = models.CharField(max_length=16)
     repository = models.CharField(max_length=255, blank=True)
     digest = models.CharField(max_length=150, blank=True)
     tag = models.CharField(max_length=128, blank=True)
+    media_type = models.CharField(max_length=255, blank=True)
+    length = models.BigIntegerField(default=0)
     actor = models.CharField(max_length=150, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
     timestamp = models.DateTimeField()
     received = models.DateTimeField(default=timezone.now, db_index=True)
+    applied = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-timestamp"]
-        indexes = [models.Index(fields=["repository", "digest", "action"], name="registry_event_lookup")]
+        indexes = [
+            models.Index(fields=["repository", "digest", "action"], name="registry_event_lookup"),
+            models.Index(fields=["timestamp"], condition=models.Q(applied__isnull=True), name="registry_event_pending"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} {self.repository} {self.tag or self.digest}"

@@ -9,7 +9,7 @@ from celery import shared_task
 from portal.audit import Actor
 from portal.errors import Conflict
 from portal.jobs import create_job, register
-from registries import gc, services
+from registries import events, gc, services
 
 register(services.RECONCILE, services.reconcile, exclusive=True, busy="a registry reconcile is already running")
 register(services.GARBAGE_COLLECTION, gc.garbage_collect, exclusive=True, busy="garbage collection is already running")
@@ -26,3 +26,9 @@ def scheduled_reconcile() -> None:
 def scheduled_gc() -> None:
     """Garbage collection on the configured schedule."""
     services.start_scheduled_gc(Actor.system("scheduler"))
+
+
+@shared_task(name="registries.apply_events")
+def apply_events() -> None:
+    """Apply the registry events the web process recorded (also every minute, for any a lost worker left)."""
+    events.apply_pending()

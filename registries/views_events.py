@@ -22,7 +22,7 @@ def _authorized(request: HttpRequest) -> bool:
 @csrf_exempt
 @require_POST
 def notifications(request: HttpRequest) -> JsonResponse:
-    """Apply an envelope of registry events; 401 without the secret, 400 when the body is not an envelope."""
+    """Record an envelope of registry events for the worker; 401 without the secret, 400 when not an envelope."""
     if not _authorized(request):
         return JsonResponse({"detail": "Notifications need the registry's shared secret."}, status=401)
     try:
@@ -31,4 +31,4 @@ def notifications(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"detail": "The body is not JSON."}, status=400)
     if not isinstance(envelope, dict):
         return JsonResponse({"detail": 'Expected an envelope: {"events": [...]}.'}, status=400)
-    return JsonResponse({"applied": events.receive(envelope)})
+    return JsonResponse({"received": events.receive(envelope)})

@@ -30,7 +30,9 @@ def registry(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture
 def wired(settings: Any, registry: Registry) -> Registry:
-    """The portal (and so the live server) talking to the test registry."""
+    """The portal (and so the live server) talking to the test registry; its tasks (applying the registry's
+    events, GC) run in the live server's own process, as no worker runs here."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     return point_portal_at(settings, registry)
 
 
@@ -143,7 +145,6 @@ def test_library_lists_built_in_repositories(portal: Portal, wired: Registry, sh
 def test_admin_runs_garbage_collection_from_configuration(
     portal: Portal, wired: Registry, admin: User, settings: Any
 ) -> None:
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     portal.log_in(admin.username)
     portal.open_nav("Configuration")
     section = portal.page.get_by_role("region", name="Garbage Collection")

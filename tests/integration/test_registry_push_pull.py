@@ -18,6 +18,7 @@ import socket
 import ssl
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from tests.conftest import PASSWORD
 from tests.integration.dockerd import Dockerd, busybox_rootfs, start_dockerd
 from tests.integration.registry import Registry, start_registry
 from tests.integration.slapd import free_port
-from tests.integration.worker import BASE_DIR, database_url
+from tests.integration.worker import BASE_DIR, database_url, forget_queue, redis_url, start_worker
 
 pytestmark = pytest.mark.integration
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -82,7 +83,8 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def portal(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
-    """gunicorn serving the portal on the test database, the /v2/ proxy pointing at a real registry."""
+    """gunicorn serving the portal on the test database, the /v2/ proxy pointing at a real registry, and a
+    Celery worker on Redis applying the registry's events as in production."""
     from django.db import connection
 
     port = free_port()
@@ -98,8 +100,11 @@ def portal(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
         "WHARF_DATABASE_URL": database_url(connection.settings_dict),
         "WHARF_DATA_DIR": str(settings.DATA_DIR),
         "WHARF_REGISTRY_URL": registry.url,
-        "WHARF_TASKS_EAGER": "true",
+        "WHARF_TASKS_EAGER": "false",
+        "WHARF_BROKER_URL": redis_url(),
+        "WHARF_TASK_QUEUE": f"wharf-test-{uuid.uuid4().hex[:12]}",
     }
+    worker = start_worker(env, workdir, env["WHARF_TASK_QUEUE"])
     log_path = workdir / "gunicorn.log"
     command = web_command(f"127.0.0.1:{port}", pki.server_cert, pki.server_key, 2, 8, "--timeout", "120")
     with log_path.open("wb") as log:
@@ -118,6 +123,8 @@ def portal(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
     yield server
     process.terminate()
     process.wait(timeout=20)
+    worker.stop()
+    forget_queue(env["WHARF_BROKER_URL"], worker.queue)
     registry.stop()
 
 

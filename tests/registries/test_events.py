@@ -1,23 +1,28 @@
-"""The registry's event receiver: the shared secret, idempotent and order-proof recording, audit entries."""
+"""The registry's event receiver and applier: the shared secret, recording without waiting for the registry,
+idempotent and order-proof applying by the worker, audit entries."""
 
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from portal.models import AuditEvent
 from projects.models import Project
 from registries import events
-from registries.models import Repository, Tag
+from registries.models import RegistryEvent, Repository, Tag
 
 URL = "/service/notifications"
 MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+ASK_THE_REGISTRY = events._image_size
 
 
 @pytest.fixture(autouse=True)
@@ -59,13 +64,21 @@ def event(
     }
 
 
-def post(client: Client, secret: str, *items: dict[str, Any]) -> Any:
+def notify(client: Client, secret: str, *items: dict[str, Any]) -> Any:
+    """Post an envelope as the registry does."""
     return client.post(
         URL,
         json.dumps({"events": list(items)}),
         content_type="application/vnd.docker.distribution.events.v1+json",
         HTTP_AUTHORIZATION=f"Bearer {secret}",
     )
+
+
+def post(client: Client, secret: str, *items: dict[str, Any]) -> Any:
+    """Post an envelope, then apply what was recorded as the worker's task does."""
+    response = notify(client, secret, *items)
+    events.apply_pending()
+    return response
 
 
 def test_notifications_without_the_secret_are_401(client: Client, secret: str, alpha: Project) -> None:
@@ -186,3 +199,75 @@ def test_project_holding_repositories_cannot_be_deleted(client: Client, secret: 
     response = api.delete("/api/v1/projects/alpha")
     assert response.status_code == 409
     assert response.json()["detail"] == "project 'alpha' still holds 2 repositories"
+
+
+class StalledRegistry:
+    """A loopback port that accepts connections and never answers, counting them."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.accepted.append(self.listener.accept()[0])
+            except OSError:
+                return
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.accepted:
+            sock.close()
+
+
+def test_a_notification_is_answered_without_asking_the_registry(
+    client: Client, secret: str, alpha: Project, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events, "_image_size", ASK_THE_REGISTRY)
+    stalled = StalledRegistry()
+    settings.REGISTRY_URL = stalled.url
+    try:
+        response = notify(client, secret, event("push"), event("pull", at=T0 + timedelta(minutes=1)))
+        assert response.status_code == 200 and response.json() == {"received": 2}
+        assert stalled.accepted == [], "the web request called the registry"
+        assert not Tag.objects.exists(), "the web request applied the push itself"
+        assert RegistryEvent.objects.filter(applied__isnull=True).count() == 2
+    finally:
+        stalled.close()
+    # The registry is gone now: the worker applies the push with the manifest's own length as its size.
+    settings.REGISTRY_URL = "http://127.0.0.1:9"
+    assert events.apply_pending() == 2
+    assert Tag.objects.get().size == 528 and Repository.objects.get().pull_count == 1
+    assert not RegistryEvent.objects.filter(applied__isnull=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_registry_is_asked_before_any_row_is_locked(
+    client: Client, secret: str, alpha: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked_inside_a_transaction: list[bool] = []
+
+    def image_size(event: events.Event) -> int:
+        asked_inside_a_transaction.append(connection.in_atomic_block)
+        return 4321
+
+    monkeypatch.setattr(events, "_image_size", image_size)
+    monkeypatch.setattr(events, "_enqueue_apply", lambda: None)
+    notify(client, secret, event("push"))
+    events.apply_pending()
+    assert asked_inside_a_transaction == [False]
+    assert Tag.objects.get().size == 4321
+
+
+def test_events_recorded_again_are_applied_once(client: Client, secret: str, alpha: Project) -> None:
+    push = event("push")
+    assert notify(client, secret, push, push).json() == {"received": 1}
+    assert notify(client, secret, push).json() == {"received": 0}
+    assert events.apply_pending() == 1 and events.apply_pending() == 0
+    assert AuditEvent.objects.filter(action="push").count() == 1
