@@ -311,7 +311,7 @@ def run_provision(job: Job, log: JobContext) -> str:
     client: docker.DockerClient | None = None
     try:
         # Checked again at run time: the role, the registry list or the policy may have changed meanwhile.
-        source = resolve_image(actor, project, spec["image"])
+        source = resolve_image(actor, project, spec["image"], with_auth=True)
         client = client_for(host)
         _pull(client, source, log)
         log.progress(3, 5)

@@ -207,9 +207,8 @@ def _external_auth(registry: ExternalRegistry, reference: ImageReference) -> dic
     return {"username": credential.username, "password": credential.password(), "serveraddress": reference.host}
 
 
-def _integrated(actor: Actor, project: Project, reference: ImageReference) -> tuple[Project, dict[str, str]]:
-    """The integrated registry's project of the reference, allowed by role and policy, and a pull-only token."""
-    from registries.token import Access, grant, issue
+def _integrated(actor: Actor, project: Project, reference: ImageReference) -> Project:
+    """The integrated registry's project of the reference, if the role matrix and the run policy allow it."""
 
     project_name = reference.repository.split("/", 1)[0]
     source = Project.objects.filter(name=project_name).first()
@@ -225,21 +224,33 @@ def _integrated(actor: Actor, project: Project, reference: ImageReference) -> tu
         if not verdict.allowed:
             message = f"{reference} may not run: {verdict.reason}"
             raise Forbidden(message, {"image": [message]})
+    return source
+
+
+def _pull_token(actor: Actor, reference: ImageReference) -> dict[str, str]:
+    """A pull-only registry token for exactly the image's repository, as the host's X-Registry-Auth."""
+    from registries.token import Access, grant, issue
+
     access = grant(actor.user, [Access("repository", reference.repository, ("pull",))])
     token, _ = issue(actor.name or "wharf-system", access, PULL_TOKEN_SECONDS)
     # dockerd sends a registrytoken as-is ("Authorization: Bearer ...") instead of asking a token service.
-    return source, {"registrytoken": token}
+    return {"registrytoken": token}
 
 
-def resolve_image(actor: Actor, project: Project, reference: str) -> ImageSource:
-    """Where the image comes from, if the project may run it (Invalid or Forbidden saying why not)."""
+def resolve_image(actor: Actor, project: Project, reference: str, *, with_auth: bool = False) -> ImageSource:
+    """Where the image comes from, if the project may run it (Invalid or Forbidden saying why not).
+
+    `with_auth` adds what the host pulls with (a pull token, or the registry's stored credential):
+    only the provisioning job asks for it, right before the pull, so no secret is made earlier.
+    """
     parsed = parse_reference(reference)
     if parsed.host in integrated_hosts():
-        source, auth = _integrated(actor, project, parsed)
-        return ImageSource(INTEGRATED, parsed, project=source, auth=auth)
+        source = _integrated(actor, project, parsed)
+        return ImageSource(INTEGRATED, parsed, project=source, auth=_pull_token(actor, parsed) if with_auth else None)
     registry = _external(project, parsed)
-    if project.content_trust:
-        # Signatures exist only for the integrated registry's images (its notary), so nothing else can be trusted.
-        message = f"{parsed} may not run: image not signed (project '{project.name}' runs only signed images)"
+    verdict = policy.check(project, parsed.repository, parsed.version, integrated=False)
+    if not verdict.allowed:
+        message = f"{parsed} may not run: {verdict.reason}"
         raise Forbidden(message, {"image": [message]})
-    return ImageSource(EXTERNAL, parsed, registry=registry, auth=_external_auth(registry, parsed))
+    auth = _external_auth(registry, parsed) if with_auth else None
+    return ImageSource(EXTERNAL, parsed, registry=registry, auth=auth)

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from django.db import models
 from django.utils import timezone
 
-from projects.models import Project
-
-if TYPE_CHECKING:
-    from portal.models import User
+from projects.models import Project, RestrictedQuerySet
 
 
 class HostKind(models.TextChoices):
@@ -24,12 +19,8 @@ class HostState(models.TextChoices):
     DISABLED = "disabled", "DISABLED"
 
 
-class ContainerHostQuerySet(models.QuerySet):
-    """Hosts, with `restrict` limiting them to the projects a user may act on."""
-
-    def restrict(self, user: User | None, action: str = "view") -> ContainerHostQuerySet:
-        """Only the hosts of projects on which `user` may take `action` (default: view)."""
-        return self.filter(project__in=Project.objects.restrict(user, action))
+class ContainerHostQuerySet(RestrictedQuerySet):
+    """Hosts, restricted to the projects a user may see (or take another action on)."""
 
 
 class ContainerHost(models.Model):
@@ -94,12 +85,10 @@ class ContainerState(models.TextChoices):
     REMOVED = "removed", "Removed"
 
 
-class ContainerQuerySet(models.QuerySet):
-    """Containers, with `restrict` limiting them to the projects a user may act on."""
+class ContainerQuerySet(RestrictedQuerySet):
+    """Containers, restricted to the projects of their hosts a user may see (or take another action on)."""
 
-    def restrict(self, user: User | None, action: str = "view") -> ContainerQuerySet:
-        """Only the containers on hosts of projects on which `user` may take `action` (default: view)."""
-        return self.filter(host__project__in=Project.objects.restrict(user, action))
+    project_path = "host__project"
 
 
 class Container(models.Model):

@@ -37,14 +37,31 @@ class Role(models.TextChoices):
 ROLE_RANK = {Role.VIEWER: 1, Role.DEVELOPER: 2, Role.ADMIN: 3}
 
 
-class ProjectQuerySet(models.QuerySet):
-    """Projects, with `restrict` limiting them to what a user may see."""
+class RestrictedQuerySet(models.QuerySet):
+    """Rows that belong to a project, with `restrict(user, action)` keeping those a user may act on.
 
-    def restrict(self, user: settings.AUTH_USER_MODEL, action: str = "view") -> ProjectQuerySet:
-        """Only the projects on which `user` may take `action`."""
+    As NetBox's RestrictedQuerySet: list views and viewsets start from `restrict`, so a row the
+    user may not see is a 404. A subclass names the lookup from its rows to their project.
+    """
+
+    # The lookup from a row to its project ("" for projects themselves), and the action asked by default.
+    project_path = "project"
+    default_action = "view"
+
+    def restrict(self, user: settings.AUTH_USER_MODEL | None, action: str | None = None) -> models.QuerySet:
+        """Only the rows of projects on which `user` may take `action` (the role matrix of projects.roles)."""
         from projects.roles import restrict_projects
 
-        return restrict_projects(self, user, action)
+        action = action or self.default_action
+        if not self.project_path:
+            return restrict_projects(self, user, action)
+        return self.filter(**{f"{self.project_path}__in": restrict_projects(Project.objects.all(), user, action)})
+
+
+class ProjectQuerySet(RestrictedQuerySet):
+    """Projects, restricted to those a user may see (or take another action on)."""
+
+    project_path = ""
 
 
 class Project(models.Model):

@@ -18,12 +18,18 @@ class Verdict:
 ALLOWED = Verdict(True)
 
 
-def check(project: Project, repository: str, reference: str) -> Verdict:
-    """Whether `repository:reference` (a tag or digest) of the project may be pulled or run.
+def check(project: Project, repository: str, reference: str, *, integrated: bool = True) -> Verdict:
+    """Whether `repository:reference` (a tag or digest) may be pulled from, or run in, the project.
 
+    `integrated` is False for an image of an external registry: signatures exist only for the
+    integrated registry's images (its notary), so a project with content trust runs none of them.
     Signatures and scan results do not exist yet (the content-trust and scanning issues add them),
-    so a project that asks for either refuses every image until they do.
+    so a project that asks for either refuses every image of the integrated registry until they do.
     """
+    if not integrated:
+        if project.content_trust:
+            return Verdict(False, f"image not signed (project '{project.name}' runs only signed images)")
+        return ALLOWED
     if project.content_trust:
         return Verdict(False, "image not signed")
     if project.prevent_vulnerable:

@@ -89,7 +89,7 @@ def can(user: User | None, action: str, project: Project | None = None) -> bool:
         raise ValueError(f"unknown action {action!r}")
     if project is None:
         return False
-    if project.public and action in PUBLIC_ACTIONS and user is not None and user.is_authenticated:
+    if project.public and action in PUBLIC_ACTIONS and _is_active_user(user):
         return True
     role = effective_role(user, project)
     return role is not None and ROLE_RANK[role] >= ROLE_RANK[PROJECT_ACTIONS[action]]

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING
 
 from django.db import models
 from django.utils import timezone
 
-from projects.models import Project
-
-if TYPE_CHECKING:
-    from portal.models import User
+from projects.models import Project, RestrictedQuerySet
 
 
-class RepositoryQuerySet(models.QuerySet):
-    """Repositories, with `restrict` limiting them to the projects a user may act on."""
+class RepositoryQuerySet(RestrictedQuerySet):
+    """Repositories, restricted to the projects a user may pull from (or take another action on)."""
 
-    def restrict(self, user: User | None, action: str = "pull") -> RepositoryQuerySet:
-        """Only the repositories of projects on which `user` may take `action` (default: pull)."""
-        return self.filter(project__in=Project.objects.restrict(user, action))
+    default_action = "pull"
 
 
 class Repository(models.Model):

@@ -125,7 +125,8 @@ def test_registry_credential_goes_with_the_pull(developer: User, alpha: Project,
         Actor(portal_admin), "team-login", CredentialKind.PASSWORD, username="robot", password="s3cret-pass"
     )
     ExternalRegistry.objects.create(name="team", address="https://team.example.org", credential=credential)
-    source = resolve_image(Actor(developer), alpha, "team.example.org/app:2")
+    assert resolve_image(Actor(developer), alpha, "team.example.org/app:2").auth is None
+    source = resolve_image(Actor(developer), alpha, "team.example.org/app:2", with_auth=True)
     assert source.auth == {"username": "robot", "password": "s3cret-pass", "serveraddress": "team.example.org"}
     assert "s3cret" not in repr(source)
 
@@ -133,7 +134,8 @@ def test_registry_credential_goes_with_the_pull(developer: User, alpha: Project,
 def test_integrated_registry_with_pull_permission(
     developer: User, alpha: Project, beta: Project, portal_address: str
 ) -> None:
-    source = resolve_image(Actor(developer), alpha, f"{portal_address}/alpha/app:1.0")
+    assert resolve_image(Actor(developer), alpha, f"{portal_address}/alpha/app:1.0").auth is None
+    source = resolve_image(Actor(developer), alpha, f"{portal_address}/alpha/app:1.0", with_auth=True)
     assert source.kind == INTEGRATED
     assert source.project == alpha
     assert source.registry_name == "integrated"
