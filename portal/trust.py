@@ -9,6 +9,7 @@ accepts, pin it with trust() and retry. There is no "skip verify".
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import socket
 import ssl
@@ -36,6 +37,15 @@ CERTIFICATE_USERS: list[Callable[[TrustedCertificate], str]] = []
 DEFAULT_TIMEOUT = 5.0
 # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH: trusting would not help.
 NAME_MISMATCH = frozenset({62, 64})
+
+
+class PlainHttp(Invalid):
+    """An https:// address whose port answers in plain HTTP: no TLS to verify, a wrong scheme or port."""
+
+    def __init__(self, address: str) -> None:
+        message = f"{address} speaks plain HTTP, not TLS: use http://{address} or the server's TLS port"
+        # The form field is "url" for hosts and certificates, "address" for registries.
+        super().__init__(message, {"url": [message], "address": [message]})
 
 
 class UntrustedCertificate(DomainError):
@@ -103,7 +113,7 @@ def fetch_certificate(host: str, port: int, timeout: float = DEFAULT_TIMEOUT) ->
             with context.wrap_socket(raw, server_hostname=host) as tls:
                 der = tls.getpeercert(binary_form=True)
         except (ssl.SSLError, OSError) as exc:
-            raise RemoteUnreachable(f"TLS handshake failed with {address}: {_reason(exc)}") from exc
+            raise handshake_failure(host, port, exc, timeout) from exc
     if not der:
         raise RemoteUnreachable(f"{address} presented no certificate")
     return ssl.DER_cert_to_PEM_cert(der)
@@ -115,17 +125,64 @@ def pinned_pems(address: str) -> list[str]:
 
 
 def ssl_context(address: str, credential: Credential | None = None) -> ssl.SSLContext:
-    """A verifying client context: system CAs, the address's pins, and the credential's client certificate."""
-    context = ssl.create_default_context()
+    """A verifying client context: system CAs, the address's pins, and the credential's client certificate.
+
+    A pinned server certificate whose names do not include the address's host (CN=registry.example
+    pinned for 127.0.0.1:5000) is trusted for that address as an exact match, as Admiral does: then
+    only the pinned certificates are trusted there, and the host name is not checked. A pinned CA
+    certificate is trusted as a CA: what it signs must name the host.
+    """
+    pems = pinned_pems(address)
+    host = _host_of(address)
+    if any(not is_authority(pem) and not names_cover(pem, host) for pem in pems):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_REQUIRED
+    else:
+        context = ssl.create_default_context()
     # A pinned certificate is a trust anchor on its own, even when it is a leaf signed by a CA the
     # system does not know (Python 3.13 sets this flag by default too).
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-    pems = pinned_pems(address)
     if pems:
         context.load_verify_locations(cadata="".join(pems))
     if credential is not None and credential.kind == CredentialKind.CERTIFICATE:
         _load_client_certificate(context, credential)
     return context
+
+
+def _host_of(address: str) -> str:
+    """The host of a "host:port" or "[v6]:port" address."""
+    return address.rpartition(":")[0].strip("[]") if ":" in address else address
+
+
+def is_authority(pem: str) -> bool:
+    """Whether the certificate is a CA's (basic constraints CA:TRUE): pinning it trusts what it signs, by name."""
+    from cryptography import x509
+
+    try:
+        return load_certificate(pem, "pem").extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except (x509.ExtensionNotFound, ValueError, DomainError):
+        return False
+
+
+def names_cover(pem: str, host: str) -> bool:
+    """Whether the certificate's subject alternative names include the host (an IP, a name or a *. wildcard)."""
+    from cryptography import x509
+
+    try:
+        names = load_certificate(pem, "pem").extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError, DomainError):
+        return False
+    try:
+        wanted = ipaddress.ip_address(host)
+    except ValueError:
+        host = host.lower().rstrip(".")
+        for name in names.get_values_for_type(x509.DNSName):
+            name = name.lower().rstrip(".")
+            if name == host or (name.startswith("*.") and host.partition(".")[2] == name[2:] and "." in name[2:]):
+                return True
+        return False
+    return wanted in names.get_values_for_type(x509.IPAddress)
 
 
 def _load_client_certificate(context: ssl.SSLContext, credential: Credential) -> None:
@@ -147,12 +204,18 @@ class _ContextAdapter(HTTPAdapter):
         self._context = context
         super().__init__()
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+    def _tls(self, kwargs: dict[str, Any]) -> None:
         kwargs["ssl_context"] = self._context
+        if not self._context.check_hostname:
+            # An exact pin (ssl_context): urllib3 would otherwise match the host name itself.
+            kwargs["assert_hostname"] = False
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        self._tls(kwargs)
         super().init_poolmanager(*args, **kwargs)
 
     def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs["ssl_context"] = self._context
+        self._tls(kwargs)
         return super().proxy_manager_for(*args, **kwargs)
 
 
@@ -219,8 +282,25 @@ def check_tls(url: str, credential: Credential | None = None, timeout: float = D
         except ssl.SSLCertVerificationError as exc:
             verification = exc
         except (ssl.SSLError, OSError) as exc:
-            raise RemoteUnreachable(f"TLS handshake failed with {address}: {_reason(exc)}") from exc
+            raise handshake_failure(host, port, exc, timeout) from exc
     raise untrusted_or_unreachable(verification, host, port, timeout)
+
+
+def _speaks_plain_http(host: str, port: int, timeout: float) -> bool:
+    """Whether the port answers a plain HTTP request in HTTP (so a TLS handshake there cannot work)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            raw.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+            return raw.recv(5) == b"HTTP/"
+    except OSError:
+        return False
+
+
+def handshake_failure(host: str, port: int, exc: BaseException, timeout: float = DEFAULT_TIMEOUT) -> DomainError:
+    """The error for a TLS handshake that failed without a verdict on the certificate."""
+    if _speaks_plain_http(host, port, timeout):
+        return PlainHttp(address_of(host, port))
+    return RemoteUnreachable(f"TLS handshake failed with {address_of(host, port)}: {_reason(exc)}")
 
 
 def _verification_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
@@ -234,7 +314,9 @@ def _verification_error(exc: BaseException) -> ssl.SSLCertVerificationError | No
         seen.add(id(current))
         if isinstance(current, ssl.SSLCertVerificationError):
             return current
-        pending.extend(e for e in (current.__cause__, current.__context__, getattr(current, "reason", None)) if e)
+        # An ssl.SSLError's reason is a string ("WRONG_VERSION_NUMBER"); urllib3's is the exception.
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None))
+        pending.extend(e for e in linked if isinstance(e, BaseException))
         pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
     return None
 
@@ -247,6 +329,8 @@ def translate_request_error(exc: requests.RequestException, url: str, timeout: f
     if verification is not None:
         return untrusted_or_unreachable(verification, host, port, timeout)
     if isinstance(exc, requests.exceptions.SSLError):
+        if _speaks_plain_http(host, port, timeout):
+            return PlainHttp(address)
         return RemoteUnreachable(f"TLS handshake failed with {address}")
     if isinstance(exc, requests.exceptions.Timeout):
         return RemoteUnreachable(f"{address}: timed out after {timeout:g} s")

@@ -66,6 +66,15 @@ class NotARegistry(RegistryFailure, Invalid):
         super().__init__(message, {"address": [message]})
 
 
+class PlainHttpAddress(RegistryFailure, Invalid):
+    """An https:// address whose port speaks plain HTTP."""
+
+    reason = "tls"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, {"address": [message]})
+
+
 @dataclass(frozen=True)
 class Login:
     """A username and password to present to a registry (never printed)."""
@@ -478,4 +487,6 @@ def _tls_failure(exc: requests.exceptions.SSLError, url: str, timeout: float) ->
     translated = trust.translate_request_error(exc, url, timeout)
     if isinstance(translated, trust.UntrustedCertificate):
         return translated
+    if isinstance(translated, trust.PlainHttp):
+        return PlainHttpAddress(f"{translated.message} (an http:// address also needs Insecure (HTTP) ticked)")
     return Unreachable("tls", f"TLS failed with {urlsplit(url).netloc}: {translated.message}")

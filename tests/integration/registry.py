@@ -77,8 +77,10 @@ class TlsFiles:
         return self.cert.read_text()
 
 
-def self_signed_certificate(workdir: Path, common_name: str = "wharf-test-registry") -> TlsFiles:
-    """Write a fresh self-signed certificate valid for 127.0.0.1 and localhost."""
+def self_signed_certificate(
+    workdir: Path, common_name: str = "wharf-test-registry", dns_names: tuple[str, ...] = ("localhost",)
+) -> TlsFiles:
+    """Write a fresh self-signed certificate valid for the DNS names and, with the default names, 127.0.0.1."""
     import datetime
     import ipaddress
 
@@ -90,7 +92,9 @@ def self_signed_certificate(workdir: Path, common_name: str = "wharf-test-regist
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
-    alt_names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    alt_names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
+    if dns_names == ("localhost",):
+        alt_names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -128,8 +132,12 @@ def start_standalone_registry(
     tls: TlsFiles | None = None,
     htpasswd: Path | None = None,
     token: TokenAuth | None = None,
+    names_match: bool = True,
 ) -> Registry:
-    """Start docker-registry as an external registry: plain HTTP or HTTPS, and no auth, htpasswd or token auth."""
+    """Start docker-registry as an external registry: plain HTTP or HTTPS, and no auth, htpasswd or token auth.
+
+    `names_match=False`: the certificate does not name 127.0.0.1, so the start-up check cannot verify it.
+    """
     binary = shutil.which(settings.REGISTRY_BINARY)
     if binary is None:
         pytest.fail(f"{settings.REGISTRY_BINARY} is not installed: apt-get install docker-registry (make test does)")
@@ -157,7 +165,12 @@ def start_standalone_registry(
     scheme = "https" if tls else "http"
     expect = (200,) if htpasswd is None and token is None else (401,)
     return _launch(
-        binary, workdir, config, f"{scheme}://127.0.0.1:{port}", expect, verify=str(tls.cert) if tls else True
+        binary,
+        workdir,
+        config,
+        f"{scheme}://127.0.0.1:{port}",
+        expect,
+        verify=str(tls.cert) if tls and names_match else not tls,
     )
 
 

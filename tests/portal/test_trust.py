@@ -215,17 +215,54 @@ def test_pin_of_another_address_does_not_count(db, tls_server, admin_actor) -> N
         trust.check_tls(tls_server.url)
 
 
-def test_certificate_for_another_name_is_refused_even_when_trusted(db, wrong_name_server, admin_actor) -> None:
+def test_a_pinned_certificate_is_trusted_for_its_address_whatever_names_it_carries(
+    db, wrong_name_server, admin_actor
+) -> None:
     with pytest.raises(trust.UntrustedCertificate):
         trust.check_tls(wrong_name_server.url)
     trust.trust(admin_actor, wrong_name_server.address, wrong_name_server.keys.cert_pem)
-    with pytest.raises(RemoteUnreachable, match=re.escape("not valid for the name '127.0.0.1'")):
-        trust.check_tls(wrong_name_server.url)
+
+    trust.check_tls(wrong_name_server.url)
+    assert trust.session(wrong_name_server.address).get(wrong_name_server.url, timeout=5).text == "hello"
 
 
-def test_plain_http_port_fails_the_tls_handshake(db, plain_port) -> None:
-    with pytest.raises(RemoteUnreachable, match="TLS handshake failed"):
+def test_the_exact_pin_trusts_no_other_certificate_at_that_address(db, tmp_path, admin_actor) -> None:
+    pinned = make_certificate("registry.example", ["registry.example"])
+    for server in serve_tls(tmp_path, make_certificate("impostor.example", ["impostor.example"])):
+        trust.trust(admin_actor, server.address, pinned.cert_pem)
+        with pytest.raises(trust.UntrustedCertificate) as caught:
+            trust.check_tls(server.url)
+        assert caught.value.certificate["subject"] == "CN=impostor.example"
+
+
+def test_a_certificate_a_public_ca_signed_for_another_name_is_refused(db, tmp_path, admin_actor) -> None:
+    ca = make_certificate("test-ca", [], is_ca=True)
+    for server in serve_tls(tmp_path, make_certificate("elsewhere", ["elsewhere.example"], issuer=ca)):
+        # The CA is pinned (as a system CA would be), not the server's own certificate: names count.
+        trust.trust(admin_actor, server.address, ca.cert_pem)
+        with pytest.raises(RemoteUnreachable, match=re.escape("not valid for the name '127.0.0.1'")):
+            trust.check_tls(server.url)
+
+
+def test_plain_http_port_is_named_as_such(db, plain_port) -> None:
+    with pytest.raises(trust.PlainHttp) as caught:
         trust.check_tls(f"https://127.0.0.1:{plain_port}", timeout=2)
+    assert caught.value.status == 400
+    assert caught.value.message.startswith(f"127.0.0.1:{plain_port} speaks plain HTTP, not TLS")
+    with pytest.raises(trust.PlainHttp):
+        trust.fetch_certificate("127.0.0.1", plain_port, timeout=2)
+    url = f"https://127.0.0.1:{plain_port}"
+    with pytest.raises(requests.RequestException) as failed:
+        trust.session(f"127.0.0.1:{plain_port}").get(url, timeout=2)
+    assert isinstance(trust.translate_request_error(failed.value, url, 2), trust.PlainHttp)
+
+
+def test_verify_of_an_https_address_at_a_plain_port_is_a_400_over_the_api(db, plain_port, portal_admin) -> None:
+    response = client_for(portal_admin).post(
+        "/api/v1/registries/verify", {"address": f"https://127.0.0.1:{plain_port}"}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert "speaks plain HTTP, not TLS" in response.json()["detail"]
 
 
 def test_closed_port_says_connection_refused(db, closed_port) -> None:
