@@ -33,48 +33,27 @@ def install_schedules() -> None:
 
 def install_host_collection() -> None:
     """Run the host collection every HOST_COLLECTION_INTERVAL_SECONDS, following the setting when it changes."""
-    seconds = settings.HOST_COLLECTION_INTERVAL_SECONDS
-    interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.update_or_create(
-        name=HOST_COLLECTION,
-        # A beat the worker could not take within one interval is dropped rather than queued: the next
-        # one collects the same hosts, and a backlog would only run cycles back to back.
-        defaults={
-            "task": "hosts.collect_all",
-            "interval": interval,
-            "crontab": None,
-            "enabled": True,
-            "expire_seconds": seconds,
-        },
-    )
+    _every(HOST_COLLECTION, "hosts.collect_all", settings.HOST_COLLECTION_INTERVAL_SECONDS)
 
 
 def install_job_recovery() -> None:
     """Look for jobs whose worker was lost every half lease, so one is queued again within 1.5 leases."""
-    seconds = max(settings.JOB_LEASE_SECONDS // 2, 1)
-    interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.update_or_create(
-        name=JOB_RECOVERY,
-        defaults={
-            "task": "portal.recover_jobs",
-            "interval": interval,
-            "crontab": None,
-            "enabled": True,
-            "expire_seconds": seconds,
-        },
-    )
+    _every(JOB_RECOVERY, "portal.recover_jobs", max(settings.JOB_LEASE_SECONDS // 2, 1))
 
 
 def install_event_sweep() -> None:
     """Apply registry events a lost worker left recorded but not applied; each push also asks for it at once."""
-    interval, _ = IntervalSchedule.objects.get_or_create(every=EVENT_SWEEP_SECONDS, period=IntervalSchedule.SECONDS)
+    _every(EVENT_SWEEP, "registries.apply_events", EVENT_SWEEP_SECONDS)
+
+
+def _every(name: str, task: str, seconds: int) -> None:
+    """A periodic task run every `seconds`, created or brought in line with them.
+
+    A beat the worker could not take within one interval is dropped rather than queued: the next
+    one does the same work, and a backlog would only run cycles back to back.
+    """
+    interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.update_or_create(
-        name=EVENT_SWEEP,
-        defaults={
-            "task": "registries.apply_events",
-            "interval": interval,
-            "crontab": None,
-            "enabled": True,
-            "expire_seconds": EVENT_SWEEP_SECONDS,
-        },
+        name=name,
+        defaults={"task": task, "interval": interval, "crontab": None, "enabled": True, "expire_seconds": seconds},
     )
