@@ -254,6 +254,11 @@ class _Lease:
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def watching(self) -> bool:
+        """Whether the heartbeat thread runs (and so sets `stop` when a stop is asked for)."""
+        return self._thread is not None
+
     def __enter__(self) -> _Lease:
         # Inside a caller's transaction (a test's) another connection would wait on the row's lock.
         if not connection.in_atomic_block:
@@ -322,7 +327,7 @@ def run_job(job_id: int) -> Job | None:
         _fail(job, JobContext(job), exc, None)
         return _reloaded(job)
     with _Lease(job) as lease:
-        context = JobContext(job, lease.stop if lease._thread is not None else None)
+        context = JobContext(job, lease.stop if lease.watching else None)
         if job.attempts > 1:
             context(f"attempt {job.attempts} of {settings.JOB_MAX_ATTEMPTS}")
         try:
@@ -332,7 +337,8 @@ def run_job(job_id: int) -> Job | None:
         except Exception as exc:
             if lease.lost:
                 context(f"attempt {job.attempts} gave up the job: its lease went to another worker")
-            elif job.stop_requested or context.stop_requested():
+            elif Job.objects.filter(pk=job.pk, stop_requested=True).exists():
+                # Read from the row: a stop asked since the heartbeat's last look must not become a retry.
                 _stopped(job, context, lease, kind, exc)
             elif is_transient(exc) and job.attempts < settings.JOB_MAX_ATTEMPTS:
                 _retry(job, context, exc)

@@ -287,3 +287,13 @@ def test_stop_from_the_panel(client, kind, role_users) -> None:
     assert reverse("job-stop", args=[job.pk]) not in panel, "no second Stop while the first is awaited"
     refused = logged_in(client, role_users["project_admin"]).post(reverse("job-stop", args=[job.pk]))
     assert refused.status_code == 403
+
+
+def test_a_fault_after_a_stop_was_asked_ends_the_job_stopped_not_retrying(kind, sent) -> None:
+    def work(job: Job, log: JobContext) -> str:
+        Job.objects.filter(pk=job.pk).update(stop_requested=True)
+        raise RemoteUnreachable("connection reset")
+
+    job = run_job(create_job(Actor.system(), kind(work)).pk)
+
+    assert job.state == JobState.STOPPED and sent == []
