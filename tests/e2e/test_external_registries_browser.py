@@ -55,6 +55,18 @@ def add_registry(portal: Portal, address: str, name: str, insecure: bool = False
         dialog.get_by_label("Insecure (HTTP)").check()
 
 
+def verify_through_the_trust_dialog(portal: Portal, subject: str) -> None:
+    """Verify, check the certificate's subject in the trust dialog, Trust, and see the registry verified."""
+    portal.dialog().get_by_role("button", name="Verify").click()
+    trust = portal.dialog()
+    expect(trust).to_contain_text("Trust this certificate?")
+    expect(trust).to_contain_text(subject)
+    trust.get_by_role("button", name="Trust").click()
+    dialog = portal.dialog()
+    expect(dialog).to_contain_text("Verified: a V2 registry with no authentication.")
+    expect(dialog).not_to_contain_text("Trust this certificate?")
+
+
 def test_add_registries_through_the_trust_dialog_and_search_both(
     page: Page, portal: Portal, admin: User, harbor: Project, secure_registry: Registry, plain_registry: Registry
 ) -> None:
@@ -63,14 +75,8 @@ def test_add_registries_through_the_trust_dialog_and_search_both(
     expect(page.get_by_role("heading", name="Global Registries")).to_be_visible()
 
     add_registry(portal, secure_registry.url, "secure")
-    portal.dialog().get_by_role("button", name="Verify").click()
-    trust = portal.dialog()
-    expect(trust).to_contain_text("Trust this certificate?")
-    expect(trust).to_contain_text("CN=wharf-test-registry")
-    trust.get_by_role("button", name="Trust").click()
-    dialog = portal.dialog()
-    expect(dialog).to_contain_text("Verified: a V2 registry with no authentication.")
-    dialog.get_by_role("button", name="Save").click()
+    verify_through_the_trust_dialog(portal, "CN=wharf-test-registry")
+    portal.dialog().get_by_role("button", name="Save").click()
     portal.expect_message("Registry 'secure' added.")
     expect(page.locator('tr[data-registry="secure"]')).to_contain_text("Enabled")
 

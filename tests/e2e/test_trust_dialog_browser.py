@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from portal.models import User
 from tests.e2e.conftest import Portal
-from tests.e2e.test_external_registries_browser import add_registry
+from tests.e2e.test_external_registries_browser import add_registry, verify_through_the_trust_dialog
 from tests.integration.registry import Registry, self_signed_certificate, start_standalone_registry
 from tests.integration.slapd import free_port
 
@@ -76,14 +76,6 @@ def test_a_pinned_certificate_for_another_name_is_trusted_for_its_address(
     portal.log_in(admin.username)
     portal.open_nav("Global Registries")
     add_registry(portal, misnamed_registry.url, "misnamed")
-    portal.dialog().get_by_role("button", name="Verify").click()
-    trust = portal.dialog()
-    expect(trust).to_contain_text("Trust this certificate?")
-    expect(trust).to_contain_text("CN=registry.example")
-    trust.get_by_role("button", name="Trust").click()
-
-    dialog = portal.dialog()
-    expect(dialog).to_contain_text("Verified: a V2 registry with no authentication.")
-    expect(dialog).not_to_contain_text("Trust this certificate?")
-    dialog.get_by_role("button", name="Save").click()
+    verify_through_the_trust_dialog(portal, "CN=registry.example")
+    portal.dialog().get_by_role("button", name="Save").click()
     portal.expect_message("Registry 'misnamed' added.")
