@@ -21,11 +21,22 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 NOT_EMBEDDED = ("WHARF_DATABASE_URL", "WHARF_BROKER_URL", "WHARF_ADMIN_PASSWORD", "WHARF_PORT", "WHARF_BIND")
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on the loopback address that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on the loopback address that nothing listens on right now, never one given out before.
+
+    A launcher's web port and its registry's port are both asked for before either listens; the
+    kernel may hand out the same free port twice, and then gunicorn finds it taken by the registry.
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def embedded_env(data_dir: Path, **extra: str) -> dict[str, str]:
