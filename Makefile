@@ -35,6 +35,7 @@ test: $(VENV)/.test-deps node_modules/.installed
 lint: $(VENV)/.test-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(VENV)/.test-deps
 	$(VENV)/bin/ruff format .

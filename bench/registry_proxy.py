@@ -44,11 +44,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 SETUP = """
-from portal.certificates import ensure_pki
+from portal.core.certificates import ensure_pki
 ensure_pki()
-from portal.audit import Actor
-from portal.models import User
-from portal.services import create_token
+from portal.core.audit import Actor
+from portal.core.models import User
+from portal.core.services import create_token
 from projects.models import Membership, Project, Role
 user = User.objects.create_user("bench", password="Bench-Passw0rd")
 project = Project.objects.create(name="bench")

@@ -64,8 +64,8 @@ def run(workdir: Path, args: argparse.Namespace, cache) -> None:
     """Start and fill the registries, register them, and print the timings."""
     import requests
 
-    from portal.audit import Actor
-    from portal.models import User
+    from portal.core.audit import Actor
+    from portal.core.models import User
     from projects.models import Project
     from registries import external_services, search
     from registries.models import ExternalRegistry

@@ -16,7 +16,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 from django.conf import settings
 
-from portal.certificates import pki_paths
+from portal.core.certificates import pki_paths
 from portal.gunicorn_hooks import ssl_context  # noqa: F401 - a server hook gunicorn reads from this module
 
 wsgi_app = "portal.wsgi:application"

@@ -12,7 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 from django.conf import settings
 
-from portal.certificates import pki_paths
+from portal.core.certificates import pki_paths
 
 
 def main() -> int:

@@ -29,8 +29,8 @@ from django.utils import timezone
 from hosts.docker import DockerClient, HostFacts
 from hosts.models import Container, ContainerHost, ContainerState, HostState
 from hosts.services import client_for
-from portal.audit import Actor, record
-from portal.errors import DomainError
+from portal.core.audit import Actor, record
+from portal.core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from hosts import docker
 from hosts.images import ImageSource, resolve_image
 from hosts.models import Container, ContainerHost, ContainerState, HostState
 from hosts.services import client_for
-from portal.audit import Actor, record
-from portal.errors import Conflict, DomainError, Invalid
-from portal.jobs import JobContext, create_job
-from portal.models import Job, Outcome, User
-from portal.services import require
+from portal.core.audit import Actor, record
+from portal.core.errors import Conflict, DomainError, Invalid
+from portal.core.jobs import JobContext, create_job
+from portal.core.models import Job, Outcome, User
+from portal.core.services import require
 from projects.models import Project
 
 PROVISION = "provision container"

@@ -18,9 +18,9 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from portal import trust
-from portal.errors import DomainError, Invalid, RemoteUnreachable
-from portal.models import Credential, CredentialKind
+from portal.core import trust
+from portal.core.errors import DomainError, Invalid, RemoteUnreachable
+from portal.core.models import Credential, CredentialKind
 
 # Docker 1.12 / API 1.24 is the oldest engine we manage (VIC 1.4 speaks 1.25); 1.41 is what we speak.
 MIN_API_VERSION = (1, 24)

@@ -7,8 +7,8 @@ from typing import Any
 from django import forms
 
 from hosts.models import ContainerHost, HostKind, HostState
-from portal.credentials import may_pick_credentials
-from portal.models import Credential, CredentialKind, User
+from portal.core.credentials import may_pick_credentials
+from portal.core.models import Credential, CredentialKind, User
 from projects.models import Project
 
 RESTART_POLICIES = [

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from portal.audit import Actor
-from portal.certificates import server_names
-from portal.errors import Forbidden, Invalid
-from portal.models import CredentialKind
+from portal.core.audit import Actor
+from portal.core.certificates import server_names
+from portal.core.errors import Forbidden, Invalid
+from portal.core.models import CredentialKind
 from projects import policy
 from projects.models import Project
 from projects.roles import can

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from typing import cast
 
+from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from hosts.docker import DockerClient, HostFacts, normalize_url
 from hosts.models import ContainerHost, HostKind, HostState
-from portal.audit import Actor, record
-from portal.credentials import CREDENTIAL_USERS
-from portal.errors import Conflict, DomainError, Invalid
-from portal.models import Credential, CredentialKind, TrustedCertificate
-from portal.services import require
-from portal.trust import CERTIFICATE_USERS
+from portal.core.audit import Actor, record
+from portal.core.credentials import CREDENTIAL_USERS
+from portal.core.errors import Conflict, DomainError, Invalid
+from portal.core.models import Credential, CredentialKind, TrustedCertificate
+from portal.core.services import require
+from portal.core.trust import CERTIFICATE_USERS
 from projects.models import Project
 from projects.services import PROJECT_CONTENT_CHECKS
 
@@ -184,9 +185,7 @@ def _collect_after_commit(host: ContainerHost) -> None:
     host_id = host.pk
 
     def enqueue() -> None:
-        from hosts import tasks
-
-        tasks.collect_host.delay(host_id)
+        current_app.tasks["hosts.collect_host"].delay(host_id)
 
     transaction.on_commit(enqueue)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from hosts import collection, containers
-from portal.jobs import register
+from portal.core.jobs import register
 
 register(containers.PROVISION, containers.run_provision, on_failed=containers.provision_failed)
 for _kind in containers.ACTION_KINDS.values():

@@ -1,14 +1,11 @@
-"""The administration core's app config."""
+"""The wiring's app config: it holds no models, only the management commands that start and set up the whole portal."""
 
 from django.apps import AppConfig
 
 
-class PortalConfig(AppConfig):
-    """Wires the audit signal handlers on start."""
+class WiringConfig(AppConfig):
+    """`manage.py run`, `bootstrap` and `registry_config`: they compose every app, so they live with the wiring."""
 
     name = "portal"
-    verbose_name = "Wharf portal"
-
-    def ready(self) -> None:
-        """Connect signal handlers."""
-        from portal import schema, signals  # noqa: F401
+    label = "wharf"
+    verbose_name = "Wharf"

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from portal.audit import Actor, record
-from portal.certificates import ensure_pki
-from portal.models import SystemSettings, User
-from portal.schedules import install_schedules
+from portal.core.audit import Actor, record
+from portal.core.certificates import ensure_pki
+from portal.core.models import SystemSettings, User
+from portal.core.schedules import install_schedules
 from projects.models import Membership, Project, Role
 
 DEFAULT_PROJECT = "default-project"

@@ -6,7 +6,7 @@ from typing import Any
 
 from portal.env import ConfigError, env_bool, env_int, env_secret, env_str
 
-DIRECTORY_BACKEND = "portal.directory.DirectoryBackend"
+DIRECTORY_BACKEND = "portal.core.directory.DirectoryBackend"
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 

@@ -1,12 +1,37 @@
-"""Top-level routes: the UI, and the REST API under /api/v1/."""
+"""The site's routes: every app's UI, the registry's front door, and the REST API under /api/v1/.
+
+Each app states its API in `<app>/api/urls.py`: `urlpatterns` (explicit paths) and a `router`.
+The explicit paths of every app come first, then one DefaultRouter holding every app's
+registrations (it serves the API root), so a fixed path such as `jobs/reconcile` is never taken
+for a detail route such as `jobs/{id}`.
+"""
+
+from importlib import import_module
 
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+API_APPS = ("portal.core", "projects", "registries", "hosts", "replication", "scanning")
+UI_APPS = ("registries", "hosts", "replication", "scanning", "portal.core", "projects")
+
+
+def api_patterns() -> list:
+    """Every app's explicit API paths, then one router with every app's viewsets."""
+    router = DefaultRouter(trailing_slash=False)
+    patterns: list = [
+        path("schema/", SpectacularAPIView.as_view(), name="schema"),
+        path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    ]
+    for app in API_APPS:
+        module = import_module(f"{app}.api.urls")
+        patterns += module.urlpatterns
+        router.registry.extend(module.router.registry)
+    return patterns + router.urls
+
 
 urlpatterns = [
-    path("api/v1/", include("portal.api_urls")),
-    path("", include("registries.urls")),
-    path("", include("registries.ui_urls")),
-    path("", include("hosts.ui_urls")),
-    path("", include("portal.ui_urls")),
-    path("projects/", include("projects.urls")),
+    path("api/v1/", include(api_patterns())),
+    path("", include("registries.endpoints")),
+    *(path("", include(f"{app}.urls")) for app in UI_APPS),
 ]

@@ -7,6 +7,8 @@ from django.core.validators import MinLengthValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from portal.core import permissions
+
 # A valid first component of a Docker repository name: lowercase letters and digits,
 # separated by single '.', '_', '__' or '-' runs (distribution's reference grammar).
 PROJECT_NAME_RULE = "lowercase letters and digits, separated by '.', '_' or '-', 2 to 255 characters"
@@ -50,12 +52,10 @@ class RestrictedQuerySet(models.QuerySet):
 
     def restrict(self, user: settings.AUTH_USER_MODEL | None, action: str | None = None) -> models.QuerySet:
         """Only the rows of projects on which `user` may take `action` (the role matrix of projects.roles)."""
-        from projects.roles import restrict_projects
-
         action = action or self.default_action
         if not self.project_path:
-            return restrict_projects(self, user, action)
-        return self.filter(**{f"{self.project_path}__in": restrict_projects(Project.objects.all(), user, action)})
+            return permissions.restrict_projects(self, user, action)
+        return self.filter(**{f"{self.project_path}__in": permissions.visible_projects(user, action)})
 
 
 class ProjectQuerySet(RestrictedQuerySet):

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Literal
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from portal.core.permissions import is_active_user as _is_active_user
+from portal.core.permissions import is_portal_admin
 from projects.models import ROLE_RANK, Membership, Project, Role
 
 if TYPE_CHECKING:
-    from portal.models import User
+    from portal.core.models import User
 
 # Project actions and the weakest role that may take each one.
 PROJECT_ACTIONS: dict[str, Role] = {
@@ -33,22 +35,6 @@ PUBLIC_ACTIONS = frozenset({"view", "pull"})
 SYSTEM_ACTIONS = frozenset(
     {"create_project", "delete_project", "manage_users", "manage_system", "view_all_logs", "manage_credentials"}
 )
-
-
-def _is_active_user(user: User | None) -> bool:
-    """True for a logged-in, active user (not anonymous)."""
-    return user is not None and user.is_authenticated and user.is_active
-
-
-def is_portal_admin(user: User | None) -> bool:
-    """True for a Management Portal administrator: by their own role or one of their groups'."""
-    if not _is_active_user(user):
-        return False
-    cached = getattr(user, "_wharf_portal_admin", None)
-    if cached is None:
-        cached = user.is_portal_admin or user.is_superuser or user.wharf_groups.filter(is_portal_admin=True).exists()
-        user._wharf_portal_admin = cached
-    return cached
 
 
 def _member_filter(user: User, prefix: str = "") -> Q:
@@ -117,6 +103,11 @@ def restrict_projects(queryset: QuerySet[Project], user: User | None, action: st
 
 # Registry actions in a token scope and the project action each one needs.
 REGISTRY_ACTIONS: dict[str, str] = {"pull": "pull", "push": "push", "delete": "delete_artifact"}
+
+
+def visible_projects(user: User | None, action: str = "view") -> QuerySet[Project]:
+    """The projects on which the user may take the action."""
+    return restrict_projects(Project.objects.all(), user, action)
 
 
 def registry_actions(user: User | None, project: Project) -> set[str]:

@@ -8,10 +8,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from portal.audit import Actor, record
-from portal.errors import Conflict, Invalid, NotFound
-from portal.models import Group, User
-from portal.services import require
+from portal.core.audit import Actor, record
+from portal.core.errors import Conflict, Invalid, NotFound
+from portal.core.models import Group, User
+from portal.core.services import require
 from projects.models import Membership, Project, Role, Severity, project_name_validator
 
 PROJECT_SETTINGS = ("public", "content_trust", "prevent_vulnerable", "severity", "auto_scan")

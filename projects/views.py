@@ -6,21 +6,24 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from portal.audit import Actor
-from portal.errors import DomainError
-from portal.filters import AuditEventFilterSet
-from portal.identities import search_identities
-from portal.models import AuditEvent
-from portal.ui import (
+from portal.core.audit import Actor
+from portal.core.errors import DomainError
+from portal.core.filters import AuditEventFilterSet
+from portal.core.identities import search_identities
+from portal.core.models import AuditEvent
+from portal.core.ui import (
     act,
     dialog,
     finish,
+    identities_url,
+    one_selected,
     page_or_region,
     paginate,
     refuse,
@@ -31,26 +34,11 @@ from portal.ui import (
 from projects import services
 from projects.filters import ProjectFilterSet
 from projects.forms import MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm
-from projects.models import Membership, Project
-from projects.roles import can, effective_role, roles_by_project
+from projects.models import Membership, Project, Role
+from projects.roles import can, roles_by_project
+from projects.scoped import project_context, visible_project
 
 SETTINGS_FIELDS = ("public", "content_trust", "prevent_vulnerable", "severity", "auto_scan")
-
-
-def visible_project(request: HttpRequest, name: str) -> Project:
-    """The named project if the user may see it; 404 otherwise."""
-    return get_object_or_404(Project.objects.restrict(request.user), name=name)
-
-
-def project_context(request: HttpRequest, project: Project, tab: str) -> dict[str, Any]:
-    """What every tab of the project page shows: the project, the tab, the user's role and rights."""
-    return {
-        "project": project,
-        "tab": tab,
-        "my_role": effective_role(request.user, project),
-        "can_manage_members": can(request.user, "manage_members", project),
-        "can_manage_settings": can(request.user, "manage_settings", project),
-    }
 
 
 # The project list.
@@ -242,3 +230,77 @@ def project_logs(request: HttpRequest, name: str) -> HttpResponse:
     context = {**project_context(request, project, "logs"), "page": page, "q": request.GET.get("q", "")}
     context["region"] = "project-log-table"
     return page_or_region(request, "projects/logs.html", "components/audit_table.html", context)
+
+
+# Home.
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The landing page: the projects the user may see, with their role in each."""
+    projects = list(Project.objects.restrict(request.user))
+    roles = roles_by_project(request.user)
+    for project in projects:
+        project.my_role = roles.get(project.pk)
+    return render(request, "portal/home.html", {"projects": projects})
+
+
+# Administration > Identity Management > Users & Groups: Assign Project Roles.
+
+
+def _current_roles(kind: str, name: str) -> list[tuple[str, str]]:
+    """The (project, role) pairs a known user or group holds now; none for directory-only entries."""
+    lookup = {"user__username": name} if kind == "user" else {"group__name": name}
+    return list(Membership.objects.filter(**lookup).order_by("project__name").values_list("project__name", "role"))
+
+
+@login_required
+def identity_projects(request: HttpRequest) -> HttpResponse:
+    """The Assign Project Roles dialog: one row per project role; OK sets exactly those."""
+    require_permission(can(request.user, "manage_users"))
+    query = request.POST.get("q", request.GET.get("q", ""))
+    selected = one_selected(request)
+    if selected is None:
+        messages.error(request, "Select exactly one user or group to assign project roles.")
+        return finish(request, identities_url(query))
+    kind, name = selected
+    error, status = "", 200
+    rows = _current_roles(kind, name)
+    if request.method == "POST":
+        rows = [
+            (p, r) for p, r in zip(request.POST.getlist("project"), request.POST.getlist("role"), strict=False) if p
+        ]
+        try:
+            with transaction.atomic():
+                subject = resolve_identity(kind, name)
+                services.set_member_projects(Actor.from_request(request), rows, **{kind: subject})
+        except DomainError as exc:
+            error, status = exc.message, exc.status
+        else:
+            messages.success(request, f"Project roles of {kind} '{name}' saved.")
+            return finish(request, identities_url(query))
+    context = {
+        "kind": kind,
+        "name": name,
+        "q": query,
+        "rows": rows or [("", Role.DEVELOPER.value)],
+        "projects": Project.objects.order_by("name").values_list("name", flat=True),
+        "roles": Role.choices,
+        "error": error,
+        "action": reverse("identity-projects"),
+        "cancel_url": identities_url(query),
+        "size": "lg",
+    }
+    return dialog(request, "portal/assign_projects_dialog.html", context, status)
+
+
+@login_required
+def identity_project_row(request: HttpRequest) -> HttpResponse:
+    """One more empty row of the Assign Project Roles dialog (the (+) button)."""
+    require_permission(can(request.user, "manage_users"))
+    context = {
+        "row": ("", Role.DEVELOPER.value),
+        "projects": Project.objects.order_by("name").values_list("name", flat=True),
+        "roles": Role.choices,
+    }
+    return render(request, "portal/_assign_project_row.html", context)

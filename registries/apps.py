@@ -9,5 +9,9 @@ class RegistriesConfig(AppConfig):
     name = "registries"
 
     def ready(self) -> None:
-        """Register the registry's rule that a project holding repositories cannot be deleted."""
+        """Register the rule that a project holding repositories cannot be deleted, and the Configuration section."""
+        from portal.core.ui import configuration_section
         from registries import services  # noqa: F401
+        from registries.views import gc_context
+
+        configuration_section(gc_context)

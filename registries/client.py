@@ -10,7 +10,7 @@ from urllib.parse import urljoin
 import requests
 from django.conf import settings
 
-from portal.errors import RemoteUnreachable
+from portal.core.errors import RemoteUnreachable
 from registries.token import Access, system_token
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"

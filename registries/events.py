@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from celery import current_app
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from portal.audit import Actor, record
-from portal.errors import RemoteUnreachable
+from portal.core.audit import Actor, record
+from portal.core.errors import RemoteUnreachable
 from projects.models import Project
 from registries.client import MANIFEST_TYPES, RegistryClient
 from registries.models import RegistryEvent, Repository, Tag
@@ -44,7 +45,7 @@ SYSTEM_ACTOR = "wharf-system"
 
 # What a push starts, in one place: later features (scan on push, immediate replication) register a
 # function taking the pushed Tag; each runs in the worker once the push is committed and should
-# start a job (portal.jobs.create_job) for anything that talks to a remote system.
+# start a job (portal.core.jobs.create_job) for anything that talks to a remote system.
 PUSH_FOLLOWUPS: list[Callable[[Tag], None]] = []
 
 
@@ -168,9 +169,7 @@ def receive(envelope: dict[str, Any]) -> int:
 
 def _enqueue_apply() -> None:
     """Ask a worker to apply what was recorded."""
-    from registries.tasks import apply_events
-
-    apply_events.delay()
+    current_app.tasks["registries.apply_events"].delay()
 
 
 def apply_pending() -> int:

@@ -20,7 +20,7 @@ import requests
 from django.conf import settings
 from django.core.cache import cache
 
-from portal.errors import DomainError, Invalid, RemoteUnreachable
+from portal.core.errors import DomainError, Invalid, RemoteUnreachable
 
 DOCKER_HUB = "https://registry.hub.docker.com"
 # Docker Hub's registry has no catalog; its index answers searches (what `docker search` asks).
@@ -275,7 +275,7 @@ class ExternalRegistryClient:
             return self._fixed_session
         key = _address_key(url)
         if key not in self._sessions:
-            from portal import trust
+            from portal.core import trust
 
             self._sessions[key] = trust.session(key, self.client_certificate)
         return self._sessions[key]
@@ -475,14 +475,14 @@ def _json(response: requests.Response) -> Any:
 
 def _address_key(url: str) -> str:
     """The "host:port" under which the trust flow pins certificates."""
-    from portal import trust
+    from portal.core import trust
 
     return trust.address_of(*trust.split_url(url))
 
 
 def _tls_failure(exc: requests.exceptions.SSLError, url: str, timeout: float) -> DomainError:
     """An unknown certificate as the trust flow's "trust this certificate?" answer; other TLS faults as tls."""
-    from portal import trust
+    from portal.core import trust
 
     translated = trust.translate_request_error(exc, url, timeout)
     if isinstance(translated, trust.UntrustedCertificate):

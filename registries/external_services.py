@@ -14,13 +14,13 @@ import requests
 from django.db import transaction
 from django.utils import timezone
 
-from portal import trust
-from portal.audit import Actor, record
-from portal.credentials import CREDENTIAL_USERS
-from portal.errors import Conflict, Forbidden, Invalid
-from portal.models import Credential, CredentialKind, TrustedCertificate
-from portal.services import require
-from portal.trust import CERTIFICATE_USERS, address_of, split_url
+from portal.core import trust
+from portal.core.audit import Actor, record
+from portal.core.credentials import CREDENTIAL_USERS
+from portal.core.errors import Conflict, Forbidden, Invalid
+from portal.core.models import Credential, CredentialKind, TrustedCertificate
+from portal.core.services import require
+from portal.core.trust import CERTIFICATE_USERS, address_of, split_url
 from projects.models import Project
 from projects.services import PROJECT_CONTENT_CHECKS
 from registries.external import ExternalRegistryClient, Found, Login, parse_address

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from portal.models import Credential
+from portal.core.models import Credential
 from registries.models import GcSchedule, Repository, Tag
 
 

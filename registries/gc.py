@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 from django.conf import settings
 
-from portal.errors import RemoteUnreachable
-from portal.jobs import JobContext
-from portal.models import Job
+from portal.core.errors import RemoteUnreachable
+from portal.core.jobs import JobContext
+from portal.core.models import Job
 from registries import maintenance
 from registries.client import INDEX_TYPES
 from registries.models import Tag

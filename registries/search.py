@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connections
 from django.db.models import Q
 
-from portal.errors import DomainError, NotFound
+from portal.core.errors import DomainError, NotFound
 from projects.models import Project
 from registries.external import SEARCH_LIMIT, ExternalRegistryClient, relevance
 from registries.external_services import INTEGRATED, client_for

@@ -7,11 +7,11 @@ from datetime import datetime, time
 from django.db import transaction
 from django.utils import timezone
 
-from portal.audit import Actor, record
-from portal.errors import Conflict, Forbidden, Invalid, NotFound
-from portal.jobs import JobContext, create_job
-from portal.models import Job
-from portal.services import require
+from portal.core.audit import Actor, record
+from portal.core.errors import Conflict, Forbidden, Invalid, NotFound
+from portal.core.jobs import JobContext, create_job
+from portal.core.models import Job
+from portal.core.services import require
 from projects.models import Project
 from projects.roles import can
 from projects.services import PROJECT_CONTENT_CHECKS

@@ -6,9 +6,9 @@ from contextlib import suppress
 
 from celery import shared_task
 
-from portal.audit import Actor
-from portal.errors import Conflict
-from portal.jobs import create_job, register
+from portal.core.audit import Actor
+from portal.core.errors import Conflict
+from portal.core.jobs import create_job, register
 from registries import events, gc, services
 
 register(services.RECONCILE, services.reconcile, exclusive=True, busy="a registry reconcile is already running")

@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from django.conf import settings
 
-from portal.certificates import pki_paths
+from portal.core.certificates import pki_paths
 
 if TYPE_CHECKING:
-    from portal.models import User
+    from portal.core.models import User
 
 # type:name:actions, where the name may itself hold ':' only for a port-qualified registry
 # (which a repository scope never does) - so split on the first and last colon.

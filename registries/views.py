@@ -1,170 +1,388 @@
-"""The registry's front door on the portal: the Docker token service and the /v2/ proxy."""
+"""Registry pages: a project's Internal Repositories and registries, repository pages, the library and its
+search, global registries, garbage collection and reconcile."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
-from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
 
-import urllib3
-from django.contrib.auth import authenticate
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
-from portal.models import SystemSettings, User
-from portal.services import TOKEN_PREFIX, user_for_token
-from projects import policy
+from portal.core.audit import Actor
+from portal.core.errors import DomainError, NotFound
+from portal.core.models import Job
+from portal.core.trust import UntrustedCertificate
+from portal.core.trust_dialog import pin_from_post, trust_dialog
+from portal.core.ui import (
+    act,
+    dialog,
+    finish,
+    form_error,
+    page_or_region,
+    paginate,
+    refuse,
+    require_permission,
+    start_job,
+    submit,
+)
 from projects.models import Project
-from projects.roles import registry_actions
-from registries import proxy
-from registries.maintenance import read_only_reason
-from registries.token import Access, grant, issue, parse_scope, system_token, verify
+from projects.roles import can, is_portal_admin
+from projects.scoped import project_context, visible_project
+from registries import external_services, search, services
+from registries.filters import RepositoryFilterSet, TagFilterSet
+from registries.forms import GcScheduleForm, RegistryForm, RepositoryDeleteForm, TagDeleteForm
+from registries.models import ExternalRegistry, GcSchedule, Repository
 
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_MANIFEST = re.compile(r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$")
-
-
-class BadCredentials(Exception):
-    """The client sent credentials that identify nobody."""
+GC_OUTCOME = re.compile(r"freed (\d+) bytes: (\d+) blobs deleted")
 
 
-def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
-    """(username, password) of an HTTP Basic header, None when there is none."""
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
+def with_tag_counts(repositories: QuerySet[Repository]) -> QuerySet[Repository]:
+    """Repositories with their project and number of tags, by name (one query per page)."""
+    return repositories.select_related("project").annotate(tag_count=Count("tags")).order_by("name")
+
+
+def visible_repository(request: HttpRequest, project: Project, name: str) -> Repository:
+    """The project's repository if the user may pull from the project; 404 otherwise."""
     try:
-        username, separator, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise BadCredentials from exc
-    if not separator:
-        raise BadCredentials
-    return username, password
+        return services.find_repository(request.user, project, name)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
 
 
-def _token_user(request: HttpRequest) -> User | None:
-    """Who asks for a token: a user by password (local or directory), by API token, or None (anonymous)."""
-    credentials = _basic_credentials(request)
-    if credentials is None:
-        return None
-    username, password = credentials
-    # Docker sends an API token as the password of `docker login`; the username is then informational.
-    user = user_for_token(password) if password.startswith(TOKEN_PREFIX) else None
-    if user is None:
-        # A failed login is audited through Django's user_login_failed signal.
-        user = authenticate(request, username=username, password=password)
-    if user is None or not user.is_active:
-        raise BadCredentials
-    return user
+@login_required
+def project_repositories(request: HttpRequest, name: str) -> HttpResponse:
+    """The Internal Repositories tab: the project's repositories, searchable and paginated."""
+    project = visible_project(request, name)
+    repositories = with_tag_counts(project.repositories.all())
+    page = paginate(request, RepositoryFilterSet({"q": request.GET.get("q", "")}, repositories).qs)
+    context = {
+        **project_context(request, project, "repositories"),
+        "page": page,
+        "q": request.GET.get("q", ""),
+        "region": "repository-table",
+        "can_delete": can(request.user, "delete_artifact", project),
+    }
+    return page_or_region(request, "registries/project_repositories.html", "registries/_repository_table.html", context)
 
 
-@require_GET
-def token(request: HttpRequest) -> HttpResponse:
-    """Docker token service: a signed token granting what the role matrix allows of the requested scopes."""
+@login_required
+def repository_delete(request: HttpRequest, name: str) -> HttpResponse:
+    """The Delete dialog of the selected repositories (DevOps administrators); a refusal stays in the dialog."""
+    project = visible_project(request, name)
+    require_permission(can(request.user, "delete_artifact", project))
+    back = reverse("project-repositories", args=[project.name])
+    form = RepositoryDeleteForm(request.POST or request.GET, repositories=project.repositories.all())
+    if request.method != "POST" and not form.is_valid():
+        return _back_with_error(request, form, back)
+
+    def save(data: dict[str, Any]) -> tuple[str, str]:
+        names = [repository.name for repository in data["repositories"]]
+        for repository in data["repositories"]:
+            services.delete_repository(Actor.from_request(request), repository)
+        return f"Deleted {', '.join(names)}.", back
+
+    status = submit(request, form, save) if request.method == "POST" else 200
+    if isinstance(status, HttpResponse):
+        return status
+    context = {"form": form, "project": project, "selected": _cleaned(form, "repositories"), "cancel_url": back}
+    context["action"] = reverse("repository-delete", args=[project.name])
+    return dialog(request, "registries/repository_delete_dialog.html", context, status)
+
+
+def _back_with_error(request: HttpRequest, form: Any, url: str) -> HttpResponse:
+    """Back to the table with the form's complaint (nothing or a vanished row selected)."""
+    errors = [error for field_errors in form.errors.values() for error in field_errors]
+    messages.error(request, errors[0] if errors else "Select something first.")
+    return finish(request, url)
+
+
+def _cleaned(form: Any, field: str) -> Any:
+    """A field's cleaned value, or None when the form did not validate."""
+    return getattr(form, "cleaned_data", {}).get(field)
+
+
+@login_required
+def repository_detail(request: HttpRequest, name: str, repository: str) -> HttpResponse:
+    """A repository's tags with digest, size, push time and pusher, and the command that pulls each."""
+    project = visible_project(request, name)
+    repository_row = visible_repository(request, project, repository)
+    tags = repository_row.tags.order_by("-pushed_at", "name")
+    page = paginate(request, TagFilterSet({"q": request.GET.get("q", "")}, tags).qs)
+    context = {
+        **project_context(request, project, "repositories"),
+        "repository": repository_row,
+        "page": page,
+        "q": request.GET.get("q", ""),
+        "region": "tag-table",
+        "registry_host": request.get_host(),
+        "can_delete": can(request.user, "delete_artifact", project),
+        "can_provision": can(request.user, "provision", project),
+    }
+    return page_or_region(request, "registries/repository_detail.html", "registries/_tag_table.html", context)
+
+
+@login_required
+def tag_delete(request: HttpRequest, name: str, repository: str) -> HttpResponse:
+    """The Delete tag dialog: names the sibling tags on the same digest, which stay."""
+    project = visible_project(request, name)
+    repository_row = visible_repository(request, project, repository)
+    require_permission(can(request.user, "delete_artifact", project))
+    back = _repository_url(repository_row)
+    form = TagDeleteForm(request.POST or request.GET, tags=repository_row.tags.all())
+    if request.method != "POST" and not form.is_valid():
+        return _back_with_error(request, form, back)
+
+    def save(data: dict[str, Any]) -> tuple[str, str]:
+        tag = data["tag"]
+        services.delete_tag(Actor.from_request(request), tag)
+        if not Repository.objects.filter(pk=repository_row.pk).exists():
+            url = reverse("project-repositories", args=[project.name])
+            return f"Deleted {tag}, the last tag: the repository is gone.", url
+        return f"Deleted tag {tag}.", back
+
+    status = submit(request, form, save) if request.method == "POST" else 200
+    if isinstance(status, HttpResponse):
+        return status
+    tag = _cleaned(form, "tag")
+    siblings = repository_row.tags.filter(digest=tag.digest).exclude(pk=tag.pk) if tag else []
+    context = {"form": form, "repository": repository_row, "tag": tag, "siblings": siblings, "cancel_url": back}
+    context["action"] = reverse("tag-delete", args=[project.name, repository_row.short_name])
+    return dialog(request, "registries/tag_delete_dialog.html", context, status)
+
+
+def _repository_url(repository: Repository) -> str:
+    """The repository page's URL."""
+    return reverse("repository-detail", args=[repository.project.name, repository.short_name])
+
+
+@login_required
+def library_repositories(request: HttpRequest) -> HttpResponse:
+    """Every repository the user may pull from, across projects, searchable and paginated."""
+    repositories = with_tag_counts(Repository.objects.restrict(request.user))
+    page = paginate(request, RepositoryFilterSet({"q": request.GET.get("q", "")}, repositories).qs)
+    context = {"page": page, "q": request.GET.get("q", ""), "region": "library-table"}
+    return page_or_region(request, "registries/library.html", "registries/_library_table.html", context)
+
+
+def gc_context() -> dict[str, Any]:
+    """What the Garbage Collection section of Configuration shows: the schedule form and recent runs."""
+    schedule = GcSchedule.load()
+    form = GcScheduleForm(initial={"frequency": schedule.frequency, "time": schedule.time}, prefix="gc")
+    jobs = [_with_gc_outcome(job) for job in Job.objects.filter(kind=services.GARBAGE_COLLECTION)[:10]]
+    return {"gc_form": form, "gc_schedule": schedule, "gc_jobs": jobs}
+
+
+def _with_gc_outcome(job: Job) -> Job:
+    """The job with freed_bytes and freed_blobs read from its log (None until it says)."""
+    summary = job.log_lines.filter(text__startswith="freed ").order_by("-id").values_list("text", flat=True).first()
+    found = GC_OUTCOME.findall(summary or "")
+    job.freed_bytes, job.freed_blobs = (int(found[-1][0]), int(found[-1][1])) if found else (None, None)
+    return job
+
+
+@require_POST
+@login_required
+def gc_run(request: HttpRequest) -> HttpResponse:
+    """Run now: start garbage collection (portal admins; one at a time)."""
+    return start_job(request, services.start_gc, "Garbage collection", reverse("configuration") + "#gc-heading")
+
+
+@require_POST
+@login_required
+def gc_schedule(request: HttpRequest) -> HttpResponse:
+    """Save when garbage collection runs on its own (portal admins)."""
+    require_permission(can(request.user, "manage_system"))
+    back = reverse("configuration") + "#gc-heading"
+    form = GcScheduleForm(request.POST, prefix="gc")
+
+    def save(data: dict[str, Any]) -> tuple[str, str]:
+        schedule = services.update_gc_schedule(Actor.from_request(request), data["frequency"], data["time"])
+        return f"Garbage collection schedule saved: {schedule}.", back
+
+    result = submit(request, form, save)
+    if isinstance(result, HttpResponse):
+        return result
+    return _back_with_error(request, form, back)
+
+
+@require_POST
+@login_required
+def registry_reconcile(request: HttpRequest) -> HttpResponse:
+    """Reconcile now: start a job that repairs drift between the registry and the database (portal admins)."""
+    return start_job(request, services.start_reconcile, "Registry reconcile", reverse("configuration") + "#gc-heading")
+
+
+@login_required
+def gc_job_row(request: HttpRequest, job_id: int) -> HttpResponse:
+    """One garbage collection run's table row; htmx polls it while the run goes on."""
+    require_permission(can(request.user, "manage_system"))
+    job = get_object_or_404(Job, pk=job_id, kind=services.GARBAGE_COLLECTION)
+    return render(request, "registries/_gc_job_row.html", {"job": _with_gc_outcome(job)})
+
+
+@login_required
+def global_registries(request: HttpRequest) -> HttpResponse:
+    """The global registries with their address, credential, what Verify found, and enable/disable/delete."""
+    require_permission(is_portal_admin(request.user))
+    registries = ExternalRegistry.objects.filter(project__isnull=True).select_related("credential").order_by("name")
+    context = {"registries": registries, "add_url": reverse("global-registry-add"), "can_manage": True}
+    return render(request, "registries/global_registries.html", context)
+
+
+@login_required
+def global_registry_add(request: HttpRequest) -> HttpResponse:
+    """The +Registry dialog of global registries."""
+    require_permission(is_portal_admin(request.user))
+    return _registry_dialog(request, None, reverse("global-registry-add"), reverse("global-registries"))
+
+
+@login_required
+def project_registry_add(request: HttpRequest, name: str) -> HttpResponse:
+    """The + New Project Registry dialog (the project's DevOps administrators)."""
+    project = visible_project(request, name)
+    require_permission(can(request.user, "manage_registries", project))
+    action = reverse("project-registry-add", args=[project.name])
+    return _registry_dialog(request, project, action, reverse("project-registries", args=[project.name]))
+
+
+def _registry_dialog(request: HttpRequest, project: Project | None, action: str, back: str) -> HttpResponse:
+    """Verify shows what it found or exactly what failed; an untrusted certificate opens the trust dialog.
+
+    Save verifies again and adds the registry. The trust dialog posts back here with the form's values,
+    so accepting the certificate pins it and retries what was asked (Verify or Save).
+    """
+    form = RegistryForm(request.POST or None)
+    context: dict[str, Any] = {"form": form, "project": project, "action": action, "cancel_url": back}
+    if request.method != "POST":
+        return dialog(request, "registries/registry_dialog.html", context)
+    if not form.is_valid():
+        return dialog(request, "registries/registry_dialog.html", context, 400)
+    operation = "save" if request.POST.get("operation") == "save" or "save" in request.POST else "verify"
+    data = form.cleaned_data
     try:
-        user = _token_user(request)
-    except BadCredentials:
-        response = JsonResponse({"errors": [{"code": "UNAUTHORIZED", "message": "invalid username or password"}]})
-        response.status_code = 401
-        response["WWW-Authenticate"] = 'Basic realm="wharf"'
-        return response
-    requested = parse_scope(" ".join(request.GET.getlist("scope")))
-    lifetime = SystemSettings.token_lifetime_seconds()
-    signed, issued_at = issue(user.username if user else "", grant(user, requested), lifetime)
-    return JsonResponse(
-        {
-            "token": signed,
-            "access_token": signed,
-            "expires_in": lifetime,
-            "issued_at": datetime.fromtimestamp(issued_at, UTC).isoformat().replace("+00:00", "Z"),
-        }
-    )
+        if request.POST.get("trust"):
+            pin_from_post(request, project)
+        if operation == "save":
+            registry = external_services.create_registry(
+                Actor.from_request(request),
+                data["name"],
+                data["address"],
+                credential=data["credential"],
+                insecure=data["insecure"],
+                project=project,
+            )
+            messages.success(request, f"Registry '{registry.name}' added.")
+            return finish(request, back)
+        found = external_services.verify(data["address"], data["credential"], data["insecure"])
+    except UntrustedCertificate as exc:
+        hidden = {**form.retry_fields(), "operation": operation}
+        return trust_dialog(request, exc.certificate, action, back, hidden)
+    except DomainError as exc:
+        form_error(form, exc)
+        context["failure"] = exc.message
+        return dialog(request, "registries/registry_dialog.html", context, exc.status)
+    auth = {"none": "no authentication", "basic": "basic authentication", "bearer": "bearer token authentication"}
+    context["verified"] = f"Verified: a {found.api_version.upper()} registry with {auth[found.auth_type]}."
+    return dialog(request, "registries/registry_dialog.html", context)
 
 
-def _bearer_claims(request: HttpRequest) -> dict | None:
-    """The claims of the caller's registry token when it is one this portal signed and still valid."""
-    scheme, _, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return verify(value.strip())
+def _managed_registry(request: HttpRequest, pk: int) -> tuple[ExternalRegistry, str]:
+    """A registry the page may act on, and the page to go back to."""
+    registry = get_object_or_404(ExternalRegistry.objects.select_related("project"), pk=pk)
+    if registry.project is None:
+        return registry, reverse("global-registries")
+    visible_project(request, registry.project.name)
+    return registry, reverse("project-registries", args=[registry.project.name])
 
 
-def _granted(claims: dict, type_: str, name: str, action: str) -> bool:
-    """Whether the token's access list holds the action on the resource."""
-    return any(
-        entry.get("type") == type_ and entry.get("name") == name and action in (entry.get("actions") or [])
-        for entry in claims.get("access") or []
-    )
-
-
-@csrf_exempt
-def registry_v2(request: HttpRequest, path: str) -> HttpResponse:
-    """Everything under /v2/: portal rules first (maintenance, projects, policy, catalog), then the registry."""
-    if request.method in WRITE_METHODS and (reason := read_only_reason()):
-        return proxy.registry_error(405, "DENIED", reason)
-    if path.rstrip("/") == "_catalog":
-        return _catalog(request)
-    project_name = path.split("/", 1)[0]
-    if project_name and "/" in path:
-        project = Project.objects.filter(name=project_name).first()
-        if project is None:
-            if request.META.get("HTTP_AUTHORIZATION", "").lower().startswith("bearer "):
-                status = 404 if request.method == "HEAD" else 403
-                return proxy.registry_error(status, "DENIED", f"project '{project_name}' does not exist")
-        else:
-            refused = _policy_refusal(request, project, path)
-            if refused is not None:
-                return refused
-    return proxy.forward(request)
-
-
-def _policy_refusal(request: HttpRequest, project: Project, path: str) -> HttpResponse | None:
-    """A 412 for a manifest pull the project's policy refuses, when the caller may pull it at all."""
-    match = _MANIFEST.match(path)
-    if request.method not in ("GET", "HEAD") or match is None:
-        return None
-    verdict = policy.check(project, match["name"], match["reference"])
-    if verdict.allowed:
-        return None
-    claims = _bearer_claims(request)
-    if claims is None or not _granted(claims, "repository", match["name"], "pull"):
-        # Not (yet) authorized: the registry answers with its challenge; the verdict is for those who may pull.
-        return None
-    return proxy.registry_error(412, "PROJECT_POLICY_VIOLATION", verdict.reason, {"project": project.name})
-
-
-def _catalog(request: HttpRequest) -> HttpResponse:
-    """The catalog: the registry's own for portal admins, otherwise only the repositories the caller may pull."""
-    claims = _bearer_claims(request)
-    if claims is None or _granted(claims, "registry", "catalog", "*"):
-        return proxy.forward(request)
-    subject = claims.get("sub") or ""
-    user = User.objects.filter(username=subject, is_active=True).first() if subject else None
+@require_POST
+@login_required
+def registry_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+    """Enable or disable a registry (a disabled one is left out of search)."""
+    registry, back = _managed_registry(request, pk)
+    enable = request.POST.get("enabled") == "true"
     try:
-        names = proxy.catalog_names(system_token([Access("registry", "catalog", ("*",))]))
-    except urllib3.exceptions.HTTPError as exc:
-        return proxy.registry_error(503, "UNAVAILABLE", f"the registry does not answer: {exc}")
-    projects = {p.name: p for p in Project.objects.filter(name__in={n.split("/", 1)[0] for n in names})}
-    pullable = {name for name, project in projects.items() if "pull" in registry_actions(user, project)}
-    visible = sorted(n for n in names if n.split("/", 1)[0] in pullable)
-    return _catalog_page(request, visible)
+        external_services.update_registry(Actor.from_request(request), registry, enabled=enable)
+    except DomainError as exc:
+        return refuse(request, exc, back)
+    messages.success(request, f"Registry '{registry.name}' {'enabled' if enable else 'disabled'}.")
+    return finish(request, back)
 
 
-def _catalog_page(request: HttpRequest, names: list[str]) -> JsonResponse:
-    """One page of a catalog per the registry API's `n` and `last` parameters."""
-    last = request.GET.get("last")
-    if last:
-        names = [n for n in names if n > last]
+@require_POST
+@login_required
+def registry_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete a registry."""
+    registry, back = _managed_registry(request, pk)
+    message = f"Registry '{registry.name}' deleted."
+    return act(request, lambda actor: external_services.delete_registry(actor, registry) or message, back)
+
+
+@login_required
+def project_registries(request: HttpRequest, name: str) -> HttpResponse:
+    """The project's registries, then the enabled global ones (read-only)."""
+    project = visible_project(request, name)
+    own = project.external_registries.select_related("credential").order_by("name")
+    globals_ = ExternalRegistry.objects.filter(project__isnull=True, enabled=True).order_by("name")
+    can_manage = can(request.user, "manage_registries", project)
+    context = {
+        **project_context(request, project, "registries"),
+        "registries": own,
+        "global_registries": globals_,
+        "can_manage": can_manage,
+        "add_url": reverse("project-registry-add", args=[project.name]),
+    }
+    return render(request, "registries/project_registries.html", context)
+
+
+def _search_project(request: HttpRequest) -> tuple[Project | None, list[Project]]:
+    """The project searched for (?project=, else the last one used, else the first) and the ones to pick from."""
+    projects = list(Project.objects.restrict(request.user, "pull").order_by("name"))
+    wanted = request.GET.get("project") or request.session.get("search_project")
+    chosen = next((p for p in projects if p.name == wanted), projects[0] if projects else None)
+    if chosen is not None:
+        request.session["search_project"] = chosen.name
+    return chosen, projects
+
+
+@login_required
+def library_search(request: HttpRequest) -> HttpResponse:
+    """One search box over every registry available to the chosen project; slow registries are named."""
+    project, projects = _search_project(request)
+    q = request.GET.get("q", "").strip()
+    context: dict[str, Any] = {"project": project, "projects": projects, "q": q, "region": "search-results"}
+    if project is not None and q:
+        outcome = search.search(request.user, project, q)
+        context |= {"results": outcome.results, "partial": outcome.partial, "searched": True}
+    template = "registries/_search_results.html" if request.htmx else "registries/search.html"
+    return render(request, template, context)
+
+
+@login_required
+def library_tags(request: HttpRequest, name: str, registry: str, repository: str) -> HttpResponse:
+    """The tags of one search result, in a dialog."""
+    project = get_object_or_404(Project.objects.restrict(request.user, "pull"), name=name)
+    context: dict[str, Any] = {"registry": registry, "repository": repository, "cancel_url": reverse("library-search")}
     try:
-        size = int(request.GET.get("n", "0"))
-    except ValueError:
-        return proxy.registry_error(400, "PAGINATION_NUMBER_INVALID", "invalid number of results requested")
-    page = names[:size] if size > 0 else names
-    response = JsonResponse({"repositories": page})
-    if size > 0 and len(names) > size:
-        response["Link"] = f'</v2/_catalog?last={page[-1]}&n={size}>; rel="next"'
-    response[proxy.API_VERSION_HEADER[0]] = proxy.API_VERSION_HEADER[1]
-    return response
+        context["tags"] = search.tags(request.user, project, registry, repository)
+        context["pull_prefix"] = _pull_prefix(request, project, registry)
+        context["provision_project"] = project if can(request.user, "provision", project) else None
+    except DomainError as exc:
+        if exc.status == 404:
+            raise Http404(exc.message) from exc
+        context["error"] = exc.message
+    return dialog(request, "registries/tags_dialog.html", context)
+
+
+def _pull_prefix(request: HttpRequest, project: Project, registry: str) -> str:
+    """The host a `docker pull` of the registry's images names (this portal for the integrated registry)."""
+    if registry == external_services.INTEGRATED:
+        return request.get_host()
+    return urlsplit(search.find_registry(project, registry).base_url).netloc

@@ -9,8 +9,8 @@ from django.http import HttpResponse
 from django.test import Client
 from rest_framework.test import APIClient
 
-from portal.certificates import ensure_pki
-from portal.models import Group, SystemSettings, User
+from portal.core.certificates import ensure_pki
+from portal.core.models import Group, SystemSettings, User
 from projects.models import Membership, Project, Role
 
 PASSWORD = "Wharf-test-Passw0rd"

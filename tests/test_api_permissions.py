@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from hosts.models import Container, ContainerHost
-from portal.models import User
+from portal.core.models import User
 from projects.models import Membership, Project, Role
 from tests.conftest import ROLES, client_for
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from portal.audit import Actor
-from portal.models import AuditEvent, Group, User
-from portal.services import purge_audit_events
+from portal.core.audit import Actor
+from portal.core.models import AuditEvent, Group, User
+from portal.core.services import purge_audit_events
 from projects.models import Membership, Project, Role
 from tests.conftest import basic, client_for
 

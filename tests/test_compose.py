@@ -22,7 +22,7 @@ import pytest
 import yaml
 from django.core.management import call_command
 
-from portal.certificates import pki_paths
+from portal.core.certificates import pki_paths
 from tests.integration.launcher_helpers import documented_env_names, read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent

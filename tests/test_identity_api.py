@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from portal.models import ApiToken, AuditEvent, Group, User
+from portal.core.models import ApiToken, AuditEvent, Group, User
 from tests.conftest import PASSWORD, basic, client_for
 
 
@@ -150,7 +150,7 @@ def test_failed_basic_login_is_audited_without_the_password(make_user) -> None:
 
 
 def test_users_see_the_jobs_they_started_and_admins_see_all(api, make_user) -> None:
-    from portal.models import Job
+    from portal.core.models import Job
 
     dev = make_user("dev")
     mine = Job.objects.create(kind="provision container", target="alpha/web", created_by="dev")

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from portal.models import AuditEvent, Group
+from portal.core.models import AuditEvent, Group
 from projects.models import Membership, Project, Role
 from projects.roles import can, effective_role
 from projects.services import PROJECT_CONTENT_CHECKS

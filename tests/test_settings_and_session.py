@@ -8,9 +8,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from django.test import Client
 
-from portal.certificates import fingerprint, pki_paths
-from portal.middleware import LAST_SEEN_KEY
-from portal.models import AuditEvent, SystemSettings
+from portal.core.certificates import fingerprint, pki_paths
+from portal.core.middleware import LAST_SEEN_KEY
+from portal.core.models import AuditEvent, SystemSettings
 from tests.conftest import PASSWORD
 
 

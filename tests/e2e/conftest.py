@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from portal.models import User
+from portal.core.models import User
 from tests.conftest import PASSWORD
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run

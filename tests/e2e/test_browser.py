@@ -7,8 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from portal.audit import Actor, record
-from portal.models import Group, User
+from portal.core.audit import Actor, record
+from portal.core.models import Group, User
 from projects.models import Membership, Project, Role
 from tests.conftest import PASSWORD
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from portal.models import User
+from portal.core.models import User
 from projects.models import Project
 from registries.external import DOCKER_HUB
 from registries.models import ExternalRegistry

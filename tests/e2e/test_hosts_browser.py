@@ -21,9 +21,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from hosts.models import ContainerHost, HostState
-from portal.audit import Actor
-from portal.models import TrustedCertificate, User
-from portal.services import create_token
+from portal.core.audit import Actor
+from portal.core.models import TrustedCertificate, User
+from portal.core.services import create_token
 from projects.models import Membership, Project, Role
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import SCREENSHOTS, Portal

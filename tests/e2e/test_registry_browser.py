@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from portal.models import User
+from portal.core.models import User
 from projects.models import Membership, Project, Role
 from registries.client import RegistryClient
 from registries.models import Tag

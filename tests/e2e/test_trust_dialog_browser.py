@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from portal.models import User
+from portal.core.models import User
 from tests.e2e.conftest import Portal
 from tests.e2e.test_external_registries_browser import add_registry, verify_through_the_trust_dialog
 from tests.integration.registry import Registry, self_signed_certificate, start_standalone_registry

@@ -17,8 +17,8 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from hosts import collection
 from hosts.docker import DockerClient
 from hosts.models import Container, ContainerHost, ContainerState, HostState
-from portal.models import AuditEvent
-from portal.schedules import HOST_COLLECTION, RECURRING, install_schedules
+from portal.core.models import AuditEvent
+from portal.core.schedules import HOST_COLLECTION, RECURRING, install_schedules
 from projects.models import Project
 from tests.integration.dockerd import Dockerd, free_port, start_dockerd
 

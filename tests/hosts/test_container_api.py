@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from hosts.models import Container, ContainerHost, ContainerState, HostState
-from portal.models import Job, JobState, User
+from portal.core.models import Job, JobState, User
 from projects.models import Project
 from registries.models import ExternalRegistry
 from tests.conftest import client_for, logged_in
@@ -240,8 +240,8 @@ def test_who_may_operate(role_users: dict[str, User | None], host: ContainerHost
 
 
 def test_jobs_of_other_projects_are_not_shown(developer: Any, beta: Project) -> None:
-    from portal.audit import Actor
-    from portal.jobs import create_job
+    from portal.core.audit import Actor
+    from portal.core.jobs import create_job
 
     theirs = create_job(Actor.system(), "provision container", "beta/web")
     mine_but_other_kind = create_job(Actor.system(), "directory_sync", "alpha/x")

@@ -16,7 +16,7 @@ from hosts.docker import (
     normalize_url,
     version_tuple,
 )
-from portal.errors import Invalid
+from portal.core.errors import Invalid
 
 # A `GET /containers/{id}/stats?stream=false` answer of a busybox container on cgroup v2 (trimmed to what we read).
 SAMPLE_V2 = {

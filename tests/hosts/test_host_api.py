@@ -12,9 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from hosts.models import Container, ContainerHost, HostState
-from portal import credentials
-from portal.audit import Actor
-from portal.models import AuditEvent, TrustedCertificate, User
+from portal.core import credentials
+from portal.core.audit import Actor
+from portal.core.models import AuditEvent, TrustedCertificate, User
 from projects.models import Project
 from tests.conftest import client_for
 from tests.portal.test_trust import make_certificate

@@ -14,10 +14,10 @@ from django.test import Client
 
 from hosts.models import Container, ContainerHost, ContainerState, HostState
 from hosts.selection import SESSION_KEY
-from portal import credentials
-from portal.audit import Actor
-from portal.jobs import create_job
-from portal.models import Job, JobState, User
+from portal.core import credentials
+from portal.core.audit import Actor
+from portal.core.jobs import create_job
+from portal.core.models import Job, JobState, User
 from projects.models import Project
 from tests.conftest import ROLES, logged_in, page_text
 from tests.portal.test_trust import make_certificate

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from hosts.images import EXTERNAL, INTEGRATED, parse_reference, resolve_image
-from portal.audit import Actor
-from portal.credentials import create_credential
-from portal.errors import Forbidden, Invalid
-from portal.models import CredentialKind, User
+from portal.core.audit import Actor
+from portal.core.credentials import create_credential
+from portal.core.errors import Forbidden, Invalid
+from portal.core.models import CredentialKind, User
 from projects.models import Membership, Project, Role
 from registries.models import ExternalRegistry
 from registries.token import verify

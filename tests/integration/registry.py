@@ -13,7 +13,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from portal.certificates import ensure_pki
+from portal.core.certificates import ensure_pki
 from registries import registry_config
 from tests.integration.slapd import free_port
 

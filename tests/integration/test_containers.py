@@ -20,9 +20,9 @@ from rest_framework.test import APIClient
 
 from hosts.docker import DockerClient
 from hosts.models import Container, ContainerHost, ContainerState, HostState
-from portal.audit import Actor
-from portal.models import Job, JobState, User
-from portal.services import create_token
+from portal.core.audit import Actor
+from portal.core.models import Job, JobState, User
+from portal.core.services import create_token
 from projects.models import Membership, Project, Role
 from tests.conftest import PASSWORD, client_for
 from tests.integration.dockerd import Dockerd, start_dockerd

@@ -7,9 +7,9 @@ import time
 import pytest
 from rest_framework.test import APIClient
 
-from portal.jobs import run_job
-from portal.models import Job, JobState, Source, User
-from portal.tasks import DIRECTORY_SYNC
+from portal.core.jobs import run_job
+from portal.core.models import Job, JobState, Source, User
+from portal.core.tasks import DIRECTORY_SYNC
 from tests.conftest import basic
 from tests.integration.slapd import DirectoryEditor
 from tests.integration.worker import Worker

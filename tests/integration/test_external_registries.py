@@ -24,11 +24,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from portal.audit import Actor
-from portal.credentials import create_credential
-from portal.errors import Conflict, Forbidden, Invalid
-from portal.models import AuditEvent, Credential, TrustedCertificate
-from portal.trust import UntrustedCertificate, trust
+from portal.core.audit import Actor
+from portal.core.credentials import create_credential
+from portal.core.errors import Conflict, Forbidden, Invalid
+from portal.core.models import AuditEvent, Credential, TrustedCertificate
+from portal.core.trust import UntrustedCertificate, certificate_usages, trust
 from projects.services import delete_project
 from registries import external_services, search
 from registries.external import DOCKER_HUB, NotARegistry, Unreachable, WrongCredentials
@@ -304,7 +304,7 @@ def test_trust_flow_through_the_api(tls_registry, portal_admin) -> None:
     assert created.status_code == 201, created.content
     assert ExternalRegistry.objects.get(name="secure").last_verified is not None
     pin = TrustedCertificate.objects.get(address=certificate["address"])
-    assert pin.usages == ["registry 'secure'"]
+    assert certificate_usages(pin) == ["registry 'secure'"]
 
 
 def test_add_dialog_opens_the_trust_dialog_and_retries(tls_registry, client, portal_admin) -> None:
@@ -495,7 +495,7 @@ def test_changing_the_credential_verifies_it_first(basic_registry, robot, wrong_
 
 
 def test_credential_in_use_cannot_be_deleted(basic_registry, robot, admin_actor) -> None:
-    from portal.credentials import delete_credential
+    from portal.core.credentials import delete_credential
 
     external_services.create_registry(admin_actor, "basic", basic_registry.url, insecure=True, credential=robot)
     with pytest.raises(Conflict, match="registry 'basic'"):

@@ -17,10 +17,10 @@ from django_celery_beat.models import PeriodicTask
 
 from hosts import collection
 from hosts.models import Container, ContainerHost, HostState
-from portal import credentials, trust
-from portal.audit import Actor
-from portal.models import AuditEvent, User
-from portal.schedules import HOST_COLLECTION, install_schedules
+from portal.core import credentials, trust
+from portal.core.audit import Actor
+from portal.core.models import AuditEvent, User
+from portal.core.schedules import HOST_COLLECTION, install_schedules
 from projects.models import Project
 from tests.integration.beat import Beat, start_beat
 from tests.integration.dockerd import Dockerd, start_dockerd

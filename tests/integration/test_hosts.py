@@ -20,7 +20,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from hosts.models import Container, ContainerHost, HostState
-from portal.models import AuditEvent, TrustedCertificate
+from portal.core.models import AuditEvent, TrustedCertificate
 from tests.conftest import client_for
 from tests.integration.dockerd import Dockerd, free_port, start_dockerd
 from tests.integration.tls_pki import CertificateAuthority

@@ -19,9 +19,9 @@ import pytest
 from django.db import connection
 from django_celery_beat.models import PeriodicTask
 
-from portal.audit import Actor
-from portal.models import Job, JobState, User
-from portal.schedules import JOB_RECOVERY, install_schedules
+from portal.core.audit import Actor
+from portal.core.models import Job, JobState, User
+from portal.core.schedules import JOB_RECOVERY, install_schedules
 from projects.models import Project
 from registries import services
 from registries.models import Tag

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from portal.models import AuditEvent, Group, Outcome, Source, User
+from portal.core.models import AuditEvent, Group, Outcome, Source, User
 from projects.models import Membership, Project, Role
 from tests.conftest import PASSWORD, basic
 from tests.integration.slapd import PASSWORDS, group_dn, user_dn

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import requests
 
-from portal.audit import Actor
-from portal.jobs import JobContext, run_job
-from portal.models import Job, JobState, User
+from portal.core.audit import Actor
+from portal.core.jobs import JobContext, run_job
+from portal.core.models import Job, JobState, User
 from projects.models import Project
 from registries import maintenance, services
 from registries.client import DOCKER_MANIFEST, RegistryClient

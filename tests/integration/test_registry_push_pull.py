@@ -30,11 +30,11 @@ import requests
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
-from portal.audit import Actor
-from portal.certificates import ensure_pki, pki_paths
+from portal.core.audit import Actor
+from portal.core.certificates import ensure_pki, pki_paths
+from portal.core.models import User
+from portal.core.services import create_token
 from portal.launcher import trust_bundle, web_command
-from portal.models import User
-from portal.services import create_token
 from projects.models import Membership, Project, Role
 from registries.maintenance import enter_read_only, leave_read_only
 from tests.conftest import PASSWORD
@@ -143,7 +143,7 @@ def _wait_until_events_settle(quiet_seconds: float = 1.5, limit: float = 15) -> 
     The portal process writes them into the test database; a write racing the database flush at
     the end of a test can deadlock that flush.
     """
-    from portal.models import AuditEvent
+    from portal.core.models import AuditEvent
 
     deadline = time.monotonic() + limit
     last, quiet_since = AuditEvent.objects.count(), time.monotonic()

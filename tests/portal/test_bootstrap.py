@@ -6,8 +6,8 @@ from cryptography import x509
 from django_celery_beat.models import PeriodicTask
 
 from portal.bootstrap import DEFAULT_PROJECT, EXAMPLE_USERS, bootstrap
-from portal.certificates import pki_paths
-from portal.models import User
+from portal.core.certificates import pki_paths
+from portal.core.models import User
 from projects.models import Project, Role
 from projects.roles import can, effective_role
 

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import pytest
 from cryptography.fernet import Fernet
 
-from portal import credentials, trust
-from portal.audit import Actor
-from portal.errors import Conflict, Forbidden, Invalid
-from portal.models import AuditEvent, Credential
-from portal.secrets import SecretUnreadable, decrypt
+from portal.core import credentials, trust
+from portal.core.audit import Actor
+from portal.core.errors import Conflict, Forbidden, Invalid
+from portal.core.models import AuditEvent, Credential
+from portal.core.secrets import SecretUnreadable, decrypt
 from tests.conftest import client_for
 from tests.portal.test_trust import TlsServer, make_certificate, serve_tls
 
@@ -273,7 +273,7 @@ def test_list_query_count_does_not_grow_with_page_size(api, admin_actor, resourc
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from portal.trust import trust
+    from portal.core.trust import trust
 
     pem = make_certificate("pinned", ["127.0.0.1"]).cert_pem
     for index in range(12):

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from django.urls import reverse
 
-from portal import credentials
-from portal.audit import Actor
-from portal.models import Credential, TrustedCertificate
+from portal.core import credentials
+from portal.core.audit import Actor
+from portal.core.models import Credential, TrustedCertificate
 from tests.conftest import logged_in, page_text
 from tests.portal.test_trust import TlsServer, make_certificate, serve_tls
 

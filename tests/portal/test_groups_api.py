@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portal.models import AuditEvent, Group, Source
+from portal.core.models import AuditEvent, Group, Source
 from projects.models import Membership, Role
 from tests.conftest import client_for
 

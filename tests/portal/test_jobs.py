@@ -13,11 +13,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from portal import jobs
-from portal.audit import Actor
-from portal.errors import Conflict, Forbidden, Invalid, RemoteUnreachable
-from portal.jobs import JobContext, create_job, recover_jobs, register, request_stop, run_job
-from portal.models import Job, JobState, User
+from portal.core import jobs
+from portal.core.audit import Actor
+from portal.core.errors import Conflict, Forbidden, Invalid, RemoteUnreachable
+from portal.core.jobs import JobContext, create_job, recover_jobs, register, request_stop, run_job
+from portal.core.models import Job, JobState, User
 from tests.conftest import client_for, logged_in, page_text
 
 pytestmark = pytest.mark.django_db

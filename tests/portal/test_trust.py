@@ -20,11 +20,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from portal import trust
-from portal.audit import Actor
-from portal.credentials import create_credential
-from portal.errors import Forbidden, RemoteUnreachable
-from portal.models import AuditEvent, TrustedCertificate
+from portal.core import trust
+from portal.core.audit import Actor
+from portal.core.credentials import create_credential
+from portal.core.errors import Forbidden, RemoteUnreachable
+from portal.core.models import AuditEvent, TrustedCertificate
 from tests.conftest import client_for
 
 
@@ -323,7 +323,7 @@ def test_client_certificate_of_a_credential_is_presented(db, tmp_path, admin_act
 def test_usages_come_from_registered_functions(db, tls_server, admin_actor, monkeypatch) -> None:
     pinned = trust.trust(admin_actor, tls_server.address, tls_server.keys.cert_pem)
     monkeypatch.setattr(trust, "CERTIFICATE_USERS", [lambda c: f"registry 'r-{c.address}'", lambda c: ""])
-    assert pinned.usages == [f"registry 'r-{tls_server.address}'"]
+    assert trust.certificate_usages(pinned) == [f"registry 'r-{tls_server.address}'"]
 
 
 def test_api_check_answers_409_with_the_certificate(api, tls_server) -> None:

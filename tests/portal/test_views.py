@@ -7,12 +7,12 @@ import datetime
 import pytest
 from django.urls import reverse
 
-from portal import directory, identities
-from portal.audit import Actor, record
-from portal.errors import RemoteUnreachable
-from portal.identities import search_identities
-from portal.models import ApiToken, AuditEvent, Group, Job, JobState, SystemSettings, User
-from portal.services import create_token, user_for_token
+from portal.core import directory, identities
+from portal.core.audit import Actor, record
+from portal.core.errors import RemoteUnreachable
+from portal.core.identities import search_identities
+from portal.core.models import ApiToken, AuditEvent, Group, Job, JobState, SystemSettings, User
+from portal.core.services import create_token, user_for_token
 from projects.models import Membership, Role
 from tests.conftest import PASSWORD, logged_in, page_text
 

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 
 from hosts.models import Container, ContainerHost
-from portal.models import Group, User
+from portal.core.models import Group, User
 from projects.models import Membership, Project, Role
 from projects.roles import (
     PROJECT_ACTIONS,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from portal.audit import Actor, record
-from portal.models import Group, User
+from portal.core.audit import Actor, record
+from portal.core.models import Group, User
 from projects import services
 from projects.models import Membership, Project, Role, Severity
 from tests.conftest import logged_in, page_text

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from portal.models import AuditEvent, User
+from portal.core.models import AuditEvent, User
 from projects.models import Project
 from registries import services
 from registries.client import DOCKER_MANIFEST, Manifest
@@ -188,7 +188,7 @@ def test_gc_start_is_one_at_a_time_and_schedule_installs_beat(api, portal_admin:
 @pytest.mark.django_db(transaction=True)
 def test_daily_gc_schedule_enables_the_beat_task(transactional_db: Any) -> None:
     admin = User.objects.create_user("gc-admin", password="x", is_portal_admin=True)
-    from portal.audit import Actor
+    from portal.core.audit import Actor
 
     services.update_gc_schedule(Actor(admin), "daily", timezone.datetime(2000, 1, 1, 3, 30).time())
     task = PeriodicTask.objects.get(name="registry garbage collection")

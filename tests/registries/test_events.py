@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from portal.models import AuditEvent
+from portal.core.models import AuditEvent
 from projects.models import Project
 from registries import events
 from registries.models import RegistryEvent, Repository, Tag

@@ -10,7 +10,7 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 
-from portal.errors import Invalid
+from portal.core.errors import Invalid
 from registries.external import (
     DOCKER_HUB,
     ExternalRegistryClient,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from portal.audit import Actor
+from portal.core.audit import Actor
 from registries import external_services
 from registries.external import DOCKER_HUB
 from registries.models import ExternalRegistry

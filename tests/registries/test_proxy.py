@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from portal.models import User
+from portal.core.models import User
 from projects.models import Project
 from registries.maintenance import enter_read_only, leave_read_only
 from registries.token import grant, issue, parse_scope

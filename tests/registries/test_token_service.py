@@ -10,9 +10,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from portal.audit import Actor
-from portal.models import ApiToken, AuditEvent, Group, Outcome, SystemSettings, User
-from portal.services import create_token, update_settings
+from portal.core.audit import Actor
+from portal.core.models import ApiToken, AuditEvent, Group, Outcome, SystemSettings, User
+from portal.core.services import create_token, update_settings
 from projects.models import Membership, Project, Role
 from registries.token import verify
 from tests.conftest import ROLES, basic

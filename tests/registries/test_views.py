@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from portal.models import Job, JobState, User
+from portal.core.models import Job, JobState, User
 from projects.models import Project
 from registries import maintenance, services
 from registries.models import GcSchedule, Repository, Tag

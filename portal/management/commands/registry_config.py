@@ -14,7 +14,7 @@ from cryptography import x509
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.certificates import PkiPaths, pki_paths
+from portal.core.certificates import PkiPaths, pki_paths
 from portal.launcher import write_registry_config
 
 

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from portal.bootstrap import bootstrap
-from portal.certificates import ca_info, pki_paths
+from portal.core.certificates import ca_info, pki_paths
 from portal.launcher import children, registry_child, supervise
 
 

@@ -1,0 +1,1 @@
+"""The hosts app's REST API."""

@@ -1,0 +1,1 @@
+"""The administration core: identity, audit, jobs, credentials, certificates and the trust flow."""

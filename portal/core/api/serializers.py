@@ -1,0 +1,237 @@
+"""The core's API serializers: users, groups, identities, settings, audit events, tokens, jobs, credentials,
+certificates."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from portal.core import trust
+from portal.core.credentials import certificate_info, credential_usages
+from portal.core.identities import project_roles
+from portal.core.models import ApiToken, AuditEvent, Credential, Group, Job, SystemSettings, TrustedCertificate, User
+
+
+class ProjectRoleSerializer(serializers.Serializer):
+    """One `{project, role}` pair of a user's or group's projects."""
+
+    project = serializers.CharField()
+    role = serializers.CharField()
+
+
+class UserSerializer(serializers.ModelSerializer):
+    """A user; `password` is write-only and only used on create."""
+
+    password = serializers.CharField(write_only=True, required=False, style={"input_type": "password"})
+    projects = serializers.SerializerMethodField()
+    groups = serializers.SerializerMethodField()
+
+    class Meta:
+        model = User
+        fields = [
+            "id", "username", "password", "email", "first_name", "last_name", "source", "is_active",
+            "is_portal_admin", "date_joined", "last_login", "groups", "projects",
+        ]  # fmt: skip
+        read_only_fields = ["id", "source", "is_portal_admin", "date_joined", "last_login"]
+
+    def get_projects(self, user: User) -> list[dict[str, str]]:
+        return project_roles(user.membership_set.all())
+
+    def get_groups(self, user: User) -> list[str]:
+        return [g.name for g in user.wharf_groups.all()]
+
+
+class GroupSerializer(serializers.ModelSerializer):
+    """A group, with its members and projects."""
+
+    members = serializers.SlugRelatedField(
+        slug_field="username", many=True, queryset=User.objects.all(), required=False
+    )
+    projects = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Group
+        fields = ["id", "name", "source", "dn", "is_portal_admin", "members", "projects", "created"]
+        read_only_fields = ["id", "source", "dn", "is_portal_admin", "created"]
+
+    def get_projects(self, group: Group) -> list[dict[str, str]]:
+        return project_roles(group.membership_set.all())
+
+
+class GroupMembersSerializer(serializers.Serializer):
+    """The body of PATCH /groups/{name}: the complete new member list, by user name."""
+
+    name = serializers.CharField(required=False, help_text="Optional; must be the group's current name.")
+    members = serializers.SlugRelatedField(slug_field="username", many=True, queryset=User.objects.all())
+
+
+class IdentitySerializer(serializers.Serializer):
+    """A user or group found by the identity search, known to the portal or only in the directory."""
+
+    kind = serializers.CharField()
+    name = serializers.CharField()
+    full_name = serializers.CharField()
+    email = serializers.CharField()
+    source = serializers.CharField()
+    known = serializers.BooleanField()
+    is_portal_admin = serializers.BooleanField()
+    projects = ProjectRoleSerializer(many=True)
+
+
+class SettingsSerializer(serializers.ModelSerializer):
+    """System settings (Administration > Configuration)."""
+
+    token_expiration_minutes = serializers.IntegerField(min_value=1, max_value=525600, required=False)
+    audit_retention_days = serializers.IntegerField(min_value=1, max_value=36500, required=False)
+
+    class Meta:
+        model = SystemSettings
+        fields = ["token_expiration_minutes", "scan_schedule", "scan_time", "audit_retention_days", "updated"]
+        read_only_fields = ["updated"]
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    """One audit log entry."""
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id", "time", "username", "action", "resource_type", "resource_name", "project_name", "outcome",
+            "client_address", "detail",
+        ]  # fmt: skip
+
+
+class TokenSerializer(serializers.ModelSerializer):
+    """An API token; the key appears only in the create response."""
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created", "expires", "last_used"]
+        read_only_fields = ["id", "prefix", "created", "last_used"]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    """A background job with its state, attempts and progress (its parameters stay inside: they may hold secrets)."""
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "kind",
+            "target",
+            "parent",
+            "state",
+            "attempts",
+            "progress",
+            "done_units",
+            "total_units",
+            "done_bytes",
+            "total_bytes",
+            "stop_requested",
+            "created",
+            "started",
+            "finished",
+            "next_attempt",
+            "error",
+            "created_by",
+        ]
+
+
+class JobDetailSerializer(JobSerializer):
+    """One job, with its whole log."""
+
+    log = serializers.CharField(read_only=True)
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "log"]
+
+
+SECRET = {"write_only": True, "required": False, "allow_blank": True, "trim_whitespace": False}
+
+
+class CredentialSerializer(serializers.ModelSerializer):
+    """A credential as portal admins see it: everything but the secret, which is write-only."""
+
+    password = serializers.CharField(style={"input_type": "password"}, **SECRET)
+    private_key = serializers.CharField(style={"base_template": "textarea.html"}, **SECRET)
+    certificate = serializers.CharField(source="certificate_pem", required=False, allow_blank=True)
+    certificate_subject = serializers.SerializerMethodField()
+    certificate_not_after = serializers.SerializerMethodField()
+    used_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Credential
+        fields = [
+            "id", "name", "kind", "username", "password", "certificate", "private_key", "certificate_subject",
+            "certificate_not_after", "used_by", "created", "updated", "created_by",
+        ]  # fmt: skip
+        read_only_fields = ["id", "created", "updated", "created_by"]
+        extra_kwargs = {"name": {"validators": []}, "kind": {"required": False}}
+
+    def get_certificate_subject(self, credential: Credential) -> str | None:
+        return certificate_info(credential.certificate_pem).subject if credential.certificate_pem else None
+
+    def get_certificate_not_after(self, credential: Credential) -> str | None:
+        if not credential.certificate_pem:
+            return None
+        return certificate_info(credential.certificate_pem).not_after.isoformat()
+
+    def get_used_by(self, credential: Credential) -> list[str]:
+        return credential_usages(credential)
+
+
+class CredentialListSerializer(CredentialSerializer):
+    """A credential in the list: without `used_by`, which asks every registered user and so costs queries per row."""
+
+    class Meta(CredentialSerializer.Meta):
+        fields = [f for f in CredentialSerializer.Meta.fields if f != "used_by"]
+
+
+class CredentialChoiceSerializer(serializers.ModelSerializer):
+    """A credential as project admins see it, to pick one: its name and kind only."""
+
+    class Meta:
+        model = Credential
+        fields = ["id", "name", "kind"]
+
+
+class TrustedCertificateSerializer(serializers.ModelSerializer):
+    """A pinned server certificate with its details and where it is used."""
+
+    used_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrustedCertificate
+        fields = [
+            "id", "address", "subject", "issuer", "not_before", "not_after", "sha1", "sha256", "pem", "used_by",
+            "created", "created_by",
+        ]  # fmt: skip
+
+    def get_used_by(self, certificate: TrustedCertificate) -> list[str]:
+        return trust.certificate_usages(certificate)
+
+
+class TrustedCertificateListSerializer(TrustedCertificateSerializer):
+    """A pinned certificate in the list: without `used_by` (queries per row); GET one to see it."""
+
+    class Meta(TrustedCertificateSerializer.Meta):
+        fields = [f for f in TrustedCertificateSerializer.Meta.fields if f != "used_by"]
+
+
+class TrustRequestSerializer(serializers.Serializer):
+    """POST /certificates: `{address, pem}` pins that certificate; `{url}` pins what the server presents.
+
+    With `url`, an optional `sha256` makes sure the presented certificate is the one the caller
+    verified; `project` lets that project's admins trust a certificate for its registries.
+    """
+
+    address = serializers.CharField(required=False)
+    pem = serializers.CharField(required=False)
+    url = serializers.CharField(required=False)
+    sha256 = serializers.CharField(required=False)
+    project = serializers.CharField(required=False)
+
+
+class FetchRequestSerializer(serializers.Serializer):
+    """POST /certificates/fetch: the URL whose certificate to show."""
+
+    url = serializers.CharField()

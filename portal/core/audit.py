@@ -1,0 +1,65 @@
+"""Writing audit events: every state change, login and failed login records who, what, where and how it ended."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.http import HttpRequest
+
+from portal.core.models import AuditEvent, Outcome
+
+if TYPE_CHECKING:
+    from portal.core.models import User
+
+
+class Actor:
+    """Who is acting and from where: a user (or none, for the system) and a client address."""
+
+    def __init__(self, user: User | None = None, address: str | None = None, name: str | None = None) -> None:
+        self.user = user if user is not None and user.is_authenticated else None
+        self.address = address or None
+        self.name = name if name is not None else (self.user.username if self.user else "")
+
+    @classmethod
+    def from_request(cls, request: HttpRequest) -> Actor:
+        """The request's user and client address."""
+        return cls(getattr(request, "user", None), client_address(request))
+
+    @classmethod
+    def system(cls, name: str = "system") -> Actor:
+        """A background job acting on its own."""
+        return cls(None, None, name)
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """The client's IP address (the first X-Forwarded-For hop only when behind a trusted proxy)."""
+    from django.conf import settings
+
+    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def record(
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    resource_name: str = "",
+    project: Any = None,
+    outcome: str = Outcome.SUCCESS,
+    **detail: Any,
+) -> AuditEvent:
+    """Write one audit event."""
+    return AuditEvent.objects.create(
+        username=actor.name,
+        action=action,
+        resource_type=resource_type,
+        resource_name=resource_name,
+        project=project if project is not None and project.pk else None,
+        project_name=project.name if project is not None else "",
+        outcome=outcome,
+        client_address=actor.address,
+        detail=detail,
+    )

@@ -1,0 +1,194 @@
+"""Credentials: named passwords and client certificates for connecting out, and every change of them.
+
+Secrets (passwords, private keys) are encrypted at rest, never returned, logged or audited. A
+credential that something uses cannot be deleted: the apps that use credentials register a function
+in CREDENTIAL_USERS that names the user ("registry 'hub-mirror'") or returns "".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from django.db import transaction
+
+from portal.core.audit import Actor, record
+from portal.core.certificates import fingerprint
+from portal.core.errors import Conflict, Invalid
+from portal.core.models import Credential, CredentialKind, User
+from portal.core.permissions import can
+from portal.core.secrets import encrypt
+from portal.core.services import require
+
+# Things that use a credential: each app registers a function returning e.g. "registry 'hub-mirror'"
+# (or "" when it does not use the credential).
+CREDENTIAL_USERS: list[Callable[[Credential], str]] = []
+
+
+def may_pick_credentials(user: User | None) -> bool:
+    """Whether the user may list credential names and kinds: portal admins and admins of any project.
+
+    Project admins pick existing credentials for their project's registries and hosts, so they need
+    the same "administers some project" check that lets them look users up.
+    """
+    return can(user, "view_project_users")
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """The public facts of a certificate, for lists and the trust dialog."""
+
+    subject: str
+    issuer: str
+    not_before: datetime
+    not_after: datetime
+    sha1: str
+    sha256: str
+
+
+def certificate_info(pem: str) -> CertificateInfo:
+    """Subject, issuer, validity and thumbprints of a PEM certificate; Invalid when it does not parse."""
+    cert = load_certificate(pem)
+    return CertificateInfo(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        sha1=fingerprint(cert, hashes.SHA1()),
+        sha256=fingerprint(cert, hashes.SHA256()),
+    )
+
+
+def load_certificate(pem: str, field: str = "certificate") -> x509.Certificate:
+    """The first certificate of a PEM text; Invalid naming the field when there is none."""
+    try:
+        return x509.load_pem_x509_certificate(pem.strip().encode())
+    except ValueError as exc:
+        message = "The certificate is not a PEM certificate (-----BEGIN CERTIFICATE-----)."
+        raise Invalid(message, {field: [message]}) from exc
+
+
+def _check_key_pair(certificate_pem: str, private_key_pem: str) -> None:
+    """Refuse a certificate and private key that do not parse or do not belong together."""
+    cert = load_certificate(certificate_pem)
+    try:
+        key = serialization.load_pem_private_key(private_key_pem.strip().encode(), password=None)
+    except (ValueError, TypeError):
+        # The exception text may quote key material, so it is not chained.
+        message = "The private key is not an unencrypted PEM private key (-----BEGIN PRIVATE KEY-----)."
+        raise Invalid(message, {"private_key": [message]}) from None
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+        message = "The private key does not match the certificate's public key."
+        raise Invalid(message, {"private_key": [message]})
+
+
+def _check_name(name: str, credential: Credential | None = None) -> str:
+    name = name.strip()
+    if not name:
+        raise Invalid("A credential name is required.", {"name": ["This field is required."]})
+    others = Credential.objects.filter(name__iexact=name)
+    if credential is not None:
+        others = others.exclude(pk=credential.pk)
+    if others.exists():
+        raise Conflict(f"credential '{name}' already exists")
+    return name
+
+
+def _required(value: str | None, field: str, label: str) -> str:
+    if not value or not value.strip():
+        raise Invalid(f"{label} is required.", {field: ["This field is required."]})
+    return value
+
+
+@transaction.atomic
+def create_credential(
+    actor: Actor,
+    name: str,
+    kind: str,
+    *,
+    username: str = "",
+    password: str = "",
+    certificate: str = "",
+    private_key: str = "",
+) -> Credential:
+    """Create a username/password or certificate credential (portal admins only)."""
+    require(actor, "manage_credentials")
+    name = _check_name(name)
+    credential = Credential(name=name, kind=kind, created_by=actor.name)
+    if kind == CredentialKind.PASSWORD:
+        credential.username = _required(username, "username", "A username").strip()
+        credential.encrypted_secret = encrypt(_required(password, "password", "A password"))
+    elif kind == CredentialKind.CERTIFICATE:
+        _required(certificate, "certificate", "A public certificate")
+        _required(private_key, "private_key", "A private key")
+        _check_key_pair(certificate, private_key)
+        credential.certificate_pem = certificate.strip() + "\n"
+        credential.encrypted_secret = encrypt(private_key.strip() + "\n")
+    else:
+        message = f"kind must be one of {', '.join(CredentialKind.values)}"
+        raise Invalid(message, {"kind": [message]})
+    credential.save()
+    record(actor, "create", "credential", name, kind=kind)
+    return credential
+
+
+@transaction.atomic
+def update_credential(
+    actor: Actor,
+    credential: Credential,
+    *,
+    name: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    certificate: str | None = None,
+    private_key: str | None = None,
+) -> Credential:
+    """Change a credential (portal admins only); a secret left out (None or "") stays as it is."""
+    require(actor, "manage_credentials")
+    changed: list[str] = []
+    if name is not None and name.strip() != credential.name:
+        credential.name = _check_name(name, credential)
+        changed.append("name")
+    if credential.kind == CredentialKind.PASSWORD:
+        if username is not None and username.strip() != credential.username:
+            credential.username = _required(username, "username", "A username").strip()
+            changed.append("username")
+        if password:
+            credential.encrypted_secret = encrypt(password)
+            changed.append("password")
+    elif certificate or private_key:
+        new_certificate = certificate.strip() + "\n" if certificate else credential.certificate_pem
+        new_key = private_key.strip() + "\n" if private_key else credential.private_key_pem()
+        _check_key_pair(new_certificate, new_key)
+        if new_certificate != credential.certificate_pem:
+            credential.certificate_pem = new_certificate
+            changed.append("certificate")
+        if private_key:
+            credential.encrypted_secret = encrypt(new_key)
+            changed.append("private_key")
+    if changed:
+        credential.save()
+        # Only the names of the changed fields: never a secret's value.
+        record(actor, "update", "credential", credential.name, fields=changed)
+    return credential
+
+
+def credential_usages(credential: Credential) -> list[str]:
+    """What uses the credential, as phrases like "registry 'hub-mirror'"."""
+    return [phrase for user in CREDENTIAL_USERS if (phrase := user(credential))]
+
+
+@transaction.atomic
+def delete_credential(actor: Actor, credential: Credential) -> None:
+    """Delete a credential nothing uses (portal admins only)."""
+    require(actor, "manage_credentials")
+    usages = credential_usages(credential)
+    if usages:
+        raise Conflict(f"credential '{credential.name}' is used by {', '.join(usages)}")
+    name = credential.name
+    credential.delete()
+    record(actor, "delete", "credential", name)

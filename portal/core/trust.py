@@ -1,0 +1,393 @@
+"""The one trust flow for everything that connects out over TLS (registries now, hosts and endpoints later).
+
+Outbound TLS is always verified, against the system CAs plus the certificates an administrator
+pinned for that address. A server whose certificate is neither answers with UntrustedCertificate
+(409) carrying the certificate's details, so the UI or API client can show them and, if the user
+accepts, pin it with trust() and retry. There is no "skip verify".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import socket
+import ssl
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from cryptography.hazmat.primitives import serialization
+from django.db import transaction
+from requests.adapters import HTTPAdapter
+from rest_framework import status
+
+from portal.core.audit import Actor, record
+from portal.core.credentials import certificate_info, load_certificate
+from portal.core.errors import DomainError, Invalid, RemoteUnreachable
+from portal.core.models import Credential, CredentialKind, TrustedCertificate
+from portal.core.services import require
+
+# Things that rely on a pinned certificate: each app registers a function returning e.g.
+# "registry 'hub-mirror'" (or "" when it does not connect to the certificate's address).
+CERTIFICATE_USERS: list[Callable[[TrustedCertificate], str]] = []
+
+DEFAULT_TIMEOUT = 5.0
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH: trusting would not help.
+NAME_MISMATCH = frozenset({62, 64})
+
+
+class PlainHttp(Invalid):
+    """An https:// address whose port answers in plain HTTP: no TLS to verify, a wrong scheme or port."""
+
+    def __init__(self, address: str) -> None:
+        message = f"{address} speaks plain HTTP, not TLS: use http://{address} or the server's TLS port"
+        # The form field is "url" for hosts and certificates, "address" for registries.
+        super().__init__(message, {"url": [message], "address": [message]})
+
+
+class UntrustedCertificate(DomainError):
+    """The server presented a certificate neither the system nor the pinned list trusts."""
+
+    status = status.HTTP_409_CONFLICT
+
+    def __init__(self, address: str, pem: str) -> None:
+        self.address = address
+        self.certificate = certificate_details(address, pem)
+        super().__init__(
+            f"the certificate of {address} is not trusted",
+            {"certificate": ["Verify the thumbprints, then trust the certificate to connect."]},
+            extra={"certificate": self.certificate},
+        )
+
+
+def certificate_details(address: str, pem: str) -> dict[str, Any]:
+    """What a user needs to decide whether to trust a certificate, as JSON-ready values."""
+    info = certificate_info(pem)
+    return {
+        "address": address,
+        "subject": info.subject,
+        "issuer": info.issuer,
+        "not_before": info.not_before.isoformat(),
+        "not_after": info.not_after.isoformat(),
+        "sha1": info.sha1,
+        "sha256": info.sha256,
+        "pem": pem,
+    }
+
+
+def split_url(url: str) -> tuple[str, int]:
+    """The host and port of an https URL (or a bare host[:port]); port 443 unless given."""
+    try:
+        parts = urlsplit(url if "://" in url else f"https://{url}")
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise Invalid(f"'{url}' is not a valid URL: {exc}", {"url": [f"Not a valid URL: {exc}."]}) from exc
+    if not parts.hostname:
+        raise Invalid(f"'{url}' has no host name.", {"url": ["Enter a URL such as https://registry.example:443."]})
+    try:
+        port = parts.port or (80 if parts.scheme == "http" else 443)
+    except ValueError as exc:
+        raise Invalid(f"'{url}' has an invalid port.", {"url": [str(exc)]}) from exc
+    return parts.hostname, port
+
+
+def address_of(host: str, port: int) -> str:
+    """The "host:port" address pins are kept under (IPv6 hosts in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def fetch_certificate(host: str, port: int, timeout: float = DEFAULT_TIMEOUT) -> str:
+    """The leaf certificate the server presents, as PEM.
+
+    Verification is off here only to read the certificate so a user can decide on it: the
+    connection is closed right after the handshake and no data is ever sent over it.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    address = address_of(host, port)
+    with _connect(host, port, timeout) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname=host) as tls:
+                der = tls.getpeercert(binary_form=True)
+        except (ssl.SSLError, OSError) as exc:
+            raise handshake_failure(host, port, exc, timeout) from exc
+    if not der:
+        raise RemoteUnreachable(f"{address} presented no certificate")
+    return ssl.DER_cert_to_PEM_cert(der)
+
+
+def pinned_pems(address: str) -> list[str]:
+    """The PEMs of the certificates pinned for the address."""
+    return list(TrustedCertificate.objects.filter(address=address).values_list("pem", flat=True))
+
+
+def ssl_context(address: str, credential: Credential | None = None) -> ssl.SSLContext:
+    """A verifying client context: system CAs, the address's pins, and the credential's client certificate.
+
+    A pinned server certificate whose names do not include the address's host (CN=registry.example
+    pinned for 127.0.0.1:5000) is trusted for that address as an exact match, as Admiral does: then
+    only the pinned certificates are trusted there, and the host name is not checked. A pinned CA
+    certificate is trusted as a CA: what it signs must name the host.
+    """
+    pems = pinned_pems(address)
+    host = _host_of(address)
+    if any(not is_authority(pem) and not names_cover(pem, host) for pem in pems):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_REQUIRED
+    else:
+        context = ssl.create_default_context()
+    # A pinned certificate is a trust anchor on its own, even when it is a leaf signed by a CA the
+    # system does not know (Python 3.13 sets this flag by default too).
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    if pems:
+        context.load_verify_locations(cadata="".join(pems))
+    if credential is not None and credential.kind == CredentialKind.CERTIFICATE:
+        _load_client_certificate(context, credential)
+    return context
+
+
+def _host_of(address: str) -> str:
+    """The host of a "host:port" or "[v6]:port" address."""
+    return address.rpartition(":")[0].strip("[]") if ":" in address else address
+
+
+def is_authority(pem: str) -> bool:
+    """Whether the certificate is a CA's (basic constraints CA:TRUE): pinning it trusts what it signs, by name."""
+    from cryptography import x509
+
+    try:
+        return load_certificate(pem, "pem").extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except (x509.ExtensionNotFound, ValueError, DomainError):
+        return False
+
+
+def names_cover(pem: str, host: str) -> bool:
+    """Whether the certificate's subject alternative names include the host (an IP, a name or a *. wildcard)."""
+    from cryptography import x509
+
+    try:
+        names = load_certificate(pem, "pem").extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError, DomainError):
+        return False
+    try:
+        wanted = ipaddress.ip_address(host)
+    except ValueError:
+        host = host.lower().rstrip(".")
+        for name in names.get_values_for_type(x509.DNSName):
+            name = name.lower().rstrip(".")
+            if name == host or (name.startswith("*.") and host.partition(".")[2] == name[2:] and "." in name[2:]):
+                return True
+        return False
+    return wanted in names.get_values_for_type(x509.IPAddress)
+
+
+def _load_client_certificate(context: ssl.SSLContext, credential: Credential) -> None:
+    """Present the credential's certificate; ssl reads it from files, which live only for the call."""
+    with tempfile.TemporaryDirectory(prefix="wharf-client-") as folder:
+        cert_path = os.path.join(folder, "cert.pem")
+        key_path = os.path.join(folder, "key.pem")
+        with open(os.open(key_path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as key_file:
+            key_file.write(credential.private_key_pem())
+        with open(cert_path, "w") as cert_file:
+            cert_file.write(credential.certificate_pem)
+        context.load_cert_chain(cert_path, key_path)
+
+
+class _ContextAdapter(HTTPAdapter):
+    """A requests adapter that verifies with a given SSL context."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__()
+
+    def _tls(self, kwargs: dict[str, Any]) -> None:
+        kwargs["ssl_context"] = self._context
+        if not self._context.check_hostname:
+            # An exact pin (ssl_context): urllib3 would otherwise match the host name itself.
+            kwargs["assert_hostname"] = False
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        self._tls(kwargs)
+        super().init_poolmanager(*args, **kwargs)
+
+    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+        self._tls(kwargs)
+        return super().proxy_manager_for(*args, **kwargs)
+
+
+def session(address: str, credential: Credential | None = None) -> requests.Session:
+    """A requests session whose https:// calls verify with ssl_context(address, credential).
+
+    A password credential is set as HTTP Basic auth; callers that need bearer tokens handle them.
+    """
+    http = requests.Session()
+    http.mount("https://", _ContextAdapter(ssl_context(address, credential)))
+    if credential is not None and credential.kind == CredentialKind.PASSWORD:
+        http.auth = (credential.username, credential.password())
+    return http
+
+
+def _reason(exc: BaseException) -> str:
+    """A short human reason of a socket or TLS failure."""
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return exc.reason.lower().replace("_", " ")
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return "timed out"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+@contextlib.contextmanager
+def _connect(host: str, port: int, timeout: float) -> Iterator[socket.socket]:
+    """A TCP connection, failing with RemoteUnreachable saying what failed (DNS, refused, timeout)."""
+    address = address_of(host, port)
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except socket.gaierror as exc:
+        raise RemoteUnreachable(f"cannot resolve host name '{host}': {exc.strerror}") from exc
+    except ConnectionRefusedError as exc:
+        raise RemoteUnreachable(f"{address}: connection refused") from exc
+    except TimeoutError as exc:
+        raise RemoteUnreachable(f"{address}: connection timed out after {timeout:g} s") from exc
+    except OSError as exc:
+        raise RemoteUnreachable(f"{address}: cannot connect: {_reason(exc)}") from exc
+    with raw:
+        yield raw
+
+
+def untrusted_or_unreachable(exc: ssl.SSLCertVerificationError, host: str, port: int, timeout: float) -> DomainError:
+    """The error for a failed certificate verification: UntrustedCertificate, unless trust would not help."""
+    address = address_of(host, port)
+    if exc.verify_code in NAME_MISMATCH:
+        return RemoteUnreachable(
+            f"the certificate of {address} is not valid for the name '{host}' ({exc.verify_message})"
+        )
+    if exc.verify_message and "expired" in exc.verify_message:
+        return RemoteUnreachable(f"the certificate of {address} has expired")
+    return UntrustedCertificate(address, fetch_certificate(host, port, timeout))
+
+
+def check_tls(url: str, credential: Credential | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Connect and complete a verified TLS handshake; raise UntrustedCertificate or RemoteUnreachable."""
+    host, port = split_url(url)
+    address = address_of(host, port)
+    context = ssl_context(address, credential)
+    with _connect(host, port, timeout) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname=host):
+                return
+        except ssl.SSLCertVerificationError as exc:
+            verification = exc
+        except (ssl.SSLError, OSError) as exc:
+            raise handshake_failure(host, port, exc, timeout) from exc
+    raise untrusted_or_unreachable(verification, host, port, timeout)
+
+
+def _speaks_plain_http(host: str, port: int, timeout: float) -> bool:
+    """Whether the port answers a plain HTTP request in HTTP (so a TLS handshake there cannot work)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            raw.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+            return raw.recv(5) == b"HTTP/"
+    except OSError:
+        return False
+
+
+def handshake_failure(host: str, port: int, exc: BaseException, timeout: float = DEFAULT_TIMEOUT) -> DomainError:
+    """The error for a TLS handshake that failed without a verdict on the certificate."""
+    if _speaks_plain_http(host, port, timeout):
+        return PlainHttp(address_of(host, port))
+    return RemoteUnreachable(f"TLS handshake failed with {address_of(host, port)}: {_reason(exc)}")
+
+
+def _verification_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure somewhere inside a requests/urllib3 exception, if any."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        # An ssl.SSLError's reason is a string ("WRONG_VERSION_NUMBER"); urllib3's is the exception.
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None))
+        pending.extend(e for e in linked if isinstance(e, BaseException))
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+    return None
+
+
+def translate_request_error(exc: requests.RequestException, url: str, timeout: float = DEFAULT_TIMEOUT) -> DomainError:
+    """The domain error for a failed requests call: UntrustedCertificate, or RemoteUnreachable saying what failed."""
+    host, port = split_url(url)
+    address = address_of(host, port)
+    verification = _verification_error(exc)
+    if verification is not None:
+        return untrusted_or_unreachable(verification, host, port, timeout)
+    if isinstance(exc, requests.exceptions.SSLError):
+        if _speaks_plain_http(host, port, timeout):
+            return PlainHttp(address)
+        return RemoteUnreachable(f"TLS handshake failed with {address}")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return RemoteUnreachable(f"{address}: timed out after {timeout:g} s")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        text = str(exc)
+        if "Name or service not known" in text or "NameResolutionError" in text or "getaddrinfo" in text:
+            return RemoteUnreachable(f"cannot resolve host name '{host}'")
+        if "Connection refused" in text:
+            return RemoteUnreachable(f"{address}: connection refused")
+        return RemoteUnreachable(f"{address}: cannot connect")
+    return RemoteUnreachable(f"{address}: request failed ({type(exc).__name__})")
+
+
+def certificate_usages(certificate: TrustedCertificate) -> list[str]:
+    """What relies on the pinned certificate, as phrases like "registry 'hub-mirror'"."""
+    return [phrase for user in CERTIFICATE_USERS if (phrase := user(certificate))]
+
+
+@transaction.atomic
+def trust(actor: Actor, address: str, pem: str, project: Any = None) -> TrustedCertificate:
+    """Pin a server certificate for an address: portal admins, or a project's admins for its registries."""
+    if project is None:
+        require(actor, "manage_credentials")
+    else:
+        require(actor, "manage_registries", project)
+    address = _normal_address(address)
+    cert = load_certificate(pem, "pem")
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    info = certificate_info(pem)
+    existing = TrustedCertificate.objects.filter(address=address, sha256=info.sha256).first()
+    if existing is not None:
+        return existing
+    pinned = TrustedCertificate.objects.create(
+        address=address,
+        pem=pem,
+        subject=info.subject,
+        issuer=info.issuer,
+        not_before=info.not_before,
+        not_after=info.not_after,
+        sha1=info.sha1,
+        sha256=info.sha256,
+        created_by=actor.name,
+    )
+    record(actor, "trust", "certificate", address, project, sha256=info.sha256, subject=info.subject)
+    return pinned
+
+
+def _normal_address(address: str) -> str:
+    """ "host:port" from a host:port or URL; Invalid when there is no host."""
+    host, port = split_url(address.strip())
+    return address_of(host, port)
+
+
+@transaction.atomic
+def untrust(actor: Actor, certificate: TrustedCertificate) -> None:
+    """Remove a pinned certificate (portal admins only); connections to its address stop trusting it."""
+    require(actor, "manage_credentials")
+    address, sha256 = certificate.address, certificate.sha256
+    certificate.delete()
+    record(actor, "untrust", "certificate", address, sha256=sha256)

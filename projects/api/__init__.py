@@ -1,0 +1,1 @@
+"""The projects app's REST API."""

@@ -1,0 +1,47 @@
+"""API serializers of projects, members and their project roles."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from projects.models import Membership, Project, Role, Severity
+from projects.roles import roles_by_project
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    """A project with its configuration, member count and the caller's role."""
+
+    name = serializers.CharField()
+    member_count = serializers.IntegerField(read_only=True)
+    current_user_role = serializers.SerializerMethodField()
+    severity = serializers.ChoiceField(choices=Severity.choices, required=False)
+
+    class Meta:
+        model = Project
+        fields = [
+            "id", "name", "public", "content_trust", "prevent_vulnerable", "severity", "auto_scan",
+            "created", "created_by", "member_count", "current_user_role",
+        ]  # fmt: skip
+        read_only_fields = ["id", "created", "created_by"]
+
+    def get_current_user_role(self, project: Project) -> str | None:
+        """The caller's effective role in the project, if any (one query for a whole page)."""
+        if "roles" not in self.context:
+            self.context["roles"] = roles_by_project(self.context["request"].user)
+        role = self.context["roles"].get(project.pk)
+        return role.value if role else None
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    """A member: `{"user": "alice"}` or `{"group": "devs"}` with a role."""
+
+    user = serializers.CharField(required=False, allow_null=True, source="user.username")
+    group = serializers.CharField(required=False, allow_null=True, source="group.name")
+    role = serializers.ChoiceField(choices=Role.choices)
+    member_type = serializers.CharField(read_only=True)
+    member_name = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "user", "group", "member_type", "member_name", "role", "created"]
+        read_only_fields = ["id", "created"]

@@ -1,0 +1,1 @@
+"""The registries app's REST API."""

@@ -1,0 +1,206 @@
+"""The registry's front door on the portal: the Docker token service, the /v2/ proxy and the registry's
+event notifications."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import re
+from datetime import UTC, datetime
+
+import urllib3
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from portal.core.models import SystemSettings, User
+from portal.core.services import TOKEN_PREFIX, user_for_token
+from projects import policy
+from projects.models import Project
+from projects.roles import registry_actions
+from registries import events, proxy
+from registries.maintenance import read_only_reason
+from registries.token import Access, grant, issue, parse_scope, system_token, verify
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+_MANIFEST = re.compile(r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$")
+
+
+class BadCredentials(Exception):
+    """The client sent credentials that identify nobody."""
+
+
+def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
+    """(username, password) of an HTTP Basic header, None when there is none."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        username, separator, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise BadCredentials from exc
+    if not separator:
+        raise BadCredentials
+    return username, password
+
+
+def _token_user(request: HttpRequest) -> User | None:
+    """Who asks for a token: a user by password (local or directory), by API token, or None (anonymous)."""
+    credentials = _basic_credentials(request)
+    if credentials is None:
+        return None
+    username, password = credentials
+    # Docker sends an API token as the password of `docker login`; the username is then informational.
+    user = user_for_token(password) if password.startswith(TOKEN_PREFIX) else None
+    if user is None:
+        # A failed login is audited through Django's user_login_failed signal.
+        user = authenticate(request, username=username, password=password)
+    if user is None or not user.is_active:
+        raise BadCredentials
+    return user
+
+
+@require_GET
+def token(request: HttpRequest) -> HttpResponse:
+    """Docker token service: a signed token granting what the role matrix allows of the requested scopes."""
+    try:
+        user = _token_user(request)
+    except BadCredentials:
+        response = JsonResponse({"errors": [{"code": "UNAUTHORIZED", "message": "invalid username or password"}]})
+        response.status_code = 401
+        response["WWW-Authenticate"] = 'Basic realm="wharf"'
+        return response
+    requested = parse_scope(" ".join(request.GET.getlist("scope")))
+    lifetime = SystemSettings.token_lifetime_seconds()
+    signed, issued_at = issue(user.username if user else "", grant(user, requested), lifetime)
+    return JsonResponse(
+        {
+            "token": signed,
+            "access_token": signed,
+            "expires_in": lifetime,
+            "issued_at": datetime.fromtimestamp(issued_at, UTC).isoformat().replace("+00:00", "Z"),
+        }
+    )
+
+
+def _bearer_claims(request: HttpRequest) -> dict | None:
+    """The claims of the caller's registry token when it is one this portal signed and still valid."""
+    scheme, _, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return verify(value.strip())
+
+
+def _granted(claims: dict, type_: str, name: str, action: str) -> bool:
+    """Whether the token's access list holds the action on the resource."""
+    return any(
+        entry.get("type") == type_ and entry.get("name") == name and action in (entry.get("actions") or [])
+        for entry in claims.get("access") or []
+    )
+
+
+@csrf_exempt
+def registry_v2(request: HttpRequest, path: str) -> HttpResponse:
+    """Everything under /v2/: portal rules first (maintenance, projects, policy, catalog), then the registry."""
+    if request.method in WRITE_METHODS and (reason := read_only_reason()):
+        return proxy.registry_error(405, "DENIED", reason)
+    if path.rstrip("/") == "_catalog":
+        return _catalog(request)
+    project_name = path.split("/", 1)[0]
+    if project_name and "/" in path:
+        project = Project.objects.filter(name=project_name).first()
+        if project is None:
+            if request.META.get("HTTP_AUTHORIZATION", "").lower().startswith("bearer "):
+                status = 404 if request.method == "HEAD" else 403
+                return proxy.registry_error(status, "DENIED", f"project '{project_name}' does not exist")
+        else:
+            refused = _policy_refusal(request, project, path)
+            if refused is not None:
+                return refused
+    return proxy.forward(request)
+
+
+def _policy_refusal(request: HttpRequest, project: Project, path: str) -> HttpResponse | None:
+    """A 412 for a manifest pull the project's policy refuses, when the caller may pull it at all."""
+    match = _MANIFEST.match(path)
+    if request.method not in ("GET", "HEAD") or match is None:
+        return None
+    verdict = policy.check(project, match["name"], match["reference"])
+    if verdict.allowed:
+        return None
+    claims = _bearer_claims(request)
+    if claims is None or not _granted(claims, "repository", match["name"], "pull"):
+        # Not (yet) authorized: the registry answers with its challenge; the verdict is for those who may pull.
+        return None
+    return proxy.registry_error(412, "PROJECT_POLICY_VIOLATION", verdict.reason, {"project": project.name})
+
+
+def _catalog(request: HttpRequest) -> HttpResponse:
+    """The catalog: the registry's own for portal admins, otherwise only the repositories the caller may pull."""
+    claims = _bearer_claims(request)
+    if claims is None or _granted(claims, "registry", "catalog", "*"):
+        return proxy.forward(request)
+    subject = claims.get("sub") or ""
+    user = User.objects.filter(username=subject, is_active=True).first() if subject else None
+    try:
+        names = proxy.catalog_names(system_token([Access("registry", "catalog", ("*",))]))
+    except urllib3.exceptions.HTTPError as exc:
+        return proxy.registry_error(503, "UNAVAILABLE", f"the registry does not answer: {exc}")
+    projects = {p.name: p for p in Project.objects.filter(name__in={n.split("/", 1)[0] for n in names})}
+    pullable = {name for name, project in projects.items() if "pull" in registry_actions(user, project)}
+    visible = sorted(n for n in names if n.split("/", 1)[0] in pullable)
+    return _catalog_page(request, visible)
+
+
+def _catalog_page(request: HttpRequest, names: list[str]) -> JsonResponse:
+    """One page of a catalog per the registry API's `n` and `last` parameters."""
+    last = request.GET.get("last")
+    if last:
+        names = [n for n in names if n > last]
+    try:
+        size = int(request.GET.get("n", "0"))
+    except ValueError:
+        return proxy.registry_error(400, "PAGINATION_NUMBER_INVALID", "invalid number of results requested")
+    page = names[:size] if size > 0 else names
+    response = JsonResponse({"repositories": page})
+    if size > 0 and len(names) > size:
+        response["Link"] = f'</v2/_catalog?last={page[-1]}&n={size}>; rel="next"'
+    response[proxy.API_VERSION_HEADER[0]] = proxy.API_VERSION_HEADER[1]
+    return response
+
+
+def _authorized(request: HttpRequest) -> bool:
+    """True when the request carries the registry's shared secret (compared in constant time)."""
+    expected = f"Bearer {settings.REGISTRY_NOTIFY_SECRET}".encode()
+    return hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected)
+
+
+@csrf_exempt
+@require_POST
+def notifications(request: HttpRequest) -> JsonResponse:
+    """Record an envelope of registry events for the worker; 401 without the secret, 400 when not an envelope."""
+    if not _authorized(request):
+        return JsonResponse({"detail": "Notifications need the registry's shared secret."}, status=401)
+    try:
+        envelope = json.loads(request.body)
+    except ValueError:
+        return JsonResponse({"detail": "The body is not JSON."}, status=400)
+    if not isinstance(envelope, dict):
+        return JsonResponse({"detail": 'Expected an envelope: {"events": [...]}.'}, status=400)
+    return JsonResponse({"received": events.receive(envelope)})
+
+
+# Routes of the front door, at the root of the site (see portal/urls.py).
+urlpatterns = [
+    path("service/token", token, name="registry-token"),
+    path("service/notifications", notifications, name="registry-notifications"),
+    re_path(r"^v2/(?P<path>.*)\Z", registry_v2, name="registry-v2"),
+]

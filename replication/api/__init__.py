@@ -1,0 +1,1 @@
+"""The replication app's REST API."""

@@ -1,0 +1,1 @@
+"""Filters shared by the replication list pages and API list endpoints."""

@@ -1,0 +1,1 @@
+"""Job runners of replication, registered with portal.core.jobs.register()."""

@@ -1,0 +1,1 @@
+"""The scanning app's REST API."""

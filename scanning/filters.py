@@ -1,0 +1,1 @@
+"""Filters shared by the scanning list pages and API list endpoints."""

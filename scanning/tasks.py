@@ -1,0 +1,1 @@
+"""Job runners of scanning, registered with portal.core.jobs.register()."""

@@ -1,0 +1,3 @@
+"""UI routes of scanning."""
+
+urlpatterns: list = []
