@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,9 +28,15 @@ from portal.core.api.serializers import JobDetailSerializer
 from portal.core.audit import Actor
 from portal.core.errors import DomainError, Invalid
 from portal.core.models import Credential, Job
-from projects.scoped import ProjectScopedMixin
+from projects.models import Project
+from projects.scoped import (
+    ListGetMixin,
+    ProjectScopedViewSet,
+    ServiceCreateMixin,
+    ServiceDestroyMixin,
+    ServiceUpdateMixin,
+)
 
-SEARCH_HELP = "part of the name, URL, engine version, last error, state or type"
 
 
 FACTS = inline_serializer(
@@ -59,57 +65,34 @@ def _facts_body(facts: HostFacts, kind: str, url: str, credential: Credential | 
     return {"url": url, "kind": kind.strip().lower(), "tls_mode": host.tls_mode, **body}
 
 
-class HostViewSet(ProjectScopedMixin, viewsets.ModelViewSet):
-    """A project's container hosts; POST connects and checks the host before saving it."""
+class HostViewSet(ListGetMixin, ServiceCreateMixin, ServiceUpdateMixin, ServiceDestroyMixin, ProjectScopedViewSet):
+    """A project's container hosts; POST connects and checks the host before saving it (409: untrusted
+    certificate, 502: the exact failure); PATCH renames, changes the credential (verified again), or
+    enables/disables; DELETE removes the host from the project, leaving its containers on it alone."""
 
+    model = ContainerHost
     serializer_class = HostSerializer
+    create_serializer_class = HostCreateSerializer
+    update_serializer_class = HostUpdateSerializer
+    filterset_class = HostFilterSet
     lookup_value_regex = r"[0-9]+"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    def get_queryset(self) -> QuerySet[ContainerHost]:
-        if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller
-            return ContainerHost.objects.none()
-        hosts = ContainerHost.objects.filter(project=self.project()).select_related("credential")
-        return HostFilterSet({"q": self.request.query_params.get("q", "")}, hosts).qs.order_by("name", "pk")
+    def rows(self, project: Project) -> QuerySet[ContainerHost]:
+        return ContainerHost.objects.filter(project=project).select_related("credential").order_by("name", "pk")
 
-    @extend_schema(parameters=[OpenApiParameter("q", str, description=SEARCH_HELP)])
-    def list(self, request: Request, *args: object, **kwargs: object) -> Response:
-        """The project's hosts, filtered by `?q=`."""
-        return super().list(request, *args, **kwargs)
+    def perform_service_create(self, data: dict[str, Any]) -> ContainerHost:
+        fields = {key: data.get(key) for key in ("name", "kind", "url", "credential")}
+        return services.add_host(self.actor(), self.project(), **fields)
 
-    @extend_schema(request=HostCreateSerializer, responses={201: HostSerializer})
-    def create(self, request: Request, *args: object, **kwargs: object) -> Response:
-        """Add a host: 201 once it answered as the type given, else the exact failure (409: untrusted certificate)."""
-        serializer = HostCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        host = services.add_host(
-            Actor.from_request(request),
-            self.project(),
-            name=data["name"],
-            kind=data["kind"],
-            url=data["url"],
-            credential=data.get("credential"),
-        )
-        return Response(HostSerializer(host).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(request=HostUpdateSerializer, responses={200: HostSerializer})
-    def partial_update(self, request: Request, *args: object, **kwargs: object) -> Response:
-        """Rename, change the credential (verified again), or enable/disable the host."""
-        host = self.get_object()
-        serializer = HostUpdateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        changes: dict[str, Any] = {"name": data.get("name"), "enabled": data.get("enabled")}
+    def perform_service_update(self, host: ContainerHost, data: dict[str, Any]) -> ContainerHost:
+        changes = {"name": data.get("name"), "enabled": data.get("enabled")}
         if "credential" in data:
             changes["credential"] = data["credential"]
-        host = services.update_host(Actor.from_request(request), host, **changes)
-        return Response(HostSerializer(host).data)
+        return services.update_host(self.actor(), host, **changes)
 
-    def destroy(self, request: Request, *args: object, **kwargs: object) -> Response:
-        """Remove the host from the project; its containers on the host are not touched."""
-        services.remove_host(Actor.from_request(request), self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def perform_service_destroy(self, host: ContainerHost) -> None:
+        services.remove_host(self.actor(), host)
 
     @extend_schema(operation_id="projects_hosts_recheck", request=None, responses={200: HostSerializer})
     @action(detail=True, methods=["post"], url_path="verify")
@@ -181,22 +164,15 @@ def _job_answer(job: Job) -> dict[str, Any]:
     return JobDetailSerializer(job).data
 
 
-class ContainerViewSet(
-    ProjectScopedMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+class ContainerViewSet(ListGetMixin, ProjectScopedViewSet):
     """A project's containers across its hosts: read, provision, start, stop, restart, remove, logs, stats."""
 
+    model = Container
     serializer_class = ContainerSerializer
     lookup_value_regex = r"[0-9]+"
 
-    def get_queryset(self) -> QuerySet[Container]:
-        if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller
-            return Container.objects.none()
-        return Container.objects.filter(host__project=self.project()).select_related("host", "host__project")
+    def rows(self, project: Project) -> QuerySet[Container]:
+        return Container.objects.filter(host__project=project).select_related("host", "host__project")
 
     def filter_queryset(self, queryset: QuerySet[Container]) -> QuerySet[Container]:
         """`?q=` (name, image or id), `?host=` (id or name), `?state=`; removed ones only when asked for."""

@@ -1,5 +1,8 @@
-"""OpenAPI descriptions of Wharf's authentication schemes, for drf-spectacular."""
+"""OpenAPI for drf-spectacular: Wharf's authentication schemes and the schema class of every view."""
 
+from typing import Any
+
+from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 
@@ -32,3 +35,19 @@ class SessionScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: object) -> dict:
         return {"type": "apiKey", "in": "cookie", "name": "sessionid"}
+
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's schema, knowing the input serializers of the service-backed viewsets.
+
+    A viewset that parses its writes with `create_serializer_class` / `update_serializer_class`
+    (projects.scoped) documents those as the request bodies, and its `serializer_class` as the answer.
+    """
+
+    INPUTS = {"create": "create_serializer_class", "update": "update_serializer_class"}
+
+    def get_request_serializer(self) -> Any:
+        action = getattr(self.view, "action", None)
+        attribute = self.INPUTS.get("update" if action == "partial_update" else action or "")
+        serializer_class = getattr(self.view, attribute, None) if attribute else None
+        return serializer_class() if serializer_class else super().get_request_serializer()

@@ -45,3 +45,9 @@ class MemberSerializer(serializers.ModelSerializer):
         model = Membership
         fields = ["id", "user", "group", "member_type", "member_name", "role", "created"]
         read_only_fields = ["id", "created"]
+
+
+class MemberRoleSerializer(serializers.Serializer):
+    """A member's new role."""
+
+    role = serializers.ChoiceField(choices=Role.choices)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
@@ -20,11 +22,17 @@ from portal.core.identities import project_roles
 from portal.core.models import User
 from portal.core.services import admin_subject
 from projects import services
-from projects.api.serializers import MemberSerializer, ProjectSerializer
+from projects.api.serializers import MemberRoleSerializer, MemberSerializer, ProjectSerializer
 from projects.filters import ProjectFilterSet
 from projects.models import Membership, Project
 from projects.roles import can
-from projects.scoped import ProjectScopedMixin
+from projects.scoped import (
+    ListGetMixin,
+    ProjectScopedViewSet,
+    ServiceCreateMixin,
+    ServiceDestroyMixin,
+    ServiceUpdateMixin,
+)
 
 
 class ProjectViewSet(viewsets.ModelViewSet):
@@ -68,44 +76,39 @@ class ProjectViewSet(viewsets.ModelViewSet):
         return self.get_queryset().get(pk=project.pk)
 
 
-class MemberViewSet(ProjectScopedMixin, viewsets.ModelViewSet):
+class MemberViewSet(ListGetMixin, ServiceCreateMixin, ServiceUpdateMixin, ServiceDestroyMixin, ProjectScopedViewSet):
     """Members of one project: members read; DevOps administrators add, change and remove."""
 
+    model = Membership
     serializer_class = MemberSerializer
+    update_serializer_class = MemberRoleSerializer
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
 
-    def get_queryset(self) -> QuerySet[Membership]:
-        if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller
-            return Membership.objects.none()
-        return self.project().memberships.select_related("user", "group", "project")
+    def rows(self, project: Project) -> QuerySet[Membership]:
+        return project.memberships.select_related("user", "group", "project")
 
-    def create(self, request: Request, *args: object, **kwargs: object) -> Response:
+    def get_object(self) -> Membership:
+        return services.find_member(self.project(), int(self.kwargs["pk"]))
+
+    def perform_service_create(self, data: dict[str, Any]) -> Membership:
         project = self.project()
-        if not can(request.user, "manage_members", project):
+        if not can(self.request.user, "manage_members", project):
             raise Forbidden("Only the project's DevOps administrators may add members.")
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
         user_name, group_name = data.get("user", {}).get("username"), data.get("group", {}).get("name")
         if bool(user_name) == bool(group_name):
             raise Invalid("Give either a user or a group.", {"user": ["Give either a user or a group."]})
         user = directory.ensure_user(user_name) if user_name else None
         group = directory.ensure_group(group_name) if group_name else None
-        membership = services.add_member(Actor.from_request(request), project, data["role"], user=user, group=group)
-        return Response(self.get_serializer(membership).data, status=status.HTTP_201_CREATED)
+        return services.add_member(self.actor(), project, data["role"], user=user, group=group)
 
-    def update(self, request: Request, *args: object, **kwargs: object) -> Response:
-        membership = services.find_member(self.project(), int(kwargs["pk"]))
-        role = request.data.get("role")
-        if not role:
+    def perform_service_update(self, membership: Membership, data: dict[str, Any]) -> Membership:
+        if not data.get("role"):
             raise Invalid("A role is required.", {"role": ["This field is required."]})
-        services.change_member_role(Actor.from_request(request), membership, role)
-        return Response(self.get_serializer(membership).data)
+        services.change_member_role(self.actor(), membership, data["role"])
+        return membership
 
-    def destroy(self, request: Request, *args: object, **kwargs: object) -> Response:
-        membership = services.find_member(self.project(), int(kwargs["pk"]))
-        services.remove_member(Actor.from_request(request), membership)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def perform_service_destroy(self, membership: Membership) -> None:
+        services.remove_member(self.actor(), membership)
 
 
 class MemberProjectsView(APIView):

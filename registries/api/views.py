@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import generics, mixins, serializers, status, viewsets
+from rest_framework import generics, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,7 +19,7 @@ from portal.core.errors import Forbidden
 from portal.core.models import Job
 from projects.models import Project
 from projects.roles import can, is_portal_admin
-from projects.scoped import ProjectScopedMixin
+from projects.scoped import ListGetMixin, ProjectScopedViewSet, ServiceDestroyMixin
 from registries import external_services, search, services
 from registries.api.serializers import (
     ExternalRegistrySerializer,
@@ -37,60 +37,47 @@ def _annotated(queryset: QuerySet[Repository]) -> QuerySet[Repository]:
     return queryset.select_related("project").annotate(tag_count=Count("tags")).order_by("name")
 
 
-class ProjectRepositoryViewSet(
-    ProjectScopedMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+class ProjectRepositoryViewSet(ListGetMixin, ServiceDestroyMixin, ProjectScopedViewSet):
     """A project's repositories: members (and anyone on a public project) read; DevOps administrators delete."""
 
+    model = Repository
     serializer_class = RepositorySerializer
     filterset_class = RepositoryFilterSet
-
     project_action = "pull"
 
-    def get_queryset(self) -> QuerySet[Repository]:
-        if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller
-            return Repository.objects.none()
-        return _annotated(Repository.objects.filter(project=self.project()))
+    def rows(self, project: Project) -> QuerySet[Repository]:
+        return _annotated(Repository.objects.filter(project=project))
 
     def get_object(self) -> Repository:
         repository = services.find_repository(self.request.user, self.project(), self.kwargs["repository"])
         return self.get_queryset().get(pk=repository.pk)
 
-    def destroy(self, request: Request, *args: object, **kwargs: object) -> Response:
-        services.delete_repository(Actor.from_request(request), self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def perform_service_destroy(self, repository: Repository) -> None:
+        services.delete_repository(self.actor(), repository)
 
 
-class TagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class TagViewSet(ListGetMixin, ServiceDestroyMixin, ProjectScopedViewSet):
     """Tags of one repository: readers list them; DevOps administrators delete one (its siblings stay)."""
 
+    model = Tag
     serializer_class = TagSerializer
     filterset_class = TagFilterSet
+    project_action = "pull"
 
     def repository(self) -> Repository:
         """The repository named in the URL, if the caller may pull from its project (else 404)."""
         if not hasattr(self, "_repository"):
-            project = get_object_or_404(
-                Project.objects.restrict(self.request.user, "pull"), name=self.kwargs["project_name"]
-            )
-            self._repository = services.find_repository(self.request.user, project, self.kwargs["repository"])
+            self._repository = services.find_repository(self.request.user, self.project(), self.kwargs["repository"])
         return self._repository
 
-    def get_queryset(self) -> QuerySet[Tag]:
-        if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller
-            return Tag.objects.none()
+    def rows(self, project: Project) -> QuerySet[Tag]:
         return self.repository().tags.select_related("repository__project").order_by("-pushed_at", "name")
 
     def get_object(self) -> Tag:
         return get_object_or_404(self.get_queryset(), name=self.kwargs["tag"])
 
-    def destroy(self, request: Request, *args: object, **kwargs: object) -> Response:
-        services.delete_tag(Actor.from_request(request), self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def perform_service_destroy(self, tag: Tag) -> None:
+        services.delete_tag(self.actor(), tag)
 
 
 class RepositoryLibraryView(generics.ListAPIView):
