@@ -22,7 +22,6 @@ from rest_framework.test import APIClient
 
 from hosts.docker import DockerClient, DockerError, HostUnreachable
 from hosts.models import Container, ContainerHost, HostState
-from hosts.services import client_for as host_client
 from portal.models import AuditEvent, TrustedCertificate
 from tests.conftest import client_for
 from tests.integration.dockerd import Dockerd, free_port, start_dockerd
@@ -381,7 +380,7 @@ def test_container_calls_present_the_client_certificate_too(api, admin, full_tls
     certificate_credential(api, "docker-tls", full_tls.ca)
     pin(admin, full_tls)
     host = ContainerHost.objects.get(pk=add(admin, full_tls.url, credential="docker-tls").json()["id"])
-    with host_client(host) as client:
+    with DockerClient(host.url, host.credential, api_version=host.api_version) as client:
         command = ["sh", "-c", "echo hello; echo oops >&2; sleep 600"]
         created = client.create("over-tls", {"Image": IMAGE, "Cmd": command})
         try:
