@@ -1,15 +1,15 @@
-"""A small client of the Docker Engine API over HTTP or HTTPS, speaking the portal's trust flow.
+"""A client of the Docker Engine API over HTTP or HTTPS: the docker SDK's APIClient on the portal's trust flow.
 
-We talk to hosts with requests and the portal's own TLS session (pinned certificates, client
-certificates from the credential store) rather than docker-py: that keeps one trust flow for
-every outbound connection and lets every failure say exactly what went wrong, which is what an
-administrator adding a host needs ("server requires a client certificate", "not a Docker API").
+The SDK's APIClient is a requests session, so the portal's trust adapter (pinned certificates, client
+certificates from the credential store) is mounted on it: one trust flow for every outbound connection.
+What the SDK raises is translated here so that every failure says exactly what went wrong, which is what
+an administrator adding a host needs ("server requires a client certificate", "not a Docker API").
+The few calls the SDK cannot make as the portal needs stay hand-written (`call`), each saying why.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import contextlib
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +17,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3
+from docker import APIClient
+from docker.errors import APIError
 
 from portal.core import trust
 from portal.core.errors import DomainError, Invalid, RemoteUnreachable
@@ -25,9 +28,12 @@ from portal.core.models import Credential, CredentialKind
 # Docker 1.12 / API 1.24 is the oldest engine we manage (VIC 1.4 speaks 1.25); 1.41 is what we speak.
 MIN_API_VERSION = (1, 24)
 MAX_API_VERSION = (1, 41)
+API_VERSION = ".".join(map(str, MAX_API_VERSION))
 # A VCH names its backend in /info's Driver ("vSphere Integrated Containers v1.4.0 Backend Engine").
 VIC_DRIVER = "vSphere Integrated Containers"
 DEFAULT_TIMEOUT = 10.0
+# Pulling a large image over a slow registry link can leave the progress stream quiet for minutes.
+PULL_TIMEOUT = 600.0
 # Go's TLS server answers plain HTTP on a TLS port with this body.
 HTTP_TO_HTTPS = "Client sent an HTTP request to an HTTPS server"
 
@@ -118,6 +124,15 @@ def _tls_alert(text: str, sent_certificate: bool) -> str:
     return ""
 
 
+class _EngineAPI(APIClient):
+    """The SDK's APIClient, except that no request waits forever: the SDK sends a streamed pull without a timeout."""
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().request(method, url, *args, **kwargs)
+
+
 class DockerClient:
     """Calls to one host's Docker Engine API; every failure becomes a domain error saying what went wrong."""
 
@@ -135,12 +150,19 @@ class DockerClient:
         self.tls = parts.scheme == "https"
         self.api_version = api_version
         self.timeout = timeout
-        self.session = trust.session(self.address, credential) if self.tls else requests.Session()
+        self.credential = credential
         self.sends_certificate = self.tls and credential is not None and credential.kind == CredentialKind.CERTIFICATE
+        self.api = self._engine()
+
+    def _engine(self) -> APIClient:
+        """The SDK's client of the host, at the saved API version (ours until one is negotiated), on the trust flow."""
+        # Always an explicit version: without one the SDK asks /version itself when it is made, at its own version.
+        api = _EngineAPI(self.url, version=self.api_version or API_VERSION, timeout=self.timeout)
+        return trust.configure(api, self.address, self.credential) if self.tls else api
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self.session.close()
+        self.api.close()
 
     def __enter__(self) -> DockerClient:
         return self
@@ -149,6 +171,25 @@ class DockerClient:
         self.close()
 
     # --- transport -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _calling(self, path: str, timeout: float | None = None) -> Iterator[None]:
+        """Run SDK calls on `path` (with `timeout`, not the client's), turning what they raise into domain errors."""
+        seconds = timeout or self.timeout
+        self.api.timeout = seconds
+        try:
+            yield
+        except APIError as exc:
+            raise self._refused(exc.response) from exc
+        except requests.JSONDecodeError as exc:
+            raise NotADockerHost(f"{self.address} is not a Docker API: {path} did not answer JSON") from exc
+        except requests.RequestException as exc:
+            raise self._translate(exc, seconds) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            # The SDK reads a pull's progress from the raw urllib3 response; requests wraps its faults so.
+            raise self._translate(requests.ConnectionError(exc), seconds) from exc
+        finally:
+            self.api.timeout = self.timeout
 
     def _path(self, path: str) -> str:
         """The URL of an API path, under the negotiated version once there is one."""
@@ -164,18 +205,19 @@ class DockerClient:
         stream: bool = False,
         **kwargs: Any,
     ) -> requests.Response:
-        """One API request; raises HostUnreachable, NotADockerHost, UntrustedCertificate or DockerError."""
-        try:
-            response = self.session.request(
-                method, self._path(path), timeout=timeout or self.timeout, stream=stream, **kwargs
-            )
-        except requests.RequestException as exc:
-            raise self._translate(exc, timeout or self.timeout) from exc
-        if response.status_code == 400 and HTTP_TO_HTTPS in response.text:
-            raise HostUnreachable(f"{self.address} speaks TLS: use https://{self.address}")
+        """One hand-written request on the SDK's session, for what the SDK cannot give (see _ping and logs)."""
+        seconds = timeout or self.timeout
+        with self._calling(path, seconds):
+            response = self.api.request(method, self._path(path), timeout=seconds, stream=stream, **kwargs)
         if response.status_code >= 400:
-            raise DockerError(response.status_code, self._error_message(response))
+            raise self._refused(response)
         return response
+
+    def _refused(self, response: requests.Response) -> DomainError:
+        """The error for an HTTP error answer: HostUnreachable when the port speaks TLS, else DockerError."""
+        if response.status_code == 400 and HTTP_TO_HTTPS in response.text:
+            return HostUnreachable(f"{self.address} speaks TLS: use https://{self.address}")
+        return DockerError(response.status_code, self._error_message(response))
 
     def _translate(self, exc: requests.RequestException, timeout: float) -> DomainError:
         """The domain error for a failed request, naming TLS alerts the generic translation cannot."""
@@ -198,7 +240,7 @@ class DockerClient:
         return f"{self.address} answered {response.status_code} {response.reason}"
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """The JSON body of a request; NotADockerHost when the answer is not JSON."""
+        """The JSON body of a hand-written request; NotADockerHost when the answer is not JSON."""
         response = self.call(method, path, **kwargs)
         if response.status_code == 204 or not response.content:
             return None
@@ -212,20 +254,28 @@ class DockerClient:
     def probe(self) -> HostFacts:
         """/_ping, /version and /info: who the host is, checked, with the API version to speak."""
         self.api_version = ""
+        self._ping()
+        self._speak(self._version())
+        return self.facts()
+
+    def _ping(self) -> None:
+        """/_ping with no version in the path; NotADockerHost unless it answers OK.
+
+        Hand-written: the SDK's ping() puts its API version in the path, and an engine older than that
+        version (a VCH speaks 1.25) refuses the request before we know which version to speak.
+        """
         try:
             ping = self.call("GET", "/_ping")
         except DockerError as exc:
             raise NotADockerHost(f"{self.address} is not a Docker API: /_ping answered HTTP {exc.http_status}") from exc
         if ping.text.strip() != "OK":
             raise NotADockerHost(f"{self.address} is not a Docker API: /_ping did not answer OK")
-        version = self._version()
-        self.api_version = version
-        return self.facts()
 
     def _version(self) -> str:
         """The API version to speak: the lower of the host's and ours; Invalid when the host's is too old."""
         try:
-            answer = self.json("GET", "/version")
+            with self._calling("/version"):
+                answer = self.api.version(api_version=False)
         except DockerError as exc:
             raise NotADockerHost(
                 f"{self.address} is not a Docker API: /version answered HTTP {exc.http_status}"
@@ -241,10 +291,18 @@ class DockerClient:
             )
         return ".".join(map(str, min(theirs, MAX_API_VERSION)))
 
+    def _speak(self, version: str) -> None:
+        """Speak `version` from now on; the SDK fixes a client's version when it is made, so make it again."""
+        self.api_version = version
+        self.api.close()
+        self.api = self._engine()
+
     def facts(self) -> HostFacts:
         """The host's facts from /version and /info (with the API version already negotiated)."""
-        version = self.json("GET", "/version") or {}
-        info = self.json("GET", "/info") or {}
+        with self._calling("/version"):
+            version = self.api.version() or {}
+        with self._calling("/info"):
+            info = self.api.info() or {}
         running = int(info.get("ContainersRunning") or 0)
         return HostFacts(
             api_version=self.api_version,
@@ -263,71 +321,65 @@ class DockerClient:
 
     def containers(self) -> list[dict[str, Any]]:
         """Every container on the host, running or not (docker ps -a)."""
-        return self.json("GET", "/containers/json", params={"all": "1"}) or []
+        with self._calling("/containers/json"):
+            return self.api.containers(all=True) or []
 
     def inspect(self, container_id: str) -> dict[str, Any]:
         """docker inspect of one container."""
-        return self.json("GET", f"/containers/{quote(container_id)}/json")
+        with self._calling(f"/containers/{quote(container_id)}/json"):
+            return self.api.inspect_container(container_id)
 
     def start(self, container_id: str) -> None:
         """Start a container (already running is fine)."""
-        self.call("POST", f"/containers/{quote(container_id)}/start")
+        with self._calling(f"/containers/{quote(container_id)}/start"):
+            self.api.start(container_id)
 
     def stop(self, container_id: str, seconds: int = 10) -> None:
-        """Stop a container, killing it after `seconds` (already stopped is fine)."""
-        self.call("POST", f"/containers/{quote(container_id)}/stop", params={"t": seconds}, timeout=seconds + 30)
+        """Stop a container, killing it after `seconds` (already stopped is fine); the SDK waits that much longer."""
+        with self._calling(f"/containers/{quote(container_id)}/stop"):
+            self.api.stop(container_id, timeout=seconds)
 
     def restart(self, container_id: str, seconds: int = 10) -> None:
-        """Restart a container."""
-        self.call("POST", f"/containers/{quote(container_id)}/restart", params={"t": seconds}, timeout=seconds + 30)
+        """Restart a container; the SDK waits `seconds` longer than the client's timeout."""
+        with self._calling(f"/containers/{quote(container_id)}/restart"):
+            self.api.restart(container_id, timeout=seconds)
 
     def remove(self, container_id: str, force: bool = True) -> None:
         """Remove a container (and its anonymous volumes); a container already gone is fine."""
         try:
-            self.call("DELETE", f"/containers/{quote(container_id)}", params={"force": int(force), "v": 1})
+            with self._calling(f"/containers/{quote(container_id)}"):
+                self.api.remove_container(container_id, v=True, force=force)
         except DockerError as exc:
             if exc.status != 404:
                 raise
 
     def create(self, name: str, config: dict[str, Any]) -> str:
         """Create a container; returns its id."""
-        answer = self.json("POST", "/containers/create", params={"name": name} if name else None, json=config)
-        return answer["Id"]
+        with self._calling("/containers/create"):
+            return self.api.create_container_from_config(config, name or None)["Id"]
 
     def pull(self, image: str, tag: str, registry_auth: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
         """Pull an image, yielding Docker's progress messages; DockerError when the pull fails."""
-        headers = {}
-        if registry_auth:
-            headers["X-Registry-Auth"] = base64.urlsafe_b64encode(json.dumps(registry_auth).encode()).decode()
-        response = self.call(
-            "POST",
-            "/images/create",
-            params={"fromImage": image, "tag": tag},
-            headers=headers,
-            stream=True,
-            timeout=max(self.timeout, 600),
-        )
-        with response:
-            for line in response.iter_lines():
-                if not line:
-                    continue
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    continue
+        # An empty auth config rather than none: with none the SDK sends the portal user's own ~/.docker logins.
+        with self._calling("/images/create", max(self.timeout, PULL_TIMEOUT)):
+            for message in self.api.pull(image, tag, stream=True, decode=True, auth_config=registry_auth or {}):
                 if message.get("error"):
                     raise DockerError(400, str(message["error"]))
                 yield message
 
     def logs(self, container_id: str, tail: int = 200, since: int = 0, tty: bool = False) -> list[tuple[str, str]]:
-        """The container's recent output as (stream, line) pairs, with timestamps at the start of each line."""
+        """The container's recent output as (stream, line) pairs, with timestamps at the start of each line.
+
+        Hand-written: the SDK's logs() merges stdout and stderr into one text (and asks /json for the TTY first).
+        """
         params = {"stdout": 1, "stderr": 1, "timestamps": 1, "tail": tail, "since": since}
         body = self.call("GET", f"/containers/{quote(container_id)}/logs", params=params).content
         return list(demultiplex(body, tty))
 
     def stats(self, container_id: str) -> dict[str, Any]:
-        """One stats sample (with the previous CPU sample, as `docker stats` uses)."""
-        return self.json("GET", f"/containers/{quote(container_id)}/stats", params={"stream": "false"}, timeout=30)
+        """One stats sample (with the previous CPU sample, as `docker stats` uses); the daemon takes a moment."""
+        with self._calling(f"/containers/{quote(container_id)}/stats", timeout=30):
+            return self.api.stats(container_id, stream=False)
 
 
 def demultiplex(body: bytes, tty: bool = False) -> Iterator[tuple[str, str]]:

@@ -224,7 +224,11 @@ def session(address: str, credential: Credential | None = None) -> requests.Sess
 
     A password credential is set as HTTP Basic auth; callers that need bearer tokens handle them.
     """
-    http = requests.Session()
+    return configure(requests.Session(), address, credential)
+
+
+def configure(http: requests.Session, address: str, credential: Credential | None = None) -> requests.Session:
+    """Put an existing session (e.g. docker's APIClient, which is one) on the trust flow, as session() does."""
     http.mount("https://", _ContextAdapter(ssl_context(address, credential)))
     if credential is not None and credential.kind == CredentialKind.PASSWORD:
         http.auth = (credential.username, credential.password())

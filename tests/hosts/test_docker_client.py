@@ -5,8 +5,10 @@ from __future__ import annotations
 import struct
 
 import pytest
+import requests
 
 from hosts.docker import (
+    DockerClient,
     DockerError,
     _tls_alert,
     cpu_percent,
@@ -166,3 +168,13 @@ def test_daemon_errors_keep_client_statuses_and_turn_server_faults_into_bad_gate
     assert DockerError(409, "conflict").status == 409
     error = DockerError(500, "driver failed")
     assert (error.status, error.http_status) == (502, 500)
+
+
+def test_no_request_of_the_sdk_goes_out_without_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The SDK sends a streamed pull with timeout=None; a host that dies mid-pull must not hold the job forever.
+    sent: list[dict[str, object]] = []
+    monkeypatch.setattr(requests.Session, "request", lambda session, method, url, **kwargs: sent.append(kwargs))
+    client = DockerClient("http://127.0.0.1:2375", api_version="1.41", timeout=7)
+    client.api.post("http://127.0.0.1:2375/v1.41/images/create", timeout=None)
+    client.api.get("http://127.0.0.1:2375/v1.41/info", timeout=3)
+    assert [kwargs["timeout"] for kwargs in sent] == [7, 3]

@@ -10,6 +10,7 @@ appliance can run here. The same proxy reporting API 1.20 in /version stands for
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from hosts.docker import DockerClient, DockerError, HostUnreachable
 from hosts.models import Container, ContainerHost, HostState
 from portal.core.models import AuditEvent, TrustedCertificate
 from tests.conftest import client_for
@@ -54,7 +56,7 @@ def server_tls() -> Iterator[Dockerd]:
 @pytest.fixture(scope="module")
 def full_tls() -> Iterator[Dockerd]:
     """dockerd --tlsverify on https://127.0.0.1:PORT: it requires a client certificate signed by its CA."""
-    dockerd = start_dockerd(tcp=True, tls="verify")
+    dockerd = start_dockerd(tcp=True, tls="verify", image=IMAGE)
     yield dockerd
     dockerd.stop()
 
@@ -370,3 +372,47 @@ def test_changing_the_credential_is_verified_before_it_is_saved(api, admin, full
     assert response.status_code == 502
     assert "the host rejected the client certificate" in response.json()["detail"]
     assert ContainerHost.objects.get().credential.name == "docker-tls"
+
+
+def test_container_calls_present_the_client_certificate_too(api, admin, full_tls: Dockerd) -> None:
+    # The probe is not all: every call the client makes for containers goes over the same trust flow.
+    assert full_tls.ca is not None
+    certificate_credential(api, "docker-tls", full_tls.ca)
+    pin(admin, full_tls)
+    host = ContainerHost.objects.get(pk=add(admin, full_tls.url, credential="docker-tls").json()["id"])
+    with DockerClient(host.url, host.credential, api_version=host.api_version) as client:
+        command = ["sh", "-c", "echo hello; echo oops >&2; sleep 600"]
+        created = client.create("over-tls", {"Image": IMAGE, "Cmd": command})
+        try:
+            client.start(created)
+            assert client.inspect(created)["State"]["Running"] is True
+            assert created in [listed["Id"] for listed in client.containers()]
+            assert client.stats(created)["memory_stats"]["usage"] > 0
+            assert [(stream, line.partition(" ")[2]) for stream, line in _output(client, created)] == [
+                ("stdout", "hello"),
+                ("stderr", "oops"),
+            ]
+            client.stop(created, seconds=0)
+            assert client.inspect(created)["State"]["Running"] is False
+        finally:
+            client.remove(created)
+        with pytest.raises(DockerError) as gone:
+            client.inspect(created)
+    assert (gone.value.status, gone.value.message) == (404, f"No such container: {created}")
+
+
+def _output(client: DockerClient, container_id: str) -> list[tuple[str, str]]:
+    """The container's two lines of output, once it has written both."""
+    deadline = time.monotonic() + 10
+    while len(lines := client.logs(container_id)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return sorted(lines, key=lambda pair: pair[0] == "stderr")
+
+
+def test_container_calls_without_the_client_certificate_say_it_is_required(admin, full_tls: Dockerd) -> None:
+    pin(admin, full_tls)
+    with DockerClient(full_tls.url, api_version="1.41") as client, pytest.raises(HostUnreachable) as refused:
+        client.containers()
+    assert refused.value.message == (
+        f"127.0.0.1:{full_tls.port}: the host requires a client certificate: pick a certificate credential (full TLS)"
+    )
