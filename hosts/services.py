@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import cast
 
-from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from hosts.docker import DockerClient, HostFacts, normalize_url
 from hosts.models import ContainerHost, HostKind, HostState
+from portal.core import jobs
 from portal.core.audit import Actor, record
 from portal.core.credentials import CREDENTIAL_USERS
 from portal.core.errors import Conflict, DomainError, Invalid
@@ -185,7 +185,7 @@ def _collect_after_commit(host: ContainerHost) -> None:
     host_id = host.pk
 
     def enqueue() -> None:
-        current_app.tasks["hosts.collect_host"].delay(host_id)
+        jobs.send_task("hosts.collect_host", host_id)
 
     transaction.on_commit(enqueue)
 

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from celery import current_app
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from portal.core import jobs
 from portal.core.audit import Actor, record
 from portal.core.errors import RemoteUnreachable
 from projects.models import Project
@@ -169,7 +169,7 @@ def receive(envelope: dict[str, Any]) -> int:
 
 def _enqueue_apply() -> None:
     """Ask a worker to apply what was recorded."""
-    current_app.tasks["registries.apply_events"].delay()
+    jobs.send_task("registries.apply_events")
 
 
 def apply_pending() -> int:

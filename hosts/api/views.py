@@ -37,8 +37,6 @@ from projects.scoped import (
     ServiceUpdateMixin,
 )
 
-
-
 FACTS = inline_serializer(
     "HostFacts",
     {

@@ -136,7 +136,18 @@ def create_job(
 
 def enqueue(job_id: int, countdown: int = 0) -> None:
     """Send the job to a worker (after `countdown` seconds)."""
-    current_app.tasks["portal.run_job"].apply_async((job_id,), countdown=countdown or None)
+    send_task("portal.run_job", job_id, countdown=countdown or None)
+
+
+def send_task(name: str, *args: object, countdown: int | None = None) -> None:
+    """Send the Celery task of that name (run at once when tasks are eager).
+
+    Tasks are found by name, so a service never imports back the tasks module that calls it; a
+    process that has not loaded every app's tasks module yet (a web worker) loads them first.
+    """
+    if name not in current_app.tasks:
+        autodiscover_modules("tasks")
+    current_app.tasks[name].apply_async(args, countdown=countdown)
 
 
 def request_stop(actor: Actor, job: Job) -> Job:
