@@ -114,3 +114,12 @@ def logged_in(client: Client, user: User) -> Client:
 def page_text(response: HttpResponse) -> str:
     """The response body as text."""
     return response.content.decode()
+
+
+@pytest.fixture
+def world(role_users, group) -> dict[str, User | None]:
+    """The role users, plus an outsider and a member to edit or remove."""
+    outsider = User.objects.create_user("outsider", password="x", first_name="Out", last_name="Sider")
+    target = User.objects.create_user("target")
+    Membership.objects.create(project=Project.objects.get(name="alpha"), user=target, role=Role.VIEWER)
+    return role_users | {"outsider": outsider}

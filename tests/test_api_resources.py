@@ -1,0 +1,206 @@
+"""Every API resource, list / get / create / update / delete under every role (tests/api_resources.py).
+
+A new resource is one `Resource(...)` here; its actions beyond CRUD (verify, start, admin, ...)
+stay in the permission table of tests/test_api_permissions.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hosts.models import Container, ContainerHost
+from portal.core import credentials
+from portal.core.audit import Actor
+from portal.core.models import Credential, Group, User
+from projects.models import Membership, Project
+from registries.models import ExternalRegistry, Repository, Tag
+from tests.api_resources import ADMIN_ONLY, PROJECT_READ, PROJECT_WRITES, Resource, call, check, statuses
+from tests.conftest import ROLES, client_for
+
+CLOSED = "http://127.0.0.1:1"
+ALPHA = "/api/v1/projects/alpha"
+# A resource whose create connects to the address first: the closed port answers 502 and nothing is saved.
+CONNECTS_FIRST = {**PROJECT_WRITES, "create": statuses(502)}
+
+
+def _alpha() -> Project:
+    return Project.objects.get(name="alpha")
+
+
+def _host(world: dict) -> ContainerHost:
+    # On a closed loopback port: reads and edits need no daemon, and nothing leaves the machine.
+    return ContainerHost.objects.create(project=_alpha(), name="docker-1", url=CLOSED)
+
+
+def _credential(world: dict) -> Credential:
+    return credentials.create_credential(
+        Actor(world["portal_admin"]), "robot", "password", username="robot", password="S3cret-pw"
+    )
+
+
+def _repository(world: dict) -> Repository:
+    return Repository.objects.create(project=_alpha(), name="alpha/app")
+
+
+def _tag(world: dict) -> Tag:
+    return Tag.objects.create(repository=_repository(world), name="1.0", digest="sha256:" + "a" * 64)
+
+
+RESOURCES = [
+    Resource(
+        "projects",
+        "/api/v1/projects",
+        Project,
+        lambda world: _alpha(),
+        key=lambda row: row.name,
+        key_field="name",
+        expect={
+            "list": statuses(200, viewer=200, developer=200, other_project_admin=200),
+            "get": PROJECT_READ,
+            "create": statuses(201, project_admin=403, other_project_admin=403),
+            "update": statuses(200),
+            "delete": statuses(204, project_admin=403),
+        },
+        create={"name": "gamma", "public": True},
+        update={"public": True, "severity": "critical"},
+    ),
+    Resource(
+        "members",
+        f"{ALPHA}/members",
+        Membership,
+        lambda world: Membership.objects.get(user__username="target"),
+        expect={"list": PROJECT_READ, "get": PROJECT_READ, **PROJECT_WRITES},
+        create={"user": "outsider", "role": "viewer"},
+        update={"role": "developer"},
+        rows=lambda: _alpha().memberships.all(),
+    ),
+    Resource(
+        "users",
+        "/api/v1/users",
+        User,
+        lambda world: world["outsider"],
+        key=lambda row: row.username,
+        key_field="username",
+        expect={
+            "list": statuses(200, other_project_admin=200),
+            "get": statuses(200, other_project_admin=200),
+            **{op: ADMIN_ONLY[op] for op in ("create", "update", "delete")},
+        },
+        create={"username": "newbie", "password": "Long-enough-42", "email": "n@example.test"},
+        update={"email": "o@example.test", "first_name": "Otto"},
+    ),
+    Resource(
+        "groups",
+        "/api/v1/groups",
+        Group,
+        lambda world: Group.objects.get(name="devs"),
+        key=lambda row: row.name,
+        key_field="name",
+        expect={
+            "list": statuses(200, other_project_admin=200),
+            "get": statuses(200, other_project_admin=200),
+            "create": ADMIN_ONLY["create"],
+            "update": ADMIN_ONLY["update"],
+            "delete": ADMIN_ONLY["delete"],
+        },
+        create={"name": "ops", "members": ["outsider"]},
+        update={"members": ["outsider"]},
+    ),
+    Resource(
+        "credentials",
+        "/api/v1/credentials",
+        Credential,
+        _credential,
+        key=lambda row: row.name,
+        key_field="name",
+        expect={
+            "list": statuses(200, other_project_admin=200),
+            "get": statuses(200, other_project_admin=200),
+            **{op: ADMIN_ONLY[op] for op in ("create", "update", "delete")},
+        },
+        create={"name": "ci", "kind": "password", "username": "robot", "password": "Registry-Passw0rd"},
+        update={"username": "robot-2"},
+    ),
+    Resource(
+        "global registries",
+        "/api/v1/registries",
+        ExternalRegistry,
+        lambda world: ExternalRegistry.objects.get(name="docker-hub"),
+        key=lambda row: row.name,
+        key_field="name",
+        expect={op: ADMIN_ONLY[op] for op in ("list", "get", "update", "delete")},
+        update={"enabled": False},
+    ),
+    Resource(
+        "project registries",
+        f"{ALPHA}/registries",
+        ExternalRegistry,
+        lambda world: ExternalRegistry.objects.create(project=_alpha(), name="mirror", address=CLOSED, insecure=True),
+        key=lambda row: row.name,
+        key_field="name",
+        # Creating one verifies the address first: the closed port answers 502 and nothing is saved.
+        expect={
+            "list": PROJECT_READ,
+            "get": PROJECT_READ,
+            "create": statuses(502),
+            "update": statuses(200),
+            "delete": statuses(204),
+        },
+        create={"name": "other", "address": CLOSED, "insecure": True},
+        update={"name": "mirror-2", "enabled": False},
+        rows=lambda: ExternalRegistry.objects.filter(project__name="alpha"),
+    ),
+    Resource(
+        "hosts",
+        f"{ALPHA}/hosts",
+        ContainerHost,
+        _host,
+        # Adding one connects first: the closed port answers 502 and nothing is saved.
+        expect={
+            "list": PROJECT_READ,
+            "get": PROJECT_READ,
+            "create": statuses(502),
+            "update": statuses(200),
+            "delete": statuses(204),
+        },
+        create={"name": "docker-2", "kind": "docker", "url": "http://127.0.0.1:2"},
+        update={"name": "renamed"},
+    ),
+    Resource(
+        "containers",
+        f"{ALPHA}/containers",
+        Container,
+        lambda world: Container.objects.create(host=_host(world), container_id="c0ffee" * 10 + "c0ff", name="web"),
+        expect={"list": PROJECT_READ, "get": PROJECT_READ},
+    ),
+    Resource(
+        "repositories",
+        f"{ALPHA}/repositories",
+        Repository,
+        _repository,
+        key=lambda row: row.name,
+        key_field="name",
+        expect={"list": PROJECT_READ, "get": PROJECT_READ},
+    ),
+    Resource(
+        "tags",
+        f"{ALPHA}/repositories/alpha/app/tags",
+        Tag,
+        _tag,
+        key=lambda row: row.name,
+        key_field="name",
+        expect={"list": PROJECT_READ, "get": PROJECT_READ},
+    ),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(
+    ("resource", "op"),
+    [(resource, op) for resource in RESOURCES for op in resource.operations()],
+    ids=lambda value: str(value),
+)
+def test_resource_under_role(world, resource: Resource, op: str, role: str) -> None:
+    row = resource.make(world)
+    client = client_for(world[role])
+    check(resource, op, role, call(resource, op, client, row), client_for(world["portal_admin"]))
