@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal import credentials, trust
+from portal.addresses import parse_url
 from portal.audit import Actor
 from portal.credentials import certificate_info, credential_usages, may_pick_credentials
 from portal.errors import Conflict, Forbidden, Invalid, NotFound
@@ -220,9 +221,8 @@ class CertificateViewSet(
             raise Forbidden("Only administrators may fetch server certificates.")
         serializer = FetchRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        host, port = trust.split_url(serializer.validated_data["url"])
-        address = trust.address_of(host, port)
-        return Response(trust.certificate_details(address, trust.fetch_certificate(host, port)))
+        server = parse_url(serializer.validated_data["url"], schemes=None)
+        return Response(trust.certificate_details(server.address, trust.fetch_certificate(server.host, server.port)))
 
     @extend_schema(request=FetchRequestSerializer, responses={204: None})
     @action(detail=False, methods=["post"])
@@ -252,9 +252,9 @@ def _presented(actor: Actor, url: str, sha256: str | None, project: Project | No
         require(actor, "manage_credentials")
     else:
         require(actor, "manage_registries", project)
-    host, port = trust.split_url(url)
-    address = trust.address_of(host, port)
-    pem = trust.fetch_certificate(host, port)
+    server = parse_url(url, schemes=None)
+    address = server.address
+    pem = trust.fetch_certificate(server.host, server.port)
     presented = certificate_info(pem).sha256
     if sha256 and sha256.replace(":", "").upper() != presented.replace(":", ""):
         raise Conflict(f"{address} now presents a certificate with SHA-256 {presented}, not the one expected")
