@@ -22,15 +22,8 @@ from django.core.cache import cache
 
 from portal.addresses import AddressError, parse_url
 from portal.errors import DomainError, Invalid, RemoteUnreachable
-from registries.client import (
-    AuthenticationFailed,
-    AuthenticationUnsupported,
-    ChallengeAuth,
-    Login,
-    RegistryClient,
-    Unavailable,
-    UnexpectedStatus,
-)
+from registries.client import RegistryClient, Unavailable, UnexpectedStatus
+from registries.client_auth import AuthenticationFailed, AuthenticationUnsupported, ChallengeAuth, Login
 
 DOCKER_HUB = "https://registry.hub.docker.com"
 # Docker Hub's registry has no catalog; its index answers searches (what `docker search` asks).

@@ -24,7 +24,7 @@ from portal.services import require
 from portal.trust import CERTIFICATE_USERS
 from projects.models import Project
 from projects.services import PROJECT_CONTENT_CHECKS
-from registries.client import Login
+from registries.client_auth import Login
 from registries.external import ExternalRegistryClient, Found, parse_address
 from registries.models import ExternalRegistry
 

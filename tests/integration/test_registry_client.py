@@ -17,20 +17,17 @@ import bcrypt
 import pytest
 import requests
 
-from registries import client as client_module
+from registries import client_auth
 from registries.client import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     OCI_INDEX,
     OCI_MANIFEST,
-    AuthenticationFailed,
-    ChallengeAuth,
-    Login,
     Manifest,
     RegistryClient,
-    SystemTokenAuth,
     UnexpectedStatus,
 )
+from registries.client_auth import AuthenticationFailed, ChallengeAuth, Login, SystemTokenAuth
 from tests.integration.registry import (
     Registry,
     TokenAuth,
@@ -397,7 +394,7 @@ def test_bearer_token_is_fetched_again_once_it_expires(
     issuer.requests.clear()
     client.tags("bearer/expiring")
     # The issuer's tokens live 300 s: with a margin longer than that, every cached token counts as expired.
-    monkeypatch.setattr(client_module, "TOKEN_MARGIN", 301)
+    monkeypatch.setattr(client_auth, "TOKEN_MARGIN", 301)
     client.tags("bearer/expiring")
     assert len(issuer.requests) == 2
 

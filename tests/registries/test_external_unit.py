@@ -11,7 +11,7 @@ import requests
 from requests.adapters import BaseAdapter
 
 from portal.errors import Invalid
-from registries.client import Login, parse_challenge
+from registries.client_auth import Login, parse_challenge
 from registries.external import DOCKER_HUB, ExternalRegistryClient, in_namespace, parse_address, relevance
 from registries.models import ExternalRegistry
 
