@@ -22,6 +22,7 @@ from docker import APIClient
 from docker.errors import APIError
 
 from portal.core import trust
+from portal.core.addresses import parse_url
 from portal.core.errors import DomainError, Invalid, RemoteUnreachable
 from portal.core.models import Credential, CredentialKind
 
@@ -34,6 +35,8 @@ VIC_DRIVER = "vSphere Integrated Containers"
 DEFAULT_TIMEOUT = 10.0
 # Pulling a large image over a slow registry link can leave the progress stream quiet for minutes.
 PULL_TIMEOUT = 600.0
+# The Docker daemon's ports: 2376 with TLS, 2375 without.
+DOCKER_PORTS = {"https": 2376, "http": 2375}
 # Go's TLS server answers plain HTTP on a TLS port with this body.
 HTTP_TO_HTTPS = "Client sent an HTTP request to an HTTPS server"
 
@@ -70,28 +73,7 @@ def version_tuple(text: str) -> tuple[int, int]:
 
 def normalize_url(url: str) -> str:
     """scheme://host:port of a host endpoint; Invalid for anything but http(s) with a host name."""
-    text = url.strip()
-    if "://" not in text:
-        raise Invalid(
-            f"'{text}' has no scheme: use https://host:2376 (TLS) or http://host:2375 (no TLS)",
-            {"url": ["Enter a URL such as https://docker.example:2376."]},
-        )
-    try:
-        parts = urlsplit(text)
-    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
-        raise Invalid(f"'{text}' is not a valid URL: {exc}", {"url": [f"Not a valid URL: {exc}."]}) from exc
-    if parts.scheme not in ("http", "https"):
-        raise Invalid(
-            f"'{parts.scheme}://' is not supported: use https:// (TLS) or http:// (no TLS)",
-            {"url": ["The scheme must be http or https."]},
-        )
-    if not parts.hostname:
-        raise Invalid(f"'{text}' has no host name.", {"url": ["Enter a URL such as https://docker.example:2376."]})
-    try:
-        port = parts.port or (2376 if parts.scheme == "https" else 2375)
-    except ValueError as exc:
-        raise Invalid(f"'{text}' has an invalid port.", {"url": [str(exc)]}) from exc
-    return f"{parts.scheme}://{trust.address_of(parts.hostname, port)}"
+    return parse_url(url, default_scheme=None, default_ports=DOCKER_PORTS, example="https://docker.example:2376").origin
 
 
 @dataclass

@@ -215,10 +215,11 @@ def _repository(project: Project, name: str, when: datetime) -> Repository:
 
 def _image_size(event: Event) -> int:
     """The image's size from its manifest in the registry; the manifest's own length when the registry is away."""
+    client = RegistryClient()
     try:
-        manifest = RegistryClient().get_manifest(event.repository, event.digest)
+        manifest = client.get_manifest(event.repository, event.digest)
         if manifest is not None:
-            return RegistryClient().image_size(event.repository, manifest)
+            return client.image_size(event.repository, manifest)
     except (RemoteUnreachable, ValueError, KeyError) as exc:
         logger.warning("size of %s unknown, reconcile will repair it: %s", event.reference, exc)
     return event.length

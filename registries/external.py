@@ -1,4 +1,4 @@
-"""The client of registries outside Wharf: API detection, basic and bearer-token auth, catalogs, V1 search, tags.
+"""Registries outside Wharf on the one RegistryClient: API detection, namespaces, catalogs, V1 and Docker Hub search.
 
 Every failure is classified so an administrator knows what to fix: the name does not resolve, the
 port refuses, the server is too slow, its certificate is not trusted (the trust flow's
@@ -7,30 +7,31 @@ UntrustedCertificate), the credentials are wrong, or the server is not a registr
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import errno
 import re
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from django.conf import settings
 from django.core.cache import cache
 
+from portal.core.addresses import AddressError, parse_url
 from portal.core.errors import DomainError, Invalid, RemoteUnreachable
+from registries.client import RegistryClient, Unavailable, UnexpectedStatus
+from registries.client_auth import AuthenticationFailed, AuthenticationUnsupported, ChallengeAuth, Login
 
 DOCKER_HUB = "https://registry.hub.docker.com"
 # Docker Hub's registry has no catalog; its index answers searches (what `docker search` asks).
 DOCKER_HUB_SEARCH = "https://index.docker.io/v1/search"
-PAGE = 1000
 # Pages of a catalog or tag list read at most (100,000 entries): a runaway registry cannot fill the memory.
 MAX_PAGES = 100
 # Repositories one registry contributes to a search at most.
 SEARCH_LIMIT = 100
-_CHALLENGE_PARAM = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
 _NAMESPACE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 
 
@@ -76,26 +77,6 @@ class PlainHttpAddress(RegistryFailure, Invalid):
 
 
 @dataclass(frozen=True)
-class Login:
-    """A username and password to present to a registry (never printed)."""
-
-    username: str
-    password: str = field(repr=False)
-
-    def basic(self) -> str:
-        """The HTTP Basic Authorization header value."""
-        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-
-
-@dataclass(frozen=True)
-class Challenge:
-    """A parsed WWW-Authenticate header: its scheme (basic, bearer) and parameters."""
-
-    scheme: str
-    params: dict[str, str]
-
-
-@dataclass(frozen=True)
 class Found:
     """What Verify found: the API version and the authentication the registry asks for."""
 
@@ -121,41 +102,21 @@ def parse_address(address: str, insecure: bool = False) -> Address:
     text = address.strip()
     if not text:
         raise Invalid("An address is required.", {"address": ["This field is required."]})
-    if "://" not in text:
-        text = f"https://{text}"
-    message = "The address must look like https://registry.example:443/namespace."
     try:
-        parts = urlsplit(text)
-    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        url = parse_url(text, field="address")
+    except AddressError as exc:
+        if exc.problem == "port":
+            raise Invalid("The port is not a number.", {"address": ["The port is not a number."]}) from exc
+        message = "The address must look like https://registry.example:443/namespace."
         raise Invalid(message, {"address": [message]}) from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Invalid(message, {"address": [message]})
-    if parts.scheme == "http" and not insecure:
+    if url.scheme == "http" and not insecure:
         message = "This address is plain HTTP: tick insecure (HTTP) to allow it."
         raise Invalid(message, {"insecure": [message]})
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise Invalid("The port is not a number.", {"address": ["The port is not a number."]}) from exc
-    host = parts.hostname.lower()
-    host = f"[{host}]" if ":" in host else host
-    default = 443 if parts.scheme == "https" else 80
-    netloc = host if port in (None, default) else f"{host}:{port}"
-    namespace = parts.path.strip("/").lower()
+    namespace = url.path.strip("/").lower()
     if namespace and not _NAMESPACE.match(namespace):
         message = f"'{namespace}' is not a valid namespace (lowercase letters, digits, . _ - and /)."
         raise Invalid(message, {"address": [message]})
-    return Address(f"{parts.scheme}://{netloc}", namespace)
-
-
-def parse_challenge(header: str) -> Challenge | None:
-    """`Bearer realm="...",service="...",scope="..."` or `Basic realm="..."` as a Challenge; None if empty."""
-    header = header.strip()
-    if not header:
-        return None
-    scheme, _, rest = header.partition(" ")
-    params = {key.lower(): quoted if quoted else bare for key, quoted, bare in _CHALLENGE_PARAM.findall(rest)}
-    return Challenge(scheme.lower(), params)
+    return Address(url.base_url, namespace)
 
 
 def in_namespace(repository: str, namespace: str) -> bool:
@@ -182,12 +143,21 @@ def relevance(repository: str, query: str) -> tuple[int, str]:
     return rank, name
 
 
-def _classify(exc: requests.RequestException, url: str) -> RegistryFailure | DomainError:
-    """A network exception as the failure an administrator can act on."""
+def _unreachable(fault: Unavailable) -> DomainError:
+    """A network fault of the client as the failure an administrator can act on."""
+    if fault.tls is not None:
+        from portal.core import trust
+
+        if isinstance(fault.tls, trust.PlainHttp):
+            return PlainHttpAddress(f"{fault.tls.message} (an http:// address also needs Insecure (HTTP) ticked)")
+        return Unreachable("tls", f"TLS failed with {urlsplit(fault.url).netloc}: {fault.tls.message}")
+    return _classify(fault.cause, fault.url)
+
+
+def _classify(exc: requests.RequestException, url: str) -> RegistryFailure:
+    """A network exception (other than TLS) as the failure an administrator can act on."""
     host = urlsplit(url).netloc
     text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        return Unreachable("tls", f"TLS handshake with {host} failed: {_tls_detail(text)}")
     if isinstance(exc, requests.exceptions.Timeout):
         return Unreachable("timeout", f"{host} did not answer in time (timeout).")
     if isinstance(exc, requests.exceptions.ConnectionError):
@@ -221,14 +191,12 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _tls_detail(text: str) -> str:
-    """The useful end of an SSL error message."""
-    match = re.search(r"\[SSL[^\]]*\][^'\")]*", text)
-    return match.group(0).strip() if match else "the server's TLS does not work with this client."
-
-
 class ExternalRegistryClient:
-    """Talks to one external registry: detects its API, follows auth challenges, lists and searches."""
+    """One external registry through a RegistryClient: detects its API, keeps to its namespace, lists and searches.
+
+    The client's faults come out classified (Unreachable, WrongCredentials, NotARegistry,
+    PlainHttpAddress, or the trust flow's UntrustedCertificate).
+    """
 
     def __init__(
         self,
@@ -245,96 +213,55 @@ class ExternalRegistryClient:
         self.namespace = parsed.namespace
         self.login = login
         self.api_version = api_version
-        self.timeout = timeout or settings.EXTERNAL_REGISTRY_TIMEOUT_SECONDS
+        self.auth = ChallengeAuth(login)
         # A certificate credential is presented in the TLS handshake; a password one is answered to challenges.
-        self.client_certificate = client_certificate
-        # A given session serves every address (tests hand in a fake transport); else one per address.
-        self._fixed_session = session
-        self._sessions: dict[str, requests.Session] = {}
-        self._authorization: dict[str, str] = {}
-        self.auth_type = "none"
+        self.client = RegistryClient(
+            self.base_url,
+            self.auth,
+            session=session,
+            timeout=timeout or settings.EXTERNAL_REGISTRY_TIMEOUT_SECONDS,
+            client_certificate=client_certificate,
+            max_pages=MAX_PAGES,
+        )
 
-    # Requests and auth challenges.
+    @property
+    def auth_type(self) -> str:
+        """What the registry asks for: "none", "basic" or "bearer" (a saved registry's is known up front)."""
+        return self.auth.kind
 
-    def _send(self, url: str, headers: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
-        """One GET; network faults become classified failures, and an untrusted certificate the trust answer."""
-        try:
-            return self.session_for(url).get(url, headers=headers or {}, timeout=self.timeout, **kwargs)
-        except requests.exceptions.SSLError as exc:
-            raise _tls_failure(exc, url, self.timeout) from None
-        except requests.RequestException as exc:
-            raise _classify(exc, url) from None
+    @auth_type.setter
+    def auth_type(self, kind: str) -> None:
+        self.auth.kind = kind
 
     def use_session(self, address: str, session: requests.Session) -> None:
         """Use this verifying session for the "host:port" address (instead of building one on first use)."""
-        self._sessions[address] = session
+        self.client.use_session(address, session)
 
-    def session_for(self, url: str) -> requests.Session:
-        """The verifying session for the URL's address (the registry's, or its token realm's)."""
-        if self._fixed_session is not None:
-            return self._fixed_session
-        key = _address_key(url)
-        if key not in self._sessions:
-            from portal.core import trust
+    # Requests, their faults classified.
 
-            self._sessions[key] = trust.session(key, self.client_certificate)
-        return self._sessions[key]
-
-    def get(self, path: str, scope_hint: str = "") -> requests.Response:
-        """GET a path of the registry, answering a Basic or Bearer challenge once."""
-        url = path if path.startswith("http") else f"{self.base_url}{path}"
-        key = scope_hint or path
-        headers = {"Authorization": self._authorization[key]} if key in self._authorization else {}
-        if not headers and self.auth_type == "basic" and self.login:
-            headers = {"Authorization": self.login.basic()}
-        response = self._send(url, headers)
-        if response.status_code != 401:
-            return response
-        challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
-        if challenge is None:
-            if self.login is None:
-                raise WrongCredentials(f"{self.base_url} asks for credentials: select a credential.")
-            raise WrongCredentials(f"{self.base_url} refused the credentials (401).")
-        authorization = self._answer(challenge)
-        response = self._send(url, {"Authorization": authorization})
-        if response.status_code == 401:
-            raise WrongCredentials(f"{self.base_url} refused the credentials (401).")
-        self._authorization[key] = authorization
-        return response
-
-    def _answer(self, challenge: Challenge) -> str:
-        """The Authorization header answering a challenge."""
-        if challenge.scheme == "basic":
-            self.auth_type = "basic"
-            if self.login is None:
-                raise WrongCredentials(f"{self.base_url} asks for a username and password: select a credential.")
-            return self.login.basic()
-        if challenge.scheme == "bearer":
-            self.auth_type = "bearer"
-            return f"Bearer {self._token(challenge)}"
-        raise NotARegistry(f"{self.base_url} asks for an unknown authentication scheme '{challenge.scheme}'.")
-
-    def _token(self, challenge: Challenge) -> str:
-        """A bearer token from the challenge's realm (with the credential's Basic auth when there is one)."""
-        realm = challenge.params.get("realm", "")
-        if not realm.startswith(("http://", "https://")):
-            raise NotARegistry(f"{self.base_url} sent a bearer challenge without a usable realm.")
-        params = {key: challenge.params[key] for key in ("service", "scope") if challenge.params.get(key)}
-        if self.login:
-            params["account"] = self.login.username
-        headers = {"Authorization": self.login.basic()} if self.login else {}
-        response = self._send(realm, headers, params=params)
-        if response.status_code in (401, 403):
-            what = "refused the credentials" if self.login else "wants credentials: select a credential"
-            raise WrongCredentials(f"The token service of {self.base_url} {what} ({response.status_code}).")
+    @contextlib.contextmanager
+    def _classified(self) -> Iterator[None]:
+        """Turn the client's faults into the failures an administrator can act on."""
         try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
-        if response.status_code != 200 or not token:
-            raise NotARegistry(f"The token service at {realm} answered {response.status_code} without a token.")
-        return token
+            yield
+        except Unavailable as fault:
+            raise _unreachable(fault) from None
+        except AuthenticationFailed as fault:
+            raise WrongCredentials(fault.message) from None
+        except AuthenticationUnsupported as fault:
+            raise NotARegistry(fault.message) from None
+        except UnexpectedStatus as fault:
+            raise NotARegistry(f"{self.base_url} answered {fault.status_code} listing {fault.path}.") from None
+
+    def _send(self, url: str, **kwargs: Any) -> requests.Response:
+        """One GET as it is, without answering challenges."""
+        with self._classified():
+            return self.client.send("GET", url, **kwargs)
+
+    def get(self, path: str, scope: str = "") -> requests.Response:
+        """GET a path of the registry, answering a Basic or Bearer challenge once."""
+        with self._classified():
+            return self.client.request("GET", path, (scope,) if scope else ())
 
     # What kind of registry this is.
 
@@ -390,24 +317,10 @@ class ExternalRegistryClient:
         key = f"wharf:catalog:{self.base_url}:{self.login.username if self.login else ''}"
         names = cache.get(key)
         if names is None:
-            names = list(self._pages("/v2/_catalog", "repositories", "registry:catalog:*"))
+            with self._classified():
+                names = list(self.client.catalog())
             cache.set(key, names, settings.EXTERNAL_CATALOG_CACHE_SECONDS)
         return [name for name in names if in_namespace(name, self.namespace)]
-
-    def _pages(self, path: str, key: str, scope: str) -> Iterator[str]:
-        """Follow the Link header of a paginated V2 list, yielding the entries under `key`."""
-        next_path: str | None = f"{path}?n={PAGE}"
-        for _ in range(MAX_PAGES):
-            if not next_path:
-                return
-            response = self.get(next_path, scope_hint=scope)
-            if response.status_code == 404:
-                return
-            if response.status_code != 200:
-                raise NotARegistry(f"{self.base_url} answered {response.status_code} listing {path}.")
-            yield from (_json(response) or {}).get(key) or []
-            link = response.links.get("next", {}).get("url")
-            next_path = urljoin(f"{self.base_url}{path}", link) if link else None
 
     def search(self, query: str) -> list[dict[str, Any]]:
         """Repositories matching the query: the V2 catalog filtered, V1 /v1/search, or Docker Hub's search."""
@@ -445,7 +358,8 @@ class ExternalRegistryClient:
             body = _json(response)
             names = list(body) if isinstance(body, dict) else [item.get("name", "") for item in body or []]
             return sorted(name for name in names if name)
-        return sorted(self._pages(f"/v2/{repository}/tags/list", "tags", f"repository:{repository}:pull"))
+        with self._classified():
+            return sorted(self.client.tags(repository))
 
 
 def _full_name(repository: str, base_url: str) -> str:
@@ -471,22 +385,3 @@ def _json(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return None
-
-
-def _address_key(url: str) -> str:
-    """The "host:port" under which the trust flow pins certificates."""
-    from portal.core import trust
-
-    return trust.address_of(*trust.split_url(url))
-
-
-def _tls_failure(exc: requests.exceptions.SSLError, url: str, timeout: float) -> DomainError:
-    """An unknown certificate as the trust flow's "trust this certificate?" answer; other TLS faults as tls."""
-    from portal.core import trust
-
-    translated = trust.translate_request_error(exc, url, timeout)
-    if isinstance(translated, trust.UntrustedCertificate):
-        return translated
-    if isinstance(translated, trust.PlainHttp):
-        return PlainHttpAddress(f"{translated.message} (an http:// address also needs Insecure (HTTP) ticked)")
-    return Unreachable("tls", f"TLS failed with {urlsplit(url).netloc}: {translated.message}")

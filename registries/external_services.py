@@ -15,15 +15,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.core import trust
+from portal.core.addresses import parse_url
 from portal.core.audit import Actor, record
 from portal.core.credentials import CREDENTIAL_USERS
 from portal.core.errors import Conflict, Forbidden, Invalid
 from portal.core.models import Credential, CredentialKind, TrustedCertificate
 from portal.core.services import require
-from portal.core.trust import CERTIFICATE_USERS, address_of, split_url
+from portal.core.trust import CERTIFICATE_USERS
 from projects.models import Project
 from projects.services import PROJECT_CONTENT_CHECKS
-from registries.external import ExternalRegistryClient, Found, Login, parse_address
+from registries.client_auth import Login
+from registries.external import ExternalRegistryClient, Found, parse_address
 from registries.models import ExternalRegistry
 
 # The integrated registry's name in search results and image URLs.
@@ -51,7 +53,7 @@ def client_for(registry: ExternalRegistry, timeout: float | None = None) -> Exte
         client_certificate=client_certificate,
     )
     client.auth_type = registry.auth_type
-    address = address_of(*split_url(client.base_url))
+    address = parse_url(client.base_url).address
     client.use_session(address, _shared_session(address, client_certificate))
     return client
 
@@ -226,7 +228,7 @@ def certificate_user(certificate: TrustedCertificate) -> str:
     """ "registry 'mirror'" when a registry connects to the pinned certificate's address, else ""."""
     names = []
     for registry in ExternalRegistry.objects.filter(address__startswith="https://").only("name", "address"):
-        if address_of(*split_url(registry.base_url)) == certificate.address:
+        if parse_url(registry.base_url).address == certificate.address:
             names.append(f"registry '{registry.name}'")
     return ", ".join(names)
 

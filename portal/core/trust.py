@@ -16,7 +16,6 @@ import ssl
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from cryptography.hazmat.primitives import serialization
@@ -24,6 +23,7 @@ from django.db import transaction
 from requests.adapters import HTTPAdapter
 from rest_framework import status
 
+from portal.core.addresses import address_of, host_of, parse_url, pin_address
 from portal.core.audit import Actor, record
 from portal.core.credentials import certificate_info, load_certificate
 from portal.core.errors import DomainError, Invalid, RemoteUnreachable
@@ -78,26 +78,6 @@ def certificate_details(address: str, pem: str) -> dict[str, Any]:
     }
 
 
-def split_url(url: str) -> tuple[str, int]:
-    """The host and port of an https URL (or a bare host[:port]); port 443 unless given."""
-    try:
-        parts = urlsplit(url if "://" in url else f"https://{url}")
-    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
-        raise Invalid(f"'{url}' is not a valid URL: {exc}", {"url": [f"Not a valid URL: {exc}."]}) from exc
-    if not parts.hostname:
-        raise Invalid(f"'{url}' has no host name.", {"url": ["Enter a URL such as https://registry.example:443."]})
-    try:
-        port = parts.port or (80 if parts.scheme == "http" else 443)
-    except ValueError as exc:
-        raise Invalid(f"'{url}' has an invalid port.", {"url": [str(exc)]}) from exc
-    return parts.hostname, port
-
-
-def address_of(host: str, port: int) -> str:
-    """The "host:port" address pins are kept under (IPv6 hosts in brackets)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def fetch_certificate(host: str, port: int, timeout: float = DEFAULT_TIMEOUT) -> str:
     """The leaf certificate the server presents, as PEM.
 
@@ -133,7 +113,7 @@ def ssl_context(address: str, credential: Credential | None = None) -> ssl.SSLCo
     certificate is trusted as a CA: what it signs must name the host.
     """
     pems = pinned_pems(address)
-    host = _host_of(address)
+    host = host_of(address)
     if any(not is_authority(pem) and not names_cover(pem, host) for pem in pems):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
@@ -148,11 +128,6 @@ def ssl_context(address: str, credential: Credential | None = None) -> ssl.SSLCo
     if credential is not None and credential.kind == CredentialKind.CERTIFICATE:
         _load_client_certificate(context, credential)
     return context
-
-
-def _host_of(address: str) -> str:
-    """The host of a "host:port" or "[v6]:port" address."""
-    return address.rpartition(":")[0].strip("[]") if ":" in address else address
 
 
 def is_authority(pem: str) -> bool:
@@ -276,8 +251,8 @@ def untrusted_or_unreachable(exc: ssl.SSLCertVerificationError, host: str, port:
 
 def check_tls(url: str, credential: Credential | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
     """Connect and complete a verified TLS handshake; raise UntrustedCertificate or RemoteUnreachable."""
-    host, port = split_url(url)
-    address = address_of(host, port)
+    server = parse_url(url, schemes=None)
+    host, port, address = server.host, server.port, server.address
     context = ssl_context(address, credential)
     with _connect(host, port, timeout) as raw:
         try:
@@ -327,8 +302,8 @@ def _verification_error(exc: BaseException) -> ssl.SSLCertVerificationError | No
 
 def translate_request_error(exc: requests.RequestException, url: str, timeout: float = DEFAULT_TIMEOUT) -> DomainError:
     """The domain error for a failed requests call: UntrustedCertificate, or RemoteUnreachable saying what failed."""
-    host, port = split_url(url)
-    address = address_of(host, port)
+    server = parse_url(url, schemes=None)
+    host, port, address = server.host, server.port, server.address
     verification = _verification_error(exc)
     if verification is not None:
         return untrusted_or_unreachable(verification, host, port, timeout)
@@ -360,7 +335,7 @@ def trust(actor: Actor, address: str, pem: str, project: Any = None) -> TrustedC
         require(actor, "manage_credentials")
     else:
         require(actor, "manage_registries", project)
-    address = _normal_address(address)
+    address = pin_address(address)
     cert = load_certificate(pem, "pem")
     pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     info = certificate_info(pem)
@@ -380,12 +355,6 @@ def trust(actor: Actor, address: str, pem: str, project: Any = None) -> TrustedC
     )
     record(actor, "trust", "certificate", address, project, sha256=info.sha256, subject=info.subject)
     return pinned
-
-
-def _normal_address(address: str) -> str:
-    """ "host:port" from a host:port or URL; Invalid when there is no host."""
-    host, port = split_url(address.strip())
-    return address_of(host, port)
 
 
 @transaction.atomic

@@ -17,6 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from portal.core import credentials, directory, jobs, services, trust
+from portal.core.addresses import parse_url
 from portal.core.audit import Actor
 from portal.core.certificates import ca_info
 from portal.core.credentials import CertificateInfo, certificate_info, credential_usages
@@ -502,9 +503,8 @@ def certificate_add(request: HttpRequest) -> HttpResponse:
     status = 400 if form.is_bound else 200
     if form.is_valid():
         try:
-            host, port = trust.split_url(form.cleaned_data["url"])
-            address = trust.address_of(host, port)
-            details = trust.certificate_details(address, trust.fetch_certificate(host, port))
+            server = parse_url(form.cleaned_data["url"], schemes=None)
+            details = trust.certificate_details(server.address, trust.fetch_certificate(server.host, server.port))
         except DomainError as exc:
             form_error(form, exc)
             status = exc.status
@@ -514,7 +514,7 @@ def certificate_add(request: HttpRequest) -> HttpResponse:
                 details,
                 action=reverse("certificate-trust"),
                 cancel_url=reverse("certificates"),
-                message=f"{address} presents this certificate. Compare its thumbprints with the ones its "
+                message=f"{server.address} presents this certificate. Compare its thumbprints with the ones its "
                 "administrator gave you before you trust it.",
                 status=200,
             )

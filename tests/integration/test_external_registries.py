@@ -15,14 +15,10 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import bcrypt
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from portal.core.audit import Actor
 from portal.core.credentials import create_credential
@@ -33,7 +29,6 @@ from projects.services import delete_project
 from registries import external_services, search
 from registries.external import DOCKER_HUB, NotARegistry, Unreachable, WrongCredentials
 from registries.models import ExternalRegistry
-from registries.token import libtrust_key_id, parse_scope
 from tests.conftest import client_for, logged_in, page_text
 from tests.integration.registry import (
     Registry,
@@ -43,6 +38,7 @@ from tests.integration.registry import (
     start_standalone_registry,
 )
 from tests.integration.slapd import free_port
+from tests.integration.token_issuer import TokenIssuer
 from tests.v1server import V1Registry
 
 USERNAME = "robot"
@@ -88,86 +84,11 @@ def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
     registry.stop()
 
 
-class TokenIssuer:
-    """A small Docker token service: checks Basic credentials, signs an ES256 JWT granting what was asked."""
-
-    service = "external-test-registry"
-    issuer = "external-test-issuer"
-
-    def __init__(self, workdir: Path) -> None:
-        from datetime import UTC, datetime, timedelta
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.x509.oid import NameOID
-
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test token issuer")])
-        now = datetime.now(UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=1))
-            .sign(self.key, hashes.SHA256())
-        )
-        self.cert_path = workdir / "token.crt"
-        self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        self.kid = libtrust_key_id(self.key.public_key())
-        self.requests: list[str] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.realm = f"http://127.0.0.1:{self.server.server_port}/token"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def token(self, scopes: list[str]) -> str:
-        """A token granting the scopes."""
-        now = int(time.time())
-        access = [a.claim() for scope in scopes for a in parse_scope(scope)]
-        claims = {"iss": self.issuer, "sub": USERNAME, "aud": self.service, "exp": now + 300, "nbf": now - 5}
-        claims |= {"iat": now, "jti": secrets.token_hex(8), "access": access}
-        return jwt.encode(claims, self.key, algorithm="ES256", headers={"kid": self.kid})
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        issuer = self
-        expected = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                """Quiet."""
-
-            def do_GET(self) -> None:
-                issuer.requests.append(self.path)
-                if self.headers.get("Authorization") != expected:
-                    self._send(401, {"details": "bad credentials"})
-                    return
-                scopes = parse_qs(urlsplit(self.path).query).get("scope", [])
-                token = issuer.token(scopes)
-                self._send(200, {"token": token, "access_token": token, "expires_in": 300})
-
-            def _send(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        return Handler
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
 def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, TokenIssuer]]:
     """V2 with bearer-token auth pointing at a TokenIssuer."""
     workdir = tmp_path_factory.mktemp("token")
-    issuer = TokenIssuer(workdir)
+    issuer = TokenIssuer(workdir, USERNAME, PASSWORD)
     auth = TokenAuth(issuer.realm, issuer.service, issuer.issuer, issuer.cert_path)
     registry = start_standalone_registry(workdir, token=auth)
     scope = "repository:team/token-app:pull,push"

@@ -11,15 +11,8 @@ import requests
 from requests.adapters import BaseAdapter
 
 from portal.core.errors import Invalid
-from registries.external import (
-    DOCKER_HUB,
-    ExternalRegistryClient,
-    Login,
-    in_namespace,
-    parse_address,
-    parse_challenge,
-    relevance,
-)
+from registries.client_auth import Login, parse_challenge
+from registries.external import DOCKER_HUB, ExternalRegistryClient, in_namespace, parse_address, relevance
 from registries.models import ExternalRegistry
 
 

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.core import credentials, directory, jobs, services, trust
+from portal.core.addresses import parse_url
 from portal.core.api.serializers import (
     AuditEventSerializer,
     CredentialChoiceSerializer,
@@ -426,9 +427,8 @@ class CertificateViewSet(
             raise Forbidden("Only administrators may fetch server certificates.")
         serializer = FetchRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        host, port = trust.split_url(serializer.validated_data["url"])
-        address = trust.address_of(host, port)
-        return Response(trust.certificate_details(address, trust.fetch_certificate(host, port)))
+        server = parse_url(serializer.validated_data["url"], schemes=None)
+        return Response(trust.certificate_details(server.address, trust.fetch_certificate(server.host, server.port)))
 
     @extend_schema(request=FetchRequestSerializer, responses={204: None})
     @action(detail=False, methods=["post"])
@@ -458,9 +458,9 @@ def _presented(actor: Actor, url: str, sha256: str | None, project: Any) -> tupl
         require(actor, "manage_credentials")
     else:
         require(actor, "manage_registries", project)
-    host, port = trust.split_url(url)
-    address = trust.address_of(host, port)
-    pem = trust.fetch_certificate(host, port)
+    server = parse_url(url, schemes=None)
+    address = server.address
+    pem = trust.fetch_certificate(server.host, server.port)
     presented = certificate_info(pem).sha256
     if sha256 and sha256.replace(":", "").upper() != presented.replace(":", ""):
         raise Conflict(f"{address} now presents a certificate with SHA-256 {presented}, not the one expected")
