@@ -9,6 +9,7 @@ import hmac
 import json
 import re
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import urllib3
 from django.conf import settings
@@ -30,6 +31,9 @@ from registries.token import Access, grant, issue, parse_scope, system_token, ve
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+# One segment of a canonical /v2/ path: repository name components, tags, digests ("sha256:..."), upload
+# ids and the API's own words (_catalog, blobs, uploads). Nothing in the API needs more.
+_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*\Z")
 _MANIFEST = re.compile(r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$")
 
 
@@ -109,7 +113,10 @@ def _granted(claims: dict, type_: str, name: str, action: str) -> bool:
 
 @csrf_exempt
 def registry_v2(request: HttpRequest, path: str) -> HttpResponse:
-    """Everything under /v2/: portal rules first (maintenance, projects, policy, catalog), then the registry."""
+    """Everything under /v2/: portal rules first (canonical path, maintenance, projects, policy, catalog), then the
+    registry."""
+    if (fault := non_canonical(request, path)) is not None:
+        return proxy.registry_error(400, "NAME_INVALID", f"the path is not canonical: {fault}")
     if request.method in WRITE_METHODS and (reason := read_only_reason()):
         return proxy.registry_error(405, "DENIED", reason)
     if path.rstrip("/") == "_catalog":
@@ -126,6 +133,30 @@ def registry_v2(request: HttpRequest, path: str) -> HttpResponse:
             if refused is not None:
                 return refused
     return proxy.forward(request)
+
+
+def non_canonical(request: HttpRequest, path: str) -> str | None:
+    """What makes the /v2/ path other than the one the registry will serve, or None for a canonical path.
+
+    The portal judges a path by its first segment (the project) and its manifest reference; the
+    registry cleans `.` and `..` segments and decodes escapes before it routes. So a path is refused
+    unless it is exactly what the registry will serve: no percent escapes on the wire, no empty, `.`
+    or `..` segment, and every segment made of the characters the API uses.
+    """
+    raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI") or ""
+    if "%" in urlsplit(raw).path:
+        return "percent-escapes are not used in registry paths"
+    if not path:
+        return None  # /v2/ itself
+    segments = path.split("/")
+    if len(segments) > 1 and segments[-1] == "":
+        segments.pop()  # one closing slash, as in /v2/ and /v2/<name>/blobs/uploads/
+    for segment in segments:
+        if segment in ("", ".", ".."):
+            return f"'{segment or '//'}' segments are not served as written"
+        if not _SEGMENT.match(segment):
+            return f"'{segment}' is not a repository name, tag, digest or upload"
+    return None
 
 
 def _policy_refusal(request: HttpRequest, project: Project, path: str) -> HttpResponse | None:
