@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from hosts.models import ContainerHost, HostKind, HostState
-from portal.core.credentials import may_pick_credentials
+from portal.core.credentials import usable_credentials
 from portal.core.models import Credential, CredentialKind, User
 from projects.models import Project
 
@@ -43,13 +43,10 @@ class HostForm(forms.Form):
         help_text="A client certificate, for a host that verifies client certificates (full TLS).",
     )
 
-    def __init__(self, *args: Any, user: User | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: User | None = None, project: Project | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if may_pick_credentials(user):
-            certificates = Credential.objects.filter(kind=CredentialKind.CERTIFICATE).order_by("name")
-            self.fields["credential"].queryset = certificates
-        else:
-            del self.fields["credential"]
+        usable = usable_credentials(user, project).filter(kind=CredentialKind.CERTIFICATE).order_by("name")
+        self.fields["credential"].queryset = usable
 
     def retry_fields(self) -> dict[str, str]:
         """The posted values as hidden fields, so the trust dialog can send them back to retry."""

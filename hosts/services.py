@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from hosts.docker import DockerClient, HostFacts, normalize_url
 from hosts.models import ContainerHost, HostKind, HostState
-from portal.core import jobs
+from portal.core import credentials, jobs
 from portal.core.audit import Actor, record
 from portal.core.credentials import CREDENTIAL_USERS
 from portal.core.errors import Conflict, DomainError, Invalid
@@ -77,12 +77,14 @@ def _check_endpoint(url: str) -> str:
     return normalized
 
 
-def _check_credential(credential: Credential | None, url: str) -> None:
-    """Only a saved certificate credential, and only over https (it is the client certificate of full TLS)."""
+def _check_credential(actor: Actor, credential: Credential | None, url: str, project: Project) -> None:
+    """Only a saved certificate credential the actor may use for the project, and only over https (it is the
+    client certificate of full TLS)."""
     if credential is None:
         return
     if credential.pk is None:
         raise Invalid("Pick a saved credential.", {"credential": ["No such credential."]})
+    credentials.require_use(actor, credential, project)
     if credential.kind != CredentialKind.CERTIFICATE:
         message = (
             f"credential '{credential.name}' is a username and password: a Docker host or VCH takes a "
@@ -141,7 +143,7 @@ def verify_host(
     require(actor, "manage_hosts", project)
     kind = _check_kind(kind)
     normalized = _check_endpoint(url)
-    _check_credential(credential, normalized)
+    _check_credential(actor, credential, normalized, project)
     return _probe(kind, normalized, credential)
 
 
@@ -153,7 +155,7 @@ def add_host(
     name = _check_name(name, project)
     kind = _check_kind(kind)
     normalized = _check_endpoint(url)
-    _check_credential(credential, normalized)
+    _check_credential(actor, credential, normalized, project)
     # The probe runs outside the transaction: it may take the whole host timeout.
     facts = _probe(kind, normalized, credential)
     host = ContainerHost(
@@ -222,7 +224,7 @@ def update_host(
         changed.append("name")
     if credential is not UNCHANGED and credential != host.credential:
         credential = cast(Credential | None, credential)
-        _check_credential(credential, host.url)
+        _check_credential(actor, credential, host.url, host.project)
         facts = _probe(host.kind, host.url, credential)
         host.credential = credential
         _apply_facts(host, facts)

@@ -99,7 +99,7 @@ def host_add(request: HttpRequest, name: str) -> HttpResponse:
     require_permission(can(request.user, "manage_hosts", project))
     action = reverse("host-add", args=[project.name])
     back = _back(request, project)
-    form = HostForm(request.POST or None, user=request.user)
+    form = HostForm(request.POST or None, user=request.user, project=project)
     context: dict[str, Any] = {"form": form, "project": project, "action": action, "cancel_url": back}
     if request.method != "POST":
         return dialog(request, "hosts/host_dialog.html", context)

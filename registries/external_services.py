@@ -14,7 +14,7 @@ import requests
 from django.db import transaction
 from django.utils import timezone
 
-from portal.core import trust
+from portal.core import credentials, trust
 from portal.core.addresses import parse_url
 from portal.core.audit import Actor, record
 from portal.core.credentials import CREDENTIAL_USERS
@@ -126,10 +126,24 @@ def _check_name(name: str, project: Project | None, registry: ExternalRegistry |
     return name
 
 
-def _check_credential(actor: Actor, credential: Credential | None) -> None:
-    """Only existing credentials are picked; secrets stay with portal admins (the credential is passed whole)."""
+def _check_credential(actor: Actor, credential: Credential | None, project: Project | None) -> None:
+    """Only a saved credential the actor may use for the project (or globally) is sent anywhere."""
     if credential is not None and credential.pk is None:
         raise Invalid("Pick a saved credential.", {"credential": ["No such credential."]})
+    credentials.require_use(actor, credential, project)
+
+
+def verify_address(
+    actor: Actor,
+    address: str,
+    credential: Credential | None = None,
+    insecure: bool = False,
+    project: Project | None = None,
+) -> Found:
+    """Verify, for someone about to add a registry to the project (None: globally), with what they may send."""
+    _require_manage(actor, project)
+    _check_credential(actor, credential, project)
+    return verify(address, credential, insecure)
 
 
 @transaction.atomic
@@ -147,7 +161,7 @@ def create_registry(
     _require_manage(actor, project)
     name = _check_name(name, project)
     parsed = parse_address(address, insecure)
-    _check_credential(actor, credential)
+    _check_credential(actor, credential, project)
     found = verify(parsed.normalized, credential, insecure)
     registry = ExternalRegistry.objects.create(
         name=name,
@@ -185,7 +199,7 @@ def update_registry(
         registry.name = _check_name(name, registry.project, registry)
         changed.append("name")
     if credential is not _UNSET and credential != registry.credential:
-        _check_credential(actor, credential)
+        _check_credential(actor, credential, registry.project)
         found = verify(registry.address, credential, registry.insecure)
         registry.credential = credential
         registry.api_version, registry.auth_type = found.api_version, found.auth_type

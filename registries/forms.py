@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
-from portal.core.models import Credential
+from portal.core.credentials import usable_credentials
+from portal.core.models import Credential, User
+from projects.models import Project
 from registries.models import GcSchedule, Repository, Tag
 
 
@@ -67,9 +71,9 @@ class RegistryForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, user: User | None = None, project: Project | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["credential"].queryset = Credential.objects.order_by("name")
+        self.fields["credential"].queryset = usable_credentials(user, project).order_by("name")
 
     def retry_fields(self) -> dict[str, str]:
         """The posted values as hidden fields, so the trust dialog can send them back to retry."""

@@ -258,7 +258,7 @@ def _registry_dialog(request: HttpRequest, project: Project | None, action: str,
     Save verifies again and adds the registry. The trust dialog posts back here with the form's values,
     so accepting the certificate pins it and retries what was asked (Verify or Save).
     """
-    form = RegistryForm(request.POST or None)
+    form = RegistryForm(request.POST or None, user=request.user, project=project)
     context: dict[str, Any] = {"form": form, "project": project, "action": action, "cancel_url": back}
     if request.method != "POST":
         return dialog(request, "registries/registry_dialog.html", context)
@@ -280,7 +280,9 @@ def _registry_dialog(request: HttpRequest, project: Project | None, action: str,
             )
             messages.success(request, f"Registry '{registry.name}' added.")
             return finish(request, back)
-        found = external_services.verify(data["address"], data["credential"], data["insecure"])
+        found = external_services.verify_address(
+            Actor.from_request(request), data["address"], data["credential"], data["insecure"], project
+        )
     except UntrustedCertificate as exc:
         hidden = {**form.retry_fields(), "operation": operation}
         return trust_dialog(request, exc.certificate, action, back, hidden)

@@ -10,16 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from django.db import transaction
+from django.db.models import QuerySet
 
 from portal.core.audit import Actor, record
 from portal.core.certificates import fingerprint
-from portal.core.errors import Conflict, Invalid
+from portal.core.errors import Conflict, Forbidden, Invalid
 from portal.core.models import Credential, CredentialKind, User
-from portal.core.permissions import can
+from portal.core.permissions import can, is_portal_admin, visible_projects
 from portal.core.secrets import encrypt
 from portal.core.services import require
 
@@ -28,13 +30,51 @@ from portal.core.services import require
 CREDENTIAL_USERS: list[Callable[[Credential], str]] = []
 
 
-def may_pick_credentials(user: User | None) -> bool:
-    """Whether the user may list credential names and kinds: portal admins and admins of any project.
+# Who may use a credential: portal admins any; a project's administrators only their project's own
+# credentials, for that project's registries and hosts. The project action that makes one of them:
+PROJECT_ACTION = "manage_registries"
 
-    Project admins pick existing credentials for their project's registries and hosts, so they need
-    the same "administers some project" check that lets them look users up.
+
+def visible_credentials(user: User | None) -> QuerySet[Credential]:
+    """The credentials whose names the user may see: all for portal admins, else their projects' own."""
+    if is_portal_admin(user):
+        return Credential.objects.all()
+    return Credential.objects.filter(project__in=visible_projects(user, PROJECT_ACTION))
+
+
+def usable_credentials(user: User | None, project: Any = None) -> QuerySet[Credential]:
+    """The credentials the user may pick for something of `project` (None: something global)."""
+    if is_portal_admin(user):
+        return Credential.objects.all()
+    if project is None or not can(user, PROJECT_ACTION, project):
+        return Credential.objects.none()
+    return Credential.objects.filter(project=project)
+
+
+def require_use(actor: Actor, credential: Credential | None, project: Any = None) -> None:
+    """Forbidden unless the actor may send this credential for something of `project` (None: global).
+
+    A credential is only ever sent to an address chosen by whoever may use it: a project admin
+    cannot point a global credential, or another project's, at an address of their choosing.
     """
-    return can(user, "view_project_users")
+    if credential is None or is_portal_admin(actor.user):
+        return
+    if project is not None and credential.project_id == project.pk and can(actor.user, PROJECT_ACTION, project):
+        return
+    where = f"project '{project.name}'" if project is not None else "the whole portal"
+    message = (
+        f"credential '{credential.name}' may not be used for {where}: a project's administrators use only "
+        "their project's own credentials; global ones are for Management Portal administrators"
+    )
+    raise Forbidden(message, {"credential": ["Pick one of this project's credentials."]})
+
+
+def _require_owner(actor: Actor, project: Any) -> None:
+    """Managing a global credential takes a portal admin; a project's own, that project's admins."""
+    if project is None:
+        require(actor, "manage_credentials")
+    else:
+        require(actor, PROJECT_ACTION, project)
 
 
 @dataclass(frozen=True)
@@ -114,11 +154,12 @@ def create_credential(
     password: str = "",
     certificate: str = "",
     private_key: str = "",
+    project: Any = None,
 ) -> Credential:
-    """Create a username/password or certificate credential (portal admins only)."""
-    require(actor, "manage_credentials")
+    """Create a username/password or certificate credential: global (portal admins) or a project's own."""
+    _require_owner(actor, project)
     name = _check_name(name)
-    credential = Credential(name=name, kind=kind, created_by=actor.name)
+    credential = Credential(name=name, kind=kind, project=project, created_by=actor.name)
     if kind == CredentialKind.PASSWORD:
         credential.username = _required(username, "username", "A username").strip()
         credential.encrypted_secret = encrypt(_required(password, "password", "A password"))
@@ -132,7 +173,7 @@ def create_credential(
         message = f"kind must be one of {', '.join(CredentialKind.values)}"
         raise Invalid(message, {"kind": [message]})
     credential.save()
-    record(actor, "create", "credential", name, kind=kind)
+    record(actor, "create", "credential", name, project=project, kind=kind)
     return credential
 
 
@@ -147,8 +188,8 @@ def update_credential(
     certificate: str | None = None,
     private_key: str | None = None,
 ) -> Credential:
-    """Change a credential (portal admins only); a secret left out (None or "") stays as it is."""
-    require(actor, "manage_credentials")
+    """Change a credential (its owners); a secret left out (None or "") stays as it is."""
+    _require_owner(actor, credential.project)
     changed: list[str] = []
     if name is not None and name.strip() != credential.name:
         credential.name = _check_name(name, credential)
@@ -184,8 +225,8 @@ def credential_usages(credential: Credential) -> list[str]:
 
 @transaction.atomic
 def delete_credential(actor: Actor, credential: Credential) -> None:
-    """Delete a credential nothing uses (portal admins only)."""
-    require(actor, "manage_credentials")
+    """Delete a credential nothing uses (its owners)."""
+    _require_owner(actor, credential.project)
     usages = credential_usages(credential)
     if usages:
         raise Conflict(f"credential '{credential.name}' is used by {', '.join(usages)}")

@@ -272,9 +272,15 @@ class Credential(models.Model):
 
     The password or private key is stored encrypted (portal.core.secrets); `password()` and
     `private_key_pem()` decrypt it for the code that connects. Nothing else ever shows it.
+    A credential without a project is global: only portal administrators manage and use it. A
+    project's own credential is managed and used by that project's administrators, for its
+    registries and hosts only.
     """
 
     name = models.CharField(max_length=255, unique=True)
+    project = models.ForeignKey(
+        "projects.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="credentials"
+    )
     kind = models.CharField(max_length=12, choices=CredentialKind.choices)
     username = models.CharField(max_length=255, blank=True)
     certificate_pem = models.TextField("public certificate", blank=True)

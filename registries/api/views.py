@@ -260,12 +260,11 @@ class VerifyView(APIView):
         serializer = VerifySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        project = data.get("project")
-        allowed = can(request.user, "manage_registries", project) if project else is_portal_admin(request.user)
-        if not allowed:
-            raise Forbidden("You do not have permission to add registries here.")
         parsed = parse_address(data["address"], data["insecure"])
-        found = external_services.verify(parsed.normalized, data.get("credential"), data["insecure"])
+        actor, credential = Actor.from_request(request), data.get("credential")
+        found = external_services.verify_address(
+            actor, parsed.normalized, credential, data["insecure"], data.get("project")
+        )
         body = {"address": parsed.normalized, "namespace": parsed.namespace, **found.__dict__}
         return Response(body)
 

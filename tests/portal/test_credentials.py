@@ -220,11 +220,37 @@ def test_delete_refused_while_in_use(api, admin_actor, monkeypatch) -> None:
     assert not Credential.objects.exists()
 
 
-def test_project_admin_lists_names_and_kinds_only(role_users, admin_actor) -> None:
-    credentials.create_credential(admin_actor, "ci", "password", username="robot", password=PASSWORD)
+def test_project_admin_sees_only_their_projects_own_credentials(role_users, admin_actor, alpha, beta) -> None:
+    credentials.create_credential(admin_actor, "hub-cred", "password", username="hubuser", password=PASSWORD)
+    credentials.create_credential(admin_actor, "beta-cred", "password", username="b", password=PASSWORD, project=beta)
+    actor = Actor(role_users["project_admin"])
+    credentials.create_credential(actor, "alpha-cred", "password", username="a", password=PASSWORD, project=alpha)
     response = client_for(role_users["project_admin"]).get("/api/v1/credentials")
     assert response.status_code == 200
-    assert response.json()["results"] == [{"id": Credential.objects.get().pk, "name": "ci", "kind": "password"}]
+    assert [(c["name"], c["project"], c["username"]) for c in response.json()["results"]] == [
+        ("alpha-cred", "alpha", "a")
+    ]
+    assert "password" not in response.json()["results"][0]
+    assert client_for(role_users["project_admin"]).get("/api/v1/credentials/hub-cred").status_code == 404
+    listed = client_for(role_users["portal_admin"]).get("/api/v1/credentials").json()["results"]
+    assert sorted(c["name"] for c in listed) == ["alpha-cred", "beta-cred", "hub-cred"]
+
+
+def test_project_admins_manage_their_projects_credentials_through_the_api(role_users, alpha, beta) -> None:
+    client = client_for(role_users["project_admin"])
+    body = {"name": "mine", "kind": "password", "username": "u", "password": PASSWORD, "project": "alpha"}
+    created = client.post("/api/v1/credentials", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert Credential.objects.get(name="mine").project == alpha
+    assert client.patch("/api/v1/credentials/mine", {"username": "u2"}, format="json").status_code == 200
+    assert Credential.objects.get(name="mine").username == "u2"
+    moved = client.patch("/api/v1/credentials/mine", {"project": None}, format="json")
+    assert moved.status_code == 400 and Credential.objects.get(name="mine").project == alpha
+    assert client.post("/api/v1/credentials", {**body, "name": "global"}, format="json").status_code == 403
+    assert (
+        client.post("/api/v1/credentials", {**body, "name": "b", "project": "beta"}, format="json").status_code == 404
+    )
+    assert client.delete("/api/v1/credentials/mine").status_code == 204
 
 
 def test_only_portal_admins_change_credentials(role_users, admin_actor) -> None:

@@ -149,8 +149,13 @@ SECRET = {"write_only": True, "required": False, "allow_blank": True, "trim_whit
 
 
 class CredentialSerializer(serializers.ModelSerializer):
-    """A credential as portal admins see it: everything but the secret, which is write-only."""
+    """A credential as its owners see it: everything but the secret, which is write-only.
 
+    `project` names the project whose own credential it is (its administrators manage and use it);
+    none makes a global credential, for portal administrators only.
+    """
+
+    project = serializers.CharField(source="project.name", required=False, allow_null=True, default=None)
     password = serializers.CharField(style={"input_type": "password"}, **SECRET)
     private_key = serializers.CharField(style={"base_template": "textarea.html"}, **SECRET)
     certificate = serializers.CharField(source="certificate_pem", required=False, allow_blank=True)
@@ -161,8 +166,8 @@ class CredentialSerializer(serializers.ModelSerializer):
     class Meta:
         model = Credential
         fields = [
-            "id", "name", "kind", "username", "password", "certificate", "private_key", "certificate_subject",
-            "certificate_not_after", "used_by", "created", "updated", "created_by",
+            "id", "name", "kind", "project", "username", "password", "certificate", "private_key",
+            "certificate_subject", "certificate_not_after", "used_by", "created", "updated", "created_by",
         ]  # fmt: skip
         read_only_fields = ["id", "created", "updated", "created_by"]
         extra_kwargs = {"name": {"validators": []}, "kind": {"required": False}}
@@ -184,14 +189,6 @@ class CredentialListSerializer(CredentialSerializer):
 
     class Meta(CredentialSerializer.Meta):
         fields = [f for f in CredentialSerializer.Meta.fields if f != "used_by"]
-
-
-class CredentialChoiceSerializer(serializers.ModelSerializer):
-    """A credential as project admins see it, to pick one: its name and kind only."""
-
-    class Meta:
-        model = Credential
-        fields = ["id", "name", "kind"]
 
 
 class TrustedCertificateSerializer(serializers.ModelSerializer):

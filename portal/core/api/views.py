@@ -20,7 +20,6 @@ from portal.core import credentials, directory, jobs, services, trust
 from portal.core.addresses import parse_url
 from portal.core.api.serializers import (
     AuditEventSerializer,
-    CredentialChoiceSerializer,
     CredentialListSerializer,
     CredentialSerializer,
     FetchRequestSerializer,
@@ -38,7 +37,7 @@ from portal.core.api.serializers import (
 )
 from portal.core.audit import Actor
 from portal.core.certificates import ca_info
-from portal.core.credentials import certificate_info, may_pick_credentials
+from portal.core.credentials import certificate_info, visible_credentials
 from portal.core.errors import Conflict, Forbidden, Invalid, NotFound
 from portal.core.filters import AuditEventFilterSet, GroupFilterSet, UserFilterSet
 from portal.core.identities import search_identities
@@ -340,25 +339,23 @@ class CredentialViewSet(viewsets.ModelViewSet):
     def get_queryset(self) -> QuerySet[Credential]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller
             return Credential.objects.none()
-        if not may_pick_credentials(self.request.user):
+        if not can(self.request.user, "view_project_users"):
             raise Forbidden("Only administrators may see credentials.")
-        return Credential.objects.all()
+        return visible_credentials(self.request.user).select_related("project")
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
-        if not getattr(self, "swagger_fake_view", False) and not can(self.request.user, "manage_credentials"):
-            return CredentialChoiceSerializer
         return CredentialListSerializer if self.action == "list" else CredentialSerializer
 
     def create(self, request: Request, *args: object, **kwargs: object) -> Response:
-        if not can(request.user, "manage_credentials"):
-            raise Forbidden("Only Management Portal administrators may manage credentials.")
         serializer = CredentialSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = _secret_fields(serializer.validated_data)
         kind = data.pop("kind", "")
         if not kind:
             raise Invalid("A kind is required.", {"kind": [f"Choose one of {', '.join(CredentialKind.values)}."]})
-        credential = credentials.create_credential(Actor.from_request(request), data.pop("name"), kind, **data)
+        project = _project(request, (data.pop("project", None) or {}).get("name"))
+        actor = Actor.from_request(request)
+        credential = credentials.create_credential(actor, data.pop("name"), kind, project=project, **data)
         return Response(CredentialSerializer(credential).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, *args: object, **kwargs: object) -> Response:
@@ -366,6 +363,10 @@ class CredentialViewSet(viewsets.ModelViewSet):
         serializer = CredentialSerializer(credential, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         data = _secret_fields(serializer.validated_data)
+        moved = data.pop("project", None)
+        if "project" in request.data and (moved or {}).get("name") != getattr(credential.project, "name", None):
+            message = "A credential stays with its project (or global)."
+            raise Invalid(message, {"project": ["Create a new credential instead."]})
         if data.pop("kind", credential.kind) != credential.kind:
             raise Invalid("The kind of a credential cannot change.", {"kind": ["Create a new credential instead."]})
         credentials.update_credential(Actor.from_request(request), credential, **data)
@@ -423,7 +424,7 @@ class CertificateViewSet(
     @action(detail=False, methods=["post"])
     def fetch(self, request: Request) -> Response:
         """The certificate a server presents (subject, issuer, validity, thumbprints, PEM), without trusting it."""
-        if not may_pick_credentials(request.user):
+        if not can(request.user, "view_project_users"):
             raise Forbidden("Only administrators may fetch server certificates.")
         serializer = FetchRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -434,7 +435,7 @@ class CertificateViewSet(
     @action(detail=False, methods=["post"])
     def check(self, request: Request) -> Response:
         """Connect to the URL with verified TLS: 204 when trusted, else 409 with the certificate (or 502)."""
-        if not may_pick_credentials(request.user):
+        if not can(request.user, "view_project_users"):
             raise Forbidden("Only administrators may check server certificates.")
         serializer = FetchRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
