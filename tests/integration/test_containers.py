@@ -26,7 +26,7 @@ from portal.core.models import Job, JobState, User
 from portal.core.services import create_token
 from projects.models import Membership, Project, Role
 from tests.conftest import PASSWORD, client_for
-from tests.integration.dockerd import Dockerd, start_dockerd
+from tests.integration.dockerd import Dockerd, dockerd_fixture
 from tests.integration.test_registry_push_pull import (  # noqa: F401  (fixtures)
     Portal,
     _wait_until_events_settle,
@@ -39,12 +39,7 @@ from tests.integration.test_registry_push_pull import (  # noqa: F401  (fixtures
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def daemon() -> Iterator[Dockerd]:
-    """A dockerd on 127.0.0.1 over plain TCP: a container host in the "no TLS" mode."""
-    started = start_dockerd(tcp=True)
-    yield started
-    started.stop()
+daemon = dockerd_fixture('A dockerd on 127.0.0.1 over plain TCP: a container host in the "no TLS" mode.', tcp=True)
 
 
 @pytest.fixture
