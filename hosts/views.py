@@ -4,15 +4,18 @@ provisioning, logs and stats."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
+from django_filters import FilterSet
 
 from hosts import containers as container_service
 from hosts import services
@@ -60,13 +63,30 @@ def chosen_project(request: HttpRequest) -> Project | None:
     return selected_project(request)
 
 
+def chosen_project_page(
+    request: HttpRequest,
+    templates: tuple[str, str],
+    region: str,
+    table_context: Callable[[Project], dict[str, Any]],
+) -> HttpResponse:
+    """A list page of the chosen project's rows (page and table templates), or only its table for htmx."""
+    project = chosen_project(request)
+    context: dict[str, Any] = {"project": project, "region": region}
+    if project is not None:
+        context |= table_context(project)
+    return page_or_region(request, *templates, context)
+
+
+def searched_page(request: HttpRequest, filterset: type[FilterSet], rows: QuerySet) -> dict[str, Any]:
+    """The page of the rows matching the search box (?q=) and its text, for a table's context."""
+    q = request.GET.get("q", "").strip()
+    return {"page": paginate(request, filterset({"q": q}, rows).qs), "q": q}
+
+
 def host_table_context(request: HttpRequest, project: Project, region: str) -> dict[str, Any]:
     """The hosts table of a project: filtered by ?q=, paginated, with the user's right to manage them."""
-    q = request.GET.get("q", "").strip()
-    hosts = HostFilterSet({"q": q}, project.hosts.select_related("credential").order_by("name")).qs
-    return {
-        "page": paginate(request, hosts),
-        "q": q,
+    hosts = project.hosts.select_related("credential").order_by("name")
+    return searched_page(request, HostFilterSet, hosts) | {
         "region": region,
         "can_manage": can(request.user, "manage_hosts", project),
         "add_url": reverse("host-add", args=[project.name]),
@@ -76,11 +96,10 @@ def host_table_context(request: HttpRequest, project: Project, region: str) -> d
 @login_required
 def host_list(request: HttpRequest) -> HttpResponse:
     """Infrastructure > Container Hosts: the selected project's hosts with their state and facts."""
-    project = chosen_project(request)
-    context: dict[str, Any] = {"project": project, "region": "host-table"}
-    if project is not None:
-        context |= host_table_context(request, project, "host-table")
-    return page_or_region(request, "hosts/host_list.html", "hosts/_host_table.html", context)
+    templates = ("hosts/host_list.html", "hosts/_host_table.html")
+    return chosen_project_page(
+        request, templates, "host-table", lambda project: host_table_context(request, project, "host-table")
+    )
 
 
 @login_required
@@ -230,14 +249,11 @@ FOLLOW_TAIL = 1000
 
 def container_table_context(request: HttpRequest, project: Project) -> dict[str, Any]:
     """The containers across the project's hosts: filtered by ?q=, removed ones only when asked, paginated."""
-    q = request.GET.get("q", "").strip()
     show_removed = request.GET.get("removed") == "1"
     containers = Container.objects.filter(host__project=project).select_related("host").order_by("name", "pk")
     if not show_removed:
         containers = containers.exclude(state=ContainerState.REMOVED)
-    return {
-        "page": paginate(request, ContainerFilterSet({"q": q}, containers).qs),
-        "q": q,
+    return searched_page(request, ContainerFilterSet, containers) | {
         "show_removed": show_removed,
         "can_provision": can(request.user, "provision", project),
         "provision_url": reverse("container-provision", args=[project.name]),
@@ -247,12 +263,13 @@ def container_table_context(request: HttpRequest, project: Project) -> dict[str,
 @login_required
 def container_list(request: HttpRequest) -> HttpResponse:
     """Home > Containers: the selected project's containers; ?job= shows a provisioning job's progress."""
-    project = chosen_project(request)
-    context: dict[str, Any] = {"project": project, "region": "container-table"}
-    if project is not None:
-        context |= container_table_context(request, project)
-        context["job"] = visible_job(request, request.GET.get("job"))
-    return page_or_region(request, "hosts/container_list.html", "hosts/_container_table.html", context)
+
+    def table_context(project: Project) -> dict[str, Any]:
+        """The containers table and the provisioning job asked for."""
+        return container_table_context(request, project) | {"job": visible_job(request, request.GET.get("job"))}
+
+    templates = ("hosts/container_list.html", "hosts/_container_table.html")
+    return chosen_project_page(request, templates, "container-table", table_context)
 
 
 @login_required

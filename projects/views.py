@@ -26,7 +26,6 @@ from portal.core.ui import (
     one_selected,
     page_or_region,
     paginate,
-    refuse,
     require_permission,
     resolve_identity,
     submit,
@@ -84,12 +83,8 @@ def project_create(request: HttpRequest) -> HttpResponse:
 def project_delete(request: HttpRequest, name: str) -> HttpResponse:
     """Delete a project (portal admins); a refusal is shown on the list."""
     project = visible_project(request, name)
-    try:
-        services.delete_project(Actor.from_request(request), project)
-    except DomainError as exc:
-        return refuse(request, exc, reverse("project-list"))
-    messages.success(request, f"Project '{name}' deleted.")
-    return finish(request, reverse("project-list"))
+    message = f"Project '{name}' deleted."
+    return act(request, lambda actor: services.delete_project(actor, project) or message, reverse("project-list"))
 
 
 # One project's tabs.

@@ -21,6 +21,14 @@ CLOSED = "http://127.0.0.1:1"
 ALPHA = "/api/v1/projects/alpha"
 # A resource whose create connects to the address first: the closed port answers 502 and nothing is saved.
 CONNECTS_FIRST = {**PROJECT_WRITES, "create": statuses(502)}
+# A resource of the whole portal that project administrators read too and only portal administrators change.
+ADMIN_MANAGED = {
+    "list": statuses(200, other_project_admin=200),
+    "get": statuses(200, other_project_admin=200),
+    **{op: ADMIN_ONLY[op] for op in ("create", "update", "delete")},
+}
+# Rows addressed by their name, in the URL and in the answer.
+BY_NAME = {"key": lambda row: row.name, "key_field": "name"}
 
 
 def _alpha() -> Project:
@@ -52,8 +60,7 @@ RESOURCES = [
         "/api/v1/projects",
         Project,
         lambda world: _alpha(),
-        key=lambda row: row.name,
-        key_field="name",
+        **BY_NAME,
         expect={
             "list": statuses(200, viewer=200, developer=200, other_project_admin=200),
             "get": PROJECT_READ,
@@ -81,11 +88,7 @@ RESOURCES = [
         lambda world: world["outsider"],
         key=lambda row: row.username,
         key_field="username",
-        expect={
-            "list": statuses(200, other_project_admin=200),
-            "get": statuses(200, other_project_admin=200),
-            **{op: ADMIN_ONLY[op] for op in ("create", "update", "delete")},
-        },
+        expect=ADMIN_MANAGED,
         create={"username": "newbie", "password": "Long-enough-42", "email": "n@example.test"},
         update={"email": "o@example.test", "first_name": "Otto"},
     ),
@@ -94,15 +97,8 @@ RESOURCES = [
         "/api/v1/groups",
         Group,
         lambda world: Group.objects.get(name="devs"),
-        key=lambda row: row.name,
-        key_field="name",
-        expect={
-            "list": statuses(200, other_project_admin=200),
-            "get": statuses(200, other_project_admin=200),
-            "create": ADMIN_ONLY["create"],
-            "update": ADMIN_ONLY["update"],
-            "delete": ADMIN_ONLY["delete"],
-        },
+        **BY_NAME,
+        expect=ADMIN_MANAGED,
         create={"name": "ops", "members": ["outsider"]},
         update={"members": ["outsider"]},
     ),
@@ -111,13 +107,8 @@ RESOURCES = [
         "/api/v1/credentials",
         Credential,
         _credential,
-        key=lambda row: row.name,
-        key_field="name",
-        expect={
-            "list": statuses(200, other_project_admin=200),
-            "get": statuses(200, other_project_admin=200),
-            **{op: ADMIN_ONLY[op] for op in ("create", "update", "delete")},
-        },
+        **BY_NAME,
+        expect=ADMIN_MANAGED,
         create={"name": "ci", "kind": "password", "username": "robot", "password": "Registry-Passw0rd"},
         update={"username": "robot-2"},
     ),
@@ -126,8 +117,7 @@ RESOURCES = [
         "/api/v1/registries",
         ExternalRegistry,
         lambda world: ExternalRegistry.objects.get(name="docker-hub"),
-        key=lambda row: row.name,
-        key_field="name",
+        **BY_NAME,
         expect={op: ADMIN_ONLY[op] for op in ("list", "get", "update", "delete")},
         update={"enabled": False},
     ),
@@ -136,16 +126,9 @@ RESOURCES = [
         f"{ALPHA}/registries",
         ExternalRegistry,
         lambda world: ExternalRegistry.objects.create(project=_alpha(), name="mirror", address=CLOSED, insecure=True),
-        key=lambda row: row.name,
-        key_field="name",
+        **BY_NAME,
         # Creating one verifies the address first: the closed port answers 502 and nothing is saved.
-        expect={
-            "list": PROJECT_READ,
-            "get": PROJECT_READ,
-            "create": statuses(502),
-            "update": statuses(200),
-            "delete": statuses(204),
-        },
+        expect={"list": PROJECT_READ, "get": PROJECT_READ, **CONNECTS_FIRST},
         create={"name": "other", "address": CLOSED, "insecure": True},
         update={"name": "mirror-2", "enabled": False},
         rows=lambda: ExternalRegistry.objects.filter(project__name="alpha"),
@@ -156,13 +139,7 @@ RESOURCES = [
         ContainerHost,
         _host,
         # Adding one connects first: the closed port answers 502 and nothing is saved.
-        expect={
-            "list": PROJECT_READ,
-            "get": PROJECT_READ,
-            "create": statuses(502),
-            "update": statuses(200),
-            "delete": statuses(204),
-        },
+        expect={"list": PROJECT_READ, "get": PROJECT_READ, **CONNECTS_FIRST},
         create={"name": "docker-2", "kind": "docker", "url": "http://127.0.0.1:2"},
         update={"name": "renamed"},
     ),
@@ -178,8 +155,7 @@ RESOURCES = [
         f"{ALPHA}/repositories",
         Repository,
         _repository,
-        key=lambda row: row.name,
-        key_field="name",
+        **BY_NAME,
         expect={"list": PROJECT_READ, "get": PROJECT_READ},
     ),
     Resource(
@@ -187,8 +163,7 @@ RESOURCES = [
         f"{ALPHA}/repositories/alpha/app/tags",
         Tag,
         _tag,
-        key=lambda row: row.name,
-        key_field="name",
+        **BY_NAME,
         expect={"list": PROJECT_READ, "get": PROJECT_READ},
     ),
 ]

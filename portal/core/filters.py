@@ -6,6 +6,25 @@ from django.db.models import Q, QuerySet
 from portal.core.models import AuditEvent, Group, User
 
 
+class SearchFilterSet(django_filters.FilterSet):
+    """A FilterSet whose `?q=` matches part of any of its `search_fields` (the apps' list pages and API)."""
+
+    search_fields: tuple[str, ...] = ()
+
+    q = django_filters.CharFilter(method="search", label="Search")
+
+    def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        """Rows matching the text, stripped of surrounding spaces."""
+        return queryset.filter(self.matches(value.strip()))
+
+    def matches(self, text: str) -> Q:
+        """Rows where any of the searched fields contains the text."""
+        query = Q()
+        for field in self.search_fields:
+            query |= Q(**{f"{field}__icontains": text})
+        return query
+
+
 class AuditEventFilterSet(django_filters.FilterSet):
     """`?q=` matches user, action, resource, project or address; `?project=` one project's events."""
 

@@ -10,8 +10,24 @@ from django.db.models import Case, IntegerField, Value, When
 from portal.core.models import Group, ScanSchedule, Source, User
 
 
-class UserCreateForm(forms.Form):
+class RepeatedPasswordForm(forms.Form):
+    """A form whose new password is typed twice: `repeated` names the field and its confirmation."""
+
+    repeated: tuple[str, str]
+
+    def clean(self) -> dict[str, Any]:
+        """Both passwords must match."""
+        data = super().clean()
+        password, again = self.repeated
+        if data.get(password) and data.get(password) != data.get(again):
+            self.add_error(again, "The two passwords differ.")
+        return data
+
+
+class UserCreateForm(RepeatedPasswordForm):
     """The +User dialog: a local account."""
+
+    repeated = ("password", "password_again")
 
     username = forms.CharField(label="User name", max_length=150, widget=forms.TextInput(attrs={"autofocus": True}))
     first_name = forms.CharField(label="First name", max_length=150, required=False)
@@ -19,13 +35,6 @@ class UserCreateForm(forms.Form):
     email = forms.EmailField(label="Email", required=False)
     password = forms.CharField(label="Password", widget=forms.PasswordInput(render_value=True), strip=False)
     password_again = forms.CharField(label="Confirm password", widget=forms.PasswordInput(), strip=False)
-
-    def clean(self) -> dict[str, Any]:
-        """Both passwords must match."""
-        data = super().clean()
-        if data.get("password") and data.get("password") != data.get("password_again"):
-            self.add_error("password_again", "The two passwords differ.")
-        return data
 
 
 class UserEditForm(forms.Form):
@@ -93,19 +102,14 @@ class SettingsForm(forms.Form):
     )
 
 
-class PasswordForm(forms.Form):
+class PasswordForm(RepeatedPasswordForm):
     """Profile > Change password."""
+
+    repeated = ("new_password", "new_password_again")
 
     old_password = forms.CharField(label="Current password", widget=forms.PasswordInput(), strip=False)
     new_password = forms.CharField(label="New password", widget=forms.PasswordInput(), strip=False)
     new_password_again = forms.CharField(label="Confirm new password", widget=forms.PasswordInput(), strip=False)
-
-    def clean(self) -> dict[str, Any]:
-        """Both new passwords must match."""
-        data = super().clean()
-        if data.get("new_password") and data.get("new_password") != data.get("new_password_again"):
-            self.add_error("new_password_again", "The two passwords differ.")
-        return data
 
 
 class TokenForm(forms.Form):

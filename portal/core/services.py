@@ -44,15 +44,22 @@ def _check_password(password: str, user: User) -> None:
         raise Invalid(exc.messages[0], {"password": list(exc.messages)}) from exc
 
 
+def _new_local_name(model: type[User | Group], field: str, name: str) -> str:
+    """The stripped name of a new local user or group; refused when empty or taken (ignoring case)."""
+    kind = model.__name__.lower()
+    name = name.strip()
+    if not name:
+        raise Invalid(f"A {kind} name is required.", {field: ["This field is required."]})
+    if model.objects.filter(**{f"{field}__iexact": name}).exists():
+        raise Conflict(f"{kind} '{name}' already exists")
+    return name
+
+
 @transaction.atomic
 def create_user(actor: Actor, username: str, password: str, **fields: Any) -> User:
     """Create a local user (portal admins only)."""
     require(actor, "manage_users")
-    username = username.strip()
-    if not username:
-        raise Invalid("A user name is required.", {"username": ["This field is required."]})
-    if User.objects.filter(username__iexact=username).exists():
-        raise Conflict(f"user '{username}' already exists")
+    username = _new_local_name(User, "username", username)
     user = User(username=username, source=Source.LOCAL, **{k: v for k, v in fields.items() if k in USER_FIELDS})
     _check_password(password, user)
     user.set_password(password)
@@ -138,11 +145,7 @@ def set_group_admin(actor: Actor, group: Group, value: bool) -> None:
 def create_group(actor: Actor, name: str, members: list[User] | None = None) -> Group:
     """Create a local group with the given members (portal admins only)."""
     require(actor, "manage_users")
-    name = name.strip()
-    if not name:
-        raise Invalid("A group name is required.", {"name": ["This field is required."]})
-    if Group.objects.filter(name__iexact=name).exists():
-        raise Conflict(f"group '{name}' already exists")
+    name = _new_local_name(Group, "name", name)
     group = Group.objects.create(name=name, source=Source.LOCAL)
     group.members.set(members or [])
     record(actor, "create", "group", name, members=[m.username for m in members or []])

@@ -3,8 +3,10 @@ logs, jobs and the user's profile."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
@@ -156,6 +158,34 @@ def identity_action(request: HttpRequest) -> HttpResponse:
     return finish(request, back)
 
 
+def _form_dialog(
+    request: HttpRequest,
+    form: forms.Form,
+    save: Callable[[dict[str, Any]], tuple[str, str]],
+    template: str,
+    context: dict[str, Any],
+) -> HttpResponse:
+    """A dialog's form saved through `save` (see `submit`), else the dialog shown again with the form."""
+    status = submit(request, form, save)
+    if isinstance(status, HttpResponse):
+        return status
+    return dialog(request, template, {"form": form, **context}, status)
+
+
+def _identity_to_edit(request: HttpRequest, kind: str, query: str, refusals: tuple[str, str]) -> Any:
+    """The one local user or group of that kind selected in the Users & Groups table, or that page again with
+    a refusal: the first when none is selected, the second when the selected one comes from the directory."""
+    selected = one_selected(request)
+    identity: User | Group | None = None
+    if selected is not None and selected[0] == kind:
+        model, field = (User, "username") if kind == "user" else (Group, "name")
+        identity = model.objects.filter(**{field: selected[1]}).first()
+    if identity is not None and identity.source == Source.LOCAL:
+        return identity
+    messages.error(request, refusals[0] if identity is None else refusals[1])
+    return finish(request, identities_url(query))
+
+
 @login_required
 def user_create(request: HttpRequest) -> HttpResponse:
     """The +User dialog: a local account; the password validators' messages appear on the field."""
@@ -167,11 +197,8 @@ def user_create(request: HttpRequest) -> HttpResponse:
         user = services.create_user(Actor.from_request(request), data["username"], data["password"], **fields)
         return f"User '{user.username}' created.", identities_url(user.username)
 
-    status = submit(request, form, save)
-    if isinstance(status, HttpResponse):
-        return status
-    context = {"form": form, "action": reverse("user-create"), "cancel_url": reverse("identities")}
-    return dialog(request, "portal/user_create_dialog.html", context, status)
+    context = {"action": reverse("user-create"), "cancel_url": reverse("identities")}
+    return _form_dialog(request, form, save, "portal/user_create_dialog.html", context)
 
 
 @login_required
@@ -179,11 +206,10 @@ def user_edit(request: HttpRequest) -> HttpResponse:
     """The Edit dialog of one selected local user: names, email, enabled."""
     require_permission(can(request.user, "manage_users"))
     query = request.POST.get("q", request.GET.get("q", ""))
-    selected = one_selected(request)
-    user = User.objects.filter(username=selected[1]).first() if selected and selected[0] == "user" else None
-    if user is None or user.source != Source.LOCAL:
-        messages.error(request, "Select exactly one local user to edit.")
-        return finish(request, identities_url(query))
+    refusal = "Select exactly one local user to edit."
+    user = _identity_to_edit(request, "user", query, (refusal, refusal))
+    if isinstance(user, HttpResponse):
+        return user
     initial = {"first_name": user.first_name, "last_name": user.last_name, "email": user.email}
     form = UserEditForm(
         request.POST if "email" in request.POST else None, initial={**initial, "is_active": user.is_active}
@@ -193,17 +219,8 @@ def user_edit(request: HttpRequest) -> HttpResponse:
         services.update_user(Actor.from_request(request), user, **data)
         return f"User '{user.username}' saved.", identities_url(query)
 
-    status = submit(request, form, save)
-    if isinstance(status, HttpResponse):
-        return status
-    context = {
-        "form": form,
-        "subject": user,
-        "q": query,
-        "action": reverse("user-edit"),
-        "cancel_url": identities_url(query),
-    }
-    return dialog(request, "portal/user_edit_dialog.html", context, status)
+    context = {"subject": user, "q": query, "action": reverse("user-edit"), "cancel_url": identities_url(query)}
+    return _form_dialog(request, form, save, "portal/user_edit_dialog.html", context)
 
 
 @login_required
@@ -225,11 +242,8 @@ def group_create(request: HttpRequest) -> HttpResponse:
         group = services.create_group(Actor.from_request(request), data["name"], list(data["members"]))
         return f"Group '{group.name}' created.", identities_url(group.name)
 
-    status = submit(request, form, save)
-    if isinstance(status, HttpResponse):
-        return status
-    context = {"form": form, "action": reverse("group-create"), "cancel_url": reverse("identities")}
-    return dialog(request, "portal/group_dialog.html", context, status)
+    context = {"action": reverse("group-create"), "cancel_url": reverse("identities")}
+    return _form_dialog(request, form, save, "portal/group_dialog.html", context)
 
 
 @login_required
@@ -237,29 +251,18 @@ def group_edit(request: HttpRequest) -> HttpResponse:
     """The Edit dialog of one selected local group: its members."""
     require_permission(can(request.user, "manage_users"))
     query = request.POST.get("q", request.GET.get("q", ""))
-    selected = one_selected(request)
-    group = Group.objects.filter(name=selected[1]).first() if selected and selected[0] == "group" else None
-    if group is None or group.source != Source.LOCAL:
-        message = "Select exactly one group to edit." if group is None else services.DIRECTORY_GROUP_MEMBERS
-        messages.error(request, message)
-        return finish(request, identities_url(query))
+    refusals = ("Select exactly one group to edit.", services.DIRECTORY_GROUP_MEMBERS)
+    group = _identity_to_edit(request, "group", query, refusals)
+    if isinstance(group, HttpResponse):
+        return group
     form = GroupForm(request.POST if request.method == "POST" else None, group=group)
 
     def save(data: dict[str, Any]) -> tuple[str, str]:
         services.update_group_members(Actor.from_request(request), group, list(data["members"]))
         return f"Group '{group.name}' saved.", identities_url(query)
 
-    status = submit(request, form, save)
-    if isinstance(status, HttpResponse):
-        return status
-    context = {
-        "form": form,
-        "subject": group,
-        "q": query,
-        "action": reverse("group-edit"),
-        "cancel_url": identities_url(query),
-    }
-    return dialog(request, "portal/group_dialog.html", context, status)
+    context = {"subject": group, "q": query, "action": reverse("group-edit"), "cancel_url": identities_url(query)}
+    return _form_dialog(request, form, save, "portal/group_dialog.html", context)
 
 
 @login_required
@@ -397,12 +400,8 @@ def token_create(request: HttpRequest) -> HttpResponse:
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     """Revoke one of the user's API tokens."""
     token = get_object_or_404(ApiToken, pk=token_id, user=request.user)
-    try:
-        services.revoke_token(Actor.from_request(request), token)
-    except DomainError as exc:
-        return refuse(request, exc, reverse("profile"))
-    messages.success(request, f"Token '{token.name}' revoked.")
-    return finish(request, reverse("profile"))
+    message = f"Token '{token.name}' revoked."
+    return act(request, lambda actor: services.revoke_token(actor, token) or message, reverse("profile"))
 
 
 @login_required
@@ -441,11 +440,8 @@ def credential_create(request: HttpRequest) -> HttpResponse:
         credential = credentials.create_credential(actor, data["name"], kind, **_secret_fields(kind, data))
         return f"Credential '{credential.name}' created.", reverse("credentials")
 
-    status = submit(request, form, save)
-    if isinstance(status, HttpResponse):
-        return status
-    context = {"form": form, "kind": kind, "action": reverse("credential-create"), "cancel_url": reverse("credentials")}
-    return dialog(request, "portal/credential_dialog.html", context, status)
+    context = {"kind": kind, "action": reverse("credential-create"), "cancel_url": reverse("credentials")}
+    return _form_dialog(request, form, save, "portal/credential_dialog.html", context)
 
 
 @login_required
@@ -461,17 +457,13 @@ def credential_edit(request: HttpRequest, name: str) -> HttpResponse:
         credentials.update_credential(Actor.from_request(request), credential, name=data["name"], **fields)
         return f"Credential '{credential.name}' saved.", reverse("credentials")
 
-    status = submit(request, form, save)
-    if isinstance(status, HttpResponse):
-        return status
     context = {
-        "form": form,
         "kind": credential.kind,
         "subject": credential,
         "action": reverse("credential-edit", args=[credential.name]),
         "cancel_url": reverse("credentials"),
     }
-    return dialog(request, "portal/credential_dialog.html", context, status)
+    return _form_dialog(request, form, save, "portal/credential_dialog.html", context)
 
 
 @require_POST
@@ -543,10 +535,5 @@ def certificate_trust(request: HttpRequest) -> HttpResponse:
 def certificate_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Untrust: remove the pinned certificate."""
     certificate = get_object_or_404(TrustedCertificate, pk=pk)
-    address = certificate.address
-    try:
-        trust.untrust(Actor.from_request(request), certificate)
-    except DomainError as exc:
-        return refuse(request, exc, reverse("certificates"))
-    messages.success(request, f"The certificate of {address} is no longer trusted.")
-    return finish(request, reverse("certificates"))
+    message = f"The certificate of {certificate.address} is no longer trusted."
+    return act(request, lambda actor: trust.untrust(actor, certificate) or message, reverse("certificates"))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,8 +13,9 @@ from projects.models import Membership, Project, Role
 from registries.client import RegistryClient
 from registries.models import Tag
 from tests.e2e.conftest import Portal
-from tests.integration.images import pull_manifest, push_image
+from tests.integration.images import Image, pull_manifest, push_image
 from tests.integration.registry import Registry, point_portal_at, start_registry
+from tests.integration.registry_fixtures import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -50,14 +50,21 @@ def project_admin(shipyard: Project, admin: User) -> User:
     return user
 
 
-def wait_for(condition: Callable[[], bool], what: str, registry: Registry, seconds: float = 15) -> None:
-    """Wait until the condition holds; fail with the registry's log otherwise."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"{what} within {seconds} s; registry log:\n{registry.log()}")
+def delete_selected(portal: Portal, checkbox: str, button: str, warning: str) -> None:
+    """Tick the row's checkbox, press the delete button, read the warning in the dialog and confirm it."""
+    portal.page.get_by_label(checkbox).check()
+    portal.page.get_by_role("button", name=button).click()
+    dialog = portal.dialog()
+    expect(dialog).to_contain_text(warning)
+    dialog.get_by_role("button", name="Delete").click()
+
+
+def pushed(registry: Registry, repository: str, tags: list[str]) -> Image:
+    """Push a tiny image with these tags and wait until the portal has recorded every one."""
+    image = push_image(registry.url, repository, tags)
+    recorded = Tag.objects.filter(repository__name=repository)
+    wait_for(lambda: recorded.count() == len(tags), f"not all of the tags {tags}", registry)
+    return image
 
 
 def repository_row(page: Page, name: str):
@@ -92,17 +99,12 @@ def test_push_appears_in_internal_repositories_and_pulls_are_counted(
 def test_deleting_one_of_two_tags_on_a_digest_keeps_the_other(
     portal: Portal, wired: Registry, shipyard: Project, project_admin: User
 ) -> None:
-    image = push_image(wired.url, "shipyard/siblings", ["1.0", "latest"])
-    wait_for(lambda: Tag.objects.filter(repository__name="shipyard/siblings").count() == 2, "no two tags", wired)
+    image = pushed(wired, "shipyard/siblings", ["1.0", "latest"])
     portal.log_in(project_admin.username)
     portal.page.goto("/projects/shipyard/repositories/")
     repository_row(portal.page, "shipyard/siblings").get_by_role("link").click()
 
-    portal.page.get_by_label("Select 1.0").check()
-    portal.page.get_by_role("button", name="Delete tag").click()
-    dialog = portal.dialog()
-    expect(dialog).to_contain_text("Other tags on the same digest are kept: latest.")
-    dialog.get_by_role("button", name="Delete").click()
+    delete_selected(portal, "Select 1.0", "Delete tag", "Other tags on the same digest are kept: latest.")
 
     portal.expect_message("Deleted tag shipyard/siblings:1.0.")
     expect(portal.page.locator('tr[data-tag="latest"]')).to_be_visible()
@@ -114,16 +116,11 @@ def test_deleting_one_of_two_tags_on_a_digest_keeps_the_other(
 def test_deleting_a_repository_from_the_tab(
     portal: Portal, wired: Registry, shipyard: Project, project_admin: User
 ) -> None:
-    push_image(wired.url, "shipyard/old", ["1"])
-    wait_for(lambda: Tag.objects.filter(repository__name="shipyard/old").exists(), "no tag", wired)
+    pushed(wired, "shipyard/old", ["1"])
     portal.log_in(project_admin.username)
     portal.page.goto("/projects/shipyard/repositories/")
 
-    portal.page.get_by_label("Select shipyard/old").check()
-    portal.page.get_by_role("button", name="Delete").click()
-    dialog = portal.dialog()
-    expect(dialog).to_contain_text("shipyard/old")
-    dialog.get_by_role("button", name="Delete").click()
+    delete_selected(portal, "Select shipyard/old", "Delete", "shipyard/old")
 
     portal.expect_message("Deleted shipyard/old.")
     expect(repository_row(portal.page, "shipyard/old")).to_have_count(0)
@@ -131,8 +128,7 @@ def test_deleting_a_repository_from_the_tab(
 
 
 def test_library_lists_built_in_repositories(portal: Portal, wired: Registry, shipyard: Project, admin: User) -> None:
-    push_image(wired.url, "shipyard/web", ["2.1"])
-    wait_for(lambda: Tag.objects.filter(repository__name="shipyard/web").exists(), "no tag", wired)
+    pushed(wired, "shipyard/web", ["2.1"])
     portal.log_in(admin.username)
     portal.open_nav("All Repositories")
     expect(portal.page.get_by_role("link", name="Built-In Repositories")).to_be_visible()

@@ -20,19 +20,14 @@ from hosts.models import Container, ContainerHost, ContainerState, HostState
 from portal.core.models import AuditEvent
 from portal.core.schedules import HOST_COLLECTION, RECURRING, install_schedules
 from projects.models import Project
-from tests.integration.dockerd import Dockerd, free_port, start_dockerd
+from tests.integration.dockerd import Dockerd, dockerd_fixture, free_port
 
 IMAGE = "wharf-test/busybox:1"
 
 
-@pytest.fixture(scope="module")
-def dockerd() -> Iterator[Dockerd]:
-    """A real dockerd on 127.0.0.1 (plain TCP) with a busybox image imported."""
-    daemon = start_dockerd(tcp=True, image=IMAGE)
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
+dockerd = dockerd_fixture(
+    "A real dockerd on 127.0.0.1 (plain TCP) with a busybox image imported.", tcp=True, image=IMAGE
+)
 
 
 @pytest.fixture

@@ -9,11 +9,14 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.integration.processes import stop_process
 from tests.integration.tls_pki import CertificateAuthority
 
 START_TIMEOUT = 60.0
@@ -80,13 +83,7 @@ class Dockerd:
 
     def halt(self) -> None:
         """Stop the daemon (its containers stop with it), keeping its data for a restart."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, grace=20)
 
     def restart(self) -> None:
         """Start the daemon again on the same socket, port, data and certificates."""
@@ -100,6 +97,21 @@ class Dockerd:
         # Unmount whatever overlay mounts the daemon left behind before deleting its data.
         subprocess.run(["umount", "-R", str(self.root / "data")], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def dockerd_fixture(description: str, **options: Any) -> Any:
+    """A module-scoped fixture (named by the attribute it is assigned to) giving a dockerd started with these
+    options (see `start_dockerd`) and stopping it after the module; `description` is its docstring."""
+
+    def running() -> Iterator[Dockerd]:
+        daemon = start_dockerd(**options)
+        try:
+            yield daemon
+        finally:
+            daemon.stop()
+
+    running.__doc__ = description
+    return pytest.fixture(scope="module")(running)
 
 
 def free_port() -> int:

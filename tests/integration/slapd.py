@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -15,6 +14,8 @@ import ldap
 import ldap.ldapobject
 import ldap.modlist
 import pytest
+
+from tests.integration.processes import stop_process
 
 SUFFIX = "dc=wharf,dc=test"
 ROOT_DN = f"cn=admin,{SUFFIX}"
@@ -144,13 +145,7 @@ class Slapd:
 
     def stop(self) -> None:
         """Stop slapd and wait for it to exit."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process, grace=10)
 
 
 def user_dn(uid: str) -> str:

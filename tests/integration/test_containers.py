@@ -11,11 +11,12 @@ portal's port set to the gunicorn's, so the portal recognizes its own registry i
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rest_framework.response import Response
 from rest_framework.test import APIClient
 
 from hosts.docker import DockerClient
@@ -25,7 +26,7 @@ from portal.core.models import Job, JobState, User
 from portal.core.services import create_token
 from projects.models import Membership, Project, Role
 from tests.conftest import PASSWORD, client_for
-from tests.integration.dockerd import Dockerd, start_dockerd
+from tests.integration.dockerd import Dockerd, dockerd_fixture
 from tests.integration.test_registry_push_pull import (  # noqa: F401  (fixtures)
     Portal,
     _wait_until_events_settle,
@@ -38,12 +39,7 @@ from tests.integration.test_registry_push_pull import (  # noqa: F401  (fixtures
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def daemon() -> Iterator[Dockerd]:
-    """A dockerd on 127.0.0.1 over plain TCP: a container host in the "no TLS" mode."""
-    started = start_dockerd(tcp=True)
-    yield started
-    started.stop()
+daemon = dockerd_fixture('A dockerd on 127.0.0.1 over plain TCP: a container host in the "no TLS" mode.', tcp=True)
 
 
 @pytest.fixture
@@ -71,13 +67,26 @@ def dev() -> APIClient:
     return client_for(User.objects.get(username="dev"))
 
 
-def push(daemon: Dockerd, portal: Portal, rootfs: Path, reference: str) -> None:  # noqa: F811
-    """Push the busybox image as `reference` with the developer's login, then forget the login and the image."""
-    login(daemon, portal, "dev", create_token(Actor(User.objects.get(username="dev")), "docker")[1])
-    build(daemon, rootfs, reference)
-    daemon.ok("push", reference)
-    daemon.ok("logout", portal.host)
-    daemon.ok("rmi", reference)
+@pytest.fixture
+def pushed(alpha_host: ContainerHost, daemon: Dockerd, portal: Portal, rootfs: Path) -> Callable[[str], str]:  # noqa: F811
+    """Pushes the busybox image as alpha/app:<tag> through the portal and gives its reference."""
+
+    def push(tag: str) -> str:
+        """Push with the developer's login, then forget the login and the image."""
+        reference = f"{portal.host}/alpha/app:{tag}"
+        login(daemon, portal, "dev", create_token(Actor(User.objects.get(username="dev")), "docker")[1])
+        build(daemon, rootfs, reference)
+        daemon.ok("push", reference)
+        daemon.ok("logout", portal.host)
+        daemon.ok("rmi", reference)
+        return reference
+
+    return push
+
+
+def provision(dev: APIClient, **fields: object) -> Response:
+    """Ask for a container in project alpha through the API (the job runs eagerly, so the answer holds it)."""
+    return dev.post("/api/v1/projects/alpha/containers", fields, format="json")
 
 
 def daemon_containers(daemon: Dockerd) -> list[str]:
@@ -102,29 +111,19 @@ def wait_for(check: Any, what: str, limit: float = 30) -> Any:
         time.sleep(0.3)
 
 
-def test_provision_run_observe_stop_and_remove(
-    alpha_host: ContainerHost,
-    daemon: Dockerd,
-    portal: Portal,  # noqa: F811
-    rootfs: Path,  # noqa: F811
-    dev: APIClient,
-) -> None:
-    image = f"{portal.host}/alpha/app:1.0"
-    push(daemon, portal, rootfs, image)
+def test_provision_run_observe_stop_and_remove(pushed: Callable[[str], str], daemon: Dockerd, dev: APIClient) -> None:
+    image = pushed("1.0")
     assert not daemon.ok("images", "--quiet").strip()
     # Without the portal's token the daemon cannot pull from the private project.
     assert daemon.run("pull", image).returncode != 0
 
-    response = dev.post(
-        "/api/v1/projects/alpha/containers",
-        {
-            "image": image,
-            "name": "hello",
-            "command": 'sh -c "echo hello-wharf; sleep 600"',
-            "environment": ["A=1"],
-            "restart_policy": "unless-stopped",
-        },
-        format="json",
+    response = provision(
+        dev,
+        image=image,
+        name="hello",
+        command='sh -c "echo hello-wharf; sleep 600"',
+        environment=["A=1"],
+        restart_policy="unless-stopped",
     )
     assert response.status_code == 202, response.json()
     job = response.json()["job"]
@@ -182,7 +181,7 @@ def test_provision_run_observe_stop_and_remove(
 def test_unlisted_registry_is_refused_before_the_host(
     alpha_host: ContainerHost, daemon: Dockerd, dev: APIClient
 ) -> None:
-    response = dev.post("/api/v1/projects/alpha/containers", {"image": "quay.io/x/y"}, format="json")
+    response = provision(dev, image="quay.io/x/y")
     assert response.status_code == 400
     assert response.json()["detail"] == "registry 'quay.io' is not in this project's registry list"
     assert daemon_containers(daemon) == []
@@ -196,9 +195,7 @@ def test_missing_image_fails_the_job_and_leaves_nothing_behind(
     portal: Portal,  # noqa: F811
     dev: APIClient,
 ) -> None:
-    response = dev.post(
-        "/api/v1/projects/alpha/containers", {"image": f"{portal.host}/alpha/nothing:1", "name": "ghost"}, format="json"
-    )
+    response = provision(dev, image=f"{portal.host}/alpha/nothing:1", name="ghost")
     assert response.status_code == 202
     job = response.json()["job"]
     assert job["state"] == JobState.FAILED
@@ -210,21 +207,10 @@ def test_missing_image_fails_the_job_and_leaves_nothing_behind(
 
 
 def test_failure_after_create_removes_the_container(
-    alpha_host: ContainerHost,
-    daemon: Dockerd,
-    portal: Portal,  # noqa: F811
-    rootfs: Path,  # noqa: F811
-    dev: APIClient,
+    pushed: Callable[[str], str], daemon: Dockerd, dev: APIClient
 ) -> None:
-    image = f"{portal.host}/alpha/app:2"
-    push(daemon, portal, rootfs, image)
     # The image has no /bin/nothing: the daemon creates the container, then fails to start it.
-    response = dev.post(
-        "/api/v1/projects/alpha/containers",
-        {"image": image, "name": "broken", "command": "/bin/nothing"},
-        format="json",
-    )
-    job = response.json()["job"]
+    job = provision(dev, image=pushed("2"), name="broken", command="/bin/nothing").json()["job"]
     assert job["state"] == JobState.FAILED
     assert "/bin/nothing" in job["error"]
     assert "removed the half-created container" in job["log"]
@@ -238,27 +224,15 @@ def test_content_trust_refuses_unsigned_images(
     dev: APIClient,
 ) -> None:
     Project.objects.filter(name="alpha").update(content_trust=True)
-    response = dev.post("/api/v1/projects/alpha/containers", {"image": f"{portal.host}/alpha/app:1.0"}, format="json")
+    response = provision(dev, image=f"{portal.host}/alpha/app:1.0")
     assert response.status_code == 403
     assert "image not signed" in response.json()["detail"]
     assert_no_container_left(daemon)
 
 
-def test_published_ports_are_recorded(
-    alpha_host: ContainerHost,
-    daemon: Dockerd,
-    portal: Portal,  # noqa: F811
-    rootfs: Path,  # noqa: F811
-    dev: APIClient,
-) -> None:
-    image = f"{portal.host}/alpha/app:3"
-    push(daemon, portal, rootfs, image)
-    response = dev.post(
-        "/api/v1/projects/alpha/containers",
-        {"image": image, "name": "web", "command": "sleep 600", "ports": ["127.0.0.1::8080", "127.0.0.1::9090/udp"]},
-        format="json",
-    )
-    job = response.json()["job"]
+def test_published_ports_are_recorded(pushed: Callable[[str], str], daemon: Dockerd, dev: APIClient) -> None:
+    published = ["127.0.0.1::8080", "127.0.0.1::9090/udp"]
+    job = provision(dev, image=pushed("3"), name="web", command="sleep 600", ports=published).json()["job"]
     assert job["state"] == JobState.SUCCEEDED, f"{job['error']}\n{job['log']}"
     bindings = daemon.ok("inspect", "--format", "{{json .HostConfig.PortBindings}}", "web")
     assert '"8080/tcp":[{"HostIp":"127.0.0.1","HostPort":""}]' in bindings

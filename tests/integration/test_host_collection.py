@@ -23,7 +23,7 @@ from portal.core.models import AuditEvent, User
 from portal.core.schedules import HOST_COLLECTION, install_schedules
 from projects.models import Project
 from tests.integration.beat import Beat, start_beat
-from tests.integration.dockerd import Dockerd, start_dockerd
+from tests.integration.dockerd import Dockerd, dockerd_fixture
 from tests.integration.worker import Worker, database_url, forget_queue, redis_url, start_worker
 
 pytestmark = pytest.mark.integration
@@ -34,24 +34,10 @@ INTERVAL = 2
 STATE_DEADLINE = 90.0
 
 
-@pytest.fixture(scope="module")
-def plain_dockerd() -> Iterator[Dockerd]:
-    """A dockerd on plain TCP (no TLS) with a busybox image."""
-    daemon = start_dockerd(tcp=True, image=IMAGE)
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-
-
-@pytest.fixture(scope="module")
-def tls_dockerd() -> Iterator[Dockerd]:
-    """A dockerd requiring a client certificate (--tlsverify), with a busybox image."""
-    daemon = start_dockerd(tcp=True, tls="verify", image=IMAGE)
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
+plain_dockerd = dockerd_fixture("A dockerd on plain TCP (no TLS) with a busybox image.", tcp=True, image=IMAGE)
+tls_dockerd = dockerd_fixture(
+    "A dockerd requiring a client certificate (--tlsverify), with a busybox image.", tcp=True, tls="verify", image=IMAGE
+)
 
 
 @pytest.fixture

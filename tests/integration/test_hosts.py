@@ -24,7 +24,7 @@ from hosts.docker import DockerClient, DockerError, HostUnreachable
 from hosts.models import Container, ContainerHost, HostState
 from portal.core.models import AuditEvent, TrustedCertificate
 from tests.conftest import client_for
-from tests.integration.dockerd import Dockerd, free_port, start_dockerd
+from tests.integration.dockerd import Dockerd, dockerd_fixture, free_port
 from tests.integration.tls_pki import CertificateAuthority
 from tests.integration.vch_proxy import EngineProxy
 
@@ -35,30 +35,20 @@ IMAGE = "wharf-test/busybox:1"
 # Daemons and stand-ins, one of each per module.
 
 
-@pytest.fixture(scope="module")
-def plain() -> Iterator[Dockerd]:
-    """dockerd on http://127.0.0.1:PORT (no TLS), with a busybox image imported."""
-    dockerd = start_dockerd(tcp=True, image=IMAGE)
-    try:
-        yield dockerd
-    finally:
-        dockerd.stop()
-
-
-@pytest.fixture(scope="module")
-def server_tls() -> Iterator[Dockerd]:
-    """dockerd --tls on https://127.0.0.1:PORT: a server certificate from its own CA, no client check."""
-    dockerd = start_dockerd(tcp=True, tls="server")
-    yield dockerd
-    dockerd.stop()
-
-
-@pytest.fixture(scope="module")
-def full_tls() -> Iterator[Dockerd]:
-    """dockerd --tlsverify on https://127.0.0.1:PORT: it requires a client certificate signed by its CA."""
-    dockerd = start_dockerd(tcp=True, tls="verify", image=IMAGE)
-    yield dockerd
-    dockerd.stop()
+plain = dockerd_fixture(
+    "dockerd on http://127.0.0.1:PORT (no TLS), with a busybox image imported.", tcp=True, image=IMAGE
+)
+server_tls = dockerd_fixture(
+    "dockerd --tls on https://127.0.0.1:PORT: a server certificate from its own CA, no client check.",
+    tcp=True,
+    tls="server",
+)
+full_tls = dockerd_fixture(
+    "dockerd --tlsverify on https://127.0.0.1:PORT: it requires a client certificate signed by its CA.",
+    tcp=True,
+    tls="verify",
+    image=IMAGE,
+)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,16 +18,9 @@ from registries.gc import directory_size
 from registries.models import Repository, Tag
 from tests.integration.images import BY_DIGEST, Image, push_image, user_headers
 from tests.integration.registry import Registry, point_portal_at, start_registry
+from tests.integration.registry_fixtures import quiet_registry, wait_for  # noqa: F401  (the `registry` fixture)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """A registry whose notifications go nowhere: these tests drive the services, not the receiver."""
-    server = start_registry(tmp_path_factory.mktemp("registry"), notify_url="http://127.0.0.1:1/service/notifications")
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -122,15 +113,6 @@ def test_deletes_are_refused_while_the_registry_is_read_only(
     assert RegistryClient().head_manifest("alpha/frozen", "1.0")[0] == image.digest
 
 
-def _wait_for(condition: Any, what: str, registry: Registry, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"{what} within {seconds} s; registry log:\n{registry.log()}")
-
-
 def test_registry_notifications_reach_the_receiver(
     transactional_db: None, live_server: Any, settings: Any, tmp_path: Any
 ) -> None:
@@ -141,7 +123,7 @@ def test_registry_notifications_reach_the_receiver(
     try:
         settings.REGISTRY_URL = server.url
         image = push_image(server.url, "live/app", ["1.0"])
-        _wait_for(lambda: Tag.objects.filter(repository__name="live/app", name="1.0").exists(), "no tag", server)
+        wait_for(lambda: Tag.objects.filter(repository__name="live/app", name="1.0").exists(), "no tag", server)
         tag = Tag.objects.get(repository__name="live/app", name="1.0")
         assert (tag.digest, tag.size, tag.pushed_by) == (image.digest, image.size, "tester")
         assert tag.repository.project == project
@@ -152,7 +134,7 @@ def test_registry_notifications_reach_the_receiver(
             timeout=10,
         )
         assert pulled.status_code == 200
-        _wait_for(lambda: Repository.objects.get(name="live/app").pull_count == 1, "no pull counted", server)
+        wait_for(lambda: Repository.objects.get(name="live/app").pull_count == 1, "no pull counted", server)
     finally:
         server.stop()
 

@@ -188,6 +188,15 @@ def build(docker: Dockerd, rootfs: Path, reference: str) -> str:
     return docker.ok("import", str(rootfs), reference).strip()
 
 
+def push_as_dev(docker: Dockerd, portal: Portal, rootfs: Path, people: People, image: str) -> None:
+    """Log in as the developer, import the busybox image as `image` and push it through the portal, then remove
+    the local copy, so that a pull fetches it through the portal again."""
+    login(docker, portal, "dev", people.secrets["dev"])
+    build(docker, rootfs, image)
+    docker.ok("push", image)
+    docker.ok("rmi", image)
+
+
 def refused(result: subprocess.CompletedProcess, *words: str) -> str:
     """Check the docker command failed with every word in its error output; returns the output."""
     output = result.stdout + result.stderr
@@ -228,10 +237,7 @@ def test_developer_pushes_viewer_pulls_but_cannot_push(
     docker: Dockerd, portal: Portal, rootfs: Path, people: People
 ) -> None:
     image = f"{portal.host}/alpha/team/web:2"
-    login(docker, portal, "dev", people.secrets["dev"])
-    build(docker, rootfs, image)
-    docker.ok("push", image)
-    docker.ok("rmi", image)
+    push_as_dev(docker, portal, rootfs, people, image)
 
     login(docker, portal, "viewer", people.secrets["viewer"])
     docker.ok("pull", image)
@@ -241,20 +247,14 @@ def test_developer_pushes_viewer_pulls_but_cannot_push(
 
 def test_outsider_cannot_pull_a_private_project(docker: Dockerd, portal: Portal, rootfs: Path, people: People) -> None:
     image = f"{portal.host}/alpha/secret:1"
-    login(docker, portal, "dev", people.secrets["dev"])
-    build(docker, rootfs, image)
-    docker.ok("push", image)
-    docker.ok("rmi", image)
+    push_as_dev(docker, portal, rootfs, people, image)
     login(docker, portal, "outsider", people.secrets["outsider"])
     refused(docker.run("pull", image), "denied")
 
 
 def test_anonymous_pulls_a_public_project(docker: Dockerd, portal: Portal, rootfs: Path, people: People) -> None:
     image = f"{portal.host}/library/busybox:latest"
-    login(docker, portal, "dev", people.secrets["dev"])
-    build(docker, rootfs, image)
-    docker.ok("push", image)
-    docker.ok("rmi", image)
+    push_as_dev(docker, portal, rootfs, people, image)
     docker.ok("logout", portal.host)
     docker.ok("pull", image)
     refused(docker.run("pull", f"{portal.host}/alpha/anything:1"))
@@ -274,10 +274,7 @@ def test_pull_blocked_by_policy_shows_the_reason(
     docker: Dockerd, portal: Portal, rootfs: Path, people: People, rule: str, reason: str
 ) -> None:
     image = f"{portal.host}/alpha/guarded:1"
-    login(docker, portal, "dev", people.secrets["dev"])
-    build(docker, rootfs, image)
-    docker.ok("push", image)
-    docker.ok("rmi", image)
+    push_as_dev(docker, portal, rootfs, people, image)
     setattr(people.alpha, rule, True)
     people.alpha.save()
     refused(docker.run("pull", image), reason)
@@ -292,19 +289,14 @@ def test_policy_does_not_stand_in_the_way_of_pushes(
     people.alpha.content_trust = people.alpha.prevent_vulnerable = True
     people.alpha.save()
     image = f"{portal.host}/alpha/guarded:2"
-    login(docker, portal, "dev", people.secrets["dev"])
-    build(docker, rootfs, image)
-    docker.ok("push", image)
+    push_as_dev(docker, portal, rootfs, people, image)
 
 
 def test_pushes_are_refused_in_read_only_mode_and_pulls_continue(
     docker: Dockerd, portal: Portal, rootfs: Path, people: People
 ) -> None:
     image = f"{portal.host}/alpha/maint:1"
-    login(docker, portal, "dev", people.secrets["dev"])
-    build(docker, rootfs, image)
-    docker.ok("push", image)
-    docker.ok("rmi", image)
+    push_as_dev(docker, portal, rootfs, people, image)
     enter_read_only()
     try:
         docker.ok("pull", image)

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 
 import pytest
 import requests
 
 from registries.token import Access, issue, parse_scope
-from tests.integration.registry import Registry, start_registry
+from tests.integration.registry import Registry
+from tests.integration.registry_fixtures import quiet_registry  # noqa: F401  (the `registry` fixture)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    server = start_registry(tmp_path_factory.mktemp("registry"), notify_url="http://127.0.0.1:1/service/notifications")
-    yield server
-    server.stop()
 
 
 def _bearer(access: list[Access]) -> dict[str, str]:

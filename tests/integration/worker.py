@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from urllib.parse import quote
 import kombu.pools
 import pytest
 from celery import Celery
+
+from tests.integration.processes import stop_process
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
@@ -47,13 +48,7 @@ class CeleryProcess:
 
     def stop(self) -> None:
         """Warm shutdown (a worker finishes its current task), then kill if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process, grace=15)
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 from cryptography.fernet import Fernet
@@ -15,26 +14,15 @@ from portal.core.errors import Conflict, Forbidden, Invalid
 from portal.core.models import AuditEvent, Credential
 from portal.core.secrets import SecretUnreadable, decrypt
 from tests.conftest import client_for
-from tests.portal.test_trust import TlsServer, make_certificate, serve_tls
+from tests.portal.test_trust import make_certificate
 
 PASSWORD = "s3cr3t-Registry-Passw0rd"
 NEW_PASSWORD = "an0ther-S3cret-Passw0rd"
 
 
 @pytest.fixture
-def keys():
-    return make_certificate("wharf-client", [])
-
-
-@pytest.fixture
 def other_keys():
     return make_certificate("someone-else", [])
-
-
-@pytest.fixture
-def https_server(tmp_path) -> Iterator[TlsServer]:
-    """An HTTPS server on 127.0.0.1 with a self-signed certificate."""
-    yield from serve_tls(tmp_path, make_certificate("log-test", ["127.0.0.1"]))
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from django.urls import reverse
 
@@ -11,7 +9,7 @@ from portal.core import credentials
 from portal.core.audit import Actor
 from portal.core.models import Credential, TrustedCertificate
 from tests.conftest import logged_in, page_text
-from tests.portal.test_trust import TlsServer, make_certificate, serve_tls
+from tests.portal.test_trust import make_certificate
 
 pytestmark = pytest.mark.django_db
 
@@ -22,16 +20,6 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 @pytest.fixture
 def admin_client(client, portal_admin):
     return logged_in(client, portal_admin)
-
-
-@pytest.fixture
-def keys():
-    return make_certificate("wharf-client", [])
-
-
-@pytest.fixture
-def https_server(tmp_path) -> Iterator[TlsServer]:
-    yield from serve_tls(tmp_path, make_certificate("page-test", ["127.0.0.1"]))
 
 
 def test_portal_admin_sees_credentials_and_certificates_tabs(admin_client) -> None:
@@ -121,7 +109,7 @@ def test_add_certificate_by_url_shows_details_then_trusts(admin_client, https_se
     assert trusted["HX-Redirect"] == reverse("certificates")
     pinned = TrustedCertificate.objects.get(address=https_server.address)
     listing = page_text(admin_client.get(reverse("certificates")))
-    assert "CN=page-test" in listing and pinned.sha1 in listing and pinned.sha256 in listing
+    assert "CN=test-server" in listing and pinned.sha1 in listing and pinned.sha256 in listing
     admin_client.post(reverse("certificate-delete", args=[pinned.pk]), **HTMX)
     assert not TrustedCertificate.objects.exists()
 
