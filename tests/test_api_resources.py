@@ -27,6 +27,8 @@ ADMIN_MANAGED = {
     "get": statuses(200, other_project_admin=200),
     **{op: ADMIN_ONLY[op] for op in ("create", "update", "delete")},
 }
+# The status of a successful update and delete.
+WRITTEN = {"update": 200, "delete": 204}
 # Rows addressed by their name, in the URL and in the answer.
 BY_NAME = {"key": lambda row: row.name, "key_field": "name"}
 
@@ -40,9 +42,10 @@ def _host(world: dict) -> ContainerHost:
     return ContainerHost.objects.create(project=_alpha(), name="docker-1", url=CLOSED)
 
 
-def _credential(world: dict) -> Credential:
+def _credential(world: dict, project: Project | None = None) -> Credential:
+    admin = Actor(world["portal_admin"])
     return credentials.create_credential(
-        Actor(world["portal_admin"]), "robot", "password", username="robot", password="S3cret-pw"
+        admin, "robot", "password", username="robot", password="S3cret-pw", project=project
     )
 
 
@@ -102,14 +105,38 @@ RESOURCES = [
         create={"name": "ops", "members": ["outsider"]},
         update={"members": ["outsider"]},
     ),
+    # A global credential: only portal administrators see, change or use it (issue 11, finding 1).
     Resource(
-        "credentials",
+        "global credentials",
         "/api/v1/credentials",
         Credential,
         _credential,
         **BY_NAME,
-        expect=ADMIN_MANAGED,
+        expect={
+            "list": statuses(200, other_project_admin=200),
+            "get": statuses(200, project_admin=404),
+            **{op: statuses(code, project_admin=404, other_project_admin=404) for op, code in WRITTEN.items()},
+            "create": ADMIN_ONLY["create"],
+        },
+        list_visible=ADMIN_ONLY["get"],
         create={"name": "ci", "kind": "password", "username": "robot", "password": "Registry-Passw0rd"},
+        update={"username": "robot-2"},
+    ),
+    # A project's own credential: its administrators manage and use it.
+    Resource(
+        "project credentials",
+        "/api/v1/credentials",
+        Credential,
+        lambda world: _credential(world, project=_alpha()),
+        **BY_NAME,
+        expect={"list": statuses(200, other_project_admin=200), "get": statuses(200), **PROJECT_WRITES},
+        create={
+            "name": "ci",
+            "kind": "password",
+            "username": "robot",
+            "password": "Registry-Passw0rd",
+            "project": "alpha",
+        },
         update={"username": "robot-2"},
     ),
     Resource(

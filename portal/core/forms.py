@@ -162,9 +162,18 @@ class CredentialForm(forms.Form):
         help_text="The content of key.pem (-----BEGIN PRIVATE KEY-----), unencrypted.",
     )
 
-    def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
+    project = forms.ChoiceField(
+        label="Project",
+        required=False,
+        help_text="Global credentials are used by portal administrators only; a project's own, by its administrators "
+        "too, for that project's registries and hosts.",
+    )
+
+    def __init__(self, *args: Any, editing: bool = False, projects: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["project"].choices = [("", "Global")] + [(name, name) for name in projects or []]
         if editing:
+            del self.fields["project"]  # a credential stays with its project
             self.fields["password"].help_text = "Leave empty to keep the stored password."
             self.fields["private_key"].help_text = "Leave empty to keep the stored private key."
             self.fields["name"].widget.attrs.pop("autofocus", None)

@@ -48,7 +48,7 @@ from portal.core.models import (
     TrustedCertificate,
     User,
 )
-from portal.core.permissions import can
+from portal.core.permissions import can, visible_projects
 from portal.core.trust_dialog import pin_from_post, trust_dialog
 from portal.core.ui import (
     CONFIGURATION_SECTIONS,
@@ -410,7 +410,7 @@ def credential_list(request: HttpRequest) -> HttpResponse:
     require_permission(can(request.user, "manage_credentials"))
     rows = [
         (credential, credential_usages(credential), _certificate_of(credential))
-        for credential in Credential.objects.all()
+        for credential in Credential.objects.select_related("project")
     ]
     return render(request, "portal/credentials.html", {"rows": rows, "tab": "credentials"})
 
@@ -433,11 +433,15 @@ def credential_create(request: HttpRequest) -> HttpResponse:
     require_permission(can(request.user, "manage_credentials"))
     kind = request.POST.get("kind") or request.GET.get("kind") or CredentialKind.PASSWORD
     kind = kind if kind in CredentialKind.values else CredentialKind.PASSWORD
-    form = CredentialForm(request.POST or None, initial={"kind": kind, "name": request.GET.get("name", "")})
+    projects = list(visible_projects(request.user).order_by("name").values_list("name", flat=True))
+    initial = {"kind": kind, "name": request.GET.get("name", "")}
+    form = CredentialForm(request.POST or None, initial=initial, projects=projects)
 
     def save(data: dict[str, Any]) -> tuple[str, str]:
         actor = Actor.from_request(request)
-        credential = credentials.create_credential(actor, data["name"], kind, **_secret_fields(kind, data))
+        project = visible_projects(request.user).filter(name=data.get("project")).first()
+        secrets = _secret_fields(kind, data)
+        credential = credentials.create_credential(actor, data["name"], kind, project=project, **secrets)
         return f"Credential '{credential.name}' created.", reverse("credentials")
 
     context = {"kind": kind, "action": reverse("credential-create"), "cancel_url": reverse("credentials")}

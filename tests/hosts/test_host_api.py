@@ -29,19 +29,20 @@ def admin(role_users) -> APIClient:
 
 
 @pytest.fixture
-def certificate_credential(portal_admin: User):
-    """A client-certificate credential named "docker-tls"."""
+def certificate_credential(portal_admin: User, alpha: Project):
+    """A client-certificate credential of project alpha named "docker-tls"."""
     keys = make_certificate("wharf-client", [])
     return credentials.create_credential(
-        Actor(portal_admin), "docker-tls", "certificate", certificate=keys.cert_pem, private_key=keys.key_pem
-    )
+        Actor(portal_admin), "docker-tls", "certificate", certificate=keys.cert_pem, private_key=keys.key_pem,
+        project=alpha,
+    )  # fmt: skip
 
 
 @pytest.fixture
-def password_credential(portal_admin: User):
-    """A username/password credential named "robot"."""
+def password_credential(portal_admin: User, alpha: Project):
+    """A username/password credential of project alpha named "robot"."""
     return credentials.create_credential(
-        Actor(portal_admin), "robot", "password", username="robot", password="Robot-Passw0rd"
+        Actor(portal_admin), "robot", "password", username="robot", password="Robot-Passw0rd", project=alpha
     )
 
 

@@ -148,16 +148,26 @@ def test_viewers_and_developers_cannot_open_the_add_dialog(client, role_users, a
     assert as_user(client, role_users, "developer").get("/projects/alpha/hosts/new/").status_code == 403
 
 
-def test_add_dialog_offers_only_certificate_credentials(client, role_users, portal_admin, alpha) -> None:
-    keys = make_certificate("wharf-client", [])
+def test_add_dialog_offers_only_the_projects_certificate_credentials(
+    client, role_users, portal_admin, alpha, beta
+) -> None:
     actor = Actor(portal_admin)
+    for name, project in (("tls-client", alpha), ("global-tls", None), ("beta-tls", beta)):
+        keys = make_certificate("wharf-client", [])
+        credentials.create_credential(
+            actor, name, "certificate", certificate=keys.cert_pem, private_key=keys.key_pem, project=project
+        )
     credentials.create_credential(
-        actor, "tls-client", "certificate", certificate=keys.cert_pem, private_key=keys.key_pem
+        actor, "robot", "password", username="robot", password="Robot-Passw0rd", project=alpha
     )
-    credentials.create_credential(actor, "robot", "password", username="robot", password="Robot-Passw0rd")
     text = page_text(as_user(client, role_users, "project_admin").get("/projects/alpha/hosts/new/"))
     assert "New Container Host" in text and 'value="vch"' in text and 'value="docker"' in text
-    assert "tls-client" in text and "robot" not in text
+    assert "tls-client" in text
+    for name in ("robot", "global-tls", "beta-tls"):
+        assert name not in text
+    # A portal administrator may pick any certificate credential, global ones included.
+    text = page_text(as_user(client, role_users, "portal_admin").get("/projects/alpha/hosts/new/"))
+    assert "tls-client" in text and "global-tls" in text and "beta-tls" in text
 
 
 def test_add_dialog_puts_a_bad_url_next_to_the_url_field(client, role_users, alpha) -> None:

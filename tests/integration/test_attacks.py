@@ -3,8 +3,19 @@ registry, a real worker) and now refused."""
 
 from __future__ import annotations
 
-import pytest
+import base64
+import http.server
+import threading
+from collections.abc import Iterator
 
+import pytest
+import requests
+
+from portal.core import credentials
+from portal.core.audit import Actor
+from portal.core.models import User
+from portal.core.services import create_token
+from projects.models import Membership, Role
 from tests.integration import test_registry_push_pull as live
 from tests.integration.images import push_image
 from tests.integration.test_registry_push_pull import People, Portal, RawConnection, dev_token
@@ -45,3 +56,61 @@ def test_content_trust_is_not_bypassed_by_a_path_that_is_not_canonical(
         connection.close()
     assert tricked.status == 400, f"{path} -> {tricked.status}: {tricked.body[:300]!r}"
     assert b"NAME_INVALID" in tricked.body and b"not canonical" in tricked.body
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A registry-looking server on loopback that asks for Basic auth and records every Authorization it gets."""
+
+    seen: list[str] = []
+
+    def do_GET(self) -> None:
+        if self.headers.get("Authorization"):
+            type(self).seen.append(self.headers["Authorization"])
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="attacker"')
+        self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def attacker() -> Iterator[tuple[str, list[str]]]:
+    """The address of a server that keeps whatever credentials it is sent."""
+    _Recorder.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder.seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_project_admin_cannot_send_a_global_credential_to_an_address_of_their_choosing(
+    portal: Portal, people: People, attacker: tuple[str, list[str]]
+) -> None:
+    address, seen = attacker
+    admin = Actor(User.objects.create_user("alpha-admin", password="x", is_portal_admin=True))
+    credentials.create_credential(admin, "hub-cred", "password", username="hubuser", password="Hub-Secret-42")
+    owner = User.objects.create_user("alpha-owner", password="x")
+    Membership.objects.create(project=people.alpha, user=owner, role=Role.ADMIN)
+    headers = {"Authorization": f"Bearer {create_token(Actor(owner), 'api')[1]}"}
+
+    def api(method: str, path: str, body: dict | None = None) -> requests.Response:
+        return requests.request(method, f"{portal.url}{path}", json=body, headers=headers, verify=portal.ca, timeout=10)
+
+    body = {"address": address, "insecure": True, "credential": "hub-cred"}
+    names = [c["name"] for c in api("GET", "/api/v1/credentials").json()["results"]]
+    added = api("POST", "/api/v1/projects/alpha/registries", {**body, "name": "x"})
+    verified = api("POST", "/api/v1/registries/verify", {**body, "project": "alpha"})
+    assert "hub-cred" not in names
+    assert added.status_code == 403 and "credential 'hub-cred' may not be used" in added.json()["detail"]
+    assert verified.status_code == 403
+    assert seen == [], "the global credential reached the attacker's address"
+    # The project's own credential is theirs to send where they choose.
+    mine = {"name": "alpha-cred", "kind": "password", "username": "me", "password": "Mine-42", "project": "alpha"}
+    assert api("POST", "/api/v1/credentials", mine).status_code == 201
+    api("POST", "/api/v1/registries/verify", {**body, "credential": "alpha-cred", "project": "alpha"})
+    assert seen and all(base64.b64decode(value.split()[1]).startswith(b"me:") for value in seen)

@@ -234,14 +234,15 @@ def test_project_admins_manage_their_projects_credentials_through_the_api(role_u
     assert Credential.objects.get(name="mine").username == "u2"
     moved = client.patch("/api/v1/credentials/mine", {"project": None}, format="json")
     assert moved.status_code == 400 and Credential.objects.get(name="mine").project == alpha
-    assert client.post("/api/v1/credentials", {**body, "name": "global"}, format="json").status_code == 403
+    global_body = {key: value for key, value in body.items() if key != "project"}
+    assert client.post("/api/v1/credentials", {**global_body, "name": "global"}, format="json").status_code == 403
     assert (
         client.post("/api/v1/credentials", {**body, "name": "b", "project": "beta"}, format="json").status_code == 404
     )
     assert client.delete("/api/v1/credentials/mine").status_code == 204
 
 
-def test_only_portal_admins_change_credentials(role_users, admin_actor) -> None:
+def test_only_portal_admins_change_global_credentials(role_users, admin_actor) -> None:
     credential = credentials.create_credential(admin_actor, "ci", "password", username="u", password=PASSWORD)
     actor = Actor(role_users["project_admin"])
     with pytest.raises(Forbidden):
@@ -251,8 +252,9 @@ def test_only_portal_admins_change_credentials(role_users, admin_actor) -> None:
     with pytest.raises(Forbidden):
         credentials.delete_credential(actor, credential)
     client = client_for(role_users["project_admin"])
-    assert client.patch("/api/v1/credentials/ci", {"password": "x"}, format="json").status_code == 403
-    assert client.delete("/api/v1/credentials/ci").status_code == 403
+    # A global credential is not even listed to a project admin: changing it is a 404, as for any hidden row.
+    assert client.patch("/api/v1/credentials/ci", {"password": "x"}, format="json").status_code == 404
+    assert client.delete("/api/v1/credentials/ci").status_code == 404
     assert client_for(role_users["developer"]).get("/api/v1/credentials").status_code == 403
 
 
