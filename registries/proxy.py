@@ -61,7 +61,9 @@ def registry_unavailable(exc: Exception) -> JsonResponse:
 
     Docker prints the message (`unavailable: the registry is restarting ...`) and retries a push on its own.
     """
-    reason = components.unavailable_reason("registry") or f"the registry does not answer: {exc}"
+    # urllib3 begins its messages with the repr of its connection object, which tells a client nothing.
+    fault = str(exc).split(">: ", 1)[-1]
+    reason = components.unavailable_reason("registry") or f"the registry does not answer: {fault}"
     response = registry_error(503, "UNAVAILABLE", reason)
     response["Retry-After"] = "5"
     return response
