@@ -59,7 +59,7 @@ def registry_error(status: int, code: str, message: str, detail: Any = None) -> 
 def registry_unavailable(exc: Exception) -> JsonResponse:
     """The 503 for a registry that does not answer, with the launcher's reason when it knows the registry is down.
 
-    Docker prints the message (`unavailable: the registry is restarting ...`) and retries a push on its own.
+    Docker clients print the message after the code (`unavailable: the registry is restarting ...`).
     """
     # urllib3 begins its messages with the repr of its connection object, which tells a client nothing.
     fault = str(exc).split(">: ", 1)[-1]
