@@ -129,7 +129,7 @@ class Supervisor:
             child.argv, env={**os.environ, **child.env}, start_new_session=True, preexec_fn=_die_with_launcher
         )
         entry.started_at = self.clock()
-        entry.enter(STARTING, f"restart {entry.restarts} after it was {entry.reason}" if entry.restarts else "started")
+        entry.enter(STARTING, f"restart {entry.restarts}, last run {entry.reason}" if entry.restarts else "started")
 
     def step(self) -> int | None:
         """Look at every child once: mark the ready, schedule the dead, restart the due. Returns an exit code

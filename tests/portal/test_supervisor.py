@@ -75,7 +75,8 @@ def test_crash_looping_child_is_restarted_with_growing_delays_and_each_restart_r
         assert child.process.poll() == 3, "restarted before its delay was over"
         clock.now += 0.1
         supervisor.step()
-        assert components.read(tmp_path / "components.json")["worker"].state in ("starting", "running")
+        status = components.read(tmp_path / "components.json")["worker"]
+        assert (status.state, status.detail) == ("starting", f"restart {attempt}, last run exited with status 3")
     assert restarts == [("worker", "exited with status 3", n, d) for n, d in [(1, 1), (2, 2), (3, 4), (4, 8)]]
 
 
