@@ -31,7 +31,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --uid 10001 --user-group --no-create-home --home-dir /data --shell /usr/sbin/nologin wharf \
     && mkdir /data /var/lib/registry \
-    && chown wharf:wharf /data /var/lib/registry
+    && chown wharf:wharf /data /var/lib/registry \
+    && chmod 0700 /data
 # The distribution registry's binary (statically linked Go), for garbage collection in the worker:
 # `registry garbage-collect --delete-untagged /data/registry/config.yml` on the registry-data volume
 # mounted at /var/lib/registry. It runs beside the live `registry` service, which the portal keeps
@@ -49,7 +50,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=portal.settings \
     WHARF_DATA_DIR=/data
-# A named volume mounted here starts with this folder's owner, so the non-root user can write it.
+# A named volume mounted here starts with this folder's owner and mode (0700: the database and keys are
+# the wharf user's alone), so the non-root user can write it.
 VOLUME /data
 USER wharf
 EXPOSE 8282

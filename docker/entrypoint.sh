@@ -5,6 +5,8 @@
 # (/data/registry/config.yml, ca-bundle.crt); all are safe to repeat at every `docker compose up`.
 # Anything else (gunicorn, celery, manage.py ...) runs as given.
 set -eu
+# /data holds the portal's keys and secrets: whatever web, worker, beat and init write there is the owner's only.
+umask 077
 if [ "${1:-}" = init ]; then
     python manage.py migrate --noinput
     python manage.py bootstrap

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import ipaddress
 import os
 import secrets
 import shutil
-import signal
+import stat
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,6 +31,8 @@ class Child:
     argv: list[str]
     process: subprocess.Popen | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # host, port the child serves on: it counts as running once that port accepts connections.
+    probe: tuple[str, int] | None = None
 
 
 def web_command(address: str, certfile: Path, keyfile: Path, workers: int, threads: int, *options: str) -> list[str]:
@@ -120,13 +120,20 @@ def registry_child(pki: PkiPaths, public_host: str, port: int) -> Child | None:
     binary = shutil.which(settings.REGISTRY_BINARY)
     if binary is None:
         return None
+    listen = registry_listen_address()
     config_path, bundle = write_registry_config(
         pki,
-        listen=registry_listen_address(),
+        listen=listen,
         realm=f"https://{public_host}:{port}/service/token",
         notify_url=f"https://127.0.0.1:{port}/service/notifications",
     )
-    return Child("registry", [binary, "serve", str(config_path)], env={"SSL_CERT_FILE": str(bundle)})
+    host, port_text = listen.rsplit(":", 1)
+    return Child(
+        "registry",
+        [binary, "serve", str(config_path)],
+        env={"SSL_CERT_FILE": str(bundle)},
+        probe=(host, int(port_text)),
+    )
 
 
 def _registry_http_secret(workdir: Path) -> str:
@@ -139,69 +146,26 @@ def _registry_http_secret(workdir: Path) -> str:
     return path.read_text().strip()
 
 
-# prctl(2) option: the signal a process receives when its parent dies.
-PR_SET_PDEATHSIG = 1
+def restrict_data_dir(data_dir: Path, skip: tuple[Path, ...] = ()) -> None:
+    """Make the data directory and everything in it owner-only (0700 folders, 0600 files).
+
+    It holds the SQLite database (sessions, password hashes, the audit log), the PKI's private keys and the
+    generated secrets. Files created from now on get these modes from the launcher's umask (077), which the
+    children inherit; this fixes what an older version or another umask left readable. Folders in `skip` (the
+    registry's blob store, which may be large) are not walked: the data directory's own 0700 already keeps
+    others out of them.
+    """
+    data_dir.chmod(0o700)
+    skipped = {path.resolve() for path in skip}
+    for folder, folders, files in os.walk(data_dir):
+        folders[:] = [name for name in folders if (Path(folder) / name).resolve() not in skipped]
+        for name in folders + files:
+            _restrict(Path(folder) / name)
 
 
-def _die_with_launcher() -> None:
-    """Run in each child before exec: have Linux SIGTERM it if the launcher dies without stopping it (kill -9)."""
-    # Not on Linux there is no prctl; Ctrl-C and SIGTERM still stop everything through _terminate.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def supervise(procs: list[Child]) -> int:
-    """Start every child; stop all of them on Ctrl-C, SIGTERM or when one exits. Returns an exit code."""
-    stopping = False
-
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    for child in procs:
-        # Own process groups, so Ctrl-C reaches only the launcher, which stops children in order.
-        child.process = subprocess.Popen(
-            child.argv, env={**os.environ, **child.env}, start_new_session=True, preexec_fn=_die_with_launcher
-        )
-    exit_code = 0
-    while not stopping:
-        for child in procs:
-            code = child.process.poll()
-            if code is not None:
-                print(f"wharf: {child.name} exited with status {code}; stopping the portal", file=sys.stderr)
-                exit_code = code or 1
-                stopping = True
-                break
-        time.sleep(0.5)
-    print(f"wharf: stopping {', '.join(child.name for child in procs)}", file=sys.stderr, flush=True)
-    _terminate(procs)
-    return exit_code
-
-
-def _terminate(procs: list[Child], grace: float = 10.0) -> None:
-    """SIGTERM every child, SIGKILL those still running after the grace period, then sweep their groups."""
-    for child in procs:
-        if child.process and child.process.poll() is None:
-            child.process.terminate()
-    deadline = time.monotonic() + grace
-    for child in procs:
-        if child.process is None:
-            continue
-        try:
-            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _kill_group(child.process.pid)
-            child.process.wait()
-    # A child that exited may leave processes of its own behind (a pool worker whose master died);
-    # each child leads its own session and group, so killing the group catches every straggler.
-    for child in procs:
-        if child.process is not None:
-            _kill_group(child.process.pid)
-
-
-def _kill_group(pgid: int) -> None:
-    """SIGKILL whatever is left in a process group; nothing left is fine."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+def _restrict(path: Path) -> None:
+    """Take the group's and others' bits off one file or folder, keeping the owner's (symlinks are left alone)."""
+    with contextlib.suppress(FileNotFoundError):
+        info = path.lstat()
+        if not stat.S_ISLNK(info.st_mode) and info.st_mode & 0o077:
+            path.chmod(stat.S_IMODE(info.st_mode) & 0o700)

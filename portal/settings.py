@@ -89,6 +89,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context.navigation",
+                "portal.context.component_health",
                 "hosts.selection.project_selector",
             ],
         },

@@ -184,7 +184,7 @@ def _catalog(request: HttpRequest) -> HttpResponse:
     try:
         names = proxy.catalog_names(system_token([Access("registry", "catalog", ("*",))]))
     except urllib3.exceptions.HTTPError as exc:
-        return proxy.registry_error(503, "UNAVAILABLE", f"the registry does not answer: {exc}")
+        return proxy.registry_unavailable(exc)
     projects = {p.name: p for p in Project.objects.filter(name__in={n.split("/", 1)[0] for n in names})}
     pullable = {name for name, project in projects.items() if "pull" in registry_actions(user, project)}
     visible = sorted(n for n in names if n.split("/", 1)[0] in pullable)

@@ -17,6 +17,7 @@ import urllib3
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
+from portal.core import components
 from registries.bodies import BodyError, SocketBody, gunicorn_socket_body
 
 CHUNK_SIZE = 256 * 1024
@@ -52,6 +53,19 @@ def registry_error(status: int, code: str, message: str, detail: Any = None) -> 
     error = {"code": code, "message": message, "detail": detail}
     response = JsonResponse({"errors": [error]}, status=status)
     response[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
+    return response
+
+
+def registry_unavailable(exc: Exception) -> JsonResponse:
+    """The 503 for a registry that does not answer, with the launcher's reason when it knows the registry is down.
+
+    Docker clients print the message after the code (`unavailable: the registry is restarting ...`).
+    """
+    # urllib3 begins its messages with the repr of its connection object, which tells a client nothing.
+    fault = str(exc).split(">: ", 1)[-1]
+    reason = components.unavailable_reason("registry") or f"the registry does not answer: {fault}"
+    response = registry_error(503, "UNAVAILABLE", reason)
+    response["Retry-After"] = "5"
     return response
 
 
@@ -194,7 +208,7 @@ def forward(request: HttpRequest) -> HttpResponse:
     try:
         upstream = send(request)
     except urllib3.exceptions.HTTPError as exc:
-        return registry_error(503, "UNAVAILABLE", f"the registry does not answer: {exc}")
+        return registry_unavailable(exc)
     except BodyError as exc:
         return registry_error(400, "BLOB_UPLOAD_INVALID", f"the request body was not received: {exc}")
     return respond(request, upstream)

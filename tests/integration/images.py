@@ -9,11 +9,12 @@ import json
 import os
 import tarfile
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urljoin
 
 import requests
 
-from registries.client import DOCKER_MANIFEST
+from registries.client import DOCKER_MANIFEST, OCI_MANIFEST
 from registries.token import Access, issue
 
 # Pass as a tag to push the manifest by digest only (untagged).
@@ -100,3 +101,32 @@ def pull_manifest(url: str, repository: str, reference: str) -> requests.Respons
     )
     assert response.status_code == 200, response.text
     return response
+
+
+def write_oci_layout(layout: Path, tag: str, layer_bytes: int = 1024) -> str:
+    """A tiny single-image OCI layout on disk (one gzipped tar layer of random bytes), for `skopeo copy oci:...`;
+    returns the manifest digest."""
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+
+    def blob(data: bytes, media_type: str) -> dict[str, object]:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as archive:
+        payload = os.urandom(layer_bytes)
+        info = tarfile.TarInfo("data.bin")
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+    layer = blob(gzip.compress(tar.getvalue()), "application/vnd.oci.image.layer.v1.tar+gzip")
+    diff_id = "sha256:" + hashlib.sha256(tar.getvalue()).hexdigest()
+    config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}}
+    config_blob = blob(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json")
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_blob, "layers": [layer]}
+    descriptor = blob(json.dumps(manifest).encode(), OCI_MANIFEST)
+    descriptor["annotations"] = {"org.opencontainers.image.ref.name": tag}
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [descriptor]}))
+    return str(descriptor["digest"])

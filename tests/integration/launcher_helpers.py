@@ -155,6 +155,11 @@ def descendants(root: int) -> set[int]:
     return found
 
 
+def children_of(parent: int) -> set[int]:
+    """The live direct children of a process."""
+    return {pid for pid in _all_pids() if (stat := _stat(pid)) and stat[1] == parent and stat[0] != "Z"}
+
+
 def alive(pids: set[int]) -> set[int]:
     """Those of `pids` that still run (zombies waiting for their parent count as gone)."""
     return {pid for pid in pids if (stat := _stat(pid)) and stat[0] != "Z"}

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import stat
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +18,13 @@ import pytest
 import requests
 import yaml
 
+from tests.integration.images import write_oci_layout
 from tests.integration.launcher_helpers import (
     NOT_EMBEDDED,
     PYTHON,
     ROOT,
     Launcher,
+    children_of,
     command_line,
     embedded_env,
     free_port,
@@ -256,3 +261,147 @@ def check_registry_service_config(registry: dict, data_dir: Path, tmp_path: Path
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+class Watch:
+    """Asks /api/v1/systeminfo every 0.2 s in the background and keeps every answer that was not a 200."""
+
+    def __init__(self, launcher: Launcher) -> None:
+        self.launcher = launcher
+        self.asked = 0
+        self.failures: list[str] = []
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while self.running:
+            try:
+                response = self.launcher.get("/api/v1/systeminfo")
+                if response.status_code != 200:
+                    self.failures.append(f"{response.status_code} {response.text[:200]}")
+            except requests.RequestException as exc:
+                self.failures.append(repr(exc))
+            self.asked += 1
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.running = False
+        self.thread.join(timeout=15)
+
+
+def component(launcher: Launcher, name: str) -> dict:
+    return launcher.get("/api/v1/systeminfo").json()["components"][name]
+
+
+def wait_component(launcher: Launcher, name: str, state: str, restarts: int, timeout: float = 30.0) -> dict:
+    """Wait for systeminfo to report the part in `state` after `restarts` restarts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = component(launcher, name)
+        if status["state"] == state and status["restarts"] == restarts:
+            return status
+        assert time.monotonic() < deadline, f"{name} is {status}, not {state} after {restarts} restarts"
+        time.sleep(0.1)
+
+
+def child_pid(launcher: Launcher, command: str) -> int:
+    """The launcher's direct child whose command line holds `command`."""
+    found = [pid for pid in children_of(launcher.process.pid) if command in command_line(pid)]
+    assert len(found) == 1, f"expected one {command!r} child of the launcher, found {found}"
+    return found[0]
+
+
+def kill_and_time_recovery(launcher: Launcher, name: str, command: str) -> tuple[float, list[str]]:
+    """SIGKILL one part; returns how long until systeminfo reports it running again and the /v2/ 503s seen meanwhile."""
+    pid = child_pid(launcher, command)
+    killed = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    unavailable: list[str] = []
+    deadline = killed + 30
+    while True:
+        if name == "registry":
+            answer = launcher.get("/v2/")
+            if answer.status_code == 503:
+                unavailable.append(answer.json()["errors"][0]["message"])
+        status = component(launcher, name)
+        if status["state"] == "running" and status["restarts"] == 1:
+            took = time.monotonic() - killed
+            break
+        assert time.monotonic() < deadline, f"{name} did not come back within 30 s: {status}\n{launcher.output[-3000:]}"
+        time.sleep(0.05)
+    assert child_pid(launcher, command) != pid
+    return took, unavailable
+
+
+def test_killed_registry_and_worker_come_back_while_the_portal_answers(tmp_path, launchers) -> None:
+    launcher = start(launchers, tmp_path / "data", WHARF_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    launcher.wait_until_serving()
+    for name in ("web", "worker", "beat", "registry"):
+        wait_component(launcher, name, "running", 0)
+    watch = Watch(launcher)
+    try:
+        registry_took, unavailable = kill_and_time_recovery(launcher, "registry", "docker-registry serve")
+        worker_took, _ = kill_and_time_recovery(launcher, "worker", "celery -A portal worker")
+    finally:
+        watch.stop()
+    print(f"registry back in {registry_took:.1f} s, worker back in {worker_took:.1f} s; {watch.asked} systeminfo asks")
+    assert registry_took < 10 and worker_took < 10, (registry_took, worker_took)
+    assert not watch.failures, f"the portal did not answer while a part was down: {watch.failures[:5]}"
+    assert watch.asked > 5
+    # Docker prints this message (`unavailable: ...`) while the registry is down.
+    assert unavailable, "no 503 from /v2/ was seen while the registry was down"
+    # Until the launcher notices (it looks four times a second) the proxy knows only that the registry is gone.
+    assert any(m.startswith("the registry is restarting (killed by SIGKILL") for m in unavailable), unavailable
+    assert all(m.startswith("the registry ") and "<" not in m for m in unavailable), unavailable
+
+    admin = ("admin", ADMIN_PASSWORD)
+    events = launcher.get("/api/v1/audit-logs?q=restart", auth=admin).json()["results"]
+    restarts = sorted((e["username"], e["resource_type"], e["resource_name"], e["detail"]["reason"]) for e in events)
+    assert restarts == [
+        ("system", "component", "registry", "killed by SIGKILL"),
+        ("system", "component", "worker", "killed by SIGKILL"),
+    ]
+
+    # A push after both restarts works, and the restarted worker applies the registry's event.
+    skopeo = shutil.which("skopeo")
+    assert skopeo, "skopeo is not installed: apt-get install skopeo (make test does)"
+    write_oci_layout(tmp_path / "layout", "1")
+    copy = subprocess.run(
+        [
+            skopeo, "--insecure-policy", "copy", "--dest-tls-verify=false", "--dest-creds", f"admin:{ADMIN_PASSWORD}",
+            f"oci:{tmp_path / 'layout'}:1", f"docker://127.0.0.1:{launcher.port}/default-project/after-restart:1",
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert copy.returncode == 0, f"skopeo copy failed:\n{copy.stdout}\n{copy.stderr}"
+    deadline = time.monotonic() + 30
+    while True:
+        listed = launcher.get("/api/v1/projects/default-project/repositories", auth=admin).json()["results"]
+        if [r["name"] for r in listed] == ["default-project/after-restart"]:
+            break
+        assert time.monotonic() < deadline, f"the pushed repository is not listed: {listed}\n{launcher.output[-3000:]}"
+        time.sleep(0.3)
+
+    stop_and_check_everything_exits(launcher)
+
+
+def test_data_directory_is_owner_only_after_start(tmp_path, launchers) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)
+    # A file an older version left readable to everyone.
+    (data_dir / "secret_key").write_text("an-old-readable-secret-key-of-enough-length-for-django")
+    (data_dir / "secret_key").chmod(0o644)
+    launcher = start(launchers, data_dir)
+    launcher.wait_until_serving()
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    for name in ("wharf.sqlite3", "secret_key", "pki/ca.key", "pki/server.key", "pki/token.key", "registry/config.yml"):
+        assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600, name
+    readable = [
+        f"{path.relative_to(data_dir)} {stat.S_IMODE(path.lstat().st_mode):o}"
+        for path in data_dir.rglob("*")
+        if not path.is_symlink() and path.lstat().st_mode & 0o077
+    ]
+    assert not readable, f"readable by others: {readable}"
+    stop_and_check_everything_exits(launcher)

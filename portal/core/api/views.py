@@ -3,6 +3,7 @@ credentials and certificates."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
@@ -16,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.core import credentials, directory, jobs, services, trust
+from portal.core import components, credentials, directory, jobs, services, trust
 from portal.core.addresses import parse_url
 from portal.core.api.serializers import (
     AuditEventSerializer,
@@ -60,7 +61,11 @@ from portal.core.services import require
 @api_view(["GET"])
 @permission_classes([AllowAny])
 def systeminfo(request: Request) -> Response:
-    """Version, auth mode and the portal CA's thumbprints; readable without login."""
+    """Version, auth mode, the portal CA's thumbprints and the health of the portal's parts; readable without login.
+
+    `components` is what the launcher of `make run` knows of web, worker, beat and the registry (empty when
+    no launcher supervises them, as under docker compose).
+    """
     ca = ca_info()
     return Response(
         {
@@ -70,6 +75,7 @@ def systeminfo(request: Request) -> Response:
             "ca_not_after": ca.not_after,
             "ca_sha1": ca.sha1,
             "ca_sha256": ca.sha256,
+            "components": {name: asdict(status) for name, status in components.read().items()},
         }
     )
 

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.db import connections
 
 from portal.bootstrap import bootstrap
+from portal.core.audit import Actor, record
 from portal.core.certificates import ca_info, pki_paths
-from portal.launcher import children, registry_child, supervise
+from portal.launcher import children, registry_child, restrict_data_dir
+from portal.supervisor import supervise
+
+
+def audit_restart(component: str, reason: str, restarts: int, delay: float) -> None:
+    """Record the launcher's restart of a dead part of the portal as the system's audit event."""
+    try:
+        record(Actor.system(), "restart", "component", component, reason=reason, restarts=restarts, delay=delay)
+    finally:
+        # Runs in the supervisor's audit thread; never keep a connection open between restarts.
+        connections.close_all()
 
 
 class Command(BaseCommand):
@@ -23,6 +37,9 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=settings.PORT, help="HTTPS port (default 8282)")
 
     def handle(self, *args: object, bind: str, port: int, **options: object) -> None:
+        # Owner-only data: everything the launcher and its children create from here on, and what is there.
+        os.umask(0o077)
+        restrict_data_dir(settings.DATA_DIR, skip=(Path(settings.REGISTRY_STORAGE_DIR) / "docker",))
         call_command("migrate", interactive=False, verbosity=0)
         result = bootstrap(example_users=settings.EXAMPLE_USERS)
         ca = ca_info()
@@ -40,6 +57,10 @@ class Command(BaseCommand):
         for username, password in result.example_passwords.items():
             out.write(f"  example user: {username} / {password}")
         procs = children(pki_paths(), bind, port)
+        for child in procs:
+            if child.name == "web":
+                # Web counts as running once its port accepts connections (see portal/supervisor.py).
+                child.probe = (host, port)
         # The realm the registry names is rewritten by the /v2/ proxy; this one serves direct diagnostics.
         registry = registry_child(pki_paths(), (settings.EXTRA_HOSTNAMES or [host])[0], port)
         if registry is None:
@@ -52,4 +73,5 @@ class Command(BaseCommand):
             out.write(f"  registry: {settings.REGISTRY_URL} (behind https://{host}:{port}/v2/)")
         out.write("Press Ctrl-C to stop.\n")
         out.flush()
-        sys.exit(supervise(procs))
+        connections.close_all()
+        sys.exit(supervise(procs, audit_restart))
