@@ -235,3 +235,19 @@ class FetchRequestSerializer(serializers.Serializer):
     """POST /certificates/fetch: the URL whose certificate to show."""
 
     url = serializers.CharField()
+
+
+class LoginLockoutSerializer(serializers.Serializer):
+    """A user name or client address the login throttle refuses until `until`."""
+
+    kind = serializers.ChoiceField(choices=["user", "address"])
+    value = serializers.CharField()
+    failures = serializers.IntegerField()
+    until = serializers.DateTimeField()
+
+
+class UnlockSerializer(serializers.Serializer):
+    """Whom to let log in again: a user name, a client address, or both."""
+
+    username = serializers.CharField(required=False, allow_blank=True, default="")
+    address = serializers.CharField(required=False, allow_blank=True, default="")
