@@ -139,7 +139,8 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+# The login throttle first (see below); LDAP settings put the directory between the two.
+AUTHENTICATION_BACKENDS = ["portal.core.throttle.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
 
 # LDAP / Active Directory, the stand-in for the Platform Services Controller (see portal/ldap_settings.py).
 LDAP_URL = ""
@@ -161,12 +162,11 @@ if unknown := [item for item in LOGIN_LOCKOUT_BY if item not in _LOCKOUT_PARAMET
     raise ConfigError(
         f"WHARF_LOGIN_LOCKOUT_BY: expected a comma-separated list of user, address or user+address, got {unknown}"
     )
-# The throttle is asked first, so a locked-out login is refused before any backend hashes a password.
-AUTHENTICATION_BACKENDS = ["portal.core.throttle.LoginThrottleBackend", *AUTHENTICATION_BACKENDS]
 AXES_ENABLED = LOGIN_FAILURE_LIMIT > 0
 AXES_FAILURE_LIMIT = max(LOGIN_FAILURE_LIMIT, 1)
 AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_COOLOFF_SECONDS)
 AXES_LOCKOUT_PARAMETERS = [_LOCKOUT_PARAMETERS[item] for item in LOGIN_LOCKOUT_BY]
+AXES_HANDLER = "portal.core.throttle.LoginAttemptHandler"
 AXES_CLIENT_IP_CALLABLE = "portal.core.audit.client_address"
 AXES_USERNAME_CALLABLE = "portal.core.throttle.username_key"
 # Refused attempts neither count nor push the cool-off further: a locked-out client costs one query, and the

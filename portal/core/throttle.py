@@ -16,6 +16,7 @@ from typing import Any
 
 from axes.backends import AxesStandaloneBackend
 from axes.exceptions import AxesBackendPermissionDenied
+from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_client_parameters, get_client_username
 from axes.models import AccessAttempt
 from axes.utils import reset
@@ -59,6 +60,23 @@ class LoginThrottleBackend(AxesStandaloneBackend):
         except AxesBackendPermissionDenied:
             setattr(request, REFUSED_ATTRIBUTE, True)
             raise
+
+
+class LoginAttemptHandler(AxesDatabaseHandler):
+    """axes' database handler, leaving alone an attempt the throttle refused unchecked.
+
+    axes would still clean expired counters (a write) and signal the lockout again for each refused attempt; a
+    client hammering a locked account should cost the database nothing but the reads that refuse it.
+    """
+
+    def user_login_failed(
+        self, sender: Any, credentials: dict, request: HttpRequest | None = None, **kwargs: Any
+    ) -> None:
+        """Count a checked failure (and lock out at the limit); nothing for a refused attempt."""
+        if was_refused(request):
+            request.axes_credentials = credentials  # type: ignore[union-attr]
+            return
+        super().user_login_failed(sender, credentials, request, **kwargs)
 
 
 def username_key(request: HttpRequest | None, credentials: dict[str, Any] | None) -> str | None:
