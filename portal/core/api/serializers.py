@@ -67,7 +67,7 @@ class GroupMembersSerializer(serializers.Serializer):
 class IdentitySerializer(serializers.Serializer):
     """A user or group found by the identity search, known to the portal or only in the directory."""
 
-    kind = serializers.CharField()
+    kind = serializers.CharField(help_text="`user` or `address`")
     name = serializers.CharField()
     full_name = serializers.CharField()
     email = serializers.CharField()
@@ -240,7 +240,7 @@ class FetchRequestSerializer(serializers.Serializer):
 class LoginLockoutSerializer(serializers.Serializer):
     """A user name or client address the login throttle refuses until `until`."""
 
-    kind = serializers.ChoiceField(choices=["user", "address"])
+    kind = serializers.CharField(help_text="`user` or `address`")
     value = serializers.CharField()
     failures = serializers.IntegerField()
     until = serializers.DateTimeField()
