@@ -219,12 +219,17 @@ def start_nginx(binary: str, workdir: Path, data_dir: Path, registry_url: str) -
 
 
 @contextlib.contextmanager
-def running_portal(workdir: Path, workers: int = 2, threads: int = 4) -> Iterator[Portal]:
-    """Migrate a fresh SQLite portal, create user `bench` (developer of `bench`) with an API token, serve it."""
+def running_portal(
+    workdir: Path, workers: int = 2, threads: int = 4, settings: dict[str, str] | None = None
+) -> Iterator[Portal]:
+    """Migrate a fresh SQLite portal, create user `bench` (developer of `bench`) with an API token, serve it.
+
+    `settings` are WHARF_* variables the portal runs with on top of the embedded defaults."""
     data_dir = workdir / "data"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
     env.update(WHARF_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="portal.settings", WHARF_LOG_LEVEL="WARNING")
+    env.update(settings or {})
     manage = [PYTHON, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     out = subprocess.run([*manage, "shell", "-c", SETUP], cwd=ROOT, env=env, check=True, capture_output=True)

@@ -8,6 +8,8 @@ from portal.env import ConfigError, env_bool, env_int, env_secret, env_str
 
 DIRECTORY_BACKEND = "portal.core.directory.DirectoryBackend"
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+# First, so a locked-out login is refused before any backend hashes a password or binds to the directory.
+THROTTLE_BACKEND = "portal.core.throttle.LoginThrottleBackend"
 
 
 def ldap_settings(
@@ -30,7 +32,7 @@ def ldap_settings(
         "LDAP_GROUP_BASE": group_base,
         "LDAP_USER_ATTR": user_attr,
         # The directory is asked first; local accounts (the first administrator) still log in.
-        "AUTHENTICATION_BACKENDS": [DIRECTORY_BACKEND, MODEL_BACKEND],
+        "AUTHENTICATION_BACKENDS": [THROTTLE_BACKEND, DIRECTORY_BACKEND, MODEL_BACKEND],
         "AUTH_LDAP_SERVER_URI": url,
         "AUTH_LDAP_BIND_DN": bind_dn,
         "AUTH_LDAP_BIND_PASSWORD": bind_password,

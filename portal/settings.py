@@ -1,6 +1,7 @@
 """Wharf's one settings module: every knob comes from a WHARF_* variable; the defaults are the embedded ones."""
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_htmx",
+    "axes",
     "portal.core",
     "portal",
     "projects",
@@ -138,11 +140,47 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+# The login throttle first (see below); LDAP settings put the directory between the two.
+AUTHENTICATION_BACKENDS = ["portal.core.throttle.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
 
 # LDAP / Active Directory, the stand-in for the Platform Services Controller (see portal/ldap_settings.py).
 LDAP_URL = ""
 globals().update(ldap_settings_from_env())
+
+# Login throttling (portal/core/throttle.py, on django-axes): after WHARF_LOGIN_FAILURE_LIMIT failed logins
+# within WHARF_LOGIN_COOLOFF_SECONDS of each other, a user name or client address (WHARF_LOGIN_LOCKOUT_BY)
+# may not log in on any path (UI, API Basic, token service) until its newest failure is that old, or a
+# portal admin unlocks it. 0 turns throttling off. The counters live in the database, shared by every process.
+LOGIN_FAILURE_LIMIT = env_int("WHARF_LOGIN_FAILURE_LIMIT", 10, minimum=0)
+LOGIN_COOLOFF_SECONDS = env_int("WHARF_LOGIN_COOLOFF_SECONDS", 600, minimum=1)
+LOGIN_LOCKOUT_BY = env_list("WHARF_LOGIN_LOCKOUT_BY", ["user", "address"])
+_LOCKOUT_PARAMETERS: dict[str, str | list[str]] = {
+    "user": "username",
+    "address": "ip_address",
+    "user+address": ["username", "ip_address"],
+}
+if unknown := [item for item in LOGIN_LOCKOUT_BY if item not in _LOCKOUT_PARAMETERS]:
+    raise ConfigError(
+        f"WHARF_LOGIN_LOCKOUT_BY: expected a comma-separated list of user, address or user+address, got {unknown}"
+    )
+AXES_ENABLED = LOGIN_FAILURE_LIMIT > 0
+AXES_FAILURE_LIMIT = max(LOGIN_FAILURE_LIMIT, 1)
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_COOLOFF_SECONDS)
+AXES_LOCKOUT_PARAMETERS = [_LOCKOUT_PARAMETERS[item] for item in LOGIN_LOCKOUT_BY]
+AXES_HANDLER = "portal.core.throttle.LoginAttemptHandler"
+AXES_CLIENT_IP_CALLABLE = "portal.core.audit.client_address"
+AXES_USERNAME_CALLABLE = "portal.core.throttle.username_key"
+# Refused attempts neither count nor push the cool-off further: a locked-out client costs one query, and the
+# person locked out knows when to come back. A success does not reset the counters: otherwise an attacker
+# with an account of their own would wipe their address's failures by logging in now and then.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = False
+# The audit log records logins, failures and lockouts; axes keeps only its counters.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False
+# Each login path answers a lockout itself (page, API error, registry error), so axes' middleware is not used.
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -208,6 +246,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("WHARF_LOG_LEVEL", "INFO")},
     "loggers": {
         "django_auth_ldap": {"level": "WARNING"},
+        # axes logs every failure; the audit log has them (and each lockout) already.
+        "axes": {"level": "ERROR"},
         "django.request": {"filters": ["registry_protocol_noise"]},
     },
 }

@@ -19,6 +19,7 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from portal.core import throttle
 from portal.core.models import SystemSettings, User
 from portal.core.services import TOKEN_PREFIX, user_for_token
 from projects import policy
@@ -78,6 +79,11 @@ def token(request: HttpRequest) -> HttpResponse:
     try:
         user = _token_user(request)
     except BadCredentials:
+        if (refused := throttle.refusal(request)) is not None:
+            # docker login prints this message; the registry error code is distribution's own for 429.
+            response = JsonResponse({"errors": [{"code": "TOOMANYREQUESTS", "message": refused.message}]}, status=429)
+            response["Retry-After"] = str(refused.retry_after)
+            return response
         response = JsonResponse({"errors": [{"code": "UNAUTHORIZED", "message": "invalid username or password"}]})
         response.status_code = 401
         response["WWW-Authenticate"] = 'Basic realm="wharf"'

@@ -50,6 +50,8 @@ CASES = [
         [{"project": "beta", "role": "developer"}],
     ),
     Case("get", "/api/v1/identities", (ANON, 403, 403, 200, 200, 200), query={"q": "out"}),
+    Case("get", "/api/v1/login-lockouts", (ANON, 403, 403, 403, 403, 200)),
+    Case("post", "/api/v1/login-lockouts/unlock", (ANON, 403, 403, 403, 403, 200), {"username": "outsider"}),
     Case("get", "/api/v1/settings", (ANON, 403, 403, 403, 403, 200)),
     Case("patch", "/api/v1/settings", (ANON, 403, 403, 403, 403, 200), {"token_expiration_minutes": 45}),
     Case("get", "/api/v1/audit-logs", (ANON, 403, 403, 403, 403, 200)),

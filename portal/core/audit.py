@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest
@@ -32,14 +33,27 @@ class Actor:
 
 
 def client_address(request: HttpRequest) -> str | None:
-    """The client's IP address (the first X-Forwarded-For hop only when behind a trusted proxy)."""
+    """The client's IP address: behind the trusted proxy, the X-Forwarded-For hop that proxy appended."""
     from django.conf import settings
 
     if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         if forwarded:
-            return forwarded.split(",")[0].strip()
+            # The last hop is the one the proxy saw; anything before it is whatever the client chose to send,
+            # and believing it would let a client rotate addresses past the login throttle and the audit log.
+            hop = forwarded.split(",")[-1].strip()
+            if _is_address(hop):
+                return hop
     return request.META.get("REMOTE_ADDR") or None
+
+
+def _is_address(text: str) -> bool:
+    """Whether the text is an IPv4 or IPv6 address (what the audit log and the login throttle store)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def record(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from rest_framework import authentication, exceptions
 
+from portal.core import throttle
 from portal.core.models import User
 from portal.core.services import user_for_token
 
@@ -32,9 +33,21 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
 
 class BasicAuthentication(authentication.BasicAuthentication):
-    """HTTP Basic for scripts, like Harbor; checks local and directory users."""
+    """HTTP Basic for scripts, like Harbor; checks local and directory users, under the login throttle."""
 
     www_authenticate_realm = "wharf"
+
+    def authenticate_credentials(
+        self, userid: str, password: str, request: HttpRequest | None = None
+    ) -> tuple[User, None]:
+        """The user the credentials prove; 401 when they prove nobody, 429 once the login throttle refuses."""
+        try:
+            return super().authenticate_credentials(userid, password, request)
+        except exceptions.AuthenticationFailed:
+            refused = throttle.refusal(request) if request is not None else None
+            if refused is not None:
+                raise exceptions.Throttled(wait=refused.retry_after, detail=refused.message) from None
+            raise
 
 
 class SessionAuthentication(authentication.SessionAuthentication):

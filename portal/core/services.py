@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from portal.core import directory
+from portal.core import directory, throttle
 from portal.core.audit import Actor, record
 from portal.core.errors import Conflict, Forbidden, Invalid, NotFound
 from portal.core.jobs import create_job
@@ -275,6 +276,22 @@ def user_for_token(key: str) -> User | None:
     if user.api_token_unmarked:
         ApiToken.objects.filter(pk=user.api_token_id).update(last_used=now)
     return user
+
+
+@transaction.atomic
+def unlock_logins(actor: Actor, username: str = "", address: str = "") -> int:
+    """Let a user name and/or client address locked out by the login throttle log in again (portal admins only)."""
+    require(actor, "manage_users")
+    if not username and not address:
+        raise Invalid("Name the user, the client address or both to unlock.")
+    if address:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise Invalid(f"'{address}' is not an IP address.", {"address": ["Enter an IP address."]}) from None
+    cleared = throttle.unlock(username, address)
+    record(actor, "unlock", "login", username or address, username=username, address=address, counters=cleared)
+    return cleared
 
 
 def purge_audit_events(actor: Actor) -> int:

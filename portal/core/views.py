@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,7 +19,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from portal.core import credentials, directory, jobs, services, trust
+from portal.core import credentials, directory, jobs, services, throttle, trust
 from portal.core.addresses import parse_url
 from portal.core.audit import Actor
 from portal.core.certificates import ca_info
@@ -78,6 +79,15 @@ class LoginView(auth_views.LoginView):
     def get_context_data(self, **kwargs: object) -> dict[str, object]:
         """The form plus the CA's thumbprints."""
         return {**super().get_context_data(**kwargs), "ca": ca_info()}
+
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
+        """The form again; a 429 saying when to come back once the login throttle refuses."""
+        refused = throttle.refusal(self.request)
+        if refused is None:
+            return super().form_invalid(form)
+        response = self.render_to_response(self.get_context_data(form=form, lockout=refused.message), status=429)
+        response["Retry-After"] = str(refused.retry_after)
+        return response
 
 
 @require_POST

@@ -82,6 +82,21 @@ def test_login_form_rejects_wrong_directory_password(ldap_directory):
     assert AuditEvent.objects.filter(username="bob", outcome=Outcome.FAILURE).exists()
 
 
+def test_locked_out_directory_login_is_refused_before_the_directory_is_asked(ldap_directory, settings, monkeypatch):
+    from portal.core.directory import DirectoryBackend
+
+    settings.AXES_FAILURE_LIMIT = 3
+    statuses = [directory_client("alice", "not-the-password").get("/api/v1/projects").status_code for _ in range(3)]
+    asked = []
+    monkeypatch.setattr(DirectoryBackend, "authenticate", lambda *args, **kwargs: asked.append(args))
+
+    response = directory_client("alice").get("/api/v1/projects")
+
+    assert statuses == [401, 401, 429]
+    assert response.status_code == 429
+    assert asked == []
+
+
 def test_directory_namesake_cannot_take_over_a_local_account(ldap_directory, make_user):
     make_user("bob", is_portal_admin=True)
 

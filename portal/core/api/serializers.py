@@ -67,7 +67,7 @@ class GroupMembersSerializer(serializers.Serializer):
 class IdentitySerializer(serializers.Serializer):
     """A user or group found by the identity search, known to the portal or only in the directory."""
 
-    kind = serializers.CharField()
+    kind = serializers.CharField(help_text="`user` or `address`")
     name = serializers.CharField()
     full_name = serializers.CharField()
     email = serializers.CharField()
@@ -232,3 +232,19 @@ class FetchRequestSerializer(serializers.Serializer):
     """POST /certificates/fetch: the URL whose certificate to show."""
 
     url = serializers.CharField()
+
+
+class LoginLockoutSerializer(serializers.Serializer):
+    """A user name or client address the login throttle refuses until `until`."""
+
+    kind = serializers.CharField(help_text="`user` or `address`")
+    value = serializers.CharField()
+    failures = serializers.IntegerField()
+    until = serializers.DateTimeField()
+
+
+class UnlockSerializer(serializers.Serializer):
+    """Whom to let log in again: a user name, a client address, or both."""
+
+    username = serializers.CharField(required=False, allow_blank=True, default="")
+    address = serializers.CharField(required=False, allow_blank=True, default="")

@@ -19,4 +19,6 @@ urlpatterns = [
     path("systeminfo/ca", views.systeminfo_ca, name="systeminfo-ca"),
     path("settings", views.SettingsView.as_view(), name="settings"),
     path("identities", views.IdentityView.as_view(), name="identities"),
+    path("login-lockouts", views.LoginLockoutView.as_view(), name="login-lockouts"),
+    path("login-lockouts/unlock", views.unlock_logins, name="login-lockouts-unlock"),
 ]

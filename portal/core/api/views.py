@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.core import components, credentials, directory, jobs, services, trust
+from portal.core import components, credentials, directory, jobs, services, throttle, trust
 from portal.core.addresses import parse_url
 from portal.core.api.serializers import (
     AuditEventSerializer,
@@ -29,11 +29,13 @@ from portal.core.api.serializers import (
     IdentitySerializer,
     JobDetailSerializer,
     JobSerializer,
+    LoginLockoutSerializer,
     SettingsSerializer,
     TokenSerializer,
     TrustedCertificateListSerializer,
     TrustedCertificateSerializer,
     TrustRequestSerializer,
+    UnlockSerializer,
     UserSerializer,
 )
 from portal.core.audit import Actor
@@ -257,6 +259,27 @@ class SettingsView(APIView):
         serializer.is_valid(raise_exception=True)
         current = services.update_settings(Actor.from_request(request), **serializer.validated_data)
         return Response(SettingsSerializer(current).data)
+
+
+class LoginLockoutView(APIView):
+    """GET the user names and client addresses the login throttle refuses now (portal admins)."""
+
+    serializer_class = LoginLockoutSerializer
+
+    @extend_schema(responses={200: LoginLockoutSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        require(Actor.from_request(request), "manage_users")
+        return Response(LoginLockoutSerializer(throttle.current_lockouts(), many=True).data)
+
+
+@extend_schema(request=UnlockSerializer, responses={200: dict})
+@api_view(["POST"])
+def unlock_logins(request: Request) -> Response:
+    """Let a locked-out user name and/or client address log in again: `{username, address}` (portal admins)."""
+    serializer = UnlockSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    cleared = services.unlock_logins(Actor.from_request(request), **serializer.validated_data)
+    return Response({"cleared": cleared})
 
 
 class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
