@@ -31,6 +31,8 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 _MANIFEST = re.compile(r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$")
+# The registry API's requests that carry a body: blob upload chunks and manifests.
+_UPLOAD = re.compile(r"^(?P<name>.+)/(?:blobs/uploads/.*|manifests/[^/]+)$")
 
 
 class BadCredentials(Exception):
@@ -125,7 +127,26 @@ def registry_v2(request: HttpRequest, path: str) -> HttpResponse:
             refused = _policy_refusal(request, project, path)
             if refused is not None:
                 return refused
-    return proxy.forward(request)
+    return _forward(request, path)
+
+
+def _forward(request: HttpRequest, path: str) -> HttpResponse:
+    """Pass the request on; a body the caller's token may not push is never read.
+
+    The registry would refuse such a body anyway, and a client sending it slowly (anyone, without logging in) would
+    hold a web thread while it did. The registry sees the request without its body and answers with its challenge
+    (no token, or one this portal cannot verify: sent on without credentials, so that an empty body can never be
+    accepted) or its refusal (a valid token without push: the same token).
+    """
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if length == "0" and not chunked:
+        return proxy.forward(request)
+    match = _UPLOAD.match(path)
+    claims = _bearer_claims(request)
+    if match is not None and claims is not None and _granted(claims, "repository", match["name"], "push"):
+        return proxy.forward(request)
+    return proxy.forward(request, withhold_body=True, credentials=claims is not None)
 
 
 def _policy_refusal(request: HttpRequest, project: Project, path: str) -> HttpResponse | None:
