@@ -18,11 +18,13 @@ from django.conf import settings
 
 from portal.core.certificates import pki_paths
 from portal.gunicorn_hooks import ssl_context  # noqa: F401 - a server hook gunicorn reads from this module
+from portal.launcher import WEB_WORKER_CLASS
 
 wsgi_app = "portal.wsgi:application"
 bind = [f"{settings.BIND_ADDRESS}:{settings.PORT}"]
 workers = settings.WEB_WORKERS
-worker_class = "gthread"
+# gthread whose threads never wait for a slow client, as `make run` serves it (see portal/web_worker.py).
+worker_class = WEB_WORKER_CLASS
 threads = 4
 timeout = 60
 # Shorter than Docker's 10 s stop timeout, so requests in flight finish before SIGKILL.

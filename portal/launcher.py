@@ -35,6 +35,10 @@ class Child:
     probe: tuple[str, int] | None = None
 
 
+# gthread whose threads never wait for a slow client (see its module).
+WEB_WORKER_CLASS = "portal.web_worker.GuardedThreadWorker"
+
+
 def web_command(address: str, certfile: Path, keyfile: Path, workers: int, threads: int, *options: str) -> list[str]:
     """gunicorn serving the portal over HTTPS on address (host:port), with the server hooks.
 
@@ -42,6 +46,7 @@ def web_command(address: str, certfile: Path, keyfile: Path, workers: int, threa
     """
     return [
         sys.executable, "-m", "gunicorn", "portal.wsgi:application", "-c", "python:portal.gunicorn_hooks",
+        "--worker-class", WEB_WORKER_CLASS,
         "--bind", address, "--certfile", str(certfile), "--keyfile", str(keyfile),
         "--workers", str(workers), "--threads", str(threads), *options,
     ]  # fmt: skip

@@ -256,6 +256,12 @@ LOGGING = {
 EXTRA_HOSTNAMES = env_list("WHARF_HOSTNAMES", [])
 BIND_ADDRESS = env_str("WHARF_BIND", "0.0.0.0")
 WEB_WORKERS = env_int("WHARF_WEB_WORKERS", 2, minimum=1)
+# Slow clients (portal/web_worker.py): the seconds a client gets for its TLS handshake and request head, and for
+# any stall while it sends or reads; past that grace a body must keep up WEB_MIN_BODY_RATE bytes per second; bodies
+# up to WEB_BUFFERED_BODY_BYTES are received before a thread runs the request.
+WEB_CLIENT_TIMEOUT_SECONDS = env_int("WHARF_WEB_CLIENT_TIMEOUT_SECONDS", 30, minimum=1)
+WEB_MIN_BODY_RATE = env_int("WHARF_WEB_MIN_BODY_RATE", 1024, minimum=1)
+WEB_BUFFERED_BODY_BYTES = env_int("WHARF_WEB_BUFFERED_BODY_BYTES", 1024 * 1024, minimum=0)
 
 
 def _generated_secret(filename: str) -> str:

@@ -23,7 +23,7 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 class BodyError(ValueError):
-    """The client's chunked framing is malformed, or the client went away before the end of its body."""
+    """The client's chunked framing is malformed, or the client went away or stalled before the end of its body."""
 
 
 class SocketBody:
@@ -86,7 +86,10 @@ class SocketBody:
                     del self._pending[:got]
                 else:
                     # Never past this run, so whatever follows it (framing) is read as framing.
-                    got = self._sock.recv_into(view[filled : filled + wanted])
+                    try:
+                        got = self._sock.recv_into(view[filled : filled + wanted])
+                    except TimeoutError as exc:
+                        raise _too_slow(exc) from exc
                     if not got:
                         raise BodyError(f"the client closed the connection with {run} bytes of its body unsent")
                 filled += got
@@ -134,7 +137,10 @@ class ChunkedSocketBody(SocketBody):
         while (end := self._pending.find(b"\r\n")) < 0:
             if len(self._pending) > MAX_FRAMING:
                 raise BodyError(f"a line of the {what} is longer than {MAX_FRAMING} bytes")
-            data = self._sock.recv(8192)
+            try:
+                data = self._sock.recv(8192)
+            except TimeoutError as exc:
+                raise _too_slow(exc) from exc
             if not data:
                 raise BodyError(f"the client closed the connection before the end of the {what}")
             self._pending += data
@@ -148,6 +154,11 @@ class ChunkedSocketBody(SocketBody):
         if not digits or len(digits) > 15 or not _HEX.issuperset(digits):
             raise BodyError(f"invalid chunk size {line[:32]!r}")
         return int(digits, 16)
+
+
+def _too_slow(exc: TimeoutError) -> BodyError:
+    """The server gave up waiting for the client (its socket timed out, or it sends under the minimum rate)."""
+    return BodyError(f"the client sent its body too slowly: {exc}")
 
 
 def gunicorn_socket_body(stream: Any, length: int | None, piece: int) -> SocketBody | None:

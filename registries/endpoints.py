@@ -36,6 +36,8 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # ids and the API's own words (_catalog, blobs, uploads). Nothing in the API needs more.
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*\Z")
 _MANIFEST = re.compile(r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$")
+# The registry API's requests that carry a body: blob upload chunks and manifests.
+_UPLOAD = re.compile(r"^(?P<name>.+)/(?:blobs/uploads/.*|manifests/[^/]+)$")
 
 
 class BadCredentials(Exception):
@@ -138,7 +140,26 @@ def registry_v2(request: HttpRequest, path: str) -> HttpResponse:
             refused = _policy_refusal(request, project, path)
             if refused is not None:
                 return refused
-    return proxy.forward(request)
+    return _forward(request, path)
+
+
+def _forward(request: HttpRequest, path: str) -> HttpResponse:
+    """Pass the request on; a body the caller's token may not push is never read.
+
+    The registry would refuse such a body anyway, and a client sending it slowly (anyone, without logging in) would
+    hold a web thread while it did. The registry sees the request without its body and answers with its challenge
+    (no token, or one this portal cannot verify: sent on without credentials, so that an empty body can never be
+    accepted) or its refusal (a valid token without push: the same token).
+    """
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if length == "0" and not chunked:
+        return proxy.forward(request)
+    match = _UPLOAD.match(path)
+    claims = _bearer_claims(request)
+    if match is not None and claims is not None and _granted(claims, "repository", match["name"], "push"):
+        return proxy.forward(request)
+    return proxy.forward(request, withhold_body=True, credentials=claims is not None)
 
 
 def non_canonical(request: HttpRequest, path: str) -> str | None:

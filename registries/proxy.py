@@ -203,10 +203,20 @@ def respond(request: HttpRequest, upstream: urllib3.BaseHTTPResponse) -> HttpRes
     return response
 
 
-def forward(request: HttpRequest) -> HttpResponse:
-    """Proxy the client's request to the registry and stream the answer back."""
+def forward(request: HttpRequest, withhold_body: bool = False, credentials: bool = True) -> HttpResponse:
+    """Proxy the client's request to the registry and stream the answer back.
+
+    With `withhold_body`, for a request the registry will refuse, it goes on without its body, which is never read
+    (gunicorn skips it or closes the connection); without `credentials`, also without its Authorization header.
+    """
     try:
-        upstream = send(request)
+        if withhold_body:
+            headers = _client_headers(request)
+            if not credentials:
+                headers = {name: value for name, value in headers.items() if name.lower() != "authorization"}
+            upstream = send(request, path=request.get_full_path(), headers=headers)
+        else:
+            upstream = send(request)
     except urllib3.exceptions.HTTPError as exc:
         return registry_unavailable(exc)
     except BodyError as exc:

@@ -8,6 +8,7 @@ docker uploads blobs with chunked request bodies, which Django's development ser
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
@@ -81,14 +82,14 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return busybox_rootfs(tmp_path_factory.mktemp("rootfs") / "busybox.tar")
 
 
-@pytest.fixture(scope="module")
-def portal(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
-    """gunicorn serving the portal on the test database, the /v2/ proxy pointing at a real registry, and a
-    Celery worker on Redis applying the registry's events as in production."""
+@contextlib.contextmanager
+def live_portal(workdir: Path, threads: int = 8, **knobs: str) -> Iterator[Portal]:
+    """gunicorn (2 workers of `threads` threads) serving the portal on the test database, the /v2/ proxy pointing at
+    a real registry, and a Celery worker on Redis applying the registry's events as in production; `knobs` are
+    extra WHARF_* settings of the web processes."""
     from django.db import connection
 
     port = free_port()
-    workdir = tmp_path_factory.mktemp("portal")
     pki = pki_paths()
     with pytest.MonkeyPatch.context() as patch:
         # The registry's Go client must trust the portal's HTTPS for its notifications, as the launcher arranges.
@@ -106,9 +107,9 @@ def portal(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
     }
     worker = start_worker(env, workdir, env["WHARF_TASK_QUEUE"])
     log_path = workdir / "gunicorn.log"
-    command = web_command(f"127.0.0.1:{port}", pki.server_cert, pki.server_key, 2, 8, "--timeout", "120")
+    command = web_command(f"127.0.0.1:{port}", pki.server_cert, pki.server_key, 2, threads, "--timeout", "120")
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=BASE_DIR, env={**env, **knobs}, stdout=log, stderr=subprocess.STDOUT)
     server = Portal(f"127.0.0.1:{port}", process, registry, log_path)
     deadline = time.monotonic() + 30
     while True:
@@ -120,12 +121,21 @@ def portal(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
             pass
         assert time.monotonic() < deadline, f"the portal did not answer on {server.url}:\n{server.log()}"
         time.sleep(0.2)
-    yield server
-    process.terminate()
-    process.wait(timeout=20)
-    worker.stop()
-    forget_queue(env["WHARF_BROKER_URL"], worker.queue)
-    registry.stop()
+    try:
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        worker.stop()
+        forget_queue(env["WHARF_BROKER_URL"], worker.queue)
+        registry.stop()
+
+
+@pytest.fixture(scope="module")
+def portal(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+    """The live portal of these tests (see live_portal)."""
+    with live_portal(tmp_path_factory.mktemp("portal")) as server:
+        yield server
 
 
 @dataclass

@@ -120,6 +120,29 @@ def test_upload_body_reaches_the_registry(role_users: dict, registry: list) -> N
     assert registry[-1]["path"] == "/v2/alpha/app/blobs/uploads/u1?_state=abc"
 
 
+@pytest.mark.parametrize(
+    ("who", "scope", "credentials"),
+    [(None, "", False), ("viewer", "repository:alpha/app:pull", True), ("developer", "repository:beta/db:push", True)],
+)
+def test_a_body_the_token_may_not_push_is_never_read(
+    role_users: dict, registry: list, who: str | None, scope: str, credentials: bool
+) -> None:
+    # The registry would refuse it: it gets the request without the body (and, with no token, without credentials)
+    # and answers; a client trickling the body never holds a web thread.
+    headers = {"HTTP_AUTHORIZATION": bearer(role_users[who], scope)} if who else {}
+    response = Client().generic(
+        "PATCH",
+        "/v2/alpha/app/blobs/uploads/u1?_state=abc",
+        b"x" * 4096,
+        content_type="application/octet-stream",
+        **headers,
+    )
+    assert response.status_code == 202  # what the stand-in registry answers to anything
+    assert registry[-1]["body"] == b""
+    assert registry[-1]["headers"]["Content-Length"] == "0"
+    assert ("Authorization" in registry[-1]["headers"]) is credentials
+
+
 def test_range_requests_stream_the_partial_blob(role_users: dict, registry: list) -> None:
     token = bearer(role_users["viewer"], "repository:alpha/app:pull")
     response = Client().get("/v2/alpha/app/blobs/sha256:abc", HTTP_AUTHORIZATION=token, HTTP_RANGE="bytes=2-5")
