@@ -194,8 +194,12 @@ def apply(pk: int) -> bool:
         return False
     event = Event.from_row(row)
     project = Project.objects.filter(name=event.repository.split("/", 1)[0]).first()
-    # Asked of the registry before any row is locked: it may be slow or away.
-    size = _image_size(event) if project is not None and event.action == "push" and event.tag else 0
+    # Asked of the registry before any row is locked: it may be slow or away (then the event waits for the sweep).
+    try:
+        size = _image_size(event) if project is not None and event.action == "push" and event.tag else 0
+    except RemoteUnreachable as exc:
+        logger.warning("registry %s of %s left for later: %s", event.action, event.reference, exc)
+        return False
     with transaction.atomic():
         claimed = RegistryEvent.objects.select_for_update().filter(pk=pk, applied__isnull=True).first()
         if claimed is None:
@@ -203,6 +207,9 @@ def apply(pk: int) -> bool:
         RegistryEvent.objects.filter(pk=pk).update(applied=timezone.now())
         if project is None or "/" not in event.repository:
             logger.warning("ignoring registry %s of %s: no such project", event.action, event.reference)
+            return False
+        if size is None:
+            logger.warning("ignoring a push of %s the registry does not confirm", event.reference)
             return False
         return HANDLERS[event.action](event, project, size)
 
@@ -213,16 +220,25 @@ def _repository(project: Project, name: str, when: datetime) -> Repository:
     return Repository.objects.select_for_update().get(name=name)
 
 
-def _image_size(event: Event) -> int:
-    """The image's size from its manifest in the registry; the manifest's own length when the registry is away."""
+def _image_size(event: Event) -> int | None:
+    """The pushed image's size, once the registry confirms the push: the tag names that digest there now.
+
+    None when it does not (a forged event, or one a later push or delete overtook: that one is applied
+    instead); RemoteUnreachable when the registry cannot say. A notification is believed only for
+    what the registry itself serves.
+    """
     client = RegistryClient()
+    head = client.head_manifest(event.repository, event.tag or event.digest)
+    if head is None or head.digest != event.digest:
+        return None
+    manifest = client.get_manifest(event.repository, event.digest)
+    if manifest is None:
+        return None
     try:
-        manifest = client.get_manifest(event.repository, event.digest)
-        if manifest is not None:
-            return client.image_size(event.repository, manifest)
+        return client.image_size(event.repository, manifest)
     except (RemoteUnreachable, ValueError, KeyError) as exc:
         logger.warning("size of %s unknown, reconcile will repair it: %s", event.reference, exc)
-    return event.length
+        return event.length
 
 
 def _push(event: Event, project: Project, size: int) -> bool:

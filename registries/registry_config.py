@@ -26,7 +26,9 @@ def render(
     """
     return {
         "version": 0.1,
-        "log": {"level": "info", "formatter": "text", "fields": {"service": "registry"}},
+        # warn, not info: at info the registry logs each notification endpoint with its headers, the shared
+        # secret of /service/notifications among them.
+        "log": {"level": "warn", "formatter": "text", "fields": {"service": "registry"}},
         "storage": {
             "filesystem": {"rootdirectory": str(storage_dir)},
             "delete": {"enabled": True},

@@ -6,16 +6,19 @@ from __future__ import annotations
 import base64
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 import requests
+from django.conf import settings
 
 from portal.core import credentials
 from portal.core.audit import Actor
-from portal.core.models import User
+from portal.core.models import AuditEvent, User
 from portal.core.services import create_token
 from projects.models import Membership, Role
+from registries.models import RegistryEvent, Repository, Tag
 from tests.integration import test_registry_push_pull as live
 from tests.integration.images import push_image
 from tests.integration.test_registry_push_pull import People, Portal, RawConnection, dev_token
@@ -114,3 +117,60 @@ def test_a_project_admin_cannot_send_a_global_credential_to_an_address_of_their_
     assert api("POST", "/api/v1/credentials", mine).status_code == 201
     api("POST", "/api/v1/registries/verify", {**body, "credential": "alpha-cred", "project": "alpha"})
     assert seen and all(base64.b64decode(value.split()[1]).startswith(b"me:") for value in seen)
+
+
+def test_the_registry_does_not_log_the_notification_secret(portal: Portal) -> None:
+    # At start-up the registry logged its notification endpoint with its headers, the shared secret among them.
+    log = portal.registry.log_path.read_text(errors="replace")
+    assert settings.REGISTRY_NOTIFY_SECRET not in log
+    assert "configuring endpoint" not in log
+
+
+def _forge(portal: Portal, event: dict) -> None:
+    """Post one event to the portal's notification endpoint as the registry would, secret included."""
+    envelope = {"events": [event]}
+    posted = requests.post(
+        f"{portal.url}/service/notifications",
+        json=envelope,
+        headers={
+            "Authorization": f"Bearer {settings.REGISTRY_NOTIFY_SECRET}",
+            "Content-Type": "application/vnd.docker.distribution.events.v1+json",
+        },
+        timeout=10,
+        verify=portal.ca,
+    )
+    assert posted.status_code == 200, posted.text
+
+
+def _push_event(repository: str, tag: str, digest: str, actor: str) -> dict:
+    return {
+        "id": f"forged-{repository}-{tag}-{time.monotonic_ns()}",
+        "timestamp": "2026-12-01T00:00:00Z",
+        "action": "push",
+        "target": {
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": digest,
+            "length": 500,
+            "repository": repository,
+            "url": f"http://registry/v2/{repository}/manifests/{digest}",
+            "tag": tag,
+        },
+        "request": {"id": "r", "addr": "198.51.100.7:4242", "host": "wharf", "method": "PUT"},
+        "actor": {"name": actor},
+    }
+
+
+def test_a_forged_push_event_is_not_believed(portal: Portal, people: People) -> None:
+    image = push_image(portal.registry.url, "alpha/real", ["1.0"])
+    # Someone holding the secret claims pushes the registry never served: a tag that does not exist, and an
+    # image that does not exist, "pushed by" the viewer.
+    _forge(portal, _push_event("alpha/real", "evil", image.digest, "viewer"))
+    _forge(portal, _push_event("alpha/ghost", "1.0", "sha256:" + "0" * 64, "viewer"))
+    _forge(portal, _push_event("alpha/real", "1.0", image.digest, "viewer"))
+    deadline = time.monotonic() + 20
+    while RegistryEvent.objects.filter(event_id__startswith="forged-", applied__isnull=True).exists():
+        assert time.monotonic() < deadline, "the worker did not apply the events"
+        time.sleep(0.2)
+    assert not Tag.objects.filter(repository__name="alpha/real", name="evil").exists()
+    assert not Repository.objects.filter(name="alpha/ghost").exists()
+    assert not AuditEvent.objects.filter(resource_name__in=["alpha/real:evil", "alpha/ghost:1.0"]).exists()
