@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.core import throttle
+from portal.core.audit import client_address
 from portal.core.models import SystemSettings, User
 from portal.core.services import TOKEN_PREFIX, user_for_token
 from projects import policy
@@ -27,6 +28,7 @@ from projects.models import Project
 from projects.roles import registry_actions
 from registries import events, proxy
 from registries.maintenance import read_only_reason
+from registries.models import ObservedManifest
 from registries.token import Access, grant, issue, parse_scope, system_token, verify
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -140,7 +142,30 @@ def registry_v2(request: HttpRequest, path: str) -> HttpResponse:
             refused = _policy_refusal(request, project, path)
             if refused is not None:
                 return refused
-    return _forward(request, path)
+    return _observed(request, path, _forward(request, path))
+
+
+# What the proxy notes of a manifest request the registry served (method -> (status, event action)).
+_OBSERVED = {"PUT": (201, "push"), "GET": (200, "pull"), "DELETE": (202, "delete")}
+
+
+def _observed(request: HttpRequest, path: str, response: HttpResponse) -> HttpResponse:
+    """Note who pushed, pulled or deleted a manifest and from where, for the registry's event to be matched with."""
+    expected = _OBSERVED.get(request.method or "")
+    match = _MANIFEST.match(path)
+    reference = match["reference"] if match is not None else ""
+    digest = response.get("Docker-Content-Digest") or (reference if reference.startswith("sha256:") else "")
+    if expected is None or match is None or response.status_code != expected[0] or not digest:
+        return response
+    claims = _bearer_claims(request) or {}
+    ObservedManifest.objects.create(
+        action=expected[1],
+        repository=match["name"],
+        digest=digest[:150],
+        username=str(claims.get("sub") or "")[:150],
+        address=client_address(request),
+    )
+    return response
 
 
 def _forward(request: HttpRequest, path: str) -> HttpResponse:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -32,10 +32,12 @@ from portal.core.audit import Actor, record
 from portal.core.errors import RemoteUnreachable
 from projects.models import Project
 from registries.client import MANIFEST_TYPES, RegistryClient
-from registries.models import RegistryEvent, Repository, Tag
+from registries.models import ObservedManifest, RegistryEvent, Repository, Tag
 
 logger = logging.getLogger(__name__)
 
+# How long the proxy's note of a manifest request waits for the registry's event.
+OBSERVATION_TTL = timedelta(days=1)
 # Events applied per transaction batch by one apply_pending loop.
 BATCH = 200
 ENVELOPE_MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
@@ -174,6 +176,8 @@ def _enqueue_apply() -> None:
 
 def apply_pending() -> int:
     """Apply every recorded event not applied yet, oldest first; returns how many changed something."""
+    # A note of the proxy no event claimed in a day (a HEAD, an event the registry lost) is not kept.
+    ObservedManifest.objects.filter(seen__lt=timezone.now() - OBSERVATION_TTL).delete()
     applied = 0
     while True:
         pending = list(
@@ -211,7 +215,35 @@ def apply(pk: int) -> bool:
         if size is None:
             logger.warning("ignoring a push of %s the registry does not confirm", event.reference)
             return False
+        event = _as_seen(event)
+        if event is None:
+            return False
         return HANDLERS[event.action](event, project, size)
+
+
+def _as_seen(event: Event) -> Event | None:
+    """The event with the user and address the portal saw serve it; None for a pull or delete it never served.
+
+    Registry notifications can be posted by anyone holding their secret, so who did it and from where
+    come from the proxy's own note (ObservedManifest), claimed once. The portal's own registry calls do
+    not pass the proxy: they keep the system actor. An unseen push that the registry confirmed is kept
+    with no user and address.
+    """
+    if _by_portal(event):
+        return event
+    seen = (
+        ObservedManifest.objects.select_for_update(skip_locked=True)
+        .filter(action=event.action, repository=event.repository, digest=event.digest)
+        .order_by("seen")
+        .first()
+    )
+    if seen is None:
+        if event.action != "push":
+            logger.warning("ignoring a %s of %s the portal did not serve", event.action, event.reference)
+            return None
+        return replace(event, actor="", address=None)
+    seen.delete()
+    return replace(event, actor=seen.username, address=seen.address)
 
 
 def _repository(project: Project, name: str, when: datetime) -> Repository:

@@ -193,3 +193,25 @@ class ExternalRegistry(models.Model):
         if not self.namespace:
             return self.address
         return self.address[: -len(self.namespace) - 1]
+
+
+class ObservedManifest(models.Model):
+    """A manifest push, pull or delete the /v2/ proxy served: who did it, from where, when.
+
+    Registry notifications say who pushed or pulled, but anyone holding the notification secret could
+    say so too. So an event's actor and address are taken from what the portal itself saw, matched by
+    action, repository and digest; a pull or delete the portal never served is not believed.
+    """
+
+    action = models.CharField(max_length=16)
+    repository = models.CharField(max_length=255)
+    digest = models.CharField(max_length=150)
+    username = models.CharField(max_length=150, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    seen = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["repository", "digest", "action"], name="observed_manifest_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.repository}@{self.digest} by {self.username or 'anonymous'}"

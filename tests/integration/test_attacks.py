@@ -174,3 +174,6 @@ def test_a_forged_push_event_is_not_believed(portal: Portal, people: People) -> 
     assert not Tag.objects.filter(repository__name="alpha/real", name="evil").exists()
     assert not Repository.objects.filter(name="alpha/ghost").exists()
     assert not AuditEvent.objects.filter(resource_name__in=["alpha/real:evil", "alpha/ghost:1.0"]).exists()
+    # The real tag's push is confirmed, but not "by the viewer": the portal never served the viewer that push.
+    assert Tag.objects.get(repository__name="alpha/real", name="1.0").pushed_by != "viewer"
+    assert not AuditEvent.objects.filter(username="viewer", action="push").exists()

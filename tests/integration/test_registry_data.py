@@ -122,14 +122,15 @@ def test_registry_notifications_reach_the_receiver(
     server = start_registry(tmp_path, notify_url=live_server.url + "/service/notifications")
     try:
         settings.REGISTRY_URL = server.url
-        image = push_image(server.url, "live/app", ["1.0"])
+        # Through the portal's /v2/, as every client reaches the registry: who pushed and pulled is what it saw.
+        image = push_image(live_server.url, "live/app", ["1.0"])
         wait_for(lambda: Tag.objects.filter(repository__name="live/app", name="1.0").exists(), "no tag", server)
         tag = Tag.objects.get(repository__name="live/app", name="1.0")
         assert (tag.digest, tag.size, tag.pushed_by) == (image.digest, image.size, "tester")
         assert tag.repository.project == project
 
         pulled = requests.get(
-            f"{server.url}/v2/live/app/manifests/1.0",
+            f"{live_server.url}/v2/live/app/manifests/1.0",
             headers={**user_headers("live/app"), "Accept": DOCKER_MANIFEST},
             timeout=10,
         )

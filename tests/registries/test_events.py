@@ -17,7 +17,7 @@ from django.test import Client
 from portal.core.models import AuditEvent
 from projects.models import Project
 from registries import events
-from registries.models import RegistryEvent, Repository, Tag
+from registries.models import ObservedManifest, RegistryEvent, Repository, Tag
 
 URL = "/service/notifications"
 MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -46,8 +46,14 @@ def event(
     actor: str = "alice",
     event_id: str | None = None,
     media_type: str = MEDIA_TYPE,
+    seen: bool = True,
 ) -> dict[str, Any]:
-    """One registry notification event as distribution 2.8 writes it."""
+    """One registry notification event as distribution 2.8 writes it, and (unless `seen` is False, or for the
+    portal's own calls) the /v2/ proxy's note of serving that request, as a real push or pull leaves."""
+    if seen and actor != events.SYSTEM_ACTOR:
+        ObservedManifest.objects.create(
+            action=action, repository=repository, digest=digest, username=actor, address="192.0.2.7"
+        )
     target: dict[str, Any] = {"repository": repository, "digest": digest}
     if action != "delete":
         target |= {"mediaType": media_type, "size": 528, "length": 528, "url": f"http://r/v2/{repository}/manifests/x"}
@@ -272,3 +278,25 @@ def test_events_recorded_again_are_applied_once(client: Client, secret: str, alp
     assert notify(client, secret, push).json() == {"received": 0}
     assert events.apply_pending() == 1 and events.apply_pending() == 0
     assert AuditEvent.objects.filter(action="push").count() == 1
+
+
+def test_who_and_from_where_come_from_what_the_portal_served(client: Client, secret: str, alpha: Project) -> None:
+    # The event names the viewer and another address; the proxy served the push to alice from 192.0.2.7.
+    forged = event("push", actor="alice")
+    forged["actor"]["name"], forged["request"]["addr"] = "viewer", "198.51.100.9:4242"
+    post(client, secret, forged)
+    assert Tag.objects.get().pushed_by == "alice"
+    audit = AuditEvent.objects.get(action="push")
+    assert (audit.username, audit.client_address) == ("alice", "192.0.2.7")
+    assert not ObservedManifest.objects.exists(), "a note of the proxy is claimed once"
+
+
+def test_pulls_and_deletes_the_portal_did_not_serve_are_not_believed(
+    client: Client, secret: str, alpha: Project
+) -> None:
+    post(client, secret, event("push"))
+    post(client, secret, event("pull", at=T0 + timedelta(minutes=1), seen=False))
+    post(client, secret, event("delete", tag="", at=T0 + timedelta(minutes=2), seen=False))
+    assert Repository.objects.get().pull_count == 0
+    assert Tag.objects.exists()
+    assert not AuditEvent.objects.filter(action__in=["pull", "delete"]).exists()
