@@ -123,9 +123,11 @@ def add(client: APIClient, url: str, name: str = "docker-1", kind: str = "docker
 
 
 def certificate_credential(api: APIClient, name: str, ca: CertificateAuthority) -> str:
-    """A certificate credential made through the credentials API from a client certificate of `ca`."""
+    """A certificate credential of project alpha (its admins add the hosts here), made through the credentials API
+    from a client certificate of `ca`."""
     pair = ca.client(stem=f"client-{name}")
     body = {"name": name, "kind": "certificate", "certificate": pair.cert_pem, "private_key": pair.key_pem}
+    body["project"] = "alpha"
     response = api.post("/api/v1/credentials", body, format="json")
     assert response.status_code == 201, response.json()
     return name
