@@ -7,102 +7,39 @@ The portal runs with a limit of 5 and a 3-second cool-off, so the cool-off is se
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from portal.core.audit import Actor
-from portal.core.certificates import pki_paths
 from portal.core.models import AuditEvent, User
 from portal.core.services import create_token
-from portal.launcher import trust_bundle, web_command
 from tests.conftest import PASSWORD
 from tests.integration.dockerd import Dockerd
-from tests.integration.registry import Registry, start_registry
-from tests.integration.slapd import free_port
-from tests.integration.test_registry_push_pull import dockerd  # noqa: F401  (the session's private dockerd)
-from tests.integration.worker import BASE_DIR, database_url, forget_queue, redis_url, start_worker
+from tests.integration.test_registry_push_pull import (
+    Portal,
+    dockerd,  # noqa: F401  (the session's private dockerd)
+    live_portal,
+)
 
 pytestmark = pytest.mark.integration
 LIMIT = 5
 COOL_OFF = 3
 
 
-@dataclass
-class LivePortal:
-    """gunicorn serving the portal with a low login limit."""
-
-    host: str
-    process: subprocess.Popen
-    registry: Registry
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"https://{self.host}"
-
-    @property
-    def ca(self) -> str:
-        return str(pki_paths().ca_cert)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-
 @pytest.fixture(scope="module")
-def portal(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePortal]:
-    from django.db import connection
-
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("throttled-portal")
-    pki = pki_paths()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SSL_CERT_FILE", str(trust_bundle(pki, workdir / "ca-bundle.crt")))
-        registry = start_registry(workdir, notify_url=f"https://127.0.0.1:{port}/service/notifications")
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "WHARF_DATABASE_URL": database_url(connection.settings_dict),
-        "WHARF_DATA_DIR": str(settings.DATA_DIR),
-        "WHARF_REGISTRY_URL": registry.url,
-        "WHARF_TASKS_EAGER": "false",
-        "WHARF_BROKER_URL": redis_url(),
-        "WHARF_TASK_QUEUE": f"wharf-test-{uuid.uuid4().hex[:12]}",
+def portal(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+    """The live portal (gunicorn, a real registry and worker) with a low login limit and a short cool-off."""
+    knobs = {
         "WHARF_LOGIN_FAILURE_LIMIT": str(LIMIT),
         "WHARF_LOGIN_COOLOFF_SECONDS": str(COOL_OFF),
         "WHARF_LOGIN_LOCKOUT_BY": "user,address",
     }
-    worker = start_worker(env, workdir, env["WHARF_TASK_QUEUE"])
-    log_path = workdir / "gunicorn.log"
-    command = web_command(f"127.0.0.1:{port}", pki.server_cert, pki.server_key, 2, 4, "--timeout", "60")
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = LivePortal(f"127.0.0.1:{port}", process, registry, log_path)
-    deadline = time.monotonic() + 30
-    while True:
-        assert process.poll() is None, f"gunicorn exited with {process.returncode}:\n{server.log()}"
-        try:
-            if requests.get(f"{server.url}/v2/", timeout=10, verify=server.ca).status_code == 401:
-                break
-        except requests.RequestException:
-            pass
-        assert time.monotonic() < deadline, f"the portal did not answer on {server.url}:\n{server.log()}"
-        time.sleep(0.2)
-    yield server
-    process.terminate()
-    process.wait(timeout=20)
-    worker.stop()
-    forget_queue(env["WHARF_BROKER_URL"], worker.queue)
-    registry.stop()
+    with live_portal(tmp_path_factory.mktemp("throttled-portal"), threads=4, **knobs) as server:
+        yield server
 
 
 @pytest.fixture
@@ -115,7 +52,7 @@ def users(transactional_db: None) -> dict[str, str]:
     return {"admin_token": create_token(Actor(admin), "unlock")[1]}
 
 
-def _ui(portal: LivePortal, username: str, password: str) -> requests.Response:
+def _ui(portal: Portal, username: str, password: str) -> requests.Response:
     session = requests.Session()
     session.get(f"{portal.url}/login/", verify=portal.ca, timeout=10)
     return session.post(
@@ -128,11 +65,11 @@ def _ui(portal: LivePortal, username: str, password: str) -> requests.Response:
     )
 
 
-def _api(portal: LivePortal, username: str, password: str) -> requests.Response:
+def _api(portal: Portal, username: str, password: str) -> requests.Response:
     return requests.get(f"{portal.url}/api/v1/tokens", auth=(username, password), verify=portal.ca, timeout=30)
 
 
-def _token(portal: LivePortal, username: str, password: str) -> requests.Response:
+def _token(portal: Portal, username: str, password: str) -> requests.Response:
     return requests.get(
         f"{portal.url}/service/token",
         params={"service": "wharf-registry", "scope": "repository:alpha/app:pull"},
@@ -142,7 +79,7 @@ def _token(portal: LivePortal, username: str, password: str) -> requests.Respons
     )
 
 
-PATHS: dict[str, tuple[Callable[[LivePortal, str, str], requests.Response], int, int]] = {
+PATHS: dict[str, tuple[Callable[[Portal, str, str], requests.Response], int, int]] = {
     # path: (send, status of a wrong password, status of the right one)
     "ui": (_ui, 200, 302),
     "api": (_api, 401, 200),
@@ -157,7 +94,7 @@ def _assert_throttled(response: requests.Response) -> None:
 
 
 @pytest.mark.parametrize("name", PATHS)
-def test_brute_force_is_refused_with_429_until_the_cool_off_ends(portal: LivePortal, users, name: str) -> None:
+def test_brute_force_is_refused_with_429_until_the_cool_off_ends(portal: Portal, users, name: str) -> None:
     send, wrong, right = PATHS[name]
     statuses = [send(portal, "alice", f"guess-{attempt}").status_code for attempt in range(LIMIT - 1)]
     assert statuses == [wrong] * (LIMIT - 1), portal.log()
@@ -173,7 +110,7 @@ def test_brute_force_is_refused_with_429_until_the_cool_off_ends(portal: LivePor
     assert send(portal, "alice", PASSWORD).status_code == right
 
 
-def test_portal_admin_unlocks_with_an_api_token(portal: LivePortal, users) -> None:
+def test_portal_admin_unlocks_with_an_api_token(portal: Portal, users) -> None:
     for attempt in range(LIMIT):
         _api(portal, "alice", f"guess-{attempt}")
     _assert_throttled(_api(portal, "alice", PASSWORD))
@@ -190,7 +127,7 @@ def test_portal_admin_unlocks_with_an_api_token(portal: LivePortal, users) -> No
     assert AuditEvent.objects.filter(action="unlock", username="boss").count() == 1
 
 
-def test_docker_login_shows_the_throttle_message(portal: LivePortal, users, dockerd: Dockerd) -> None:  # noqa: F811
+def test_docker_login_shows_the_throttle_message(portal: Portal, users, dockerd: Dockerd) -> None:  # noqa: F811
     for attempt in range(LIMIT):
         _token(portal, "alice", f"guess-{attempt}")
     result = dockerd.run("login", portal.host, "--username", "alice", "--password-stdin", input=PASSWORD)
