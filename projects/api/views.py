@@ -18,7 +18,7 @@ from portal.core import directory
 from portal.core.api.serializers import ProjectRoleSerializer
 from portal.core.audit import Actor
 from portal.core.errors import Forbidden, Invalid
-from portal.core.identities import project_roles
+from portal.core.identities import Disclosure, project_roles
 from portal.core.models import User
 from portal.core.services import admin_subject
 from projects import services
@@ -124,7 +124,7 @@ class MemberProjectsView(APIView):
         if name != request.user.get_username() and not can(request.user, "view_project_users"):
             raise Forbidden("Only administrators may list users.")
         user = get_object_or_404(User, username=name)
-        return Response(project_roles(user.membership_set.select_related("project")))
+        return Response(Disclosure.to(request.user).roles(user.membership_set.select_related("project")))
 
     @extend_schema(request=ProjectRoleSerializer(many=True), responses=ProjectRoleSerializer(many=True))
     def put(self, request: Request, name: str) -> Response:
