@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal.core import throttle
 from portal.core.models import SystemSettings, User
+from portal.core.permissions import is_portal_admin
 from portal.core.services import TOKEN_PREFIX, user_for_token
 from projects import policy
 from projects.models import Project
@@ -133,14 +134,25 @@ def registry_v2(request: HttpRequest, path: str) -> HttpResponse:
     if project_name and "/" in path:
         project = Project.objects.filter(name=project_name).first()
         if project is None:
-            if request.META.get("HTTP_AUTHORIZATION", "").lower().startswith("bearer "):
+            if _may_see_every_project(request):
                 status = 404 if request.method == "HEAD" else 403
                 return proxy.registry_error(status, "DENIED", f"project '{project_name}' does not exist")
+            # Anyone else gets the registry's answer for a repository their token grants nothing on: the same as
+            # for a private project they may not see, so a missing project cannot be told from a private one.
         else:
             refused = _policy_refusal(request, project, path)
             if refused is not None:
                 return refused
     return _forward(request, path)
+
+
+def _may_see_every_project(request: HttpRequest) -> bool:
+    """Whether the caller's registry token is a portal admin's, who may be told that a project does not exist."""
+    claims = _bearer_claims(request)
+    subject = claims.get("sub") if claims is not None else None
+    if not subject:
+        return False
+    return is_portal_admin(User.objects.filter(username=subject, is_active=True).first())
 
 
 def _forward(request: HttpRequest, path: str) -> HttpResponse:
