@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "portal.core.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -194,6 +195,11 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "portal.core.schema.AutoSchema",
     "EXCEPTION_HANDLER": "portal.core.errors.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.core.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -262,6 +268,9 @@ WEB_WORKERS = env_int("WHARF_WEB_WORKERS", 2, minimum=1)
 WEB_CLIENT_TIMEOUT_SECONDS = env_int("WHARF_WEB_CLIENT_TIMEOUT_SECONDS", 30, minimum=1)
 WEB_MIN_BODY_RATE = env_int("WHARF_WEB_MIN_BODY_RATE", 1024, minimum=1)
 WEB_BUFFERED_BODY_BYTES = env_int("WHARF_WEB_BUFFERED_BODY_BYTES", 1024 * 1024, minimum=0)
+# The longest request body outside /v2/ (API JSON, forms, registry notifications): longer ones are a 413 unread.
+MAX_REQUEST_BODY_BYTES = env_int("WHARF_MAX_REQUEST_BODY_BYTES", 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 
 def _generated_secret(filename: str) -> str:

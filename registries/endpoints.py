@@ -261,7 +261,7 @@ def notifications(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"detail": "Notifications need the registry's shared secret."}, status=401)
     try:
         envelope = json.loads(request.body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return JsonResponse({"detail": "The body is not JSON."}, status=400)
     if not isinstance(envelope, dict):
         return JsonResponse({"detail": 'Expected an envelope: {"events": [...]}.'}, status=400)
