@@ -35,6 +35,26 @@ CSRF_TRUSTED_ORIGINS = env_list("WHARF_CSRF_TRUSTED_ORIGINS", [])
 # The appliance serves HTTPS itself; behind a TLS-terminating proxy set WHARF_BEHIND_PROXY.
 if env_bool("WHARF_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HSTS on answers served over HTTPS (Django's SecurityMiddleware sends it only then; behind a proxy, when it says
+# the client used https). Browsers ignore it on a connection whose certificate they do not trust, so it never locks
+# out someone who has not installed the portal's CA yet. 0 turns it off.
+SECURE_HSTS_SECONDS = env_int("WHARF_HSTS_SECONDS", 365 * 24 * 3600, minimum=0)
+# Scripts, styles, fonts and images only from the portal itself: no inline script or style anywhere (see
+# ContentSecurityPolicyMiddleware); data: images and fonts are Clarity's and Swagger UI's icons.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 
 PORT = env_int("WHARF_PORT", 8282, minimum=1)
 EXAMPLE_USERS = env_bool("WHARF_EXAMPLE_USERS", False)
@@ -63,6 +83,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "portal.core.middleware.ContentSecurityPolicyMiddleware",
     "portal.core.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
