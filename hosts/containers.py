@@ -29,6 +29,7 @@ from portal.core.jobs import JobContext, create_job
 from portal.core.models import Job, Outcome, User
 from portal.core.services import require
 from projects.models import Project
+from projects.roles import can
 
 PROVISION = "provision container"
 ACTIONS = ("start", "stop", "restart", "remove")
@@ -529,8 +530,21 @@ def _sample_time(sample: dict[str, Any]) -> datetime:
 
 
 def container_details(actor: Actor, container: Container) -> dict[str, Any]:
-    """docker inspect of the container, live from its host."""
+    """docker inspect of the container, live from its host; to an actor who may not operate the project's
+    containers (a viewer) its environment is names only, because values are often secrets (`DB_PASSWORD=...`)."""
     require(actor, "view", container.host.project)
     _require_live(container)
     with client_for(container.host) as client:
-        return client.inspect(container.container_id)
+        details = client.inspect(container.container_id)
+    if not can(actor.user, "operate_containers", container.host.project):
+        details = environment_names_only(details)
+    return details
+
+
+def environment_names_only(details: dict[str, Any]) -> dict[str, Any]:
+    """The inspect data with `Config.Env`'s `NAME=value` lines cut down to their names."""
+    config = details.get("Config")
+    if not isinstance(config, dict) or not config.get("Env"):
+        return details
+    names = [str(line).split("=", 1)[0] for line in config["Env"]]
+    return {**details, "Config": {**config, "Env": names}}

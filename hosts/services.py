@@ -23,6 +23,7 @@ from portal.core.models import Credential, CredentialKind, TrustedCertificate
 from portal.core.services import require
 from portal.core.trust import CERTIFICATE_USERS
 from projects.models import Project
+from projects.roles import can
 from projects.services import PROJECT_CONTENT_CHECKS
 
 # update_host's default for `credential`: None there means "no credential", so "leave it" needs its own value.
@@ -65,16 +66,21 @@ def _check_name(name: str, project: Project, host: ContainerHost | None = None) 
     return name
 
 
-def _check_endpoint(url: str) -> str:
-    """The normalized URL, not yet added to any project of the portal (one project per endpoint, and per VCH)."""
+def _check_endpoint(actor: Actor, url: str) -> str:
+    """The normalized URL, not yet added to any project of the portal (one project per endpoint, and per VCH).
+
+    The conflict names the project and host holding the endpoint only to an actor who may see that project.
+    """
     normalized = normalize_url(url or "")
     existing = ContainerHost.objects.filter(url=normalized).select_related("project").first()
-    if existing is not None:
+    if existing is None:
+        return normalized
+    if can(actor.user, "view", existing.project):
         raise Conflict(
             f"host already exists in project '{existing.project.name}'",
             {"url": [f"{normalized} is already added as host '{existing.name}'."]},
         )
-    return normalized
+    raise Conflict("host already exists in another project", {"url": [f"{normalized} is already added elsewhere."]})
 
 
 def _check_credential(actor: Actor, credential: Credential | None, url: str, project: Project) -> None:
@@ -142,7 +148,7 @@ def verify_host(
     """Connect to a host and check it as add_host would, without saving anything."""
     require(actor, "manage_hosts", project)
     kind = _check_kind(kind)
-    normalized = _check_endpoint(url)
+    normalized = _check_endpoint(actor, url)
     _check_credential(actor, credential, normalized, project)
     return _probe(kind, normalized, credential)
 
@@ -154,7 +160,7 @@ def add_host(
     require(actor, "manage_hosts", project)
     name = _check_name(name, project)
     kind = _check_kind(kind)
-    normalized = _check_endpoint(url)
+    normalized = _check_endpoint(actor, url)
     _check_credential(actor, credential, normalized, project)
     # The probe runs outside the transaction: it may take the whole host timeout.
     facts = _probe(kind, normalized, credential)
@@ -177,7 +183,7 @@ def add_host(
     except IntegrityError:
         # Someone added the same name or endpoint while we were probing: say which, as the checks do.
         _check_name(name, project)
-        _check_endpoint(normalized)
+        _check_endpoint(actor, normalized)
         raise
     return host
 

@@ -35,6 +35,26 @@ CSRF_TRUSTED_ORIGINS = env_list("WHARF_CSRF_TRUSTED_ORIGINS", [])
 # The appliance serves HTTPS itself; behind a TLS-terminating proxy set WHARF_BEHIND_PROXY.
 if env_bool("WHARF_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HSTS on answers served over HTTPS (Django's SecurityMiddleware sends it only then; behind a proxy, when it says
+# the client used https). Browsers ignore it on a connection whose certificate they do not trust, so it never locks
+# out someone who has not installed the portal's CA yet. 0 turns it off.
+SECURE_HSTS_SECONDS = env_int("WHARF_HSTS_SECONDS", 365 * 24 * 3600, minimum=0)
+# Scripts, styles, fonts and images only from the portal itself: no inline script or style anywhere (see
+# ContentSecurityPolicyMiddleware); data: images and fonts are Clarity's and Swagger UI's icons.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 
 PORT = env_int("WHARF_PORT", 8282, minimum=1)
 EXAMPLE_USERS = env_bool("WHARF_EXAMPLE_USERS", False)
@@ -63,6 +83,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "portal.core.middleware.ContentSecurityPolicyMiddleware",
+    "portal.core.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -194,6 +216,11 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "portal.core.schema.AutoSchema",
     "EXCEPTION_HANDLER": "portal.core.errors.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.core.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -262,6 +289,9 @@ WEB_WORKERS = env_int("WHARF_WEB_WORKERS", 2, minimum=1)
 WEB_CLIENT_TIMEOUT_SECONDS = env_int("WHARF_WEB_CLIENT_TIMEOUT_SECONDS", 30, minimum=1)
 WEB_MIN_BODY_RATE = env_int("WHARF_WEB_MIN_BODY_RATE", 1024, minimum=1)
 WEB_BUFFERED_BODY_BYTES = env_int("WHARF_WEB_BUFFERED_BODY_BYTES", 1024 * 1024, minimum=0)
+# The longest request body outside /v2/ (API JSON, forms, registry notifications): longer ones are a 413 unread.
+MAX_REQUEST_BODY_BYTES = env_int("WHARF_MAX_REQUEST_BODY_BYTES", 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 
 def _generated_secret(filename: str) -> str:

@@ -9,7 +9,7 @@ for a detail route such as `jobs/{id}`.
 from importlib import import_module
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 API_APPS = ("portal.core", "projects", "registries", "hosts", "replication", "scanning")
@@ -21,7 +21,12 @@ def api_patterns() -> list:
     router = DefaultRouter(trailing_slash=False)
     patterns: list = [
         path("schema/", SpectacularAPIView.as_view(), name="schema"),
-        path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+        # The split view loads its start-up script from a URL rather than inline, as the Content-Security-Policy needs.
+        path(
+            "docs/",
+            SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="portal/swagger_ui.html"),
+            name="swagger-ui",
+        ),
     ]
     for app in API_APPS:
         module = import_module(f"{app}.api.urls")

@@ -114,7 +114,7 @@ def member_search(request: HttpRequest, name: str) -> HttpResponse:
     project = visible_project(request, name)
     require_permission(can(request.user, "manage_members", project))
     query = request.GET.get("q", "").strip()
-    results = search_identities(query) if query else None
+    results = search_identities(query, request.user) if query else None
     return render(request, "projects/_identity_choices.html", {"results": results, "q": query})
 
 

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from portal.core import throttle
 from portal.core.audit import client_address
 from portal.core.models import SystemSettings, User
+from portal.core.permissions import is_portal_admin
 from portal.core.services import TOKEN_PREFIX, user_for_token
 from projects import policy
 from projects.models import Project
@@ -135,9 +136,11 @@ def registry_v2(request: HttpRequest, path: str) -> HttpResponse:
     if project_name and "/" in path:
         project = Project.objects.filter(name=project_name).first()
         if project is None:
-            if request.META.get("HTTP_AUTHORIZATION", "").lower().startswith("bearer "):
+            if _may_see_every_project(request):
                 status = 404 if request.method == "HEAD" else 403
                 return proxy.registry_error(status, "DENIED", f"project '{project_name}' does not exist")
+            # Anyone else gets the registry's answer for a repository their token grants nothing on: the same as
+            # for a private project they may not see, so a missing project cannot be told from a private one.
         else:
             refused = _policy_refusal(request, project, path)
             if refused is not None:
@@ -166,6 +169,15 @@ def _observed(request: HttpRequest, path: str, response: HttpResponse) -> HttpRe
         address=client_address(request),
     )
     return response
+
+
+def _may_see_every_project(request: HttpRequest) -> bool:
+    """Whether the caller's registry token is a portal admin's, who may be told that a project does not exist."""
+    claims = _bearer_claims(request)
+    subject = claims.get("sub") if claims is not None else None
+    if not subject:
+        return False
+    return is_portal_admin(User.objects.filter(username=subject, is_active=True).first())
 
 
 def _forward(request: HttpRequest, path: str) -> HttpResponse:
@@ -274,7 +286,7 @@ def notifications(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"detail": "Notifications need the registry's shared secret."}, status=401)
     try:
         envelope = json.loads(request.body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return JsonResponse({"detail": "The body is not JSON."}, status=400)
     if not isinstance(envelope, dict):
         return JsonResponse({"detail": 'Expected an envelope: {"events": [...]}.'}, status=400)

@@ -160,3 +160,32 @@ def test_users_see_the_jobs_they_started_and_admins_see_all(api, make_user) -> N
     assert dev_api.get(f"/api/v1/jobs/{mine.pk}").json()["kind"] == "provision container"
     assert dev_api.get(f"/api/v1/jobs/{theirs.pk}").status_code == 404
     assert {job["id"] for job in api.get("/api/v1/jobs").json()["results"]} == {mine.pk, theirs.pk}
+
+
+def _emails_and_projects(rows: list[dict]) -> dict[str, tuple[str, list[str]]]:
+    return {
+        row.get("username", row.get("name")): (row["email"], [p["project"] for p in row["projects"]]) for row in rows
+    }
+
+
+def test_project_admin_reads_no_email_or_role_outside_their_projects(role_users, alpha, beta) -> None:
+    from projects.models import Membership, Role
+
+    beta_admin = role_users["other_project_admin"]
+    beta_admin.email, role_users["viewer"].email = "b-admin@example.test", "a-view@example.test"
+    beta_admin.save(), role_users["viewer"].save()
+    Membership.objects.create(project=beta, user=role_users["viewer"], role=Role.VIEWER)
+    alpha_admin = client_for(role_users["project_admin"])
+    user = alpha_admin.get("/api/v1/users/beta-admin").json()
+    assert (user["email"], user["projects"]) == ("", [])
+    users = _emails_and_projects(alpha_admin.get("/api/v1/users").json()["results"])
+    found = _emails_and_projects(alpha_admin.get("/api/v1/identities", {"q": "a"}).json()["results"])
+    roles = alpha_admin.get("/api/v1/users/beta-admin/projects").json()
+    # Members of alpha are theirs to manage: their email, and their roles only where alpha's admin can look.
+    assert users["alpha-viewer"] == found["alpha-viewer"] == ("a-view@example.test", ["alpha"])
+    assert users["beta-admin"] == found["beta-admin"] == ("", [])
+    assert roles == []
+    # A portal admin reads everything.
+    everything = _emails_and_projects(client_for(role_users["portal_admin"]).get("/api/v1/users").json()["results"])
+    assert everything["alpha-viewer"] == ("a-view@example.test", ["alpha", "beta"])
+    assert everything["beta-admin"] == ("b-admin@example.test", ["beta"])

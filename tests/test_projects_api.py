@@ -132,6 +132,14 @@ def test_member_errors_are_clear(api, alpha, make_user) -> None:
     assert neither.status_code == 400
 
 
+@pytest.mark.parametrize("member", ["abc", "1.5", "-1", "\u00b2", "99999999999999999999"])
+@pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
+def test_a_member_id_that_is_not_one_is_404(api, alpha, method: str, member: str) -> None:
+    response = getattr(api, method)(f"/api/v1/projects/alpha/members/{member}", {"role": "viewer"}, format="json")
+    assert response.status_code == 404, response.content
+    assert response.json()["detail"] in ("No such member in this project.", "Not found.")
+
+
 def test_effective_role_is_the_highest_of_user_and_groups(alpha, make_user) -> None:
     user = make_user("alice")
     devs = Group.objects.create(name="devs")

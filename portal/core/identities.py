@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from portal.core import directory
+from portal.core import directory, permissions
 from portal.core.errors import RemoteUnreachable
 from portal.core.filters import UserFilterSet
 from portal.core.models import Group, User
@@ -49,11 +49,48 @@ def project_roles(memberships: Iterable[Any]) -> list[dict[str, str]]:
     return [{"project": m.project.name, "role": m.role} for m in memberships]
 
 
-def search_identities(query: str) -> IdentityResults:
-    """Users and groups matching the text: known ones first, then directory-only entries.
+@dataclass(frozen=True)
+class Disclosure:
+    """What a caller may read of other users: portal admins everything; anyone else the roles held in projects
+    they can see, and the email of users who belong to a project they manage (whom they may be adding as members).
+
+    Names and display names are for everyone who may look users up: that is how a project admin finds a member.
+    """
+
+    everything: bool
+    viewer_id: int | None = None
+    visible: frozenset[int] = frozenset()
+    managed: frozenset[int] = frozenset()
+
+    @classmethod
+    def to(cls, viewer: User | None) -> Disclosure:
+        """What `viewer` may read (two queries for anyone but a portal admin)."""
+        if permissions.is_portal_admin(viewer):
+            return cls(everything=True)
+        return cls(
+            everything=False,
+            viewer_id=viewer.pk if viewer is not None else None,
+            visible=frozenset(permissions.visible_projects(viewer).values_list("pk", flat=True)),
+            managed=frozenset(permissions.visible_projects(viewer, "manage_members").values_list("pk", flat=True)),
+        )
+
+    def roles(self, memberships: Iterable[Any]) -> list[dict[str, str]]:
+        """project_roles() of the memberships in projects the caller can see."""
+        return project_roles(m for m in memberships if self.everything or m.project_id in self.visible)
+
+    def email(self, user: User, memberships: Iterable[Any]) -> str:
+        """The user's email when the caller may read it, else an empty string."""
+        shared = any(m.project_id in self.managed for m in memberships)
+        return user.email if self.everything or user.pk == self.viewer_id or shared else ""
+
+
+def search_identities(query: str, viewer: User | None) -> IdentityResults:
+    """Users and groups matching the text: known ones first, then directory-only entries; what of them `viewer`
+    may read (see Disclosure).
 
     An empty text lists the users and groups the portal knows (up to LIMIT of each), without asking the directory.
     """
+    disclosure = Disclosure.to(viewer)
     memberships = "membership_set__project"
     users = UserFilterSet({"q": query}, User.objects.prefetch_related(memberships)).qs.order_by("username")
     groups = Group.objects.filter(Q(name__icontains=query)).prefetch_related(memberships).order_by("name")
@@ -64,18 +101,26 @@ def search_identities(query: str) -> IdentityResults:
             "user",
             u.username,
             u.get_full_name(),
-            u.email,
+            disclosure.email(u, u.membership_set.all()),
             u.source,
             True,
             u.is_active,
             u.is_portal_admin,
-            project_roles(u.membership_set.all()),
+            disclosure.roles(u.membership_set.all()),
         )
         for u in users[:LIMIT]
     ]
     entries += [
         Identity(
-            "group", g.name, g.name, "", g.source, True, True, g.is_portal_admin, project_roles(g.membership_set.all())
+            "group",
+            g.name,
+            g.name,
+            "",
+            g.source,
+            True,
+            True,
+            g.is_portal_admin,
+            disclosure.roles(g.membership_set.all()),
         )
         for g in groups[:LIMIT]
     ]
@@ -86,7 +131,7 @@ def search_identities(query: str) -> IdentityResults:
         found, warning = [], f"Directory not searched: {exc.message}"
     known = {(e.kind, e.name.lower()) for e in entries} | _known_names(found)
     entries += [
-        Identity(d.kind, d.name, d.full_name, d.email, "ldap", False)
+        Identity(d.kind, d.name, d.full_name, d.email if disclosure.everything else "", "ldap", False)
         for d in found
         if (d.kind, d.name.lower()) not in known
     ]

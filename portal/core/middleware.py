@@ -1,12 +1,14 @@
-"""Session expiry after the configured idle time (Administration > Configuration > Token Expiration)."""
+"""Session expiry after the configured idle time (Administration > Configuration > Token Expiration), the
+request body limit and the Content-Security-Policy header."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from portal.core.models import SystemSettings
 
@@ -34,3 +36,44 @@ class SessionExpiryMiddleware:
                 request.session[LAST_SEEN_KEY] = now
                 request.session.set_expiry(lifetime)
         return self.get_response(request)
+
+
+class RequestBodyLimitMiddleware:
+    """Refuse a request body longer than MAX_REQUEST_BODY_BYTES with a 413, before anything reads it.
+
+    Django's DATA_UPLOAD_MAX_MEMORY_SIZE only guards form posts and `request.body`; DRF's parsers read the body
+    stream themselves, so without this any JSON body was accepted whole (100 MB took a web process to 358 MB).
+    /v2/ is left alone: layer uploads are streamed to the registry, never held.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.MAX_REQUEST_BODY_BYTES
+        if not request.path_info.startswith("/v2/"):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > limit:
+                detail = f"The request body is {length} bytes; at most {limit} are accepted."
+                return JsonResponse({"detail": detail, "errors": {}}, status=413)
+        return self.get_response(request)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Send settings.CONTENT_SECURITY_POLICY with every answer that does not set its own.
+
+    The pages run no inline script and carry no inline style (static/wharf/wharf.js holds every behaviour, htmx's
+    indicator style is in wharf.css), so the policy needs no 'unsafe-inline' and an injected script cannot run.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if settings.CONTENT_SECURITY_POLICY:
+            response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
+        return response

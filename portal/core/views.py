@@ -113,7 +113,7 @@ def identities(request: HttpRequest) -> HttpResponse:
     require_permission(can(request.user, "view_project_users"))
     query = request.GET.get("q", "").strip()
     context = {
-        "results": search_identities(query),
+        "results": search_identities(query, request.user),
         "q": query,
         "region": "identity-table",
         "can_manage": can(request.user, "manage_users"),

@@ -17,8 +17,8 @@ from rest_framework.views import APIView
 from portal.core import directory
 from portal.core.api.serializers import ProjectRoleSerializer
 from portal.core.audit import Actor
-from portal.core.errors import Forbidden, Invalid
-from portal.core.identities import project_roles
+from portal.core.errors import Forbidden, Invalid, NotFound
+from portal.core.identities import Disclosure, project_roles
 from portal.core.models import User
 from portal.core.services import admin_subject
 from projects import services
@@ -88,7 +88,11 @@ class MemberViewSet(ListGetMixin, ServiceCreateMixin, ServiceUpdateMixin, Servic
         return project.memberships.select_related("user", "group", "project")
 
     def get_object(self) -> Membership:
-        return services.find_member(self.project(), int(self.kwargs["pk"]))
+        # A member id is a number; anything else names no member (a 404, as an id that does not exist).
+        member_id = str(self.kwargs["pk"])
+        if not (member_id.isascii() and member_id.isdigit()):
+            raise NotFound("No such member in this project.")
+        return services.find_member(self.project(), int(member_id))
 
     def perform_service_create(self, data: dict[str, Any]) -> Membership:
         project = self.project()
@@ -124,7 +128,7 @@ class MemberProjectsView(APIView):
         if name != request.user.get_username() and not can(request.user, "view_project_users"):
             raise Forbidden("Only administrators may list users.")
         user = get_object_or_404(User, username=name)
-        return Response(project_roles(user.membership_set.select_related("project")))
+        return Response(Disclosure.to(request.user).roles(user.membership_set.select_related("project")))
 
     @extend_schema(request=ProjectRoleSerializer(many=True), responses=ProjectRoleSerializer(many=True))
     def put(self, request: Request, name: str) -> Response:

@@ -1,5 +1,7 @@
 // The few behaviours htmx does not cover: closing a dialog, removing a dialog row, select-all check boxes,
-// narrowing a dialog's list of choices as you type, copying a digest or pull command, following a container log.
+// narrowing a dialog's list of choices as you type, copying a digest or pull command, following a container log,
+// pausing a table's refresh while a row is selected. The Content-Security-Policy allows no inline script and no
+// eval, so no behaviour lives in templates (no onclick=, hx-on or hx-trigger filters).
 (function () {
   "use strict";
 
@@ -64,6 +66,16 @@
   document.addEventListener("htmx:afterSettle", function () {
     const log = document.getElementById("log-lines");
     if (log && logAtBottom) log.scrollTop = log.scrollHeight;
+  });
+
+  // A table that refreshes itself (data-pause-while-checked="<check box name>") waits while one of its rows is
+  // selected: the refresh would clear the selection.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    const poller = event.detail.elt;
+    const name = poller.dataset ? poller.dataset.pauseWhileChecked : undefined;
+    if (!name) return;
+    const region = poller.closest(".wharf-table-region");
+    if (region && region.querySelector("input[name='" + name + "']:checked")) event.preventDefault();
   });
 
   document.addEventListener("change", function (event) {

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from hosts.models import Container, ContainerHost, ContainerState, HostState
@@ -262,3 +263,39 @@ def test_the_page_and_the_api_filter_containers_alike(client, role_users) -> Non
         assert listed == expected, text
         shown = page.get(f"/containers/?project=alpha&q={text}").content.decode()
         assert {name for name in ("web", "db") if f'data-container="{name}"' in shown} == expected, text
+
+
+INSPECT = {"Id": "f" * 64, "Config": {"Image": "busybox", "Env": ["DB_PASSWORD=Hunter-2-secret", "MODE=prod"]}}
+
+
+@pytest.fixture
+def inspected(monkeypatch: pytest.MonkeyPatch, host: ContainerHost) -> Container:
+    """A container whose host answers docker inspect with INSPECT (environment values included)."""
+    import contextlib
+
+    from hosts import containers
+
+    class Host:
+        def inspect(self, container_id: str) -> dict[str, Any]:
+            return INSPECT
+
+    monkeypatch.setattr(containers, "client_for", lambda host: contextlib.nullcontext(Host()))
+    return Container.objects.create(host=host, container_id="f" * 64, name="web", image="busybox")
+
+
+@pytest.mark.parametrize(
+    ("role", "environment"),
+    [
+        ("viewer", ["DB_PASSWORD", "MODE"]),
+        ("developer", INSPECT["Config"]["Env"]),
+        ("portal_admin", INSPECT["Config"]["Env"]),
+    ],
+)
+def test_viewers_read_environment_names_only(
+    role_users, inspected: Container, role: str, environment: list[str]
+) -> None:
+    body = client_for(role_users[role]).get(f"{URL}/{inspected.pk}").json()
+    assert body["inspect"]["Config"]["Env"] == environment
+    page = logged_in(Client(), role_users[role]).get(f"/containers/{inspected.pk}/").content.decode()
+    assert ("Hunter-2-secret" in page) == (role != "viewer")
+    assert "DB_PASSWORD" in page

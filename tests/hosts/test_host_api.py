@@ -15,7 +15,7 @@ from hosts.models import Container, ContainerHost, HostState
 from portal.core import credentials
 from portal.core.audit import Actor
 from portal.core.models import AuditEvent, TrustedCertificate, User
-from projects.models import Project
+from projects.models import Membership, Project, Role
 from tests.conftest import client_for
 from tests.portal.test_trust import make_certificate
 
@@ -115,9 +115,18 @@ def test_duplicate_name_in_the_project_conflicts(admin, alpha) -> None:
     assert body["detail"] == "host 'DOCKER-1' already exists in project 'alpha'"
 
 
-def test_same_endpoint_in_another_project_conflicts_naming_it(admin, beta) -> None:
+def test_same_endpoint_in_another_project_conflicts_without_naming_a_project_they_cannot_see(admin, beta) -> None:
     make_host(beta, "vch-1", "https://127.0.0.1:2376", kind="vch")
     # The same endpoint written differently (no port: https means 2376) is still the same endpoint.
+    status, body = add(admin, name="vch", kind="vch", url="https://127.0.0.1/")
+    assert status == 409
+    assert body["detail"] == "host already exists in another project"
+    assert body["errors"] == {"url": ["https://127.0.0.1:2376 is already added elsewhere."]}
+
+
+def test_same_endpoint_in_a_project_they_can_see_conflicts_naming_it(admin, role_users, beta) -> None:
+    Membership.objects.create(project=beta, user=role_users["project_admin"], role=Role.VIEWER)
+    make_host(beta, "vch-1", "https://127.0.0.1:2376", kind="vch")
     status, body = add(admin, name="vch", kind="vch", url="https://127.0.0.1/")
     assert status == 409
     assert body["detail"] == "host already exists in project 'beta'"

@@ -270,10 +270,16 @@ def test_anonymous_pulls_a_public_project(docker: Dockerd, portal: Portal, rootf
     refused(docker.run("pull", f"{portal.host}/alpha/anything:1"))
 
 
-def test_push_to_a_missing_project_names_it(docker: Dockerd, portal: Portal, rootfs: Path, people: People) -> None:
+def test_push_to_a_missing_project_names_it_to_a_portal_admin(
+    docker: Dockerd, portal: Portal, rootfs: Path, people: People
+) -> None:
     image = f"{portal.host}/nope/app:1"
-    login(docker, portal, "dev", people.secrets["dev"])
     build(docker, rootfs, image)
+    # Anyone else is refused as for a private project they are not in: a missing project is not told apart.
+    login(docker, portal, "dev", people.secrets["dev"])
+    assert "does not exist" not in refused(docker.run("push", image), "denied")
+    admin = User.objects.create_user("root-admin", password=PASSWORD, is_portal_admin=True)
+    login(docker, portal, "root-admin", create_token(Actor(admin), "docker")[1])
     refused(docker.run("push", image), "project 'nope' does not exist")
 
 

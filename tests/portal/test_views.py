@@ -310,7 +310,7 @@ def test_empty_search_does_not_ask_the_directory(portal_admin, monkeypatch):
         raise AssertionError("the directory was asked")
 
     monkeypatch.setattr(directory, "search", unexpected)
-    results = search_identities("")
+    results = search_identities("", portal_admin)
     assert [e.name for e in results.entries] == [portal_admin.username]
     assert results.warning == ""
 
@@ -319,7 +319,7 @@ def test_empty_search_is_capped_at_the_limit(db, monkeypatch):
     monkeypatch.setattr(identities, "LIMIT", 3)
     User.objects.bulk_create([User(username=f"user{n}") for n in range(5)])
     Group.objects.bulk_create([Group(name=f"group{n}") for n in range(2)])
-    results = search_identities("")
+    results = search_identities("", None)
     assert [e.name for e in results.entries] == ["user0", "user1", "user2", "group0", "group1"]
     assert results.capped
 

@@ -186,8 +186,8 @@ def test_policy_refuses_manifest_pulls_with_412(
     assert registry[-1]["path"] == "/v2/alpha/app/manifests/1"
 
 
-def test_missing_project_is_named(role_users: dict, registry: list) -> None:
-    token = bearer(role_users["developer"], "repository:nope/app:push,pull")
+def test_missing_project_is_named_to_a_portal_admin(role_users: dict, registry: list) -> None:
+    token = bearer(role_users["portal_admin"], "repository:nope/app:push,pull")
     response = Client().post("/v2/nope/app/blobs/uploads/", HTTP_AUTHORIZATION=token)
     assert response.status_code == 403
     assert response.json()["errors"][0] == {
@@ -196,6 +196,17 @@ def test_missing_project_is_named(role_users: dict, registry: list) -> None:
         "detail": None,
     }
     assert not registry
+
+
+@pytest.mark.parametrize("user", ["anonymous", "developer"])
+def test_missing_project_is_answered_as_a_private_one(role_users: dict, registry: list, beta, user: str) -> None:
+    """Whoever may not see every project gets the registry's answer for a repository their token grants nothing
+    on, for a missing project as for a private one they are not in."""
+    for project in ("nope", "beta"):
+        token = bearer(role_users[user], f"repository:{project}/app:pull")
+        response = Client().get(f"/v2/{project}/app/manifests/1", HTTP_AUTHORIZATION=token)
+        assert response.status_code == 200  # the stand-in registry's answer, whatever the token
+        assert registry[-1]["path"] == f"/v2/{project}/app/manifests/1"
 
 
 def test_read_only_refuses_writes_and_serves_reads(role_users: dict, registry: list) -> None:

@@ -3,11 +3,13 @@ certificates."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from portal.core import trust
 from portal.core.credentials import certificate_info, credential_usages
-from portal.core.identities import project_roles
+from portal.core.identities import Disclosure
 from portal.core.models import ApiToken, AuditEvent, Credential, Group, Job, SystemSettings, TrustedCertificate, User
 
 
@@ -18,8 +20,17 @@ class ProjectRoleSerializer(serializers.Serializer):
     role = serializers.CharField()
 
 
+def _disclosure(context: dict[str, Any]) -> Disclosure:
+    """What the request's caller may read of other users, asked of the role matrix once per serializer context."""
+    if "disclosure" not in context:
+        request = context.get("request")
+        context["disclosure"] = Disclosure.to(request.user if request is not None else None)
+    return context["disclosure"]
+
+
 class UserSerializer(serializers.ModelSerializer):
-    """A user; `password` is write-only and only used on create."""
+    """A user; `password` is write-only and only used on create. A caller who is not a portal admin reads the
+    email and project roles that Disclosure allows."""
 
     password = serializers.CharField(write_only=True, required=False, style={"input_type": "password"})
     projects = serializers.SerializerMethodField()
@@ -34,7 +45,13 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "source", "is_portal_admin", "date_joined", "last_login"]
 
     def get_projects(self, user: User) -> list[dict[str, str]]:
-        return project_roles(user.membership_set.all())
+        return _disclosure(self.context).roles(user.membership_set.all())
+
+    def to_representation(self, user: User) -> dict[str, Any]:
+        data = super().to_representation(user)
+        if "email" in data:
+            data["email"] = _disclosure(self.context).email(user, user.membership_set.all())
+        return data
 
     def get_groups(self, user: User) -> list[str]:
         return [g.name for g in user.wharf_groups.all()]
@@ -54,7 +71,7 @@ class GroupSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "source", "dn", "is_portal_admin", "created"]
 
     def get_projects(self, group: Group) -> list[dict[str, str]]:
-        return project_roles(group.membership_set.all())
+        return _disclosure(self.context).roles(group.membership_set.all())
 
 
 class GroupMembersSerializer(serializers.Serializer):

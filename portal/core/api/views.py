@@ -228,7 +228,7 @@ class IdentityView(APIView):
     def get(self, request: Request) -> Response:
         if not can(request.user, "view_project_users"):
             raise Forbidden("Only administrators may search users and groups.")
-        results = search_identities(request.query_params.get("q", ""))
+        results = search_identities(request.query_params.get("q", ""), request.user)
         return Response(
             {
                 "count": len(results.entries),
