@@ -64,6 +64,15 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class JsonBooleanField(serializers.BooleanField):
+    """true or false (or a form's "true"/"false"); DRF would also take the numbers 0 and 1."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return super().to_internal_value(data)
+
+
 class UsernameListField(serializers.ManyRelatedField):
     """A list of user names; DRF would take the keys of an object for one."""
 
