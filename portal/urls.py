@@ -35,6 +35,9 @@ def api_patterns() -> list:
     return patterns + router.urls
 
 
+# A path under /api/ that no route matches (an id that is not a number) answers JSON like the API's own 404s.
+handler404 = "portal.core.errors.page_not_found"
+
 urlpatterns = [
     path("api/v1/", include(api_patterns())),
     path("", include("registries.endpoints")),

@@ -75,6 +75,7 @@ class HostViewSet(ListGetMixin, ServiceCreateMixin, ServiceUpdateMixin, ServiceD
     filterset_class = HostFilterSet
     lookup_value_regex = r"[0-9]+"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    remote_errors = True
 
     def rows(self, project: Project) -> QuerySet[ContainerHost]:
         return ContainerHost.objects.filter(project=project).select_related("credential").order_by("name", "pk")
@@ -168,6 +169,7 @@ class ContainerViewSet(ListGetMixin, ProjectScopedViewSet):
     model = Container
     serializer_class = ContainerSerializer
     lookup_value_regex = r"[0-9]+"
+    remote_errors = True  # logs, stats and image checks ask the host or a registry
 
     def rows(self, project: Project) -> QuerySet[Container]:
         return Container.objects.filter(host__project=project).select_related("host", "host__project")

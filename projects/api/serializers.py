@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from django.db import models
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from portal.core.api.serializers import JsonBooleanField
 from projects.models import Membership, Project, Role, Severity
 from projects.roles import roles_by_project
+
+
+@extend_schema_field(
+    {"type": "string", "minLength": 2, "maxLength": 255, "pattern": r"^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$"}
+)
+class ProjectNameField(serializers.CharField):
+    """A project name as the schema states it; the projects service enforces the rule (projects.models)."""
 
 
 class ProjectSerializer(serializers.ModelSerializer):
     """A project with its configuration, member count and the caller's role."""
 
-    name = serializers.CharField()
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.BooleanField: JsonBooleanField,
+    }
+    name = ProjectNameField(allow_blank=True)  # the service judges the name, with the rule in its message
     member_count = serializers.IntegerField(read_only=True)
     current_user_role = serializers.SerializerMethodField()
     severity = serializers.ChoiceField(choices=Severity.choices, required=False)

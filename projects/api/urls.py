@@ -11,5 +11,9 @@ router.register(r"projects/(?P<project_name>[^/]+)/members", views.MemberViewSet
 
 urlpatterns = [
     path("users/<str:name>/projects", views.MemberProjectsView.as_view(kind="user"), name="user-projects"),
-    path("groups/<str:name>/projects", views.MemberProjectsView.as_view(kind="group"), name="group-projects"),
+    path(
+        "groups/<str:name>/projects",
+        views.MemberProjectsView.as_view(kind="group", http_method_names=["put", "options"]),
+        name="group-projects",
+    ),
 ]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework import serializers
 
+from portal.core.api.serializers import ClockTimeField
 from portal.core.models import Credential
 from projects.models import Project
 from registries.models import ExternalRegistry, GcSchedule, Repository, Tag
@@ -43,6 +42,8 @@ class TagSerializer(serializers.ModelSerializer):
 class GcScheduleSerializer(serializers.ModelSerializer):
     """When garbage collection runs on its own: `off`, or `daily` at `time`."""
 
+    time = ClockTimeField(required=False)
+
     class Meta:
         model = GcSchedule
         fields = ["frequency", "time", "updated"]
@@ -55,21 +56,22 @@ class ExternalRegistrySerializer(serializers.ModelSerializer):
     credential = serializers.SlugRelatedField(
         slug_field="name", queryset=Credential.objects.all(), required=False, allow_null=True
     )
-    project = serializers.CharField(source="project.name", read_only=True, default=None)
-    is_global = serializers.BooleanField(read_only=True)
+    project = serializers.CharField(source="project.name", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = ExternalRegistry
         fields = [
-            "name", "address", "namespace", "insecure", "enabled", "credential", "project", "is_global",
+            "name", "address", "namespace", "insecure", "enabled", "credential", "project",
             "api_version", "auth_type", "last_verified", "created", "created_by",
         ]  # fmt: skip
         read_only_fields = ["namespace", "api_version", "auth_type", "last_verified", "created", "created_by"]
 
-    def to_representation(self, instance: ExternalRegistry) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        data["global"] = data.pop("is_global")
-        return data
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `global` (a Python keyword, so not a class attribute) is what the UI and clients read; declaring
+        # the field under that name puts it in the schema too.
+        fields = super().get_fields()
+        fields["global"] = serializers.BooleanField(source="is_global", read_only=True)
+        return fields
 
 
 class VerifySerializer(serializers.Serializer):

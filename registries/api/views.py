@@ -40,6 +40,8 @@ def _annotated(queryset: QuerySet[Repository]) -> QuerySet[Repository]:
 class ProjectRepositoryViewSet(ListGetMixin, ServiceDestroyMixin, ProjectScopedViewSet):
     """A project's repositories: members (and anyone on a public project) read; DevOps administrators delete."""
 
+    remote_errors = True  # deleting asks the registry
+
     model = Repository
     serializer_class = RepositorySerializer
     filterset_class = RepositoryFilterSet
@@ -58,6 +60,8 @@ class ProjectRepositoryViewSet(ListGetMixin, ServiceDestroyMixin, ProjectScopedV
 
 class TagViewSet(ListGetMixin, ServiceDestroyMixin, ProjectScopedViewSet):
     """Tags of one repository: readers list them; DevOps administrators delete one (its siblings stay)."""
+
+    remote_errors = True  # deleting asks the registry
 
     model = Tag
     serializer_class = TagSerializer
@@ -161,6 +165,7 @@ class _RegistryWrites:
     lookup_value_regex = r"[^/]+"
     serializer_class = ExternalRegistrySerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    remote_errors = True  # saving verifies the address
 
     def target_project(self) -> Project | None:
         return None
@@ -254,6 +259,8 @@ class ProjectRegistryViewSet(_RegistryWrites, viewsets.ModelViewSet):
 class VerifyView(APIView):
     """POST checks an address (API version, auth, certificate trust) without saving anything."""
 
+    remote_errors = True
+
     @extend_schema(request=VerifySerializer, responses={200: FOUND})
     def post(self, request: Request) -> Response:
         """Verify a registry address with an optional credential."""
@@ -297,6 +304,8 @@ TAGS = inline_serializer(
 
 class ImageTagsView(APIView):
     """GET lists the tags of one repository of a registry available to the project."""
+
+    remote_errors = True
 
     @extend_schema(responses={200: TAGS})
     def get(self, request: Request, project_name: str, registry: str, repository: str) -> Response:

@@ -3,14 +3,90 @@ certificates."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from django.core.validators import EmailValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.core import trust
 from portal.core.credentials import certificate_info, credential_usages
 from portal.core.identities import Disclosure
 from portal.core.models import ApiToken, AuditEvent, Credential, Group, Job, SystemSettings, TrustedCertificate, User
+
+CLOCK_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
+RFC3339_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+@extend_schema_field({"type": "string", "pattern": CLOCK_TIME, "example": "03:00"})
+class ClockTimeField(serializers.TimeField):
+    """A time of day, HH:MM[:SS], on the portal's clock: not an RFC 3339 time, which would need an offset."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        if not isinstance(value, str) or not re.fullmatch(CLOCK_TIME, value):
+            self.fail("invalid", format="HH:MM or HH:MM:SS")
+        return super().to_internal_value(value)
+
+
+class Rfc3339DateTimeField(serializers.DateTimeField):
+    """A date and time as RFC 3339 says (with its offset), as the schema's `date-time` format promises."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        if not isinstance(value, str) or not RFC3339_DATE_TIME.fullmatch(value):
+            self.fail("invalid", format="RFC 3339, e.g. 2030-01-31T12:00:00Z")
+        return super().to_internal_value(value)
+
+
+@extend_schema_field({"type": "string", "anyOf": [{"format": "email"}, {"maxLength": 0}]})
+class OptionalEmailField(serializers.CharField):
+    """An email address, or empty for a user who has none (many directory and local users).
+
+    A CharField that checks the address itself, so the schema keeps `anyOf` rather than a bare `format: email`
+    that the empty string would break.
+    """
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if value:
+            EmailValidator(serializers.EmailField.default_error_messages["invalid"])(value)
+        return value
+
+
+class StrictCharField(serializers.CharField):
+    """Text that must be sent as a JSON string: DRF would take the number 0 for "0"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class JsonBooleanField(serializers.BooleanField):
+    """true or false (or a form's "true"/"false"); DRF would also take the numbers 0 and 1."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return super().to_internal_value(data)
+
+
+class UsernameListField(serializers.ManyRelatedField):
+    """A list of user names; DRF would take the keys of an object for one."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, list):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+def usernames(**kwargs: Any) -> UsernameListField:
+    """Users by name, as a JSON list."""
+    return UsernameListField(
+        child_relation=serializers.SlugRelatedField(slug_field="username", queryset=User.objects.all()), **kwargs
+    )
 
 
 class ProjectRoleSerializer(serializers.Serializer):
@@ -33,6 +109,7 @@ class UserSerializer(serializers.ModelSerializer):
     email and project roles that Disclosure allows."""
 
     password = serializers.CharField(write_only=True, required=False, style={"input_type": "password"})
+    email = OptionalEmailField(required=False, allow_blank=True, max_length=254)
     projects = serializers.SerializerMethodField()
     groups = serializers.SerializerMethodField()
 
@@ -60,9 +137,8 @@ class UserSerializer(serializers.ModelSerializer):
 class GroupSerializer(serializers.ModelSerializer):
     """A group, with its members and projects."""
 
-    members = serializers.SlugRelatedField(
-        slug_field="username", many=True, queryset=User.objects.all(), required=False
-    )
+    name = StrictCharField(max_length=255)
+    members = usernames(required=False)
     projects = serializers.SerializerMethodField()
 
     class Meta:
@@ -77,14 +153,14 @@ class GroupSerializer(serializers.ModelSerializer):
 class GroupMembersSerializer(serializers.Serializer):
     """The body of PATCH /groups/{name}: the complete new member list, by user name."""
 
-    name = serializers.CharField(required=False, help_text="Optional; must be the group's current name.")
-    members = serializers.SlugRelatedField(slug_field="username", many=True, queryset=User.objects.all())
+    name = StrictCharField(required=False, help_text="Optional; must be the group's current name.")
+    members = usernames()
 
 
 class IdentitySerializer(serializers.Serializer):
     """A user or group found by the identity search, known to the portal or only in the directory."""
 
-    kind = serializers.CharField(help_text="`user` or `address`")
+    kind = serializers.CharField(help_text="`user` or `group`")
     name = serializers.CharField()
     full_name = serializers.CharField()
     email = serializers.CharField()
@@ -98,6 +174,7 @@ class SettingsSerializer(serializers.ModelSerializer):
     """System settings (Administration > Configuration)."""
 
     token_expiration_minutes = serializers.IntegerField(min_value=1, max_value=525600, required=False)
+    scan_time = ClockTimeField(required=False)
     audit_retention_days = serializers.IntegerField(min_value=1, max_value=36500, required=False)
 
     class Meta:
@@ -119,6 +196,8 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
 class TokenSerializer(serializers.ModelSerializer):
     """An API token; the key appears only in the create response."""
+
+    expires = Rfc3339DateTimeField(required=False, allow_null=True)
 
     class Meta:
         model = ApiToken

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.permissions import AllowAny
@@ -224,7 +224,19 @@ def _known_group(request: Request, name: str) -> Group:
 class IdentityView(APIView):
     """`/identities?q=`: local users, known groups and directory entries matching the text."""
 
-    @extend_schema(responses=IdentitySerializer(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("q", str, description="Text in the name, full name or email")],
+        responses=inline_serializer(
+            "IdentitySearch",
+            {
+                "count": serializers.IntegerField(),
+                "next": serializers.CharField(allow_null=True, help_text="Always null: one page holds them all."),
+                "previous": serializers.CharField(allow_null=True, help_text="Always null."),
+                "warning": serializers.CharField(help_text="Why the directory's entries are missing, or empty."),
+                "results": IdentitySerializer(many=True),
+            },
+        ),
+    )
     def get(self, request: Request) -> Response:
         if not can(request.user, "view_project_users"):
             raise Forbidden("Only administrators may search users and groups.")
@@ -414,6 +426,8 @@ class CertificateViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
     """Trusted server certificates: portal admins list and untrust them; POST trusts one."""
+
+    remote_errors = True  # trusting, fetching and checking by URL connect to the server
 
     serializer_class = TrustedCertificateSerializer
 
