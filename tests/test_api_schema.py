@@ -131,6 +131,8 @@ STATEFUL_RULES = {
     "POST /api/v1/jobs/directory-sync": "a directory must be configured",
     "POST /api/v1/certificates": "either url, or address and pem",
     "POST /api/v1/credentials": "the fields a kind needs (a username for a password, a key for a certificate)",
+    "POST /api/v1/projects/{project_name}/containers": "the image must be allowed in the project and a host ON",
+    "POST /api/v1/projects/{project_name}/members": "exactly one of user and group, naming a known one",
 }
 
 
