@@ -49,16 +49,22 @@ def _upload(url: str, repository: str, data: bytes) -> str:
     return digest
 
 
-def push_image(url: str, repository: str, tags: list[str], layer_bytes: int = 1024) -> Image:
-    """Write a tiny image (a config and one gzipped tar layer of random bytes) and tag its manifest (or BY_DIGEST)."""
+def random_layer_tar(size: int) -> bytes:
+    """An uncompressed tar holding one file of `size` random bytes: a layer no other test image shares."""
     tar = io.BytesIO()
     with tarfile.open(fileobj=tar, mode="w") as archive:
-        payload = os.urandom(layer_bytes)
+        payload = os.urandom(size)
         info = tarfile.TarInfo("data.bin")
         info.size = len(payload)
         archive.addfile(info, io.BytesIO(payload))
-    layer = gzip.compress(tar.getvalue())
-    diff_id = "sha256:" + hashlib.sha256(tar.getvalue()).hexdigest()
+    return tar.getvalue()
+
+
+def push_image(url: str, repository: str, tags: list[str], layer_bytes: int = 1024) -> Image:
+    """Write a tiny image (a config and one gzipped tar layer of random bytes) and tag its manifest (or BY_DIGEST)."""
+    tar = random_layer_tar(layer_bytes)
+    layer = gzip.compress(tar)
+    diff_id = "sha256:" + hashlib.sha256(tar).hexdigest()
     config = json.dumps(
         {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}, "config": {}}
     ).encode()
@@ -115,14 +121,9 @@ def write_oci_layout(layout: Path, tag: str, layer_bytes: int = 1024) -> str:
         (blobs / digest).write_bytes(data)
         return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
 
-    tar = io.BytesIO()
-    with tarfile.open(fileobj=tar, mode="w") as archive:
-        payload = os.urandom(layer_bytes)
-        info = tarfile.TarInfo("data.bin")
-        info.size = len(payload)
-        archive.addfile(info, io.BytesIO(payload))
-    layer = blob(gzip.compress(tar.getvalue()), "application/vnd.oci.image.layer.v1.tar+gzip")
-    diff_id = "sha256:" + hashlib.sha256(tar.getvalue()).hexdigest()
+    tar = random_layer_tar(layer_bytes)
+    layer = blob(gzip.compress(tar), "application/vnd.oci.image.layer.v1.tar+gzip")
+    diff_id = "sha256:" + hashlib.sha256(tar).hexdigest()
     config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}}
     config_blob = blob(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json")
     manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_blob, "layers": [layer]}
