@@ -9,7 +9,6 @@ from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
-from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -122,9 +121,7 @@ class MemberProjectsView(APIView):
 
     @extend_schema(responses=ProjectRoleSerializer(many=True))
     def get(self, request: Request, name: str) -> Response:
-        """The user's projects and roles (the user themself, or whoever may look users up)."""
-        if self.kind != "user":
-            raise MethodNotAllowed("GET")
+        """The user's projects and roles (the user themself, or whoever may look users up); groups have no GET route."""
         if name != request.user.get_username() and not can(request.user, "view_project_users"):
             raise Forbidden("Only administrators may list users.")
         user = get_object_or_404(User, username=name)
