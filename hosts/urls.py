@@ -6,6 +6,7 @@ from hosts import views
 
 urlpatterns = [
     path("select-project/", views.select_project, name="select-project"),
+    path("select-project/search/", views.project_search, name="project-search"),
     path("hosts/", views.host_list, name="host-list"),
     path("hosts/<int:pk>/", views.host_detail, name="host-detail"),
     path("hosts/<int:pk>/toggle/", views.host_toggle, name="host-toggle"),

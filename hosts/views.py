@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from django_filters import FilterSet
 
 from hosts import containers as container_service
@@ -22,7 +22,7 @@ from hosts import services
 from hosts.filters import ContainerFilterSet, HostFilterSet
 from hosts.forms import HostForm, ProvisionForm
 from hosts.models import Container, ContainerHost, ContainerState
-from hosts.selection import select, selected_project
+from hosts.selection import search_text, select, selected_project, selection
 from portal.core.audit import Actor
 from portal.core.errors import DomainError
 from portal.core.models import Job
@@ -49,6 +49,25 @@ def select_project(request: HttpRequest) -> HttpResponse:
         if back.startswith(prefix):
             back = reverse(list_name)
     return finish(request, back)
+
+
+@require_GET
+@login_required
+def project_search(request: HttpRequest) -> HttpResponse:
+    """The project selector's search: the matching projects as the selector's choices (htmx), or as a page of
+    Select buttons when the search box was sent without JavaScript."""
+    current, query = selection(request), search_text(request.GET.get("q", ""))
+    choices, more = current.search(query) if query else (current.choices, current.more)
+    back = request.GET.get("next", "")
+    context = {
+        "choices": choices,
+        "more": more,
+        "q": query,
+        "selected": None if query else current.project,
+        "next": back if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}) else "",
+    }
+    template = "hosts/_project_choices.html" if request.htmx else "hosts/project_search.html"
+    return render(request, template, context)
 
 
 def dialog_status(exc: DomainError) -> int:
