@@ -230,14 +230,19 @@ def project_logs(request: HttpRequest, name: str) -> HttpResponse:
 # Home.
 
 
+# Rows of My projects per page: a site-wide admin sees every project, which is hundreds on a large site.
+HOME_PAGE_SIZE = 25
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """The landing page: the projects the user may see, with their role in each."""
-    projects = list(Project.objects.restrict(request.user))
+    """The landing page: a page of the projects the user may see, with their role in each."""
+    page = paginate(request, Project.objects.restrict(request.user).order_by("name"), HOME_PAGE_SIZE)
     roles = roles_by_project(request.user)
-    for project in projects:
+    for project in page:
         project.my_role = roles.get(project.pk)
-    return render(request, "portal/home.html", {"projects": projects})
+    context = {"page": page, "region": "home-projects"}
+    return page_or_region(request, "portal/home.html", "portal/_home_projects.html", context)
 
 
 # Administration > Identity Management > Users & Groups: Assign Project Roles.
