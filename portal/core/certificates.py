@@ -15,35 +15,28 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.conf import settings
 
 
+class _PkiFile:
+    """One file of the PKI folder, named once: `PkiPaths.ca_cert` is `root / "ca.crt"`."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+
+    def __get__(self, paths: PkiPaths, owner: type | None = None) -> Path:
+        return paths.root / self.filename
+
+
 @dataclass(frozen=True)
 class PkiPaths:
     """Where the portal keeps its CA, server certificate and token-signing key."""
 
     root: Path
 
-    @property
-    def ca_cert(self) -> Path:
-        return self.root / "ca.crt"
-
-    @property
-    def ca_key(self) -> Path:
-        return self.root / "ca.key"
-
-    @property
-    def server_cert(self) -> Path:
-        return self.root / "server.crt"
-
-    @property
-    def server_key(self) -> Path:
-        return self.root / "server.key"
-
-    @property
-    def token_cert(self) -> Path:
-        return self.root / "token.crt"
-
-    @property
-    def token_key(self) -> Path:
-        return self.root / "token.key"
+    ca_cert = _PkiFile("ca.crt")
+    ca_key = _PkiFile("ca.key")
+    server_cert = _PkiFile("server.crt")
+    server_key = _PkiFile("server.key")
+    token_cert = _PkiFile("token.crt")
+    token_key = _PkiFile("token.key")
 
 
 def pki_paths() -> PkiPaths:
