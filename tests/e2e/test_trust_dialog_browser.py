@@ -11,8 +11,9 @@ from playwright.sync_api import expect
 from portal.core.models import User
 from tests.e2e.conftest import Portal
 from tests.e2e.test_external_registries_browser import add_registry, verify_through_the_trust_dialog
-from tests.integration.registry import Registry, self_signed_certificate, start_standalone_registry
+from tests.integration.registry import Registry, start_standalone_registry
 from tests.integration.slapd import free_port
+from tests.integration.tls_pki import self_signed_certificate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -34,10 +34,10 @@ from tests.integration.registry import (
     Registry,
     TokenAuth,
     push_tiny_image,
-    self_signed_certificate,
     start_standalone_registry,
 )
 from tests.integration.slapd import free_port
+from tests.integration.tls_pki import self_signed_certificate
 from tests.integration.token_issuer import TokenIssuer
 from tests.v1server import V1Registry
 
@@ -66,7 +66,7 @@ def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Reg
     tls = self_signed_certificate(workdir / "tls")
     registry = start_standalone_registry(workdir, tls=tls)
     push_tiny_image(registry.url, "secure/app", ["v1"], verify=str(tls.cert))
-    yield registry, tls.pem
+    yield registry, tls.cert_pem
     registry.stop()
 
 
