@@ -10,7 +10,6 @@ import json
 import logging
 import re
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +38,7 @@ from tests.integration.registry import (
 from tests.integration.slapd import free_port
 from tests.integration.tls_pki import self_signed_certificate
 from tests.integration.token_issuer import TokenIssuer
+from tests.loopback import LoopbackServer
 from tests.v1server import V1Registry
 
 USERNAME = "robot"
@@ -108,38 +108,12 @@ def v1_registry() -> Iterator[V1Registry]:
         yield server
 
 
-class HangingServer:
-    """A socket that accepts connections and never answers: a registry that hangs."""
-
-    def __init__(self) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.socket.listen(64)
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        self.held: list[socket.socket] = []
-        self.stopped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                connection, _ = self.socket.accept()
-            except OSError:
-                return
-            self.held.append(connection)
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.socket.close()
-        for connection in self.held:
-            connection.close()
-
-
 @pytest.fixture
-def hanging() -> Iterator[HangingServer]:
-    server = HangingServer()
+def hanging() -> Iterator[LoopbackServer]:
+    """A socket that accepts connections and never answers: a registry that hangs."""
+    server = LoopbackServer()
     yield server
-    server.stop()
+    server.close()
 
 
 class NotFoundServer:

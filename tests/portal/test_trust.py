@@ -25,6 +25,7 @@ from portal.core.credentials import create_credential
 from portal.core.errors import Forbidden, RemoteUnreachable
 from portal.core.models import AuditEvent, TrustedCertificate
 from tests.conftest import client_for
+from tests.loopback import LoopbackServer
 
 
 @dataclass
@@ -121,28 +122,20 @@ def wrong_name_server(tmp_path) -> Iterator[TlsServer]:
     yield from serve_tls(tmp_path, make_certificate("wrong.example", ["wrong.example"]))
 
 
+class PlainHttpPort(LoopbackServer):
+    """A port that answers every connection in plain HTTP (400) and closes it."""
+
+    def handle(self, connection: socket.socket) -> None:
+        with connection:
+            connection.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+
 @pytest.fixture
 def plain_port() -> Iterator[int]:
-    """A port that answers every connection in plain HTTP (400) and closes it."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def answer() -> None:
-        listener.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    listener.close()
+    """The port of a PlainHttpPort."""
+    server = PlainHttpPort()
+    yield server.port
+    server.close()
 
 
 @pytest.fixture
