@@ -43,3 +43,11 @@ class LoopbackServer:
         self.listener.close()
         for connection in self.accepted:
             connection.close()
+
+
+class PlainHttpPort(LoopbackServer):
+    """A port that answers every connection in plain HTTP (400) and closes it, whatever it is sent (TLS too)."""
+
+    def handle(self, connection: socket.socket) -> None:
+        with connection:
+            connection.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")

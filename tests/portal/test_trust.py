@@ -25,7 +25,7 @@ from portal.core.credentials import create_credential
 from portal.core.errors import Forbidden, RemoteUnreachable
 from portal.core.models import AuditEvent, TrustedCertificate
 from tests.conftest import client_for
-from tests.loopback import LoopbackServer
+from tests.loopback import PlainHttpPort
 
 
 @dataclass
@@ -120,14 +120,6 @@ def tls_server(tmp_path) -> Iterator[TlsServer]:
 def wrong_name_server(tmp_path) -> Iterator[TlsServer]:
     """An HTTPS server on 127.0.0.1 whose certificate names only wrong.example."""
     yield from serve_tls(tmp_path, make_certificate("wrong.example", ["wrong.example"]))
-
-
-class PlainHttpPort(LoopbackServer):
-    """A port that answers every connection in plain HTTP (400) and closes it."""
-
-    def handle(self, connection: socket.socket) -> None:
-        with connection:
-            connection.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
 
 
 @pytest.fixture
