@@ -115,7 +115,7 @@ def manifest_digest(content: bytes) -> str:
     return "sha256:" + hashlib.sha256(content).hexdigest()
 
 
-class Blob:
+class Blob(contextlib.AbstractContextManager):
     """A blob being downloaded: its size, the range answered, and its bytes as an iterator. Close it when done."""
 
     def __init__(self, response: requests.Response) -> None:
@@ -131,9 +131,6 @@ class Blob:
     def close(self) -> None:
         """Release the connection."""
         self._response.close()
-
-    def __enter__(self) -> Blob:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
