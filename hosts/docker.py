@@ -115,7 +115,7 @@ class _EngineAPI(APIClient):
         return super().request(method, url, *args, **kwargs)
 
 
-class DockerClient:
+class DockerClient(contextlib.AbstractContextManager):
     """Calls to one host's Docker Engine API; every failure becomes a domain error saying what went wrong."""
 
     def __init__(
@@ -145,9 +145,6 @@ class DockerClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self.api.close()
-
-    def __enter__(self) -> DockerClient:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -24,7 +24,7 @@ from portal.core.services import require
 from portal.core.trust import CERTIFICATE_USERS
 from projects.models import Project
 from projects.roles import can
-from projects.services import PROJECT_CONTENT_CHECKS
+from projects.services import register_project_content
 
 # update_host's default for `credential`: None there means "no credential", so "leave it" needs its own value.
 UNCHANGED = object()
@@ -291,14 +291,6 @@ def remove_host(actor: Actor, host: ContainerHost) -> None:
     record(actor, "delete", "host", name, project, url=url, containers_forgotten=forgotten)
 
 
-def host_count_phrase(project: Project) -> str:
-    """ "2 container hosts" while the project holds hosts (so it cannot be deleted), else ""."""
-    count = ContainerHost.objects.filter(project=project).count()
-    if not count:
-        return ""
-    return f"{count} container host{'' if count == 1 else 's'}"
-
-
 def credential_user(credential: Credential) -> str:
     """ "host 'docker-1'" (and more) when hosts use the credential, else ""."""
     names = ContainerHost.objects.filter(credential=credential).values_list("name", "project__name")[:5]
@@ -311,6 +303,6 @@ def certificate_user(certificate: TrustedCertificate) -> str:
     return ", ".join(f"host '{name}' (project '{project}')" for name, project in names)
 
 
-PROJECT_CONTENT_CHECKS.append(host_count_phrase)
+register_project_content(ContainerHost, "container host", "container hosts")
 CREDENTIAL_USERS.append(credential_user)
 CERTIFICATE_USERS.append(certificate_user)

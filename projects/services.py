@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 
 from portal.core.audit import Actor, record
 from portal.core.errors import Conflict, Invalid, NotFound
@@ -17,8 +17,21 @@ from projects.models import Membership, Project, Role, Severity, project_name_va
 PROJECT_SETTINGS = ("public", "content_trust", "prevent_vulnerable", "severity", "auto_scan")
 
 # Things that keep a project from being deleted: each later app registers a function that
-# returns a phrase such as "3 repositories" (or "" when it holds none).
+# returns a phrase such as "3 repositories" (or "" when it holds none), usually through
+# register_project_content for its models.
 PROJECT_CONTENT_CHECKS: list[Callable[[Project], str]] = []
+
+
+def register_project_content(model: type[models.Model], one: str, many: str) -> None:
+    """Keep projects holding rows of the model from being deleted, naming them as "1 <one>" or "2 <many>"."""
+
+    def count_phrase(project: Project) -> str:
+        count = model._default_manager.filter(project=project).count()
+        if not count:
+            return ""
+        return f"{count} {one if count == 1 else many}"
+
+    PROJECT_CONTENT_CHECKS.append(count_phrase)
 
 
 def validate_project_name(name: str) -> str:

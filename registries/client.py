@@ -115,7 +115,7 @@ def manifest_digest(content: bytes) -> str:
     return "sha256:" + hashlib.sha256(content).hexdigest()
 
 
-class Blob:
+class Blob(contextlib.AbstractContextManager):
     """A blob being downloaded: its size, the range answered, and its bytes as an iterator. Close it when done."""
 
     def __init__(self, response: requests.Response) -> None:
@@ -131,9 +131,6 @@ class Blob:
     def close(self) -> None:
         """Release the connection."""
         self._response.close()
-
-    def __enter__(self) -> Blob:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -269,6 +266,16 @@ class RegistryClient:
             response.close()
             raise UnexpectedStatus(self.base_url, response, method, path)
 
+    def _found(
+        self, method: str, path: str, repository: str, headers: dict[str, str] | None = None
+    ) -> requests.Response | None:
+        """The 200 answer to reading a manifest or blob of the repository, or None when the registry has none (404)."""
+        response = self.request(method, path, (pull_scope(repository),), headers)
+        if response.status_code == 404:
+            return None
+        self._expect(response, (200,), method, path)
+        return response
+
     # Lists.
 
     def pages(self, path: str, key: str, scopes: Iterable[str] = ()) -> Iterator[str]:
@@ -302,20 +309,16 @@ class RegistryClient:
 
     def head_manifest(self, repository: str, reference: str) -> ManifestHead | None:
         """(digest, media type) of a tag or digest, or None when there is none."""
-        path = f"/v2/{repository}/manifests/{reference}"
-        response = self.request("HEAD", path, (pull_scope(repository),), {"Accept": ACCEPT})
-        if response.status_code == 404:
+        response = self._found("HEAD", f"/v2/{repository}/manifests/{reference}", repository, {"Accept": ACCEPT})
+        if response is None:
             return None
-        self._expect(response, (200,), "HEAD", path)
         return ManifestHead(response.headers.get("Docker-Content-Digest", ""), response.headers.get("Content-Type", ""))
 
     def get_manifest(self, repository: str, reference: str) -> Manifest | None:
         """The manifest of a tag or digest, byte for byte, or None when there is none."""
-        path = f"/v2/{repository}/manifests/{reference}"
-        response = self.request("GET", path, (pull_scope(repository),), {"Accept": ACCEPT})
-        if response.status_code == 404:
+        response = self._found("GET", f"/v2/{repository}/manifests/{reference}", repository, {"Accept": ACCEPT})
+        if response is None:
             return None
-        self._expect(response, (200,), "GET", path)
         digest = response.headers.get("Docker-Content-Digest") or manifest_digest(response.content)
         return Manifest(response.content, response.headers.get("Content-Type", ""), digest)
 
@@ -353,11 +356,9 @@ class RegistryClient:
 
     def head_blob(self, repository: str, digest: str) -> int | None:
         """The size of the blob when the repository holds it, else None."""
-        path = f"/v2/{repository}/blobs/{digest}"
-        response = self.request("HEAD", path, (pull_scope(repository),))
-        if response.status_code == 404:
+        response = self._found("HEAD", f"/v2/{repository}/blobs/{digest}", repository)
+        if response is None:
             return None
-        self._expect(response, (200,), "HEAD", path)
         return int(response.headers.get("Content-Length", 0))
 
     def blob_exists(self, repository: str, digest: str) -> bool:

@@ -23,7 +23,7 @@ from portal.core.models import Credential, CredentialKind, TrustedCertificate
 from portal.core.services import require
 from portal.core.trust import CERTIFICATE_USERS
 from projects.models import Project
-from projects.services import PROJECT_CONTENT_CHECKS
+from projects.services import register_project_content
 from registries.client_auth import Login
 from registries.external import ExternalRegistryClient, Found, parse_address
 from registries.models import ExternalRegistry
@@ -224,14 +224,6 @@ def delete_registry(actor: Actor, registry: ExternalRegistry) -> None:
     record(actor, "delete", "registry", name, project)
 
 
-def registry_count_phrase(project: Project) -> str:
-    """ "2 registries" while the project has registries of its own (so it cannot be deleted), else ""."""
-    count = ExternalRegistry.objects.filter(project=project).count()
-    if not count:
-        return ""
-    return f"{count} registr{'y' if count == 1 else 'ies'}"
-
-
 def credential_user(credential: Credential) -> str:
     """ "registry 'hub-mirror'" (and more) when registries use the credential, else ""."""
     names = list(ExternalRegistry.objects.filter(credential=credential).values_list("name", flat=True)[:5])
@@ -247,6 +239,6 @@ def certificate_user(certificate: TrustedCertificate) -> str:
     return ", ".join(names)
 
 
-PROJECT_CONTENT_CHECKS.append(registry_count_phrase)
+register_project_content(ExternalRegistry, "registry", "registries")
 CREDENTIAL_USERS.append(credential_user)
 CERTIFICATE_USERS.append(certificate_user)

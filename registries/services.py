@@ -14,7 +14,7 @@ from portal.core.models import Job
 from portal.core.services import require
 from projects.models import Project
 from projects.roles import can
-from projects.services import PROJECT_CONTENT_CHECKS
+from projects.services import register_project_content
 from registries import maintenance
 from registries.client import RegistryClient
 from registries.models import GcSchedule, Repository, Tag
@@ -23,15 +23,7 @@ RECONCILE = "registry_reconcile"
 GARBAGE_COLLECTION = "registry_gc"
 
 
-def repository_count_phrase(project: Project) -> str:
-    """ "2 repositories" while the project holds any (so it cannot be deleted), else ""."""
-    count = Repository.objects.filter(project=project).count()
-    if not count:
-        return ""
-    return f"{count} repositor{'y' if count == 1 else 'ies'}"
-
-
-PROJECT_CONTENT_CHECKS.append(repository_count_phrase)
+register_project_content(Repository, "repository", "repositories")
 
 
 def find_repository(user: object, project: Project, name: str) -> Repository:

@@ -15,35 +15,28 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.conf import settings
 
 
+class _PkiFile:
+    """One file of the PKI folder, named once: `PkiPaths.ca_cert` is `root / "ca.crt"`."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+
+    def __get__(self, paths: PkiPaths, owner: type | None = None) -> Path:
+        return paths.root / self.filename
+
+
 @dataclass(frozen=True)
 class PkiPaths:
     """Where the portal keeps its CA, server certificate and token-signing key."""
 
     root: Path
 
-    @property
-    def ca_cert(self) -> Path:
-        return self.root / "ca.crt"
-
-    @property
-    def ca_key(self) -> Path:
-        return self.root / "ca.key"
-
-    @property
-    def server_cert(self) -> Path:
-        return self.root / "server.crt"
-
-    @property
-    def server_key(self) -> Path:
-        return self.root / "server.key"
-
-    @property
-    def token_cert(self) -> Path:
-        return self.root / "token.crt"
-
-    @property
-    def token_key(self) -> Path:
-        return self.root / "token.key"
+    ca_cert = _PkiFile("ca.crt")
+    ca_key = _PkiFile("ca.key")
+    server_cert = _PkiFile("server.crt")
+    server_key = _PkiFile("server.key")
+    token_cert = _PkiFile("token.crt")
+    token_key = _PkiFile("token.key")
 
 
 def pki_paths() -> PkiPaths:
@@ -57,7 +50,8 @@ def _write_private(path: Path, data: bytes) -> None:
     path.chmod(0o600)
 
 
-def _key_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    """A private key as unencrypted PKCS#8 PEM."""
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -69,7 +63,8 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key, days: int) -> x509.CertificateBuilder:
+def certificate_builder(subject: x509.Name, issuer: x509.Name, public_key, days: int) -> x509.CertificateBuilder:
+    """A certificate valid from five minutes ago (clocks drift) for `days`, ready for extensions and signing."""
     now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()
@@ -88,7 +83,8 @@ def server_names() -> list[str]:
     return list(dict.fromkeys(n for n in names if n))
 
 
-def _san(names: list[str]) -> x509.SubjectAlternativeName:
+def alt_names(names: list[str]) -> x509.SubjectAlternativeName:
+    """The subject alternative names: IP addresses as such, anything else as a DNS name."""
     entries: list[x509.GeneralName] = []
     for name in names:
         try:
@@ -106,21 +102,21 @@ def ensure_pki(paths: PkiPaths | None = None) -> PkiPaths:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = _name("Wharf Portal CA")
         cert = (
-            _builder(name, name, key.public_key(), 3650)
+            certificate_builder(name, name, key.public_key(), 3650)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
-        _write_private(paths.ca_key, _key_pem(key))
+        _write_private(paths.ca_key, key_pem(key))
         paths.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     if not paths.server_cert.exists():
         _issue_server_certificate(paths)
     if not paths.token_key.exists():
         key = ec.generate_private_key(ec.SECP256R1())
         name = _name("Wharf token signer")
-        cert = _builder(name, name, key.public_key(), 3650).sign(key, hashes.SHA256())
-        _write_private(paths.token_key, _key_pem(key))
+        cert = certificate_builder(name, name, key.public_key(), 3650).sign(key, hashes.SHA256())
+        _write_private(paths.token_key, key_pem(key))
         paths.token_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return paths
 
@@ -132,16 +128,16 @@ def _issue_server_certificate(paths: PkiPaths) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     names = server_names()
     cert = (
-        _builder(
+        certificate_builder(
             _name(names[0] if names[0] != "localhost" else socket.gethostname()), ca_cert.subject, key.public_key(), 825
         )
-        .add_extension(_san(names), critical=False)
+        .add_extension(alt_names(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    _write_private(paths.server_key, _key_pem(key))
+    _write_private(paths.server_key, key_pem(key))
     paths.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + paths.ca_cert.read_bytes())
 
 

@@ -15,6 +15,7 @@ import socket
 import ssl
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from typing import Any
 
 import requests
@@ -65,17 +66,9 @@ class UntrustedCertificate(DomainError):
 
 def certificate_details(address: str, pem: str) -> dict[str, Any]:
     """What a user needs to decide whether to trust a certificate, as JSON-ready values."""
-    info = certificate_info(pem)
-    return {
-        "address": address,
-        "subject": info.subject,
-        "issuer": info.issuer,
-        "not_before": info.not_before.isoformat(),
-        "not_after": info.not_after.isoformat(),
-        "sha1": info.sha1,
-        "sha256": info.sha256,
-        "pem": pem,
-    }
+    facts = asdict(certificate_info(pem))
+    dates = {key: facts[key].isoformat() for key in ("not_before", "not_after")}
+    return {"address": address, **facts, **dates, "pem": pem}
 
 
 def fetch_certificate(host: str, port: int, timeout: float = DEFAULT_TIMEOUT) -> str:
@@ -342,17 +335,8 @@ def trust(actor: Actor, address: str, pem: str, project: Any = None) -> TrustedC
     existing = TrustedCertificate.objects.filter(address=address, sha256=info.sha256).first()
     if existing is not None:
         return existing
-    pinned = TrustedCertificate.objects.create(
-        address=address,
-        pem=pem,
-        subject=info.subject,
-        issuer=info.issuer,
-        not_before=info.not_before,
-        not_after=info.not_after,
-        sha1=info.sha1,
-        sha256=info.sha256,
-        created_by=actor.name,
-    )
+    # A pin stores the certificate's facts (CertificateInfo's fields) next to its PEM.
+    pinned = TrustedCertificate.objects.create(address=address, pem=pem, created_by=actor.name, **asdict(info))
     record(actor, "trust", "certificate", address, project, sha256=info.sha256, subject=info.subject)
     return pinned
 

@@ -1,6 +1,9 @@
 """Routes of the registries API under /api/v1/ (the wiring adds `router`'s routes after every app's paths)."""
 
-from django.urls import path, re_path
+from collections.abc import Callable
+
+from django.http import HttpResponse
+from django.urls import URLPattern, path, re_path
 from rest_framework.routers import SimpleRouter
 
 from registries.api import views
@@ -13,6 +16,12 @@ router.register(
 
 PROJECT = r"(?P<project_name>[^/]+)"
 REPOSITORY = r"(?P<repository>.+?)"
+
+
+def _repository_path(tail: str, view: Callable[..., HttpResponse], name: str) -> URLPattern:
+    """A route under projects/<project>/repositories/<repository>, which holds slashes (sent as-is or as %2F)."""
+    return re_path(rf"^projects/{PROJECT}/repositories/{REPOSITORY}{tail}$", view, name=name)
+
 
 urlpatterns = [
     path("system/gc", views.GarbageCollectionView.as_view(), name="registry-gc"),
@@ -31,20 +40,12 @@ urlpatterns = [
         views.ProjectRepositoryViewSet.as_view({"get": "list"}),
         name="repository-list",
     ),
-    # Repository names hold slashes (sent as-is or as %2F), and a tag name never does.
-    re_path(
-        rf"^projects/{PROJECT}/repositories/{REPOSITORY}/tags/(?P<tag>[^/]+)$",
-        views.TagViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
-        name="tag-detail",
+    # A tag name never holds a slash.
+    _repository_path(
+        "/tags/(?P<tag>[^/]+)", views.TagViewSet.as_view({"get": "retrieve", "delete": "destroy"}), "tag-detail"
     ),
-    re_path(
-        rf"^projects/{PROJECT}/repositories/{REPOSITORY}/tags$",
-        views.TagViewSet.as_view({"get": "list"}),
-        name="tag-list",
-    ),
-    re_path(
-        rf"^projects/{PROJECT}/repositories/{REPOSITORY}$",
-        views.ProjectRepositoryViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
-        name="repository-detail",
+    _repository_path("/tags", views.TagViewSet.as_view({"get": "list"}), "tag-list"),
+    _repository_path(
+        "", views.ProjectRepositoryViewSet.as_view({"get": "retrieve", "delete": "destroy"}), "repository-detail"
     ),
 ]

@@ -13,7 +13,8 @@ from projects.models import Project
 from registries.external import DOCKER_HUB
 from registries.models import ExternalRegistry
 from tests.e2e.conftest import Portal
-from tests.integration.registry import Registry, push_tiny_image, self_signed_certificate, start_standalone_registry
+from tests.integration.registry import Registry, push_tiny_image, start_standalone_registry
+from tests.integration.tls_pki import self_signed_certificate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -11,18 +11,20 @@ from playwright.sync_api import expect
 from portal.core.models import User
 from tests.e2e.conftest import Portal
 from tests.e2e.test_external_registries_browser import add_registry, verify_through_the_trust_dialog
-from tests.integration.registry import Registry, self_signed_certificate, start_standalone_registry
+from tests.integration.registry import Registry, start_standalone_registry
 from tests.integration.slapd import free_port
+from tests.integration.tls_pki import self_signed_certificate
+from tests.loopback import PlainHttpPort
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
-@pytest.fixture(scope="module")
-def plain_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """V2 over plain HTTP."""
-    registry = start_standalone_registry(tmp_path_factory.mktemp("plain"))
-    yield registry
-    registry.stop()
+@pytest.fixture
+def plain_port() -> Iterator[PlainHttpPort]:
+    """A port answering in plain HTTP, as a registry without TLS does."""
+    server = PlainHttpPort()
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +62,10 @@ def test_certificate_of_an_unreachable_address_says_why_in_the_dialog(portal: Po
     expect(portal.dialog()).to_contain_text(f"127.0.0.1:{closed}: connection refused")
 
 
-def test_verify_of_https_at_a_plain_http_port_says_so(portal: Portal, admin: User, plain_registry: Registry) -> None:
+def test_verify_of_https_at_a_plain_http_port_says_so(portal: Portal, admin: User, plain_port: PlainHttpPort) -> None:
     portal.log_in(admin.username)
     portal.open_nav("Global Registries")
-    address = plain_registry.url.replace("http://", "https://")
+    address = f"https://127.0.0.1:{plain_port.port}"
     add_registry(portal, address, "plain")
     portal.dialog().get_by_role("button", name="Verify").click()
 

@@ -21,6 +21,7 @@ from portal.core.models import AuditEvent
 from portal.core.schedules import HOST_COLLECTION, RECURRING, install_schedules
 from projects.models import Project
 from tests.integration.dockerd import Dockerd, dockerd_fixture, free_port
+from tests.loopback import LoopbackServer
 
 IMAGE = "wharf-test/busybox:1"
 
@@ -198,41 +199,20 @@ def test_queries_per_host_do_not_grow_with_containers(host, dockerd) -> None:
     assert len(second) <= 12, [q["sql"][:80] for q in second.captured_queries]
 
 
-class TricklingServer:
+class TricklingServer(LoopbackServer):
     """A TCP server that answers every request one byte at a time, slower than any poll may last."""
 
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.stopping = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-
-    def _serve(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
-
-    def _trickle(self, conn: socket.socket) -> None:
-        with conn:
-            conn.recv(65536)
+    def handle(self, connection: socket.socket) -> None:
+        with connection:
+            connection.recv(65536)
             try:
                 for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow: " + b"." * 1000:
                     if self.stopping.is_set():
                         return
-                    conn.sendall(bytes([byte]))
+                    connection.sendall(bytes([byte]))
                     time.sleep(0.2)
             except OSError:
                 return
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.listener.close()
 
 
 def test_host_trickling_its_answer_is_cut_off_at_the_deadline(alpha, host) -> None:

@@ -16,6 +16,7 @@ from django.conf import settings
 from portal.core.certificates import ensure_pki
 from registries import registry_config
 from tests.integration.slapd import free_port
+from tests.integration.tls_pki import KeyPair
 
 
 @dataclass
@@ -65,59 +66,6 @@ def start_registry(workdir: Path, notify_url: str, realm: str = "http://127.0.0.
 
 
 @dataclass(frozen=True)
-class TlsFiles:
-    """A self-signed server certificate for 127.0.0.1 and localhost, and its key."""
-
-    cert: Path
-    key: Path
-
-    @property
-    def pem(self) -> str:
-        """The certificate as PEM text."""
-        return self.cert.read_text()
-
-
-def self_signed_certificate(
-    workdir: Path, common_name: str = "wharf-test-registry", dns_names: tuple[str, ...] = ("localhost",)
-) -> TlsFiles:
-    """Write a fresh self-signed certificate valid for the DNS names and, with the default names, 127.0.0.1."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    alt_names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
-    if dns_names == ("localhost",):
-        alt_names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    workdir.mkdir(parents=True, exist_ok=True)
-    files = TlsFiles(workdir / "server.crt", workdir / "server.key")
-    files.cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    files.key.write_bytes(key_pem)
-    return files
-
-
-@dataclass(frozen=True)
 class TokenAuth:
     """Where a registry in token mode sends clients, and the certificate that verifies the tokens."""
 
@@ -129,7 +77,7 @@ class TokenAuth:
 
 def start_standalone_registry(
     workdir: Path,
-    tls: TlsFiles | None = None,
+    tls: KeyPair | None = None,
     htpasswd: Path | None = None,
     token: TokenAuth | None = None,
     names_match: bool = True,

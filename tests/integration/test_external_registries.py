@@ -9,15 +9,12 @@ import html
 import json
 import logging
 import re
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-import bcrypt
 import pytest
 
 from portal.core.audit import Actor
@@ -32,17 +29,21 @@ from registries.models import ExternalRegistry
 from tests.conftest import client_for, logged_in, page_text
 from tests.integration.registry import (
     Registry,
-    TokenAuth,
     push_tiny_image,
-    self_signed_certificate,
     start_standalone_registry,
 )
+from tests.integration.registry_fixtures import (  # noqa: F401  (the fixtures)
+    PASSWORD,
+    USERNAME,
+    basic_registry_fixture,
+    token_registry_fixture,
+)
 from tests.integration.slapd import free_port
+from tests.integration.tls_pki import self_signed_certificate
 from tests.integration.token_issuer import TokenIssuer
+from tests.loopback import LoopbackServer
 from tests.v1server import V1Registry
 
-USERNAME = "robot"
-PASSWORD = "Registry-S3cret-" + secrets.token_hex(4)
 REPOSITORIES = ["vmware/admiral", "vmware/photon", "library/busybox", "other/app"]
 
 
@@ -66,38 +67,19 @@ def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Reg
     tls = self_signed_certificate(workdir / "tls")
     registry = start_standalone_registry(workdir, tls=tls)
     push_tiny_image(registry.url, "secure/app", ["v1"], verify=str(tls.cert))
-    yield registry, tls.pem
+    yield registry, tls.cert_pem
     registry.stop()
 
 
 @pytest.fixture(scope="module")
-def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """V2 with htpasswd basic auth (bcrypt line made with the bcrypt package) for USERNAME/PASSWORD."""
-    workdir = tmp_path_factory.mktemp("basic")
-    htpasswd = workdir / "htpasswd"
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
-    htpasswd.write_text(f"{USERNAME}:{hashed}\n")
-    registry = start_standalone_registry(workdir, htpasswd=htpasswd)
-    headers = {"Authorization": "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()}
-    push_tiny_image(registry.url, "team/basic-app", ["2.0"], headers=headers)
-    yield registry
-    registry.stop()
-
-
-@pytest.fixture(scope="module")
-def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, TokenIssuer]]:
-    """V2 with bearer-token auth pointing at a TokenIssuer."""
-    workdir = tmp_path_factory.mktemp("token")
-    issuer = TokenIssuer(workdir, USERNAME, PASSWORD)
-    auth = TokenAuth(issuer.realm, issuer.service, issuer.issuer, issuer.cert_path)
-    registry = start_standalone_registry(workdir, token=auth)
+def token_app_registry(token_registry: tuple[Registry, TokenIssuer]) -> Registry:
+    """The token registry holding team/token-app:3.0 (pushed with a token of its own service)."""
+    registry, issuer = token_registry
     scope = "repository:team/token-app:pull,push"
     push_tiny_image(
         registry.url, "team/token-app", ["3.0"], headers={"Authorization": f"Bearer {issuer.token([scope])}"}
     )
-    yield registry, issuer
-    registry.stop()
-    issuer.stop()
+    return registry
 
 
 @pytest.fixture(scope="module")
@@ -108,38 +90,12 @@ def v1_registry() -> Iterator[V1Registry]:
         yield server
 
 
-class HangingServer:
-    """A socket that accepts connections and never answers: a registry that hangs."""
-
-    def __init__(self) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.socket.listen(64)
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        self.held: list[socket.socket] = []
-        self.stopped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                connection, _ = self.socket.accept()
-            except OSError:
-                return
-            self.held.append(connection)
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.socket.close()
-        for connection in self.held:
-            connection.close()
-
-
 @pytest.fixture
-def hanging() -> Iterator[HangingServer]:
-    server = HangingServer()
+def hanging() -> Iterator[LoopbackServer]:
+    """A socket that accepts connections and never answers: a registry that hangs."""
+    server = LoopbackServer()
     yield server
-    server.stop()
+    server.close()
 
 
 class NotFoundServer:
@@ -326,11 +282,11 @@ def test_catalog_tags_and_namespace(plain_registry, admin_actor, alpha, portal_a
     assert [(r["registry"], r["repository"]) for r in outcome.results] == [("other", "other/app")]
 
 
-def test_search_merges_registries_by_relevance(plain_registry, v1_registry, token_registry, robot, admin_actor,
+def test_search_merges_registries_by_relevance(plain_registry, v1_registry, token_app_registry, robot, admin_actor,
                                                alpha, portal_admin) -> None:  # fmt: skip
     external_services.create_registry(admin_actor, "plain", plain_registry.url, insecure=True)
     external_services.create_registry(admin_actor, "old", v1_registry.url, insecure=True)
-    external_services.create_registry(admin_actor, "tokens", token_registry[0].url, insecure=True, credential=robot)
+    external_services.create_registry(admin_actor, "tokens", token_app_registry.url, insecure=True, credential=robot)
     outcome = search.search(portal_admin, alpha, "app")
     assert outcome.partial == []
     found = [(r["registry"], r["repository"]) for r in outcome.results]
@@ -423,7 +379,7 @@ def test_credential_in_use_cannot_be_deleted(basic_registry, robot, admin_actor)
         delete_credential(admin_actor, robot)
 
 
-def test_secrets_never_in_responses_or_logs(basic_registry, token_registry, robot, wrong_robot, portal_admin,
+def test_secrets_never_in_responses_or_logs(basic_registry, token_app_registry, robot, wrong_robot, portal_admin,
                                             caplog, alpha) -> None:  # fmt: skip
     caplog.set_level(logging.DEBUG)
     api = client_for(portal_admin)
@@ -445,7 +401,7 @@ def test_secrets_never_in_responses_or_logs(basic_registry, token_registry, robo
         ),
         api.post(
             "/api/v1/registries",
-            {"name": "tokens", "address": token_registry[0].url, "credential": "robot", "insecure": True},
+            {"name": "tokens", "address": token_app_registry.url, "credential": "robot", "insecure": True},
             format="json",
         ),
         api.get("/api/v1/registries"),

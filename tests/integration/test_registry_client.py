@@ -9,11 +9,9 @@ import hashlib
 import io
 import json
 import os
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
-import bcrypt
 import pytest
 import requests
 
@@ -30,17 +28,20 @@ from registries.client import (
 from registries.client_auth import AuthenticationFailed, ChallengeAuth, Login, SystemTokenAuth
 from tests.integration.registry import (
     Registry,
-    TokenAuth,
     push_tiny_image,
     start_registry,
     start_standalone_registry,
+)
+from tests.integration.registry_fixtures import (  # noqa: F401  (the fixtures)
+    PASSWORD,
+    USERNAME,
+    basic_registry_fixture,
+    token_registry_fixture,
 )
 from tests.integration.token_issuer import TokenIssuer
 
 pytestmark = pytest.mark.integration
 
-USERNAME = "robot"
-PASSWORD = "Client-S3cret-" + secrets.token_hex(4)
 CHUNK = 256 * 1024
 
 
@@ -82,30 +83,6 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     registry = start_standalone_registry(tmp_path_factory.mktemp("plain"))
     yield registry
     registry.stop()
-
-
-@pytest.fixture(scope="module")
-def basic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """A registry asking for HTTP Basic (htpasswd) credentials."""
-    workdir = tmp_path_factory.mktemp("basic")
-    htpasswd = workdir / "htpasswd"
-    htpasswd.write_text(f"{USERNAME}:{bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()}\n")
-    registry = start_standalone_registry(workdir, htpasswd=htpasswd)
-    yield registry
-    registry.stop()
-
-
-@pytest.fixture(scope="module")
-def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, TokenIssuer]]:
-    """A registry in token mode, and the token service it sends clients to (which counts their requests)."""
-    workdir = tmp_path_factory.mktemp("tokens")
-    issuer = TokenIssuer(workdir, USERNAME, PASSWORD)
-    registry = start_standalone_registry(
-        workdir, token=TokenAuth(issuer.realm, issuer.service, issuer.issuer, issuer.cert_path)
-    )
-    yield registry, issuer
-    registry.stop()
-    issuer.stop()
 
 
 @pytest.fixture(scope="module")
@@ -317,9 +294,9 @@ def test_upload_with_a_wrong_digest_is_refused_and_cancelled(plain: Registry) ->
     assert recorder.calls("DELETE", "/uploads/wrong/blobs/uploads/")
 
 
-def test_image_is_copied_between_two_registries(plain: Registry, tokens: tuple[Registry, TokenIssuer]) -> None:
+def test_image_is_copied_between_two_registries(plain: Registry, token_registry: tuple[Registry, TokenIssuer]) -> None:
     """What replication does: blob HEAD on the target, streamed GET from the source, chunked upload, manifest PUT."""
-    registry, _ = tokens
+    registry, _ = token_registry
     source = anonymous(plain)
     target = RegistryClient(registry.url, ChallengeAuth(Login(USERNAME, PASSWORD)))
     manifest = write_image(source, "copy/app", "1.0")
@@ -344,9 +321,9 @@ def test_anonymous_registry_is_never_sent_credentials(plain: Registry) -> None:
     assert {sent["authorization"] for sent in recorder.sent} == {""}
 
 
-def test_basic_auth_is_sent_up_front_once_asked_for(basic: Registry) -> None:
+def test_basic_auth_is_sent_up_front_once_asked_for(basic_registry: Registry) -> None:
     recorder = Recorder()
-    client = RegistryClient(basic.url, ChallengeAuth(Login(USERNAME, PASSWORD)), session=recorder.session)
+    client = RegistryClient(basic_registry.url, ChallengeAuth(Login(USERNAME, PASSWORD)), session=recorder.session)
     write_image(client, "basic/app", "1.0")
     assert client.tags("basic/app") == ["1.0"]
     assert client.auth.kind == "basic"
@@ -355,16 +332,16 @@ def test_basic_auth_is_sent_up_front_once_asked_for(basic: Registry) -> None:
     assert all(sent["authorization"] == expected for sent in recorder.sent[1:])
 
 
-def test_basic_auth_refused_or_missing(basic: Registry) -> None:
-    wrong = RegistryClient(basic.url, ChallengeAuth(Login(USERNAME, "not-the-password")))
+def test_basic_auth_refused_or_missing(basic_registry: Registry) -> None:
+    wrong = RegistryClient(basic_registry.url, ChallengeAuth(Login(USERNAME, "not-the-password")))
     with pytest.raises(AuthenticationFailed, match="refused the credentials"):
         wrong.tags("basic/app")
     with pytest.raises(AuthenticationFailed, match="select a credential"):
-        RegistryClient(basic.url).tags("basic/app")
+        RegistryClient(basic_registry.url).tags("basic/app")
 
 
-def test_bearer_tokens_are_cached_per_scope(tokens: tuple[Registry, TokenIssuer]) -> None:
-    registry, issuer = tokens
+def test_bearer_tokens_are_cached_per_scope(token_registry: tuple[Registry, TokenIssuer]) -> None:
+    registry, issuer = token_registry
     client = RegistryClient(registry.url, ChallengeAuth(Login(USERNAME, PASSWORD)))
     write_image(client, "bearer/one", "1.0")
     write_image(client, "bearer/two", "1.0")
@@ -386,9 +363,9 @@ def test_bearer_tokens_are_cached_per_scope(tokens: tuple[Registry, TokenIssuer]
 
 
 def test_bearer_token_is_fetched_again_once_it_expires(
-    tokens: tuple[Registry, TokenIssuer], monkeypatch: pytest.MonkeyPatch
+    token_registry: tuple[Registry, TokenIssuer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    registry, issuer = tokens
+    registry, issuer = token_registry
     client = RegistryClient(registry.url, ChallengeAuth(Login(USERNAME, PASSWORD)))
     write_image(client, "bearer/expiring", "1.0")
     issuer.requests.clear()
@@ -399,8 +376,8 @@ def test_bearer_token_is_fetched_again_once_it_expires(
     assert len(issuer.requests) == 2
 
 
-def test_bearer_token_service_refuses_a_wrong_password(tokens: tuple[Registry, TokenIssuer]) -> None:
-    registry, _ = tokens
+def test_bearer_token_service_refuses_a_wrong_password(token_registry: tuple[Registry, TokenIssuer]) -> None:
+    registry, _ = token_registry
     client = RegistryClient(registry.url, ChallengeAuth(Login(USERNAME, "not-the-password")))
     with pytest.raises(AuthenticationFailed, match=r"token service .* refused the credentials"):
         client.tags("bearer/one")
@@ -418,8 +395,8 @@ def test_integrated_registry_takes_system_tokens_for_each_scope(integrated: Regi
     assert len({sent["authorization"] for sent in recorder.sent}) == 4
 
 
-def test_a_refused_system_token_is_not_retried(tokens: tuple[Registry, TokenIssuer]) -> None:
-    registry, _ = tokens
+def test_a_refused_system_token_is_not_retried(token_registry: tuple[Registry, TokenIssuer]) -> None:
+    registry, _ = token_registry
     recorder = Recorder()
     client = RegistryClient(registry.url, SystemTokenAuth(), session=recorder.session)
     with pytest.raises(UnexpectedStatus, match="answered GET /v2/_catalog with 401") as refused:

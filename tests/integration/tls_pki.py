@@ -1,9 +1,7 @@
-"""A throwaway PKI for TLS tests: a CA, a server certificate for 127.0.0.1, client certificates."""
+"""A throwaway PKI for TLS tests: self-signed server certificates, a CA, the server and client certificates it signs."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +9,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from portal.core.certificates import alt_names, certificate_builder, key_pem
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,23 @@ def _write(folder: Path, stem: str, certificate: x509.Certificate, key: ec.Ellip
     folder.mkdir(parents=True, exist_ok=True)
     pair = KeyPair(folder / f"{stem}.pem", folder / f"{stem}-key.pem")
     pair.cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    pair.key.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    pair.key.write_bytes(key_pem(key))
     return pair
+
+
+def self_signed_certificate(
+    folder: Path, common_name: str = "wharf-test-registry", names: tuple[str, ...] = ("localhost", "127.0.0.1")
+) -> KeyPair:
+    """Write a fresh self-signed server certificate (server.pem, server-key.pem) valid for the names."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name(common_name)
+    certificate = (
+        certificate_builder(name, name, key.public_key(), days=2)
+        .add_extension(alt_names(list(names)), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return _write(folder, "server", certificate, key)
 
 
 class CertificateAuthority:
@@ -50,15 +63,8 @@ class CertificateAuthority:
         self.folder = folder
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.name = _name(common_name)
-        now = datetime.datetime.now(datetime.UTC)
         self.certificate = (
-            x509.CertificateBuilder()
-            .subject_name(self.name)
-            .issuer_name(self.name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=2))
+            certificate_builder(self.name, self.name, self.key.public_key(), days=2)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
             .sign(self.key, hashes.SHA256())
@@ -71,21 +77,13 @@ class CertificateAuthority:
 
     def _issue(self, stem: str, common_name: str, usage: x509.ObjectIdentifier, server: bool) -> KeyPair:
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
         builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common_name))
-            .issuer_name(self.name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=2))
+            certificate_builder(_name(common_name), self.name, key.public_key(), days=2)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if server:
-            names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+            builder = builder.add_extension(alt_names(["localhost", "127.0.0.1"]), critical=False)
         return _write(self.folder, stem, builder.sign(self.key, hashes.SHA256()), key)
 
     def server(self, stem: str = "server") -> KeyPair:

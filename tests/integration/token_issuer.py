@@ -15,6 +15,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from portal.core.certificates import certificate_builder
 from registries.token import libtrust_key_id, parse_scope
 
 
@@ -25,25 +26,13 @@ class TokenIssuer:
     issuer = "external-test-issuer"
 
     def __init__(self, workdir: Path, username: str, password: str) -> None:
-        from datetime import UTC, datetime, timedelta
-
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes
         from cryptography.x509.oid import NameOID
 
         self.key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test token issuer")])
-        now = datetime.now(UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=1))
-            .sign(self.key, hashes.SHA256())
-        )
+        cert = certificate_builder(name, name, self.key.public_key(), days=1).sign(self.key, hashes.SHA256())
         self.cert_path = workdir / "token.crt"
         self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         self.kid = libtrust_key_id(self.key.public_key())

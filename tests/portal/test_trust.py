@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import re
 import socket
 import ssl
@@ -22,10 +20,12 @@ from cryptography.x509.oid import NameOID
 
 from portal.core import trust
 from portal.core.audit import Actor
+from portal.core.certificates import alt_names, certificate_builder, key_pem
 from portal.core.credentials import create_credential
 from portal.core.errors import Forbidden, RemoteUnreachable
 from portal.core.models import AuditEvent, TrustedCertificate
 from tests.conftest import client_for
+from tests.loopback import PlainHttpPort
 
 
 @dataclass
@@ -51,37 +51,17 @@ def make_certificate(common_name: str, names: list[str], issuer: KeyPair | None 
     """A certificate for the names (IP addresses or DNS names), self-signed unless an issuer is given."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
     issuer_name, signing_key = subject, key
     if issuer is not None:
         issuer_name = x509.load_pem_x509_certificate(issuer.cert_pem.encode()).subject
         signing_key = serialization.load_pem_private_key(issuer.key_pem.encode(), None)
-    san = []
-    for name in names:
-        try:
-            san.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            san.append(x509.DNSName(name))
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-    )
-    if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+    builder = certificate_builder(subject, issuer_name, key.public_key(), days=30)
+    if names:
+        builder = builder.add_extension(alt_names(names), critical=False)
     if is_ca:
         builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
     cert = builder.sign(signing_key, hashes.SHA256())
-    return KeyPair(
-        cert.public_bytes(serialization.Encoding.PEM).decode(),
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode(),
-    )
+    return KeyPair(cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem(key).decode())
 
 
 class _Hello(BaseHTTPRequestHandler):
@@ -144,26 +124,10 @@ def wrong_name_server(tmp_path) -> Iterator[TlsServer]:
 
 @pytest.fixture
 def plain_port() -> Iterator[int]:
-    """A port that answers every connection in plain HTTP (400) and closes it."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def answer() -> None:
-        listener.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    listener.close()
+    """The port of a PlainHttpPort."""
+    server = PlainHttpPort()
+    yield server.port
+    server.close()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ idempotent and order-proof applying by the worker, audit entries."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +16,7 @@ from portal.core.models import AuditEvent
 from projects.models import Project
 from registries import events
 from registries.models import ObservedManifest, RegistryEvent, Repository, Tag
+from tests.loopback import LoopbackServer
 
 URL = "/service/notifications"
 MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -207,36 +206,11 @@ def test_project_holding_repositories_cannot_be_deleted(client: Client, secret: 
     assert response.json()["detail"] == "project 'alpha' still holds 2 repositories"
 
 
-class StalledRegistry:
-    """A loopback port that accepts connections and never answers, counting them."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.accepted: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                self.accepted.append(self.listener.accept()[0])
-            except OSError:
-                return
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-
-    def close(self) -> None:
-        self.listener.close()
-        for sock in self.accepted:
-            sock.close()
-
-
 def test_a_notification_is_answered_without_asking_the_registry(
     client: Client, secret: str, alpha: Project, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(events, "_image_size", ASK_THE_REGISTRY)
-    stalled = StalledRegistry()
+    stalled = LoopbackServer()  # a registry that accepts connections and never answers
     settings.REGISTRY_URL = stalled.url
     try:
         response = notify(client, secret, event("push"), event("pull", at=T0 + timedelta(minutes=1)))
