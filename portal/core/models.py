@@ -273,13 +273,15 @@ class Job(models.Model):
 class JobLogLine(models.Model):
     """One line of a job's log: when, in which attempt, what."""
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log_lines")
+    # Indexed with the id below: a job's page reads its log, or its newest lines, in order from that index.
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log_lines", db_index=False)
     time = models.DateTimeField(default=timezone.now)
     attempt = models.PositiveIntegerField(default=0)
     text = models.TextField()
 
     class Meta:
         ordering = ["id"]
+        indexes = [models.Index(fields=["job", "id"], name="job_log_line_order")]
 
     def __str__(self) -> str:
         return self.stamped().rstrip()
