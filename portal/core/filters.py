@@ -145,7 +145,6 @@ def _utc(moment: datetime) -> datetime:
         return datetime.min.replace(tzinfo=UTC) if moment.year == 1 else datetime.max.replace(tzinfo=UTC)
 
 
-@extend_schema_field({"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}, {"maxLength": 0}]})
 class TimeBoundFilter(django_filters.Filter):
     """Events from (`end=False`) or up to (`end=True`) a moment; a date means the whole day on the portal's clock."""
 
@@ -172,11 +171,19 @@ def _day_start(day: date) -> datetime:
     return _utc(timezone.make_aware(datetime.combine(day, time.min)))
 
 
-def choice_filter(choices: Iterable[tuple[str, str]], **kwargs: Any) -> django_filters.ChoiceFilter:
+def time_bound(description: str, *, end: bool, **kwargs: Any) -> TimeBoundFilter:
+    """A from (or, with `end`, to) date or moment; empty means none (what the list pages send)."""
+    bound = TimeBoundFilter(end=end, **kwargs)
+    formats = [{"format": "date"}, {"format": "date-time"}, {"maxLength": 0}]
+    return extend_schema_field({"type": "string", "anyOf": formats, "description": description})(bound)
+
+
+def choice_filter(choices: Iterable[tuple[str, str]], description: str, **kwargs: Any) -> django_filters.ChoiceFilter:
     """One of the choices; empty means any (what the list pages send), so the schema lists it too."""
     choices = list(choices)
     choice = django_filters.ChoiceFilter(choices=choices, **kwargs)
-    return extend_schema_field({"type": "string", "enum": ["", *(value for value, _ in choices)]})(choice)
+    schema = {"type": "string", "enum": ["", *(value for value, _ in choices)], "description": description}
+    return extend_schema_field(schema)(choice)
 
 
 def _named(values: Iterable[str]) -> list[tuple[str, str]]:
@@ -203,19 +210,50 @@ class AuditEventFilterSet(FilterSet):
     from one index scan however large the log grows.
     """
 
-    q = django_filters.CharFilter(method="search", label="Search", widget=_text("Filter Logs", "search"))
-    user = django_filters.CharFilter(field_name="username", label="User", widget=_text("User"))
+    q = django_filters.CharFilter(
+        method="search",
+        label="Search",
+        widget=_text("Filter Logs", "search"),
+        help_text="Text in the user, operation, resource type or name, project or client address, in any case.",
+    )
+    user = django_filters.CharFilter(
+        field_name="username", label="User", widget=_text("User"), help_text="The user name, exactly."
+    )
     operation = choice_filter(
-        _named(AUDIT_OPERATIONS), field_name="action", label="Operation", empty_label="Any operation", widget=_SELECT
+        _named(AUDIT_OPERATIONS),
+        "The operation.",
+        field_name="action",
+        label="Operation",
+        empty_label="Any operation",
+        widget=_SELECT,
     )
     resource_type = choice_filter(
-        _named(AUDIT_RESOURCE_TYPES), label="Resource type", empty_label="Any resource type", widget=_SELECT
+        _named(AUDIT_RESOURCE_TYPES),
+        "The kind of resource operated on.",
+        label="Resource type",
+        empty_label="Any resource type",
+        widget=_SELECT,
     )
-    project = django_filters.CharFilter(field_name="project_name", label="Project", widget=_text("Project"))
-    outcome = choice_filter(Outcome.choices, label="Result", empty_label="Any result", widget=_SELECT)
-    since = TimeBoundFilter(field_name="time", label="From", widget=_DATE, help_text="From this date (or moment) on.")
-    until = TimeBoundFilter(
-        field_name="time", end=True, label="To", widget=_DATE, help_text="Up to this date (the whole day) or moment."
+    project = django_filters.CharFilter(
+        field_name="project_name",
+        label="Project",
+        widget=_text("Project"),
+        help_text="The project's name, exactly; required unless the caller is a Management Portal administrator.",
+    )
+    outcome = choice_filter(Outcome.choices, "How it ended.", label="Result", empty_label="Any result", widget=_SELECT)
+    since = time_bound(
+        "From this date (its start on the portal's clock) or RFC 3339 date and time on.",
+        end=False,
+        field_name="time",
+        label="From",
+        widget=_DATE,
+    )
+    until = time_bound(
+        "Up to this date (its whole day on the portal's clock) or RFC 3339 date and time.",
+        end=True,
+        field_name="time",
+        label="To",
+        widget=_DATE,
     )
 
     class Meta:
