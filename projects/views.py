@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.core.audit import Actor
+from portal.core.audit_log import audit_log_page
 from portal.core.errors import DomainError
-from portal.core.filters import AuditEventFilterSet
 from portal.core.identities import search_identities
 from portal.core.models import AuditEvent
 from portal.core.ui import (
@@ -218,13 +218,11 @@ def project_configuration(request: HttpRequest, name: str) -> HttpResponse:
 
 @login_required
 def project_logs(request: HttpRequest, name: str) -> HttpResponse:
-    """The Logs tab: the project's audit events, filtered by the Filter Logs box."""
+    """The Logs tab: the project's audit events, newest first, narrowed by the filters, in Newer / Older pages."""
     project = visible_project(request, name)
     events = AuditEvent.objects.filter(project_name=project.name)
-    page = paginate(request, AuditEventFilterSet({"q": request.GET.get("q", "")}, events).qs)
-    context = {**project_context(request, project, "logs"), "page": page, "q": request.GET.get("q", "")}
-    context["region"] = "project-log-table"
-    return page_or_region(request, "projects/logs.html", "components/audit_table.html", context)
+    context = {**project_context(request, project, "logs"), "region": "project-log-table"}
+    return audit_log_page(request, events, "projects/logs.html", context, one_project=True)
 
 
 # Home.

@@ -85,7 +85,7 @@ def call(resource: Resource, op: str, client: APIClient, row: models.Model) -> O
     detail = f"{resource.url}/{resource.key(row)}"
     before, fields = resource.count(), _fields(row)
     if op == "list":
-        response = client.get(resource.url, {"page_size": 500})
+        response = client.get(resource.url, {"page_size": 100})
     elif op == "get":
         response = client.get(detail)
     elif op == "create":

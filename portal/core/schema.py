@@ -91,8 +91,8 @@ class AutoSchema(openapi.AutoSchema):
         # Credentials are checked on every endpoint, even one open to all, so a wrong or throttled
         # login is answered everywhere.
         statuses += ["401", "403", "429"]
-        # A path or body naming an object the caller cannot see, or a page past the last one.
-        if "{" in self.path or self.method in self.WRITES or any(p["name"] == "page" for p in parameters):
+        # A path or body naming an object the caller cannot see, a page past the last one, or an unknown cursor.
+        if "{" in self.path or self.method in self.WRITES or any(p["name"] in ("page", "cursor") for p in parameters):
             statuses.append("404")
         if self.method in self.WRITES:
             statuses.append("409")

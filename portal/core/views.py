@@ -22,10 +22,10 @@ from django.views.decorators.http import require_POST
 from portal.core import credentials, directory, jobs, services, throttle, trust
 from portal.core.addresses import parse_url
 from portal.core.audit import Actor
+from portal.core.audit_log import audit_log_page
 from portal.core.certificates import ca_info
 from portal.core.credentials import CertificateInfo, certificate_info, credential_usages
 from portal.core.errors import DomainError, Invalid, NotFound
-from portal.core.filters import AuditEventFilterSet
 from portal.core.forms import (
     CertificateUrlForm,
     CredentialForm,
@@ -60,7 +60,6 @@ from portal.core.ui import (
     identities_url,
     one_selected,
     page_or_region,
-    paginate,
     parse_identity,
     refuse,
     require_permission,
@@ -346,12 +345,11 @@ def job_stop(request: HttpRequest, job_id: int) -> HttpResponse:
 
 @login_required
 def logs(request: HttpRequest) -> HttpResponse:
-    """Every audit event, filtered by the Filter Logs box, paginated."""
+    """Every audit event, newest first, narrowed by the filters, in Newer / Older pages."""
     require_permission(can(request.user, "view_all_logs"))
-    query = request.GET.get("q", "")
-    page = paginate(request, AuditEventFilterSet({"q": query}, AuditEvent.objects.all()).qs)
-    context = {"page": page, "q": query, "region": "log-table"}
-    return page_or_region(request, "portal/logs.html", "components/audit_table.html", context)
+    return audit_log_page(
+        request, AuditEvent.objects.all(), "portal/logs.html", {"region": "log-table"}, one_project=False
+    )
 
 
 def render_profile(request: HttpRequest, status: int = 200, **context: Any) -> HttpResponse:

@@ -98,6 +98,28 @@ def test_admin_filters_the_logs(portal, admin):
     expect(portal.page).to_have_url(f"{portal.page.url.split('?')[0]}?q=push")
 
 
+def test_admin_narrows_the_logs_by_operation_and_result_and_pages_to_older_events(portal, admin):
+    actor = Actor(admin, "127.0.0.1")
+    for number in range(22):
+        record(actor, "push", "repository", f"alpha/web:{number}")
+    record(actor, "delete", "repository", "alpha/old", outcome="failure")
+    portal.log_in(admin.username)
+    portal.open_nav("Logs")
+    table = portal.page.get_by_role("table", name="Logs")
+    portal.page.get_by_label("Operation").select_option("delete")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    expect(table).to_contain_text("alpha/old")
+    expect(portal.page).to_have_url(f"{portal.page.url.split('?')[0]}?operation=delete")
+    portal.page.get_by_label("Operation").select_option("push")
+    portal.page.get_by_label("Result").select_option("success")
+    expect(portal.page).to_have_url(f"{portal.page.url.split('?')[0]}?operation=push&outcome=success")
+    expect(table).to_contain_text("alpha/web:21")
+    portal.page.get_by_role("link", name="Older").click()
+    expect(table).to_contain_text("alpha/web:0")
+    expect(table).not_to_contain_text("alpha/web:21")
+    expect(portal.page.get_by_role("link", name="Newer")).to_be_visible()
+
+
 def test_admin_assigns_project_roles_to_a_user(portal, admin):
     alpha, beta = Project.objects.create(name="alpha"), Project.objects.create(name="beta")
     carol = User.objects.create_user("carol", password=PASSWORD)

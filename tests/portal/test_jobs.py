@@ -252,6 +252,36 @@ def test_the_api_lists_jobs_without_logs_and_shows_one_with_its_log(kind, portal
     assert "step one" in detail["log"] and "finished" in detail["log"]
 
 
+def test_the_jobs_list_is_paged_by_cursor_without_a_count(kind, portal_admin) -> None:
+    name = kind(lambda job, log: "ran")
+    created = [create_job(Actor(portal_admin), name, f"t{number}").pk for number in range(7)]
+    Job.objects.update(created=timezone.now())  # equal times: the id decides
+    api = client_for(portal_admin)
+
+    seen: list[int] = []
+    url = "/api/v1/jobs?page_size=3"
+    while url:
+        body = api.get(url).json()
+        assert set(body) == {"next", "previous", "results"}
+        seen += [job["id"] for job in body["results"]]
+        url = body["next"]
+
+    assert seen == sorted(created, reverse=True)
+    assert api.get("/api/v1/jobs", {"cursor": "bm9wZQ"}).status_code == 404
+
+
+def test_the_configuration_jobs_list_leaves_out_the_log_and_the_job_dialog_shows_it(client, kind, portal_admin) -> None:
+    job = create_job(Actor(portal_admin), kind(lambda job, log: "ran"))
+    job.log_lines.create(text="copied layer 3 of 4")
+    client = logged_in(client, portal_admin)
+
+    listed = page_text(client.get(reverse("configuration")))
+    dialog = page_text(client.get(reverse("job-log", args=[job.pk]), HTTP_HX_REQUEST="true"))
+
+    assert f'id="job-{job.pk}"' in listed and "copied layer 3 of 4" not in listed
+    assert "copied layer 3 of 4" in dialog
+
+
 def test_stop_over_the_api(kind, role_users) -> None:
     job = create_job(Actor(role_users["developer"]), kind(lambda job, log: "ran"))
 

@@ -55,6 +55,7 @@ from portal.core.models import (
     TrustedCertificate,
     User,
 )
+from portal.core.pagination import CursorPagination
 from portal.core.permissions import can, visible_projects
 from portal.core.services import require
 
@@ -295,10 +296,14 @@ def unlock_logins(request: Request) -> Response:
 
 
 class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
-    """The audit log: portal admins see all; project members see their projects' events."""
+    """The audit log, newest first: portal admins see all; project members see their projects' events.
+
+    Paged by `?cursor=` (follow `next`), without a count: the log grows without bound.
+    """
 
     serializer_class = AuditEventSerializer
     filterset_class = AuditEventFilterSet
+    pagination_class = CursorPagination
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller
@@ -334,7 +339,13 @@ class TokenViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Destro
 
 
 class JobViewSet(viewsets.ReadOnlyModelViewSet):
-    """Jobs: portal admins see all, everyone else the jobs they started; POST /jobs/directory-sync starts a sync."""
+    """Jobs, newest first: portal admins see all, everyone else the jobs they started; POST /jobs/directory-sync
+    starts a sync.
+
+    The list leaves out the logs (GET /jobs/{id} has the job's log) and is paged by `?cursor=`, without a count.
+    """
+
+    pagination_class = CursorPagination
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
         return JobSerializer if self.action == "list" else JobDetailSerializer
