@@ -120,15 +120,31 @@ TEMPLATES = [
     },
 ]
 
+# Each web thread and each worker process keeps its database connection for WHARF_DATABASE_CONN_MAX_AGE seconds
+# (0: a new one per request) and checks it before reusing it after a request or task (CONN_HEALTH_CHECKS), so a
+# restarted PostgreSQL costs one failed check, not an error page. Opening a PostgreSQL connection costs more than
+# most requests do. Django closes a connection at the start and end of each request once it is that old or broken,
+# Celery's Django fix-up does the same before and after every task, and the portal's own threads close theirs. A web
+# replica holds WHARF_WEB_WORKERS x 4 connections, a worker one per process: keep the sum under PostgreSQL's
+# max_connections (100 by default).
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("WHARF_DATABASE_URL", f"sqlite:///{DATA_DIR / 'wharf.sqlite3'}"),
-        conn_max_age=env_int("WHARF_DATABASE_CONN_MAX_AGE", 0, minimum=0),
+        conn_max_age=env_int("WHARF_DATABASE_CONN_MAX_AGE", 600, minimum=0),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # Web, worker and beat share one SQLite file in the embedded mode; wait for locks.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    # Web, worker and beat share one SQLite file in the embedded mode. Write-ahead logging lets readers go on while
+    # one of them writes (the rollback journal locks the whole file for a write); with it, synchronous=NORMAL
+    # syncs at checkpoints rather than at every commit, and a crash of the process loses nothing (a power cut
+    # may lose the last commits, never the file). A writer waits up to 20 s for the lock (the busy timeout), and
+    # transactions take it when they begin (IMMEDIATE), so two writers queue instead of one failing on upgrade.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
