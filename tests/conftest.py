@@ -29,6 +29,14 @@ def _fresh_token_lifetime() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_remembered_logins() -> None:
+    """Each test starts with no Basic-auth login remembered (the cache is files in the data directory)."""
+    from django.core.cache import caches
+
+    caches["logins"].clear()
+
+
+@pytest.fixture(autouse=True)
 def _fast_hashing(settings) -> None:
     """Password hashing built for speed: tests log in many times."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
