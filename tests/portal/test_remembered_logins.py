@@ -212,3 +212,18 @@ def test_the_cache_never_holds_the_password(erin, settings, tmp_path) -> None:
     assert PASSWORD.encode() not in stored
     assert erin.password.encode() not in stored
     assert b"erin" not in stored
+
+
+def test_directory_users_are_remembered_for_a_minute_at_most(make_user, monkeypatch) -> None:
+    import time
+
+    from portal.core.models import Source
+    from portal.core.remembered_logins import DIRECTORY_SECONDS, remember, remembered
+
+    local, directory = make_user("lou"), make_user("dora", source=Source.LDAP)
+    remember(local, "lou", PASSWORD)
+    remember(directory, "dora", PASSWORD)
+    later = time.time() + DIRECTORY_SECONDS + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert remembered("lou", PASSWORD) == local
+    assert remembered("dora", PASSWORD) is None
