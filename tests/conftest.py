@@ -29,11 +29,13 @@ def _fresh_token_lifetime() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_remembered_logins() -> None:
-    """Each test starts with no Basic-auth login remembered (the cache is files in the data directory)."""
-    from django.core.cache import caches
+def _no_remembered_logins(settings) -> None:
+    """Each test remembers Basic-auth logins in a cache of its own (by default they are files in the data directory,
+    which test processes running side by side would share)."""
+    import uuid
 
-    caches["logins"].clear()
+    logins = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"logins-{uuid.uuid4()}"}
+    settings.CACHES = {**settings.CACHES, "logins": logins}
 
 
 @pytest.fixture(autouse=True)
