@@ -3,6 +3,8 @@
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 
@@ -120,15 +122,31 @@ TEMPLATES = [
     },
 ]
 
+# Each web thread and each worker process keeps its database connection for WHARF_DATABASE_CONN_MAX_AGE seconds
+# (0: a new one per request) and checks it before reusing it after a request or task (CONN_HEALTH_CHECKS), so a
+# restarted PostgreSQL costs one failed check, not an error page. Opening a PostgreSQL connection costs more than
+# most requests do. Django closes a connection at the start and end of each request once it is that old or broken,
+# Celery's Django fix-up does the same before and after every task, and the portal's own threads close theirs. A web
+# replica holds WHARF_WEB_WORKERS x 4 connections, a worker one per process: keep the sum under PostgreSQL's
+# max_connections (100 by default).
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("WHARF_DATABASE_URL", f"sqlite:///{DATA_DIR / 'wharf.sqlite3'}"),
-        conn_max_age=env_int("WHARF_DATABASE_CONN_MAX_AGE", 0, minimum=0),
+        conn_max_age=env_int("WHARF_DATABASE_CONN_MAX_AGE", 600, minimum=0),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # Web, worker and beat share one SQLite file in the embedded mode; wait for locks.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    # Web, worker and beat share one SQLite file in the embedded mode. Write-ahead logging lets readers go on while
+    # one of them writes (the rollback journal locks the whole file for a write); with it, synchronous=NORMAL
+    # syncs at checkpoints rather than at every commit, and a crash of the process loses nothing (a power cut
+    # may lose the last commits, never the file). A writer waits up to 20 s for the lock (the busy timeout), and
+    # transactions take it when they begin (IMMEDIATE), so two writers queue instead of one failing on upgrade.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -203,6 +221,38 @@ AXES_ENABLE_ADMIN = False
 AXES_VERBOSE = False
 # Each login path answers a lockout itself (page, API error, registry error), so axes' middleware is not used.
 SILENCED_SYSTEM_CHECKS = ["axes.W002"]
+
+# HTTP Basic logins (API scripts, the docker token service) are remembered for WHARF_BASIC_AUTH_CACHE_SECONDS after
+# a successful password check, so the next request does not hash the password again (portal/core/remembered_logins.py:
+# a keyed hash, never the password; forgotten on password change, disable, deletion and logout). 0 turns it off.
+BASIC_AUTH_CACHE_SECONDS = env_int("WHARF_BASIC_AUTH_CACHE_SECONDS", 300, minimum=0)
+
+# Caches. "default" holds what each process may keep to itself (external registries' catalogs). "logins" holds the
+# remembered logins and must be shared by every web process, so that a logout in one reaches the others: Redis at
+# WHARF_CACHE_URL (the compose stack's), else files in the data directory, which every process of `make run` (one
+# machine) shares. A cache that fails costs a password check, never a refusal.
+CACHE_URL = env_str("WHARF_CACHE_URL")
+if CACHE_URL and urlsplit(CACHE_URL).scheme not in ("redis", "rediss", "unix"):
+    raise ConfigError(f"WHARF_CACHE_URL: expected a redis:// URL, got {CACHE_URL!r}")
+_LOGINS_CACHE: dict[str, Any] = (
+    {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL,
+        "KEY_PREFIX": "wharf",
+        # An unreachable Redis must not hold a request up for long.
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+    if CACHE_URL
+    else {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(DATA_DIR / "cache" / "logins"),
+        "OPTIONS": {"MAX_ENTRIES": 10000},
+    }
+)
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "logins": _LOGINS_CACHE,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -322,8 +372,6 @@ REGISTRY_CONFIG_PATH = Path(env_str("WHARF_REGISTRY_CONFIG_PATH", str(DATA_DIR /
 # `manage.py registry_config`) listens, sends its event notifications and points clients for tokens.
 # `make run` ignores these three: its registry child always listens on WHARF_REGISTRY_URL's loopback
 # address and notifies the launcher's own web server. The defaults are the embedded ones.
-from urllib.parse import urlsplit  # noqa: E402  (kept with the knobs that use it)
-
 _registry_url = urlsplit(REGISTRY_URL)
 REGISTRY_LISTEN = env_str("WHARF_REGISTRY_LISTEN", f"{_registry_url.hostname}:{_registry_url.port or 80}")
 REGISTRY_NOTIFY_URL = env_str("WHARF_REGISTRY_NOTIFY_URL", f"https://127.0.0.1:{PORT}/service/notifications")

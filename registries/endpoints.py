@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 import urllib3
 from django.conf import settings
-from django.contrib.auth import authenticate
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
@@ -23,6 +22,7 @@ from portal.core import throttle
 from portal.core.audit import client_address
 from portal.core.models import SystemSettings, User
 from portal.core.permissions import is_portal_admin
+from portal.core.remembered_logins import authenticate_basic
 from portal.core.services import TOKEN_PREFIX, user_for_token
 from projects import policy
 from projects.models import Project
@@ -71,8 +71,9 @@ def _token_user(request: HttpRequest) -> User | None:
     # Docker sends an API token as the password of `docker login`; the username is then informational.
     user = user_for_token(password) if password.startswith(TOKEN_PREFIX) else None
     if user is None:
-        # A failed login is audited through Django's user_login_failed signal.
-        user = authenticate(request, username=username, password=password)
+        # A password verified moments ago is not hashed again; a failed login is audited through Django's
+        # user_login_failed signal.
+        user = authenticate_basic(request, username, password)
     if user is None or not user.is_active:
         raise BadCredentials
     return user

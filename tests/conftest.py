@@ -29,6 +29,16 @@ def _fresh_token_lifetime() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_remembered_logins(settings) -> None:
+    """Each test remembers Basic-auth logins in a cache of its own (by default they are files in the data directory,
+    which test processes running side by side would share)."""
+    import uuid
+
+    logins = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"logins-{uuid.uuid4()}"}
+    settings.CACHES = {**settings.CACHES, "logins": logins}
+
+
+@pytest.fixture(autouse=True)
 def _fast_hashing(settings) -> None:
     """Password hashing built for speed: tests log in many times."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -4,7 +4,7 @@ from django.apps import AppConfig
 
 
 class CoreConfig(AppConfig):
-    """Wires the audit signal handlers and the API schema extensions on start."""
+    """Wires the audit and logout signal handlers and the API schema extensions on start."""
 
     name = "portal.core"
     label = "portal"
@@ -12,4 +12,4 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         """Connect signal handlers."""
-        from portal.core import schema, signals  # noqa: F401
+        from portal.core import remembered_logins, schema, signals  # noqa: F401

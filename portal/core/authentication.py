@@ -7,6 +7,7 @@ from rest_framework import authentication, exceptions
 
 from portal.core import throttle
 from portal.core.models import User
+from portal.core.remembered_logins import authenticate_basic
 from portal.core.services import user_for_token
 
 
@@ -40,14 +41,15 @@ class BasicAuthentication(authentication.BasicAuthentication):
     def authenticate_credentials(
         self, userid: str, password: str, request: HttpRequest | None = None
     ) -> tuple[User, None]:
-        """The user the credentials prove; 401 when they prove nobody, 429 once the login throttle refuses."""
-        try:
-            return super().authenticate_credentials(userid, password, request)
-        except exceptions.AuthenticationFailed:
-            refused = throttle.refusal(request) if request is not None else None
-            if refused is not None:
-                raise exceptions.Throttled(wait=refused.retry_after, detail=refused.message) from None
-            raise
+        """The user the credentials prove (a pair verified moments ago is not hashed again); 401 when they prove
+        nobody, 429 once the login throttle refuses."""
+        user = authenticate_basic(request, userid, password) if request is not None else None
+        if user is not None:
+            return user, None
+        refused = throttle.refusal(request) if request is not None else None
+        if refused is not None:
+            raise exceptions.Throttled(wait=refused.retry_after, detail=refused.message)
+        raise exceptions.AuthenticationFailed("Invalid username/password.")
 
 
 class SessionAuthentication(authentication.SessionAuthentication):

@@ -17,6 +17,7 @@ from typing import Any
 from axes.backends import AxesStandaloneBackend
 from axes.exceptions import AxesBackendPermissionDenied
 from axes.handlers.database import AxesDatabaseHandler
+from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_client_parameters, get_client_username
 from axes.models import AccessAttempt
 from axes.utils import reset
@@ -88,6 +89,13 @@ def username_key(request: HttpRequest | None, credentials: dict[str, Any] | None
 def was_refused(request: HttpRequest | None) -> bool:
     """Whether the throttle refused this request's login without checking the password."""
     return bool(getattr(request, REFUSED_ATTRIBUTE, False))
+
+
+def allows(request: HttpRequest, username: str) -> bool:
+    """Whether a login under this name from this client may be accepted now (a remembered one included)."""
+    if not settings.AXES_ENABLED:
+        return True
+    return AxesProxyHandler.is_allowed(request, {"username": username})
 
 
 def refusal(request: HttpRequest) -> Refusal | None:
