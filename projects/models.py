@@ -63,6 +63,12 @@ class ProjectQuerySet(RestrictedQuerySet):
 
     project_path = ""
 
+    def with_member_counts(self) -> ProjectQuerySet:
+        """With `member_count`, by name: a subquery, so only the page's projects have their members counted."""
+        members = Membership.objects.filter(project=models.OuterRef("pk")).order_by()
+        count = members.values(count=models.Func(template="COUNT(*)", output_field=models.IntegerField()))
+        return self.annotate(member_count=models.Subquery(count, output_field=models.IntegerField())).order_by("name")
+
 
 class Project(models.Model):
     """A unit of isolation: members with roles, repositories, registries, hosts and policies."""
