@@ -165,12 +165,10 @@ def registry_actions_by_name(user: User | None, project_name: str) -> set[str] |
     """
     user_id = user.pk if _is_active_user(user) else None
     with connection.cursor() as cursor:
-        cursor.execute(_project_roles_sql(), [user_id, user_id, project_name, user_id, project_name])
+        cursor.execute(_project_roles_sql(), {"user": user_id, "project": project_name})
         rows = cursor.fetchall()
     if not rows:
         return None
-    # Every row carries the project's visibility; only the first branch's row says whether a group makes the
-    # user a portal admin (the others say false), so any() reads it wherever UNION ALL put it.
     roles = [role for _, role, _ in rows if role is not None]
     return _registry_actions_granted(user, bool(rows[0][0]), roles, admin_by_group=any(row[2] for row in rows))
 
@@ -189,13 +187,14 @@ def _registry_actions_granted(user: User | None, public: bool, roles: Iterable[s
 
 @functools.cache
 def _project_roles_sql() -> str:
-    """The project's row with the user's own role in it (NULL for none), then one row per role a group gives them.
+    """The project's rows, one per (group of the user, role the user holds in the project directly or by a group).
 
-    Each row carries the project's visibility, and the first whether one of the user's groups makes them a
-    portal admin. Every lookup is an index's: the project by name, the membership by (project, user),
-    the user's groups by user and their memberships by (project, group); an OR of the user's and the groups'
-    memberships could use none of them. Plain SQL rather than the ORM: compiling the equivalent queryset
-    cost more than the rest of a token request (see bench/token_service.py).
+    Each row carries the project's visibility, a role (NULL for none) and whether the group makes the user a
+    portal admin. The user's groups come from the (user) index of group members; their memberships in the
+    project from the (user) and (group) indexes of memberships, which the database combines for the OR (a
+    bitmap OR on PostgreSQL, a multi-index OR on SQLite), so the cost does not grow with the project's members.
+    Plain SQL rather than the ORM: compiling the equivalent queryset cost more than the rest of a token
+    request (see bench/token_service.py).
     """
     members = Group._meta.get_field("members")
     tables = {
@@ -207,17 +206,9 @@ def _project_roles_sql() -> str:
         "member_user": members.m2m_reverse_name(),
     }
     return """
-        SELECT p.public, m.role, EXISTS (
-            SELECT 1 FROM {group} g JOIN {group_members} gm ON gm.{member_group} = g.id
-            WHERE gm.{member_user} = %s AND g.is_portal_admin
-        )
+        SELECT p.public, m.role, g.is_portal_admin
         FROM {project} p
-        LEFT JOIN {membership} m ON m.project_id = p.id AND m.user_id = %s
-        WHERE p.name = %s
-        UNION ALL
-        SELECT p.public, m.role, FALSE
-        FROM {project} p
-        JOIN {membership} m ON m.project_id = p.id
-        JOIN {group_members} gm ON gm.{member_group} = m.group_id
-        WHERE gm.{member_user} = %s AND p.name = %s
+        LEFT JOIN ({group_members} gm JOIN {group} g ON g.id = gm.{member_group}) ON gm.{member_user} = %(user)s
+        LEFT JOIN {membership} m ON m.project_id = p.id AND (m.user_id = %(user)s OR m.group_id = gm.{member_group})
+        WHERE p.name = %(project)s
     """.format(**tables)
