@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from django.db import connection
 from django.db.models import Q, QuerySet
+from django.db.models.signals import m2m_changed, post_delete, post_save
 
+from portal.core.models import Group
 from portal.core.permissions import is_active_user as _is_active_user
 from portal.core.permissions import is_portal_admin
 from projects.models import ROLE_RANK, Membership, Project, Role
@@ -37,29 +39,62 @@ SYSTEM_ACTIONS = frozenset(
 )
 
 
-def _member_filter(user: User, prefix: str = "") -> Q:
-    """Memberships held by the user directly or through one of their groups."""
-    return Q(**{f"{prefix}user": user}) | Q(**{f"{prefix}group__members": user})
+# Bumped whenever a membership or a group's members change in this process: a user's roles remembered
+# before the change are then read again, so a service that adds a member and checks a permission next (or a
+# test that does) never sees the roles as they were. Other processes' changes reach a request through its own
+# user object, which lives for that request only (the memo is kept on it, as is_portal_admin's is).
+_roles_generation = 0
+
+
+def forget_roles(**_: object) -> None:
+    """Make every remembered set of roles in this process stale (memberships or group members changed)."""
+    global _roles_generation
+    _roles_generation += 1
+
+
+post_save.connect(forget_roles, sender=Membership, dispatch_uid="roles-membership-saved")
+post_delete.connect(forget_roles, sender=Membership, dispatch_uid="roles-membership-deleted")
+m2m_changed.connect(forget_roles, sender=Group.members.through, dispatch_uid="roles-group-members")
+
+
+def _roles(user: User) -> dict[int, Role]:
+    """The user's best role in every project they belong to: one query per request, remembered on the user."""
+    remembered = getattr(user, "_wharf_roles", None)
+    if remembered is not None and remembered[0] == _roles_generation:
+        return remembered[1]
+    generation = _roles_generation
+    best: dict[int, Role] = {}
+    for project_id, role in _membership_rows(user):
+        if project_id not in best or ROLE_RANK[Role(role)] > ROLE_RANK[best[project_id]]:
+            best[project_id] = Role(role)
+    user._wharf_roles = (generation, best)
+    return best
+
+
+def _membership_rows(user: User) -> QuerySet[Membership]:
+    """(project id, role) of the user's own memberships and of their groups'.
+
+    Two index lookups joined by UNION ALL (membership.user_id = X; membership.group_id IN the user's groups):
+    an OR of the two across a LEFT JOIN of the groups can use neither index and reads every membership.
+    """
+    own = Membership.objects.filter(user=user).order_by().values_list("project_id", "role")
+    groups = Group.members.through.objects.filter(user=user).values("group_id")
+    through_groups = Membership.objects.filter(group__in=groups).order_by().values_list("project_id", "role")
+    return own.union(through_groups, all=True)
 
 
 def effective_role(user: User | None, project: Project) -> Role | None:
     """The highest of the user's own role and their groups' roles in the project, or None."""
     if not _is_active_user(user):
         return None
-    roles = Membership.objects.filter(_member_filter(user), project=project).values_list("role", flat=True)
-    best = max(roles, key=lambda role: ROLE_RANK[Role(role)], default=None)
-    return Role(best) if best else None
+    return _roles(user).get(project.pk)
 
 
 def roles_by_project(user: User | None) -> dict[int, Role]:
-    """The user's effective role in every project they belong to, in one query."""
+    """The user's effective role in every project they belong to (one query per request)."""
     if not _is_active_user(user):
         return {}
-    best: dict[int, Role] = {}
-    for project_id, role in Membership.objects.filter(_member_filter(user)).values_list("project_id", "role"):
-        if project_id not in best or ROLE_RANK[Role(role)] > ROLE_RANK[best[project_id]]:
-            best[project_id] = Role(role)
-    return best
+    return dict(_roles(user))
 
 
 def can(user: User | None, action: str, project: Project | None = None) -> bool:
@@ -83,7 +118,7 @@ def can(user: User | None, action: str, project: Project | None = None) -> bool:
 
 def _admins_any_project(user: User) -> bool:
     """True when the user is a DevOps administrator of at least one project."""
-    return Membership.objects.filter(_member_filter(user), role=Role.ADMIN).exists()
+    return Role.ADMIN in _roles(user).values()
 
 
 def restrict_projects(queryset: QuerySet[Project], user: User | None, action: str = "view") -> QuerySet[Project]:
@@ -93,9 +128,9 @@ def restrict_projects(queryset: QuerySet[Project], user: User | None, action: st
     if not _is_active_user(user):
         return queryset.none()
     minimum = ROLE_RANK[PROJECT_ACTIONS[action]]
-    roles = [role for role, rank in ROLE_RANK.items() if rank >= minimum]
-    member_of = Membership.objects.filter(_member_filter(user), role__in=roles).values("project_id")
-    allowed = Q(pk__in=member_of)
+    # The ids themselves rather than a subquery: the roles are already read for this request, and the
+    # primary key index finds a handful of projects at once.
+    allowed = Q(pk__in=[project_id for project_id, role in _roles(user).items() if ROLE_RANK[role] >= minimum])
     if action in PUBLIC_ACTIONS:
         allowed |= Q(public=True)
     return queryset.filter(allowed)
@@ -118,7 +153,8 @@ def registry_actions(user: User | None, project: Project) -> set[str]:
     """
     if not _is_active_user(user):
         return _registry_actions_granted(user, project.public, (), admin_by_group=False)
-    return _registry_actions_where(user, "id", project.pk) or set()
+    role = effective_role(user, project)
+    return _registry_actions_granted(user, project.public, [role] if role else [], admin_by_group=is_portal_admin(user))
 
 
 def registry_actions_by_name(user: User | None, project_name: str) -> set[str] | None:
@@ -127,7 +163,14 @@ def registry_actions_by_name(user: User | None, project_name: str) -> set[str] |
     The token service asks on every push and pull, so the project, the user's roles in it and a
     portal-admin role carried by one of their groups come back in a single query.
     """
-    return _registry_actions_where(user, "name", project_name)
+    user_id = user.pk if _is_active_user(user) else None
+    with connection.cursor() as cursor:
+        cursor.execute(_project_roles_sql(), {"user": user_id, "project": project_name})
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    roles = [role for _, role, _ in rows if role is not None]
+    return _registry_actions_granted(user, bool(rows[0][0]), roles, admin_by_group=any(row[2] for row in rows))
 
 
 def _registry_actions_granted(user: User | None, public: bool, roles: Iterable[str], admin_by_group: bool) -> set[str]:
@@ -142,47 +185,30 @@ def _registry_actions_granted(user: User | None, public: bool, roles: Iterable[s
     return granted
 
 
-def _registry_actions_where(user: User | None, column: Literal["id", "name"], value: object) -> set[str] | None:
-    """registry_actions() on the project whose `column` (id or name) is `value`; None when there is none."""
-    user_id = user.pk if _is_active_user(user) else None
-    with connection.cursor() as cursor:
-        cursor.execute(_project_roles_sql(column), [user_id, user_id, user_id, value])
-        rows = cursor.fetchall()
-    if not rows:
-        return None
-    roles = [role for _, role, _ in rows if role is not None]
-    return _registry_actions_granted(user, bool(rows[0][0]), roles, admin_by_group=bool(rows[0][2]))
-
-
 @functools.cache
-def _project_roles_sql(column: Literal["id", "name"]) -> str:
-    """One row per role the user holds in the project (directly or through a group; one NULL row for none).
+def _project_roles_sql() -> str:
+    """The project's rows, one per (group of the user, role the user holds in the project directly or by a group).
 
-    Each row carries the project's visibility and whether one of the user's groups makes them a
-    portal admin. Plain SQL rather than the ORM: compiling the equivalent queryset cost more than
-    the rest of a token request (see bench/token_service.py).
+    Each row carries the project's visibility, a role (NULL for none) and whether the group makes the user a
+    portal admin. The user's groups come from the (user) index of group members; their memberships in the
+    project from the (user) and (group) indexes of memberships, which the database combines for the OR (a
+    bitmap OR on PostgreSQL, a multi-index OR on SQLite), so the cost does not grow with the project's members.
+    Plain SQL rather than the ORM: compiling the equivalent queryset cost more than the rest of a token
+    request (see bench/token_service.py).
     """
-    if column not in ("id", "name"):
-        raise ValueError(f"projects are found by id or name, not {column!r}")
-    group = Membership._meta.get_field("group").related_model
-    members = group._meta.get_field("members")
+    members = Group._meta.get_field("members")
     tables = {
         "project": Project._meta.db_table,
         "membership": Membership._meta.db_table,
-        "group": group._meta.db_table,
+        "group": Group._meta.db_table,
         "group_members": members.m2m_db_table(),
         "member_group": members.m2m_column_name(),
         "member_user": members.m2m_reverse_name(),
     }
     return """
-        SELECT p.public, m.role, EXISTS (
-            SELECT 1 FROM {group} g JOIN {group_members} gm ON gm.{member_group} = g.id
-            WHERE gm.{member_user} = %s AND g.is_portal_admin
-        )
+        SELECT p.public, m.role, g.is_portal_admin
         FROM {project} p
-        LEFT JOIN {membership} m ON m.project_id = p.id AND (
-            m.user_id = %s
-            OR m.group_id IN (SELECT {member_group} FROM {group_members} WHERE {member_user} = %s)
-        )
-        WHERE p.{column} = %s
-    """.format(column=column, **tables)
+        LEFT JOIN ({group_members} gm JOIN {group} g ON g.id = gm.{member_group}) ON gm.{member_user} = %(user)s
+        LEFT JOIN {membership} m ON m.project_id = p.id AND (m.user_id = %(user)s OR m.group_id = gm.{member_group})
+        WHERE p.name = %(project)s
+    """.format(**tables)

@@ -7,7 +7,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -46,7 +45,7 @@ SETTINGS_FIELDS = ("public", "content_trust", "prevent_vulnerable", "severity", 
 @login_required
 def project_list(request: HttpRequest) -> HttpResponse:
     """Projects the user may see, filtered by the search box, paginated."""
-    projects = Project.objects.restrict(request.user).annotate(member_count=Count("memberships")).order_by("name")
+    projects = Project.objects.restrict(request.user).with_member_counts()
     page = paginate(request, ProjectFilterSet(request.GET, projects).qs)
     roles = roles_by_project(request.user)
     for project in page:

@@ -15,6 +15,23 @@ class RepositoryQuerySet(RestrictedQuerySet):
 
     default_action = "pull"
 
+    def with_tag_counts(self) -> RepositoryQuerySet:
+        """With their project and `tag_count`, by name; the count is a subquery run for the page's rows only.
+
+        A Count("tags") join grouped every tag of every matching repository before the page was taken. The
+        subquery counts one repository's tags in the tag index (an index-only scan), for the rows the page
+        shows and, on a deep page, the rows its OFFSET skips. A count column would save that, but every
+        writer of tags (events, deletes, reconcile, bulk loads) would have to keep it right; this is right
+        by construction.
+        """
+        tags = Tag.objects.filter(repository=models.OuterRef("pk")).order_by()
+        count = tags.values(count=models.Func(template="COUNT(*)", output_field=models.IntegerField()))
+        return (
+            self.select_related("project")
+            .annotate(tag_count=models.Subquery(count, output_field=models.IntegerField()))
+            .order_by("name")
+        )
+
 
 class Repository(models.Model):
     """A repository of the integrated registry, named by its full path ("project/app")."""
@@ -63,7 +80,8 @@ class Tag(models.Model):
     class Meta:
         ordering = ["repository__name", "name"]
         constraints = [models.UniqueConstraint(fields=["repository", "name"], name="unique_tag_per_repository")]
-        indexes = [models.Index(fields=["repository", "-pushed_at"], name="tag_repository_pushed_at")]
+        # The tag list's order (newest first, then by name), so a page of a repository's tags is read off the index.
+        indexes = [models.Index(fields=["repository", "-pushed_at", "name"], name="tag_repository_pushed_name")]
 
     def __str__(self) -> str:
         return f"{self.repository.name}:{self.name}"

@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -43,11 +42,6 @@ from registries.models import ExternalRegistry, GcSchedule, Repository
 GC_OUTCOME = re.compile(r"freed (\d+) bytes: (\d+) blobs deleted")
 
 
-def with_tag_counts(repositories: QuerySet[Repository]) -> QuerySet[Repository]:
-    """Repositories with their project and number of tags, by name (one query per page)."""
-    return repositories.select_related("project").annotate(tag_count=Count("tags")).order_by("name")
-
-
 def visible_repository(request: HttpRequest, project: Project, name: str) -> Repository:
     """The project's repository if the user may pull from the project; 404 otherwise."""
     try:
@@ -60,7 +54,7 @@ def visible_repository(request: HttpRequest, project: Project, name: str) -> Rep
 def project_repositories(request: HttpRequest, name: str) -> HttpResponse:
     """The Internal Repositories tab: the project's repositories, searchable and paginated."""
     project = visible_project(request, name)
-    repositories = with_tag_counts(project.repositories.all())
+    repositories = project.repositories.with_tag_counts()
     page = paginate(request, RepositoryFilterSet({"q": request.GET.get("q", "")}, repositories).qs)
     context = {
         **project_context(request, project, "repositories"),
@@ -165,7 +159,7 @@ def _repository_url(repository: Repository) -> str:
 @login_required
 def library_repositories(request: HttpRequest) -> HttpResponse:
     """Every repository the user may pull from, across projects, searchable and paginated."""
-    repositories = with_tag_counts(Repository.objects.restrict(request.user))
+    repositories = Repository.objects.restrict(request.user).with_tag_counts()
     page = paginate(request, RepositoryFilterSet({"q": request.GET.get("q", "")}, repositories).qs)
     context = {"page": page, "q": request.GET.get("q", ""), "region": "library-table"}
     return page_or_region(request, "registries/library.html", "registries/_library_table.html", context)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status, viewsets
@@ -33,10 +33,6 @@ from registries.filters import RepositoryFilterSet, TagFilterSet
 from registries.models import ExternalRegistry, GcSchedule, Repository, Tag
 
 
-def _annotated(queryset: QuerySet[Repository]) -> QuerySet[Repository]:
-    return queryset.select_related("project").annotate(tag_count=Count("tags")).order_by("name")
-
-
 class ProjectRepositoryViewSet(ListGetMixin, ServiceDestroyMixin, ProjectScopedViewSet):
     """A project's repositories: members (and anyone on a public project) read; DevOps administrators delete."""
 
@@ -48,7 +44,7 @@ class ProjectRepositoryViewSet(ListGetMixin, ServiceDestroyMixin, ProjectScopedV
     project_action = "pull"
 
     def rows(self, project: Project) -> QuerySet[Repository]:
-        return _annotated(Repository.objects.filter(project=project))
+        return Repository.objects.filter(project=project).with_tag_counts()
 
     def get_object(self) -> Repository:
         repository = services.find_repository(self.request.user, self.project(), self.kwargs["repository"])
@@ -91,7 +87,7 @@ class RepositoryLibraryView(generics.ListAPIView):
     filterset_class = RepositoryFilterSet
 
     def get_queryset(self) -> QuerySet[Repository]:
-        return _annotated(Repository.objects.restrict(self.request.user))
+        return Repository.objects.restrict(self.request.user).with_tag_counts()
 
 
 def _require_admin(request: Request) -> None:
