@@ -161,31 +161,30 @@ def database_url(db: str, workdir: Path) -> str:
     return POSTGRES_URL if db == "postgres" else f"sqlite:///{workdir / 'scale.sqlite3'}"
 
 
-def fresh_database(db: str, workdir: Path) -> None:
-    """Drop and create the run's database, so seeding starts from nothing."""
+def prepare_database(db: str, workdir: Path, fresh: bool) -> None:
+    """Make sure the run's database exists; `fresh` drops it first, so seeding starts from nothing."""
     if db == "sqlite":
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in ("", "-wal", "-shm", "-journal") if fresh else ():
             (workdir / f"scale.sqlite3{suffix}").unlink(missing_ok=True)
         return
     import psycopg2
 
-    address = urlsplit(POSTGRES_URL)
-    name = address.path.lstrip("/")
+    name = urlsplit(POSTGRES_URL).path.lstrip("/")
     server = psycopg2.connect(POSTGRES_URL.rsplit("/", 1)[0] + "/postgres")
     server.autocommit = True
     with server.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
+        if fresh:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{name}"')
     server.close()
 
 
 def setup_django(db: str, workdir: Path, reuse: bool) -> bool:
     """Point Django in this process at the run's database and migrate it; True when it still needs seeding."""
     data_dir = workdir / "data"
-    if not reuse:
-        fresh_database(db, workdir)
-    elif db == "postgres":
-        with_database_created()
+    prepare_database(db, workdir, fresh=not reuse)
     os.environ.update(
         WHARF_DATA_DIR=str(data_dir),
         WHARF_DATABASE_URL=database_url(db, workdir),
@@ -203,20 +202,6 @@ def setup_django(db: str, workdir: Path, reuse: bool) -> bool:
     ensure_pki()
     call_command("migrate", verbosity=0)
     return not Project.objects.filter(name="big").exists()
-
-
-def with_database_created() -> None:
-    """Create the PostgreSQL database if it is missing (--reuse on a server that never had it)."""
-    import psycopg2
-
-    name = urlsplit(POSTGRES_URL).path.lstrip("/")
-    server = psycopg2.connect(POSTGRES_URL.rsplit("/", 1)[0] + "/postgres")
-    server.autocommit = True
-    with server.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if cursor.fetchone() is None:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    server.close()
 
 
 def chunks(rows: Iterator[Any], size: int = CHUNK) -> Iterator[list[Any]]:
