@@ -678,15 +678,22 @@ class Bench:
         return results
 
     def queries(self, who: str, kind: str, path: str) -> int:
-        """The SQL statements the portal runs for one warm request of the URL (the second of two)."""
+        """The SQL statements the portal runs for a warm request of the URL: the fewer of two, after one more.
+
+        A process re-reads the token lifetime every 5 s and marks an API token used once a minute; the fewer of
+        two requests leaves out that occasional statement, which is not the list's cost.
+        """
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
         client = self.local[(who, kind)]
         client.get(path, secure=True)
-        with CaptureQueriesContext(connection) as captured:
-            client.get(path, secure=True)
-        return len(captured)
+        counts = []
+        for _ in range(2):
+            with CaptureQueriesContext(connection) as captured:
+                client.get(path, secure=True)
+            counts.append(len(captured))
+        return min(counts)
 
 
 def verdict(small: Measure | None, big: Measure) -> str:
