@@ -713,16 +713,16 @@ def verdict(small: Measure | None, big: Measure) -> str:
 def cells(measure: Measure | None) -> str:
     """p50, p95, KB and SQL of one measure, or why there is none."""
     if measure is None:
-        return f"{'':31}"
+        return f"{'':29}"
     if not measure.ok:
-        return f"{'HTTP ' + str(measure.status):>31}"
-    return f"{measure.p50:7.1f} {measure.p95:7.1f} {measure.size / 1024:7.1f} {measure.queries:4d}  "
+        return f"{'HTTP ' + str(measure.status):>29}"
+    return f"{measure.p50:7.1f} {measure.p95:7.1f} {measure.size / 1024:7.1f} {measure.queries:4d}"
 
 
 def measure_lists(bench: Bench, only: str) -> tuple[int, int]:
     """Print every endpoint's row; the numbers of rows passing and measured."""
-    print(f"\n{'':44} {'small project':^31} | {'big project (or site-wide)':^31} |")
-    header = f"{'p50':>7} {'p95':>7} {'KB':>7} {'SQL':>4}  "
+    print(f"\n{'':44} {'small project':^29} | {'big project (or site-wide)':^29} |")
+    header = f"{'p50':>7} {'p95':>7} {'KB':>7} {'SQL':>4}"
     print(f"{'endpoint':36} {'as':7} {header} | {header} | {'big/small':9} budget")
     passed = measured = 0
     for endpoint in ENDPOINTS:
