@@ -95,6 +95,7 @@ class Endpoint:
 
     @property
     def scoped(self) -> bool:
+        """True when the row is measured on a small and on the big project."""
         return "{project}" in self.path
 
 
@@ -274,6 +275,7 @@ def other_project_names() -> list[str]:
 
 
 def seed_projects() -> int:
+    """`big`, `small` and 498 more, every tenth public."""
     from projects.models import Project
 
     names = ["big", *other_project_names()]
@@ -618,14 +620,17 @@ class Measure:
 
     @property
     def ok(self) -> bool:
+        """True when the URL answered 200."""
         return self.status == 200
 
     @property
     def p50(self) -> float:
+        """The median latency, ms."""
         return statistics.median(self.times)
 
     @property
     def p95(self) -> float:
+        """The 95th percentile latency, ms."""
         return percentile(self.times, 0.95)
 
 

@@ -107,6 +107,7 @@ class Rows:
             self.add_one(next(self.serial))
 
     def add_one(self, n: int) -> None:
+        """A user, a group, a project and the rows of every list that belong to them."""
         user = User.objects.create_user(f"user{n}", password=PASSWORD, first_name="Some", last_name=f"One{n}")
         group = Group.objects.create(name=f"group{n}")
         group.members.add(user, self.member)
