@@ -233,7 +233,9 @@ def credential_user(credential: Credential) -> str:
 def certificate_user(certificate: TrustedCertificate) -> str:
     """ "registry 'mirror'" when a registry connects to the pinned certificate's address, else ""."""
     names = []
-    for registry in ExternalRegistry.objects.filter(address__startswith="https://").only("name", "address"):
+    https = ExternalRegistry.objects.filter(address__startswith="https://")
+    # base_url reads the namespace too: deferring it cost one query per registry and certificate.
+    for registry in https.only("name", "address", "namespace"):
         if parse_url(registry.base_url).address == certificate.address:
             names.append(f"registry '{registry.name}'")
     return ", ".join(names)

@@ -326,7 +326,8 @@ def project_registries(request: HttpRequest, name: str) -> HttpResponse:
     """The project's registries, then the enabled global ones (read-only)."""
     project = visible_project(request, name)
     own = project.external_registries.select_related("credential").order_by("name")
-    globals_ = ExternalRegistry.objects.filter(project__isnull=True, enabled=True).order_by("name")
+    globals_ = ExternalRegistry.objects.filter(project__isnull=True, enabled=True)
+    globals_ = globals_.select_related("credential").order_by("name")
     can_manage = can(request.user, "manage_registries", project)
     context = {
         **project_context(request, project, "registries"),
