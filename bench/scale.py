@@ -71,6 +71,10 @@ REGISTRIES = 30
 CREDENTIALS = 30
 CERTIFICATES = 20
 CHUNK = 10_000
+# `small` holds one full API page (100 rows) of every list a project has: members, repositories, tags on small/app
+# and containers, so both columns answer with as many rows and the ratio shows what the data behind the page costs,
+# not how many rows came back.
+SMALL_ROWS = 100
 
 # The budget.
 P95_BUDGET_MS = 100.0
@@ -312,7 +316,7 @@ def seed_users() -> int:
 
 
 def seed_memberships() -> int:
-    """Every user in `big` and in 4 of the other projects (about 16 members each); scale-member admins small and big."""
+    """Every user in `big` and 4 other projects (about 16 members each; `small` has 100); scale-member admins both."""
     from portal.core.models import User
     from projects.models import Membership, Project, Role
 
@@ -328,11 +332,24 @@ def seed_memberships() -> int:
             for step in range(PROJECTS_PER_USER - 1):
                 name = others[(index * (PROJECTS_PER_USER - 1) + step) % len(others)]
                 yield Membership(project_id=projects[name], user_id=user, role=roles[(index + step) % 4])
+        already = {users[f"user{index:04d}"] for index in range(USERS) if small_member(index)}
+        for index in range(USERS):
+            user = users[f"user{index:04d}"]
+            if len(already) < SMALL_ROWS - 1 and user not in already:
+                already.add(user)
+                yield Membership(project_id=projects["small"], user_id=user, role=roles[index % 4])
         member = users["scale-member"]
         yield Membership(project_id=projects["big"], user_id=member, role=Role.ADMIN)
         yield Membership(project_id=projects["small"], user_id=member, role=Role.ADMIN)
         for name in ("p100", "p200", "p300"):
             yield Membership(project_id=projects[name], user_id=member, role=Role.DEVELOPER)
+
+    def small_member(index: int) -> bool:
+        """Whether user `index` is in `small` through the spread above."""
+        return any(
+            others[(index * (PROJECTS_PER_USER - 1) + step) % len(others)] == "small"
+            for step in range(PROJECTS_PER_USER - 1)
+        )
 
     return bulk(Membership, rows())
 
@@ -369,7 +386,7 @@ def seed_groups() -> int:
 
 
 def seed_repositories() -> int:
-    """2,000 repositories in `big`, the other 8,000 spread over the other projects (about 16 each)."""
+    """2,000 repositories in `big`, 100 in `small`, the other 7,900 spread over the other projects (about 16 each)."""
     from projects.models import Project
     from registries.models import Repository
 
@@ -380,28 +397,32 @@ def seed_repositories() -> int:
         yield Repository(project_id=projects["big"], name="big/app", pull_count=7)
         for index in range(1, BIG_REPOSITORIES):
             yield Repository(project_id=projects["big"], name=f"big/r{index:05d}", pull_count=index)
-        for index in range(REPOSITORIES - BIG_REPOSITORIES):
-            project = others[index % len(others)]
-            name = f"{project}/app" if index < len(others) else f"{project}/r{index:05d}"
+        yield Repository(project_id=projects["small"], name="small/app", pull_count=3)
+        for index in range(1, SMALL_ROWS):
+            yield Repository(project_id=projects["small"], name=f"small/s{index:05d}", pull_count=index)
+        spread = others[1:]
+        for index in range(REPOSITORIES - BIG_REPOSITORIES - SMALL_ROWS):
+            project = spread[index % len(spread)]
+            name = f"{project}/app" if index < len(spread) else f"{project}/r{index:05d}"
             yield Repository(project_id=projects[project], name=name, pull_count=index % 50)
 
     return bulk(Repository, rows())
 
 
 def seed_tags() -> int:
-    """2,000 tags on big/app, the other 98,000 spread over the other repositories (9 or 10 each; 10 on small/app)."""
+    """2,000 tags on big/app, 100 on small/app, the other 97,900 spread over the other repositories (9 or 10 each)."""
     from registries.models import Repository, Tag
 
     repositories = ids(Repository)
-    others = sorted(name for name in repositories if name != "big/app")
-    others.remove("small/app")
-    others.insert(0, "small/app")
-    rest = TAGS - BIG_TAGS
+    others = sorted(name for name in repositories if name not in ("big/app", "small/app"))
+    rest = TAGS - BIG_TAGS - SMALL_ROWS
     base, extra = divmod(rest, len(others))
 
     def rows() -> Iterator[Tag]:
         for index in range(BIG_TAGS):
             yield tag(repositories["big/app"], index)
+        for index in range(SMALL_ROWS):
+            yield tag(repositories["small/app"], index)
         for position, name in enumerate(others):
             for index in range(base + (1 if position < extra else 0)):
                 yield tag(repositories[name], index)
@@ -459,7 +480,7 @@ def seed_audit() -> int:
 
 
 def seed_hosts() -> int:
-    """25 hosts with 1,950 containers in `big`; one host with 2 containers in `small` and in 24 other projects."""
+    """25 hosts with 1,852 containers in `big`; one with 100 in `small`; one with 2 in each of 24 other projects."""
     from django.utils import timezone
 
     from hosts.models import Container, ContainerHost, ContainerState
@@ -487,10 +508,12 @@ def seed_hosts() -> int:
     )
     hosts = list(ContainerHost.objects.order_by("name").values_list("id", "project__name"))
     big_hosts = [pk for pk, owner in hosts if owner == "big"]
-    small_hosts = [pk for pk, owner in hosts if owner != "big"]
-    per_small = 2
-    per_big = (CONTAINERS - per_small * len(small_hosts)) // len(big_hosts)
-    placement = [(pk, per_big) for pk in big_hosts] + [(pk, per_small) for pk in small_hosts]
+    small_host = [pk for pk, owner in hosts if owner == "small"]
+    other_hosts = [pk for pk, owner in hosts if owner not in ("big", "small")]
+    per_other = 2
+    per_big = (CONTAINERS - SMALL_ROWS - per_other * len(other_hosts)) // len(big_hosts)
+    placement = [(pk, per_big) for pk in big_hosts] + [(pk, SMALL_ROWS) for pk in small_host]
+    placement += [(pk, per_other) for pk in other_hosts]
 
     def rows() -> Iterator[Container]:
         for host, count in placement:
