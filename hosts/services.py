@@ -7,6 +7,8 @@ forgets it and its containers; nothing on the host is ever touched by that.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import cast
 
 from django.conf import settings
@@ -291,18 +293,27 @@ def remove_host(actor: Actor, host: ContainerHost) -> None:
     record(actor, "delete", "host", name, project, url=url, containers_forgotten=forgotten)
 
 
-def credential_user(credential: Credential) -> str:
-    """ "host 'docker-1'" (and more) when hosts use the credential, else ""."""
-    names = ContainerHost.objects.filter(credential=credential).values_list("name", "project__name")[:5]
-    return ", ".join(f"host '{name}' (project '{project}')" for name, project in names)
+def credential_users(credentials: Sequence[Credential]) -> dict[int, str]:
+    """{credential pk: "host 'docker-1' (project 'p')" (and up to 5 in all)} for the credentials hosts use."""
+    names: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    rows = ContainerHost.objects.filter(credential__in=[c.pk for c in credentials])
+    for credential_id, name, project in rows.values_list("credential_id", "name", "project__name"):
+        names[credential_id].append((name, project))
+    return {
+        pk: ", ".join(f"host '{name}' (project '{project}')" for name, project in found[:5])
+        for pk, found in names.items()
+    }
 
 
-def certificate_user(certificate: TrustedCertificate) -> str:
-    """ "host 'docker-1'" when a host is reached at the pinned certificate's address, else ""."""
-    names = ContainerHost.objects.filter(url=f"https://{certificate.address}").values_list("name", "project__name")
-    return ", ".join(f"host '{name}' (project '{project}')" for name, project in names)
+def certificate_users(certificates: Sequence[TrustedCertificate]) -> dict[int, str]:
+    """{certificate pk: "host 'docker-1' (project 'p')"} for the pinned certificates at a host's address."""
+    at: dict[str, list[str]] = defaultdict(list)
+    rows = ContainerHost.objects.filter(url__in={f"https://{c.address}" for c in certificates})
+    for url, name, project in rows.values_list("url", "name", "project__name"):
+        at[url].append(f"host '{name}' (project '{project}')")
+    return {c.pk: ", ".join(at[f"https://{c.address}"]) for c in certificates if at.get(f"https://{c.address}")}
 
 
 register_project_content(ContainerHost, "container host", "container hosts")
-CREDENTIAL_USERS.append(credential_user)
-CERTIFICATE_USERS.append(certificate_user)
+CREDENTIAL_USERS.append(credential_users)
+CERTIFICATE_USERS.append(certificate_users)

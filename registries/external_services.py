@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import defaultdict
+from collections.abc import Sequence
 
 import requests
 from django.db import transaction
@@ -224,23 +226,25 @@ def delete_registry(actor: Actor, registry: ExternalRegistry) -> None:
     record(actor, "delete", "registry", name, project)
 
 
-def credential_user(credential: Credential) -> str:
-    """ "registry 'hub-mirror'" (and more) when registries use the credential, else ""."""
-    names = list(ExternalRegistry.objects.filter(credential=credential).values_list("name", flat=True)[:5])
-    return ", ".join(f"registry '{name}'" for name in names)
+def credential_users(credentials: Sequence[Credential]) -> dict[int, str]:
+    """{credential pk: "registry 'hub-mirror'" (and up to 5 in all)} for the credentials registries use."""
+    names: dict[int, list[str]] = defaultdict(list)
+    rows = ExternalRegistry.objects.filter(credential__in=[c.pk for c in credentials])
+    for credential_id, name in rows.values_list("credential_id", "name"):
+        names[credential_id].append(name)
+    return {pk: ", ".join(f"registry '{name}'" for name in found[:5]) for pk, found in names.items()}
 
 
-def certificate_user(certificate: TrustedCertificate) -> str:
-    """ "registry 'mirror'" when a registry connects to the pinned certificate's address, else ""."""
-    names = []
+def certificate_users(certificates: Sequence[TrustedCertificate]) -> dict[int, str]:
+    """{certificate pk: "registry 'mirror'"} for the pinned certificates whose address a registry connects to."""
+    at: dict[str, list[str]] = defaultdict(list)
     https = ExternalRegistry.objects.filter(address__startswith="https://")
-    # base_url reads the namespace too: deferring it cost one query per registry and certificate.
+    # base_url reads the namespace too: deferring it cost one query per registry.
     for registry in https.only("name", "address", "namespace"):
-        if parse_url(registry.base_url).address == certificate.address:
-            names.append(f"registry '{registry.name}'")
-    return ", ".join(names)
+        at[parse_url(registry.base_url).address].append(f"registry '{registry.name}'")
+    return {c.pk: ", ".join(at[c.address]) for c in certificates if at.get(c.address)}
 
 
 register_project_content(ExternalRegistry, "registry", "registries")
-CREDENTIAL_USERS.append(credential_user)
-CERTIFICATE_USERS.append(certificate_user)
+CREDENTIAL_USERS.append(credential_users)
+CERTIFICATE_USERS.append(certificate_users)

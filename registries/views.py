@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -16,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from portal.core.audit import Actor
 from portal.core.errors import DomainError, NotFound
-from portal.core.models import Job
+from portal.core.models import Job, JobLogLine
 from portal.core.trust import UntrustedCertificate
 from portal.core.trust_dialog import pin_from_post, trust_dialog
 from portal.core.ui import (
@@ -169,14 +170,22 @@ def gc_context() -> dict[str, Any]:
     """What the Garbage Collection section of Configuration shows: the schedule form and recent runs."""
     schedule = GcSchedule.load()
     form = GcScheduleForm(initial={"frequency": schedule.frequency, "time": schedule.time}, prefix="gc")
-    jobs = [_with_gc_outcome(job) for job in Job.objects.filter(kind=services.GARBAGE_COLLECTION)[:10]]
+    jobs = [_with_gc_outcome(job) for job in _gc_jobs()[:10]]
     return {"gc_form": form, "gc_schedule": schedule, "gc_jobs": jobs}
 
 
+def _gc_jobs() -> QuerySet[Job]:
+    """The garbage collection runs, each with its last "freed ..." log line as gc_summary."""
+    # A subquery, so that the outcome of every run shown comes in the one query that lists them.
+    summaries = JobLogLine.objects.filter(job=OuterRef("pk"), text__startswith="freed ").order_by("-id")
+    return Job.objects.filter(kind=services.GARBAGE_COLLECTION).annotate(
+        gc_summary=Subquery(summaries.values("text")[:1])
+    )
+
+
 def _with_gc_outcome(job: Job) -> Job:
-    """The job with freed_bytes and freed_blobs read from its log (None until it says)."""
-    summary = job.log_lines.filter(text__startswith="freed ").order_by("-id").values_list("text", flat=True).first()
-    found = GC_OUTCOME.findall(summary or "")
+    """The job (from _gc_jobs) with freed_bytes and freed_blobs read from its log (None until it says)."""
+    found = GC_OUTCOME.findall(job.gc_summary or "")  # type: ignore[attr-defined]
     job.freed_bytes, job.freed_blobs = (int(found[-1][0]), int(found[-1][1])) if found else (None, None)
     return job
 
@@ -217,7 +226,7 @@ def registry_reconcile(request: HttpRequest) -> HttpResponse:
 def gc_job_row(request: HttpRequest, job_id: int) -> HttpResponse:
     """One garbage collection run's table row; htmx polls it while the run goes on."""
     require_permission(can(request.user, "manage_system"))
-    job = get_object_or_404(Job, pk=job_id, kind=services.GARBAGE_COLLECTION)
+    job = get_object_or_404(_gc_jobs(), pk=job_id)
     return render(request, "registries/_gc_job_row.html", {"job": _with_gc_outcome(job)})
 
 

@@ -2,12 +2,12 @@
 
 Secrets (passwords, private keys) are encrypted at rest, never returned, logged or audited. A
 credential that something uses cannot be deleted: the apps that use credentials register a function
-in CREDENTIAL_USERS that names the user ("registry 'hub-mirror'") or returns "".
+in CREDENTIAL_USERS that names, for each of a list of credentials, its users ("registry 'hub-mirror'").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,9 +25,10 @@ from portal.core.permissions import can, is_portal_admin, visible_projects
 from portal.core.secrets import encrypt
 from portal.core.services import require
 
-# Things that use a credential: each app registers a function returning e.g. "registry 'hub-mirror'"
-# (or "" when it does not use the credential).
-CREDENTIAL_USERS: list[Callable[[Credential], str]] = []
+# Things that use credentials: each app registers a function that, given credentials, returns
+# {credential pk: e.g. "registry 'hub-mirror'"}, leaving out those it does not use. It takes a list
+# so that a page of credentials costs one query per app, not one per credential.
+CREDENTIAL_USERS: list[Callable[[Sequence[Credential]], dict[int, str]]] = []
 
 
 # Who may use a credential: portal admins any; a project's administrators only their project's own
@@ -218,9 +219,21 @@ def update_credential(
     return credential
 
 
+def credentials_usages(credentials: Sequence[Credential]) -> dict[int, list[str]]:
+    """What uses each credential, by pk, as phrases like "registry 'hub-mirror'" (one query per app)."""
+    usages: dict[int, list[str]] = {credential.pk: [] for credential in credentials}
+    if not credentials:
+        return usages
+    for user in CREDENTIAL_USERS:
+        for pk, phrase in user(credentials).items():
+            if phrase and pk in usages:
+                usages[pk].append(phrase)
+    return usages
+
+
 def credential_usages(credential: Credential) -> list[str]:
     """What uses the credential, as phrases like "registry 'hub-mirror'"."""
-    return [phrase for user in CREDENTIAL_USERS if (phrase := user(credential))]
+    return credentials_usages([credential])[credential.pk]
 
 
 @transaction.atomic

@@ -14,7 +14,7 @@ import os
 import socket
 import ssl
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -31,9 +31,10 @@ from portal.core.errors import DomainError, Invalid, RemoteUnreachable
 from portal.core.models import Credential, CredentialKind, TrustedCertificate
 from portal.core.services import require
 
-# Things that rely on a pinned certificate: each app registers a function returning e.g.
-# "registry 'hub-mirror'" (or "" when it does not connect to the certificate's address).
-CERTIFICATE_USERS: list[Callable[[TrustedCertificate], str]] = []
+# Things that rely on pinned certificates: each app registers a function that, given certificates,
+# returns {certificate pk: e.g. "registry 'hub-mirror'"}, leaving out those whose address it does not
+# connect to. It takes a list so that a page of certificates costs one query per app, not one per row.
+CERTIFICATE_USERS: list[Callable[[Sequence[TrustedCertificate]], dict[int, str]]] = []
 
 DEFAULT_TIMEOUT = 5.0
 # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH: trusting would not help.
@@ -316,9 +317,21 @@ def translate_request_error(exc: requests.RequestException, url: str, timeout: f
     return RemoteUnreachable(f"{address}: request failed ({type(exc).__name__})")
 
 
+def certificates_usages(certificates: Sequence[TrustedCertificate]) -> dict[int, list[str]]:
+    """What relies on each pinned certificate, by pk, as phrases like "registry 'hub-mirror'"."""
+    usages: dict[int, list[str]] = {certificate.pk: [] for certificate in certificates}
+    if not certificates:
+        return usages
+    for user in CERTIFICATE_USERS:
+        for pk, phrase in user(certificates).items():
+            if phrase and pk in usages:
+                usages[pk].append(phrase)
+    return usages
+
+
 def certificate_usages(certificate: TrustedCertificate) -> list[str]:
     """What relies on the pinned certificate, as phrases like "registry 'hub-mirror'"."""
-    return [phrase for user in CERTIFICATE_USERS if (phrase := user(certificate))]
+    return certificates_usages([certificate])[certificate.pk]
 
 
 @transaction.atomic

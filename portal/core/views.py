@@ -24,7 +24,7 @@ from portal.core.addresses import parse_url
 from portal.core.audit import Actor
 from portal.core.audit_log import audit_log_page
 from portal.core.certificates import ca_info
-from portal.core.credentials import CertificateInfo, certificate_info, credential_usages
+from portal.core.credentials import CertificateInfo, certificate_info, credentials_usages
 from portal.core.errors import DomainError, Invalid, NotFound
 from portal.core.forms import (
     CertificateUrlForm,
@@ -416,10 +416,9 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
 def credential_list(request: HttpRequest) -> HttpResponse:
     """The credentials with their type, user or certificate, and where each is used."""
     require_permission(can(request.user, "manage_credentials"))
-    rows = [
-        (credential, credential_usages(credential), _certificate_of(credential))
-        for credential in Credential.objects.select_related("project")
-    ]
+    listed = list(Credential.objects.select_related("project"))
+    usages = credentials_usages(listed)
+    rows = [(credential, usages[credential.pk], _certificate_of(credential)) for credential in listed]
     return render(request, "portal/credentials.html", {"rows": rows, "tab": "credentials"})
 
 
@@ -493,9 +492,9 @@ def credential_delete(request: HttpRequest, name: str) -> HttpResponse:
 def certificate_list(request: HttpRequest) -> HttpResponse:
     """The trusted (pinned) server certificates with their details and where each is used."""
     require_permission(can(request.user, "manage_credentials"))
-    certificates = [
-        (certificate, trust.certificate_usages(certificate)) for certificate in TrustedCertificate.objects.all()
-    ]
+    listed = list(TrustedCertificate.objects.all())
+    usages = trust.certificates_usages(listed)
+    certificates = [(certificate, usages[certificate.pk]) for certificate in listed]
     return render(request, "portal/certificates.html", {"certificates": certificates, "tab": "certificates"})
 
 

@@ -197,7 +197,9 @@ def test_secrets_never_in_log_output(api, admin_actor, keys, caplog, https_serve
 def test_delete_refused_while_in_use(api, admin_actor, monkeypatch) -> None:
     credentials.create_credential(admin_actor, "ci", "password", username="u", password=PASSWORD)
     monkeypatch.setattr(
-        credentials, "CREDENTIAL_USERS", [lambda c: "registry 'hub-mirror'" if c.name == "ci" else "", lambda c: ""]
+        credentials,
+        "CREDENTIAL_USERS",
+        [lambda cs: {c.pk: "registry 'hub-mirror'" for c in cs if c.name == "ci"}, lambda cs: {}],
     )
     response = api.delete("/api/v1/credentials/ci")
     assert response.status_code == 409

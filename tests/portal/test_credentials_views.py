@@ -79,7 +79,7 @@ def test_edit_keeps_the_secret_when_left_empty_and_never_shows_it(admin_client, 
 
 def test_delete_in_use_credential_shows_what_uses_it(admin_client, portal_admin, monkeypatch) -> None:
     credentials.create_credential(Actor(portal_admin), "ci", "password", username="robot", password=PASSWORD)
-    monkeypatch.setattr(credentials, "CREDENTIAL_USERS", [lambda c: "registry 'hub-mirror'"])
+    monkeypatch.setattr(credentials, "CREDENTIAL_USERS", [lambda cs: {c.pk: "registry 'hub-mirror'" for c in cs}])
     response = admin_client.post(reverse("credential-delete", args=["ci"]), follow=True)
     assert "credential &#x27;ci&#x27; is used by registry &#x27;hub-mirror&#x27;" in page_text(response)
     assert Credential.objects.filter(name="ci").exists()

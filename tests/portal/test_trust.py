@@ -286,7 +286,9 @@ def test_client_certificate_of_a_credential_is_presented(db, tmp_path, admin_act
 
 def test_usages_come_from_registered_functions(db, tls_server, admin_actor, monkeypatch) -> None:
     pinned = trust.trust(admin_actor, tls_server.address, tls_server.keys.cert_pem)
-    monkeypatch.setattr(trust, "CERTIFICATE_USERS", [lambda c: f"registry 'r-{c.address}'", lambda c: ""])
+    monkeypatch.setattr(
+        trust, "CERTIFICATE_USERS", [lambda cs: {c.pk: f"registry 'r-{c.address}'" for c in cs}, lambda cs: {}]
+    )
     assert trust.certificate_usages(pinned) == [f"registry 'r-{tls_server.address}'"]
 
 
