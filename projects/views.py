@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
+from django.db.models import F, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -37,6 +38,9 @@ from projects.roles import can, roles_by_project
 from projects.scoped import project_context, visible_project
 
 SETTINGS_FIELDS = ("public", "content_trust", "prevent_vulnerable", "severity", "auto_scan")
+
+# Rows of the Members tab per page: a big project has thousands of members.
+MEMBERS_PAGE_SIZE = 25
 
 
 # The project list.
@@ -100,11 +104,21 @@ def project_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 @login_required
 def project_members(request: HttpRequest, name: str) -> HttpResponse:
-    """The Members tab: users and groups with their roles."""
+    """The Members tab: users and groups with their roles, searchable, a page at a time."""
     project = visible_project(request, name)
-    context = project_context(request, project, "members")
-    context["members"] = project.memberships.select_related("user", "group").order_by("group", "user__username")
-    return render(request, "projects/members.html", context)
+    query = request.GET.get("q", "").strip()
+    members = project.memberships.select_related("user", "group")
+    if query:
+        members = members.filter(Q(user__username__icontains=query) | Q(group__name__icontains=query))
+    # Groups first, then users by name; the pk keeps the order total so pages never overlap.
+    members = members.order_by(F("group__name").asc(nulls_last=True), "user__username", "pk")
+    context = {
+        **project_context(request, project, "members"),
+        "page": paginate(request, members, MEMBERS_PAGE_SIZE),
+        "q": query,
+        "region": "member-table",
+    }
+    return page_or_region(request, "projects/members.html", "projects/_member_table.html", context)
 
 
 @login_required

@@ -84,18 +84,22 @@ class Disclosure:
         return user.email if self.everything or user.pk == self.viewer_id or shared else ""
 
 
-def search_identities(query: str, viewer: User | None) -> IdentityResults:
+def search_identities(query: str, viewer: User | None, page: int = 1, per_page: int | None = None) -> IdentityResults:
     """Users and groups matching the text: known ones first, then directory-only entries; what of them `viewer`
     may read (see Disclosure).
 
     An empty text lists the users and groups the portal knows (up to LIMIT of each), without asking the directory.
+    With `per_page`, only that page of known users and of known groups (one extra row of each tells whether more
+    follow, so no COUNT); the directory's entries come on page 1 only.
     """
     disclosure = Disclosure.to(viewer)
+    limit = per_page or LIMIT
+    start = (page - 1) * limit
     memberships = "membership_set__project"
     users = UserFilterSet({"q": query}, User.objects.prefetch_related(memberships)).qs.order_by("username")
     groups = Group.objects.filter(Q(name__icontains=query)).prefetch_related(memberships).order_by("name")
-    users, groups = list(users[: LIMIT + 1]), list(groups[: LIMIT + 1])
-    capped = len(users) > LIMIT or len(groups) > LIMIT
+    users, groups = list(users[start : start + limit + 1]), list(groups[start : start + limit + 1])
+    capped = len(users) > limit or len(groups) > limit
     entries = [
         Identity(
             "user",
@@ -108,7 +112,7 @@ def search_identities(query: str, viewer: User | None) -> IdentityResults:
             u.is_portal_admin,
             disclosure.roles(u.membership_set.all()),
         )
-        for u in users[:LIMIT]
+        for u in users[:limit]
     ]
     entries += [
         Identity(
@@ -122,11 +126,11 @@ def search_identities(query: str, viewer: User | None) -> IdentityResults:
             g.is_portal_admin,
             disclosure.roles(g.membership_set.all()),
         )
-        for g in groups[:LIMIT]
+        for g in groups[:limit]
     ]
     warning = ""
     try:
-        found = directory.search(query) if query.strip() else []
+        found = directory.search(query) if query.strip() and page == 1 else []
     except RemoteUnreachable as exc:
         found, warning = [], f"Directory not searched: {exc.message}"
     known = {(e.kind, e.name.lower()) for e in entries} | _known_names(found)

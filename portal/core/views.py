@@ -106,13 +106,25 @@ IDENTITY_ACTIONS = {
 }
 
 
+# Users and groups per page of Users & Groups: a page of each, never the whole directory of a large site.
+IDENTITY_PAGE_SIZE = 25
+# A page number past this is treated as page 1 rather than asking for a huge OFFSET.
+MAX_IDENTITY_PAGE = 10_000
+
+
 @login_required
 def identities(request: HttpRequest) -> HttpResponse:
     """Search users and groups (local, known and directory); admins act on the selected rows."""
     require_permission(can(request.user, "view_project_users"))
     query = request.GET.get("q", "").strip()
+    page = request.GET.get("page", "")
+    number = int(page) if page.isdigit() and 0 < int(page) <= MAX_IDENTITY_PAGE else 1
+    results = search_identities(query, request.user, number, IDENTITY_PAGE_SIZE)
     context = {
-        "results": search_identities(query, request.user),
+        "results": results,
+        "page_number": number,
+        "previous_page": number - 1 if number > 1 else None,
+        "next_page": number + 1 if results.capped else None,
         "q": query,
         "region": "identity-table",
         "can_manage": can(request.user, "manage_users"),

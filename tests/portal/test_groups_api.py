@@ -135,3 +135,11 @@ def test_anonymous_is_refused(group) -> None:
     assert client.patch("/api/v1/groups/devs", {"members": []}, format="json").status_code == 401
     assert client.delete("/api/v1/groups/devs").status_code == 401
     assert Group.objects.filter(name="devs").exists()
+
+
+def test_group_list_shows_each_groups_members_by_name(api, make_user, group) -> None:
+    group.members.add(make_user("erin"), make_user("carol"))
+    Group.objects.create(name="empty")
+    listed = {row["name"]: row["members"] for row in api.get("/api/v1/groups").json()["results"]}
+    assert listed == {"devs": ["carol", "erin"], "empty": []}
+    assert api.get("/api/v1/groups/devs").json()["members"] == ["carol", "erin"]

@@ -325,6 +325,28 @@ def test_empty_search_is_capped_at_the_limit(db, monkeypatch):
     assert results.capped
 
 
+def test_users_and_groups_shows_one_page_at_a_time(client, portal_admin):
+    User.objects.bulk_create([User(username=f"user{n:02}") for n in range(30)])
+    Group.objects.bulk_create([Group(name=f"group{n:02}") for n in range(3)])
+    client = logged_in(client, portal_admin)
+    first = page_text(client.get(reverse("identities")))
+    assert first.count('data-identity="user:') == 25
+    assert first.count('data-identity="group:') == 3
+    assert "Page 1" in first and "?page=2" in first
+    second = page_text(client.get(reverse("identities"), {"page": 2}))
+    users = re.findall(r'data-identity="user:([^"]+)"', second)
+    assert users == [f"user{n:02}" for n in range(24, 30)]  # the admin sorts among them on page 1
+    assert 'data-identity="group:' not in second
+    assert "Page 2" in second and "?page=1" in second and "?page=3" not in second
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "x", "99999999999999999999"])
+def test_users_and_groups_bad_page_number_shows_page_one(client, portal_admin, page):
+    response = logged_in(client, portal_admin).get(reverse("identities"), {"page": page})
+    assert response.status_code == 200
+    assert f'data-identity="user:{portal_admin.username}"' in page_text(response)
+
+
 def test_project_admin_sees_no_group_or_user_buttons(client, role_users):
     text = page_text(logged_in(client, role_users["project_admin"]).get(reverse("identities")))
     assert "+ Group" not in text and "+ User" not in text

@@ -39,7 +39,7 @@ def developer(role_users: dict, beta: Project, group: Group) -> User:
     [
         ("/projects/alpha/repositories/", 1),  # the tab asks the role for its header, its tabs and Delete
         ("/projects/alpha/", 2),  # and counts the members
-        ("/projects/alpha/members/", 2),  # and lists the members
+        ("/projects/alpha/members/", 3),  # and counts and lists one page of the members
         ("/projects/", 2),  # and counts each listed project's members
         ("/library/repositories/", 1),
     ],

@@ -190,6 +190,61 @@ def test_project_admin_sees_member_controls(client, role_users):
     assert 'name="member"' in text
 
 
+def _add_members(project: Project, count: int) -> None:
+    """Many viewers named member-000, member-001, ... in the project."""
+    users = User.objects.bulk_create(User(username=f"member-{i:03}") for i in range(count))
+    Membership.objects.bulk_create(Membership(project=project, user=user, role=Role.VIEWER) for user in users)
+
+
+def test_members_tab_shows_one_page_at_a_time(client, role_users, alpha, group):
+    Membership.objects.create(project=alpha, group=group, role=Role.DEVELOPER)
+    _add_members(alpha, 40)
+    client = logged_in(client, role_users["project_admin"])
+    first = page_text(client.get(reverse("project-members", args=["alpha"])))
+    assert "Page 1 of 2" in first
+    assert "1 - 25 of 44" in first
+    assert first.count("<tr data-member=") == 25
+    assert 'data-member="devs"' in first  # groups come first
+    second = page_text(client.get(reverse("project-members", args=["alpha"]), {"page": 2}))
+    assert "Page 2 of 2" in second
+    assert second.count("<tr data-member=") == 19
+    assert 'data-member="member-039"' in second
+    assert 'data-member="member-039"' not in first
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "999", "1.5"])
+def test_members_tab_bad_page_number_is_not_an_error(client, role_users, page):
+    response = logged_in(client, role_users["viewer"]).get(reverse("project-members", args=["alpha"]), {"page": page})
+    assert response.status_code == 200
+    assert 'data-member="alpha-viewer"' in page_text(response)
+
+
+def test_members_tab_search_narrows_the_rows(client, role_users, alpha, group):
+    Membership.objects.create(project=alpha, group=group, role=Role.DEVELOPER)
+    _add_members(alpha, 30)
+    client = logged_in(client, role_users["viewer"])
+    text = page_text(client.get(reverse("project-members", args=["alpha"]), {"q": "member-02"}))
+    assert text.count("<tr data-member=") == 10
+    assert 'data-member="devs"' not in text
+    region = client.get(reverse("project-members", args=["alpha"]), {"q": "dev"}, HTTP_HX_REQUEST="true")
+    assert 'data-member="devs"' in page_text(region)
+    assert "<html" not in page_text(region)
+    assert "No members match 'nobody'" in page_text(
+        client.get(reverse("project-members", args=["alpha"]), {"q": "nobody"})
+    )
+
+
+def test_member_edit_works_for_a_member_on_page_two(client, role_users, alpha):
+    _add_members(alpha, 40)
+    membership = Membership.objects.get(project=alpha, user__username="member-039")
+    client = logged_in(client, role_users["project_admin"])
+    second = page_text(client.get(reverse("project-members", args=["alpha"]), {"page": 2}))
+    assert f'value="{membership.pk}" id="member-{membership.pk}" form="member-form"' in second
+    client.post(reverse("member-edit", args=["alpha"]), {"member": membership.pk, "role": Role.DEVELOPER.value})
+    membership.refresh_from_db()
+    assert membership.role == Role.DEVELOPER
+
+
 def test_member_search_finds_users_and_groups(client, role_users, make_user, group):
     make_user("carol", first_name="Carol", last_name="Jones")
     client = logged_in(client, role_users["project_admin"])

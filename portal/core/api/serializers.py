@@ -74,7 +74,17 @@ class JsonBooleanField(serializers.BooleanField):
 
 
 class UsernameListField(serializers.ManyRelatedField):
-    """A list of user names; DRF would take the keys of an object for one."""
+    """A list of user names; DRF would take the keys of an object for one.
+
+    Reads the names a list view put in the instance's `usernames_of` dict (field name -> names) when there, so
+    a page of groups is not a model instance per member."""
+
+    def get_attribute(self, instance: Any) -> Any:
+        names = getattr(instance, "usernames_of", {}).get(self.field_name)
+        return names if names is not None else super().get_attribute(instance)
+
+    def to_representation(self, iterable: Any) -> list[Any]:
+        return [value if isinstance(value, str) else self.child_relation.to_representation(value) for value in iterable]
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, list):

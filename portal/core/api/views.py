@@ -183,7 +183,21 @@ class GroupViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             return Group.objects.none()
         if not can(self.request.user, "view_project_users"):
             raise Forbidden("Only administrators may list groups.")
-        return Group.objects.prefetch_related("members", "membership_set__project")
+        # One group (retrieve) reads its members itself; a page of them gets their names in paginate_queryset.
+        return Group.objects.prefetch_related("membership_set__project")
+
+    def paginate_queryset(self, queryset: QuerySet[Group]) -> list[Group] | None:
+        page = super().paginate_queryset(queryset)
+        if page is not None:
+            # Members are listed by name only: a User instance for every member of every group of the page
+            # cost most of the request; one query of (group, name) pairs does not.
+            names: dict[int, list[str]] = {group.pk: [] for group in page}
+            pairs = Group.members.through.objects.filter(group_id__in=names).order_by("user__username")
+            for group_id, username in pairs.values_list("group_id", "user__username"):
+                names[group_id].append(username)
+            for group in page:
+                group.usernames_of = {"members": names[group.pk]}
+        return page
 
     def create(self, request: Request, *args: object, **kwargs: object) -> Response:
         serializer = self.get_serializer(data=request.data)
