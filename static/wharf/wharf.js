@@ -78,6 +78,16 @@
     if (region && region.querySelector("input[name='" + name + "']:checked")) event.preventDefault();
   });
 
+  // A search swaps new options into the header's project selector rather than a new drop-down, so a keyboard user's
+  // focus and a choice already posted survive a search that lands late; moved options keep the selection they had
+  // where htmx parsed them, so choose the one the server marked.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    const select = event.detail.target;
+    if (select.id !== "project-selector") return;
+    const marked = select.querySelector("option[selected]");
+    if (marked) marked.selected = true;
+  });
+
   document.addEventListener("change", function (event) {
     const all = event.target.closest("[data-select-all]");
     if (!all) return;
