@@ -24,6 +24,7 @@ from portal.core.models import Credential, CredentialKind, User
 from portal.core.permissions import can, is_portal_admin, visible_projects
 from portal.core.secrets import encrypt
 from portal.core.services import require
+from portal.core.usages import usages_by_pk
 
 # Things that use credentials: each app registers a function that, given credentials, returns
 # {credential pk: e.g. "registry 'hub-mirror'"}, leaving out those it does not use. It takes a list
@@ -221,14 +222,7 @@ def update_credential(
 
 def credentials_usages(credentials: Sequence[Credential]) -> dict[int, list[str]]:
     """What uses each credential, by pk, as phrases like "registry 'hub-mirror'" (one query per app)."""
-    usages: dict[int, list[str]] = {credential.pk: [] for credential in credentials}
-    if not credentials:
-        return usages
-    for user in CREDENTIAL_USERS:
-        for pk, phrase in user(credentials).items():
-            if phrase and pk in usages:
-                usages[pk].append(phrase)
-    return usages
+    return usages_by_pk(credentials, CREDENTIAL_USERS)
 
 
 def credential_usages(credential: Credential) -> list[str]:

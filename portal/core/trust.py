@@ -30,6 +30,7 @@ from portal.core.credentials import certificate_info, load_certificate
 from portal.core.errors import DomainError, Invalid, RemoteUnreachable
 from portal.core.models import Credential, CredentialKind, TrustedCertificate
 from portal.core.services import require
+from portal.core.usages import usages_by_pk
 
 # Things that rely on pinned certificates: each app registers a function that, given certificates,
 # returns {certificate pk: e.g. "registry 'hub-mirror'"}, leaving out those whose address it does not
@@ -319,14 +320,7 @@ def translate_request_error(exc: requests.RequestException, url: str, timeout: f
 
 def certificates_usages(certificates: Sequence[TrustedCertificate]) -> dict[int, list[str]]:
     """What relies on each pinned certificate, by pk, as phrases like "registry 'hub-mirror'"."""
-    usages: dict[int, list[str]] = {certificate.pk: [] for certificate in certificates}
-    if not certificates:
-        return usages
-    for user in CERTIFICATE_USERS:
-        for pk, phrase in user(certificates).items():
-            if phrase and pk in usages:
-                usages[pk].append(phrase)
-    return usages
+    return usages_by_pk(certificates, CERTIFICATE_USERS)
 
 
 def certificate_usages(certificate: TrustedCertificate) -> list[str]:
