@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from django.contrib.auth.hashers import MD5PasswordHasher
 from django.http import HttpResponse
 from django.test import Client
 from rest_framework.test import APIClient
@@ -14,6 +15,19 @@ from portal.core.models import Group, SystemSettings, User
 from projects.models import Membership, Project, Role
 
 PASSWORD = "Wharf-test-Passw0rd"
+
+
+class CountingHasher(MD5PasswordHasher):
+    """The fast test hasher, counting how often a password is hashed (a check hashes it once).
+
+    A test selects it with `settings.PASSWORD_HASHERS = ["tests.conftest.CountingHasher"]`.
+    """
+
+    calls = 0
+
+    def encode(self, password: str, salt: str) -> str:
+        CountingHasher.calls += 1
+        return super().encode(password, salt)
 
 
 @pytest.fixture(scope="session", autouse=True)

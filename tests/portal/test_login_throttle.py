@@ -8,27 +8,16 @@ from datetime import timedelta
 
 import pytest
 from axes.models import AccessAttempt
-from django.contrib.auth.hashers import MD5PasswordHasher
 from django.http import HttpResponse
 from django.test import Client
 from django.utils import timezone
 
 from portal.core.models import AuditEvent, User
-from tests.conftest import PASSWORD, basic, client_for
+from tests.conftest import PASSWORD, CountingHasher, basic, client_for
 
 LIMIT = 3
 COOL_OFF = 600
 ADDRESS = "192.0.2.10"
-
-
-class CountingHasher(MD5PasswordHasher):
-    """The fast test hasher, counting how often a password is hashed."""
-
-    calls = 0
-
-    def encode(self, password: str, salt: str) -> str:
-        CountingHasher.calls += 1
-        return super().encode(password, salt)
 
 
 @dataclass(frozen=True)
@@ -76,7 +65,7 @@ def throttle(settings) -> None:
     settings.AXES_COOLOFF_TIME = timedelta(seconds=COOL_OFF)
     settings.LOGIN_LOCKOUT_BY = ["user", "address"]
     settings.AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-    settings.PASSWORD_HASHERS = ["tests.portal.test_login_throttle.CountingHasher"]
+    settings.PASSWORD_HASHERS = ["tests.conftest.CountingHasher"]
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.hashers import MD5PasswordHasher
 from django.db import connection
 from django.http import HttpResponse
 from django.test import Client
@@ -15,19 +14,9 @@ from django.test.utils import CaptureQueriesContext
 
 from portal.core.models import User
 from projects.models import Membership, Project, Role
-from tests.conftest import PASSWORD, basic, client_for
+from tests.conftest import PASSWORD, CountingHasher, basic, client_for
 
 NEW_PASSWORD = "Sea-breeze-99"
-
-
-class CountingHasher(MD5PasswordHasher):
-    """The fast test hasher, counting how often a password is hashed (a check hashes it once)."""
-
-    calls = 0
-
-    def encode(self, password: str, salt: str) -> str:
-        CountingHasher.calls += 1
-        return super().encode(password, salt)
 
 
 def _api(username: str, password: str = PASSWORD, address: str = "192.0.2.1") -> HttpResponse:
@@ -54,7 +43,7 @@ def login(request: pytest.FixtureRequest) -> tuple[Callable[..., HttpResponse], 
 @pytest.fixture(autouse=True)
 def counting(settings) -> None:
     """Count hashing; remember logins for the default time."""
-    settings.PASSWORD_HASHERS = ["tests.portal.test_remembered_logins.CountingHasher"]
+    settings.PASSWORD_HASHERS = ["tests.conftest.CountingHasher"]
     settings.BASIC_AUTH_CACHE_SECONDS = 300
 
 
