@@ -38,7 +38,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -588,17 +588,12 @@ def seed_connections() -> int:
         ]
     ExternalRegistry.objects.bulk_create(registries)
     pem = pki_paths().server_cert.read_text()
-    info = certificate_info(pem)
+    facts = asdict(certificate_info(pem))
     TrustedCertificate.objects.bulk_create(
         TrustedCertificate(
             address=f"registry{index:02d}.example.com:443",
             pem=pem,
-            subject=info.subject,
-            issuer=info.issuer,
-            not_before=info.not_before,
-            not_after=info.not_after,
-            sha1=info.sha1,
-            sha256=info.sha256,
+            **facts,
         )
         for index in range(CERTIFICATES)
     )
