@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import tarfile
@@ -38,6 +37,7 @@ from dataclasses import dataclass
 import requests
 import yaml
 
+from bench.common import free_port
 from portal.launcher import web_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,12 +56,6 @@ Project.objects.create(name="pub", public=True)
 Membership.objects.create(project=project, user=user, role=Role.DEVELOPER)
 print("KEY=" + create_token(Actor(user), "bench")[1])
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
