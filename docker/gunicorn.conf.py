@@ -17,7 +17,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 from django.conf import settings
 
 from portal.core.certificates import pki_paths
-from portal.gunicorn_hooks import ssl_context  # noqa: F401 - a server hook gunicorn reads from this module
+from portal.gunicorn_hooks import post_worker_init, ssl_context  # noqa: F401 - server hooks gunicorn reads here
 from portal.launcher import WEB_WORKER_CLASS
 
 wsgi_app = "portal.wsgi:application"
