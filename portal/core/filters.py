@@ -87,6 +87,24 @@ class SearchFilterSet(FilterSet):
 # more without LIKE's wildcards and line breaks (those go through the plain LIKE, which reads every row).
 SQLITE_SEARCH_TABLE = "portal_auditevent_search"
 _FTS_SEARCHABLE = re.compile(r"[^%_\\\n]{3,}")
+# Text in at least this many events, and in one event in 50 or more, is common: the newest page of its events is
+# found sooner by reading the log newest first and testing each event (about 50 a hit) than by collecting every
+# match from the index and sorting them by time (an operation's name: 50,000 of 300,000 events, 70 ms).
+_COMMON_MATCHES = 1000
+_COMMON_SHARE = 50
+
+
+def _common_on_sqlite(phrase: str) -> bool:
+    """Whether the FTS5 phrase matches at least _COMMON_MATCHES events and 1 in _COMMON_SHARE of them; counting
+    stops there, so this costs about a millisecond whatever the answer."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT MAX(id) FROM portal_auditevent")
+        enough = max(_COMMON_MATCHES, (cursor.fetchone()[0] or 0) // _COMMON_SHARE)
+        cursor.execute(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {SQLITE_SEARCH_TABLE} WHERE text MATCH %s LIMIT %s)",
+            [phrase, enough],
+        )
+        return cursor.fetchone()[0] >= enough
 
 
 class AuditSearchText(Func):
@@ -272,11 +290,16 @@ class AuditEventFilterSet(FilterSet):
         value = value.strip()
         if not value:
             return queryset
-        if connection.vendor == "sqlite" and _FTS_SEARCHABLE.fullmatch(value):
-            # The FTS5 trigram table of migration 0008 answers LIKE from an index; the plain LIKE reads every row.
-            matches = RawSQL(f"SELECT rowid FROM {SQLITE_SEARCH_TABLE} WHERE text LIKE %s", [f"%{value}%"])
-            return queryset.filter(pk__in=matches)
-        return queryset.alias(search_text=AuditSearchText()).filter(search_text__icontains=value)
+        plain = queryset.alias(search_text=AuditSearchText()).filter(search_text__icontains=value)
+        if connection.vendor != "sqlite" or not _FTS_SEARCHABLE.fullmatch(value):
+            return plain
+        # The FTS5 trigram table of migration 0008 finds a phrase as a substring, ignoring case, from its index
+        # (MATCH: 2.5x faster than its LIKE). Common ASCII text reads the log by time instead: same answer, since
+        # SQLite's LIKE ignores ASCII case as the trigram index does.
+        phrase = '"' + value.replace('"', '""') + '"'
+        if value.isascii() and _common_on_sqlite(phrase):
+            return plain
+        return queryset.filter(pk__in=RawSQL(f"SELECT rowid FROM {SQLITE_SEARCH_TABLE} WHERE text MATCH %s", [phrase]))
 
 
 class UserFilterSet(FilterSet):

@@ -33,10 +33,21 @@ for text in ["app:1", "ALICE", "127.0.0", "web/a", "carol", "nomatch", "db/x_2",
     plain = AuditEvent.objects.alias(s=AuditSearchText()).filter(s__icontains=text)
     answers[text] = [sorted(e.username for e in found), sorted(e.username for e in plain)]
 query = str(AuditEventFilterSet({"q": "alice"}, queryset=AuditEvent.objects.all()).qs.query)
+# 1,200 pulls make "pull" common (1,000 events or more): it is searched by reading the log newest first.
+AuditEvent.objects.bulk_create(
+    AuditEvent(username=f"u{i:04d}", action="pull", resource_type="tag", resource_name=f"r/{i}:1", project_name="r")
+    for i in range(1200)
+)
+common = {}
+for text in ["PULL", "u1199", "r/11", "alice"]:
+    found = AuditEventFilterSet({"q": text}, queryset=AuditEvent.objects.all()).qs
+    plain = AuditEvent.objects.alias(s=AuditSearchText()).filter(s__icontains=text)
+    common[text] = [[e.username for e in found[:5]], [e.username for e in plain.order_by("-time", "-id")[:5]],
+                    found.count(), plain.count(), "portal_auditevent_search" in str(found.query)]
 with connection.cursor() as cursor:
     cursor.execute("SELECT text FROM portal_auditevent_search ORDER BY rowid")
     rows = [row[0] for row in cursor.fetchall()]
-print("RESULT" + json.dumps({"answers": answers, "query": query, "rows": rows}))
+print("RESULT" + json.dumps({"answers": answers, "query": query, "rows": rows, "common": common}))
 """
 
 
@@ -57,7 +68,15 @@ def test_sqlite_search_uses_the_trigram_table_and_finds_what_like_finds(tmp_path
     assert result["answers"]["carol"][0] == []
     assert result["answers"]["b"][0] == ["Alice", "bob"]
     assert "portal_auditevent_search" in result["query"]
-    assert result["rows"] == [
+    for text, (newest, plain_newest, count, plain_count, indexed) in result["common"].items():
+        assert (newest, count) == (plain_newest, plain_count), text
+        assert indexed == (text != "PULL"), text
+    assert result["common"]["PULL"][0] == ["u1199", "u1198", "u1197", "u1196", "u1195"]
+    assert result["common"]["PULL"][2] == 1200
+    assert result["common"]["u1199"][2] == 1
+    assert result["common"]["r/11"][2] == 111  # r/11, r/110..r/119, r/1100..r/1199
+    assert len(result["rows"]) == 2 + 1200
+    assert result["rows"][:2] == [
         "Alice\npush\ntag\nweb/App:1.0\nweb\n127.0.0.1",
         "bob\ndelete\ntag\ndb/x:2\ndb\n",
     ]
