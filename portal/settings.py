@@ -421,3 +421,6 @@ JOB_RETRY_DELAY_SECONDS = env_int("WHARF_JOB_RETRY_DELAY_SECONDS", 5, minimum=0)
 JOB_RETRY_MAX_DELAY_SECONDS = env_int("WHARF_JOB_RETRY_MAX_DELAY_SECONDS", 600, minimum=0)
 JOB_LEASE_SECONDS = env_int("WHARF_JOB_LEASE_SECONDS", 60, minimum=3)
 JOB_RETENTION_DAYS = env_int("WHARF_JOB_RETENTION_DAYS", 30, minimum=1)
+
+# Replication: how many repositories of one execution are copied at the same time.
+REPLICATION_CONCURRENCY = env_int("WHARF_REPLICATION_CONCURRENCY", 4, minimum=1)

@@ -30,6 +30,7 @@ PROJECT_ACTIONS: dict[str, Role] = {
     "manage_settings": Role.ADMIN,
     "manage_registries": Role.ADMIN,
     "manage_hosts": Role.ADMIN,
+    "replicate": Role.ADMIN,  # see the project's replication rules and executions, run them
 }
 # What anyone logged in may do on a public project without a role in it.
 PUBLIC_ACTIONS = frozenset({"view", "pull"})

@@ -49,6 +49,16 @@ SYSTEM_ACTOR = "wharf-system"
 # function taking the pushed Tag; each runs in the worker once the push is committed and should
 # start a job (portal.core.jobs.create_job) for anything that talks to a remote system.
 PUSH_FOLLOWUPS: list[Callable[[Tag], None]] = []
+# What deleting tags starts (immediate replication of deletions): functions taking the project, the repository's
+# full name and the deleted tags' names, run once the delete is committed, wherever it was made (the portal's
+# services or a client through the /v2/ proxy).
+DELETE_FOLLOWUPS: list[Callable[[Project, str, list[str]], None]] = []
+
+
+def after_delete(project: Project, repository: str, tags: list[str]) -> None:
+    """Run the delete followups once the transaction that removed the tags commits."""
+    for followup in DELETE_FOLLOWUPS:
+        transaction.on_commit(lambda followup=followup: followup(project, repository, list(tags)))
 
 
 @dataclass(frozen=True)
@@ -332,6 +342,7 @@ def _delete(event: Event, project: Project, size: int) -> bool:
         _audit(event, project, f"{event.repository}:{name}")
     if not repository.tags.exists():
         repository.delete()
+    after_delete(project, event.repository, removed)
     return True
 
 

@@ -15,7 +15,7 @@ from portal.core.services import require
 from projects.models import Project
 from projects.roles import can
 from projects.services import register_project_content
-from registries import maintenance
+from registries import events, maintenance
 from registries.client import RegistryClient
 from registries.models import GcSchedule, Repository, Tag
 
@@ -78,6 +78,7 @@ def _forget_tag(actor: Actor, tag: Tag) -> None:
     if not repository.tags.exists():
         repository.delete()
     record(actor, "delete", "repository", f"{repository.name}:{tag.name}", repository.project, digest=tag.digest)
+    events.after_delete(repository.project, repository.name, [tag.name])
 
 
 def delete_repository(actor: Actor, repository: Repository, client: RegistryClient | None = None) -> None:
@@ -93,8 +94,10 @@ def delete_repository(actor: Actor, repository: Repository, client: RegistryClie
         client.delete_manifest(repository.name, digest)
     with transaction.atomic():
         name, project = repository.name, repository.project
+        tags = list(repository.tags.values_list("name", flat=True))
         repository.delete()
         record(actor, "delete", "repository", name, project, manifests=len(digests))
+        events.after_delete(project, name, tags)
 
 
 def start_reconcile(actor: Actor) -> Job:

@@ -111,10 +111,12 @@ def create_job(
     parameters: dict[str, Any] | None = None,
     *,
     parent: Job | None = None,
+    queue: bool = True,
 ) -> Job:
     """Create a pending job of a registered kind and queue it once the row is committed.
 
-    An exclusive kind with a job still active for the same target is a Conflict.
+    An exclusive kind with a job still active for the same target is a Conflict. A child job (with a parent) is
+    recorded in the audit log through its parent; `queue=False` leaves it to the parent's runner to run.
     """
     spec = job_kind(kind)
     try:
@@ -129,8 +131,10 @@ def create_job(
             )
     except IntegrityError as exc:
         raise Conflict(spec.busy_message(target)) from exc
-    record(actor, "start", "job", f"{kind} #{job.pk}", target=target)
-    transaction.on_commit(lambda: enqueue(job.pk))
+    if parent is None:
+        record(actor, "start", "job", f"{kind} #{job.pk}", target=target)
+    if queue:
+        transaction.on_commit(lambda: enqueue(job.pk))
     return job
 
 
@@ -356,8 +360,14 @@ def run_job(job_id: int) -> Job | None:
         else:
             if _end(job, JobState.SUCCEEDED, progress=100, error=""):
                 context(summary)
-                record(Actor.system(), "finish", "job", f"{job.kind} #{job.pk}", summary=summary)
+                _record_finish(job, summary=summary)
     return _reloaded(job)
+
+
+def _record_finish(job: Job, **detail: Any) -> None:
+    """The job's end in the audit log; a child job's is its parent's (a run of 500 repositories is one entry)."""
+    if job.parent_id is None:
+        record(Actor.system(), "finish", "job", f"{job.kind} #{job.pk}", **detail)
 
 
 def _reloaded(job: Job) -> Job:
@@ -374,7 +384,7 @@ def _stopped(job: Job, context: JobContext, lease: _Lease, kind: JobKind, exc: E
         context(f"stopped{f' ({exc})' if exc else ''}")
         if kind.on_failed is not None:
             kind.on_failed(job, JobStopped("stopped"))
-        record(Actor.system(), "finish", "job", f"{job.kind} #{job.pk}", outcome=Outcome.FAILURE, stopped=True)
+        _record_finish(job, outcome=Outcome.FAILURE, stopped=True)
 
 
 def _retry(job: Job, context: JobContext, exc: Exception) -> None:
@@ -395,7 +405,7 @@ def _fail(job: Job, context: JobContext, exc: Exception, kind: JobKind | None) -
     context(f"failed{attempts}: {exc}")
     if kind is not None and kind.on_failed is not None:
         kind.on_failed(job, exc)
-    record(Actor.system(), "finish", "job", f"{job.kind} #{job.pk}", outcome=Outcome.FAILURE, error=str(exc))
+    _record_finish(job, outcome=Outcome.FAILURE, error=str(exc))
 
 
 # --- recovery and retention ---------------------------------------------------------------------------

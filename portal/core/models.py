@@ -151,7 +151,8 @@ AUDIT_OPERATIONS = (
 )  # fmt: skip
 AUDIT_RESOURCE_TYPES = (
     "api_token", "audit_log", "certificate", "component", "container", "credential", "group", "host", "job", "login",
-    "project", "registry", "repository", "session", "settings", "user",
+    "project", "registry", "replication_endpoint", "replication_execution", "replication_rule", "repository",
+    "session", "settings", "user",
 )  # fmt: skip
 
 
