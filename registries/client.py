@@ -340,6 +340,28 @@ class RegistryClient:
         self._expect(response, (202,), "DELETE", path)
         return True
 
+    def remove_tag(self, repository: str, tag: str) -> bool:
+        """Delete one tag and keep the other tags on its manifest; False when the tag was not there.
+
+        The registry deletes only by digest, which untags every tag on it, so the siblings are put
+        back with the manifest's exact bytes: the digest is the hash of these bytes, so each sibling
+        ends up on the very same manifest.
+        """
+        current = self.head_manifest(repository, tag)
+        if current is None:
+            return False
+        siblings = [
+            name
+            for name in self.tags(repository)
+            if name != tag and (head := self.head_manifest(repository, name)) and head.digest == current.digest
+        ]
+        manifest = self.get_manifest(repository, current.digest) if siblings else None
+        self.delete_manifest(repository, current.digest)
+        for name in siblings:
+            if manifest is not None:
+                self.put_manifest(repository, name, manifest)
+        return True
+
     def image_size(self, repository: str, manifest: Manifest) -> int:
         """Bytes of the image: config plus layers, summed over the platform manifests of an index."""
         document = manifest.document()

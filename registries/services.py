@@ -52,20 +52,7 @@ def delete_tag(actor: Actor, tag: Tag, client: RegistryClient | None = None) -> 
     repository = tag.repository
     _require_delete(actor, repository.project)
     _writable()
-    client = client or RegistryClient()
-    current = client.head_manifest(repository.name, tag.name)
-    if current is not None:
-        digest = current[0]
-        siblings = [
-            name
-            for name in client.tags(repository.name)
-            if name != tag.name and (client.head_manifest(repository.name, name) or ("",))[0] == digest
-        ]
-        manifest = client.get_manifest(repository.name, digest) if siblings else None
-        client.delete_manifest(repository.name, digest)
-        # The digest is the hash of these bytes, so each sibling ends up on the very same manifest.
-        for name in siblings:
-            client.put_manifest(repository.name, name, manifest)
+    (client or RegistryClient()).remove_tag(repository.name, tag.name)
     _forget_tag(actor, tag)
 
 

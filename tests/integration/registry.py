@@ -38,6 +38,28 @@ class Registry:
             self.process.kill()
             self.process.wait()
 
+    def kill(self) -> None:
+        """Kill the registry at once, as an outage would (no graceful end of the requests in flight)."""
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        """Start the registry again after stop() or kill(): the same configuration, port and storage."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [shutil.which(settings.REGISTRY_BINARY) or settings.REGISTRY_BINARY, "serve", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                requests.get(f"{self.url}/v2/", timeout=1, verify=False)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        pytest.fail(f"docker-registry did not come back on {self.url}:\n{self.log()}")
+
     def log(self) -> str:
         """What the registry printed so far (for failure messages)."""
         return self.log_path.read_text(errors="replace")[-4000:]
