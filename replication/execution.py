@@ -204,10 +204,7 @@ def run_task(job: Job, context: jobs.JobContext) -> str:
     if task.operation == Task.Operation.DELETE:
         for tag in task.tags:
             context.checkpoint()
-            if copier.delete_tag(task.destination, tag):
-                copier.stats.tags_deleted += 1
-                context(f"deleted {task.destination}:{tag} on {endpoint.name}")
-            else:
+            if not copier.delete_tag(task.destination, tag):
                 context(f"{task.destination}:{tag} was not on {endpoint.name}")
         save_counts(copier.stats)
         return f"{copier.stats.tags_deleted} of {len(task.tags)} tags deleted on {endpoint.name}"
