@@ -4,6 +4,7 @@ access log."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import io
@@ -15,10 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from portal.core.errors import RemoteUnreachable
-from registries.client import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Manifest, RegistryClient
+from registries.client import DOCKER_MANIFEST, DOCKER_MANIFEST_V1, OCI_INDEX, OCI_MANIFEST, Manifest, RegistryClient
 from registries.client_auth import ChallengeAuth, Login
+from registries.token import libtrust_key_id
 from replication.copier import Copier, CopyFailed, CopyStats
 from tests.integration.registry import Registry, start_standalone_registry
 from tests.integration.registry_fixtures import (  # noqa: F401  (the fixtures)
@@ -50,8 +55,11 @@ class Pushed:
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """The source registry: plain HTTP, anonymous."""
-    registry = start_standalone_registry(tmp_path_factory.mktemp("source"))
+    """The source registry: plain HTTP, anonymous, accepting schema 1 manifests."""
+    # Schema 1 manifests are refused unless asked for: the source holds one to show the copier refuses it.
+    registry = start_standalone_registry(
+        tmp_path_factory.mktemp("source"), extra_config={"compatibility": {"schema1": {"enabled": True}}}
+    )
     yield registry
     registry.stop()
 
@@ -305,3 +313,66 @@ def test_blob_missing_at_the_source_fails_its_tag_and_the_others_are_copied(
     assert destination.head_manifest("mirror/broken", "good").digest == good.manifest.digest
     assert copier.stats.tags_failed == 1 and copier.stats.tags_copied == 1 and copier.stats.blobs_failed == 1
     assert any(line.startswith("failed team/broken:bad") and missing in line for line in logged)
+
+
+def signed_schema1(repository: str, tag: str, layer_digest: str) -> bytes:
+    """A schema 1 manifest of one layer, signed as libtrust signs it (the registry verifies the signature)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+    payload = json.dumps(
+        {
+            "schemaVersion": 1,
+            "name": repository,
+            "tag": tag,
+            "architecture": "amd64",
+            "fsLayers": [{"blobSum": layer_digest}],
+            "history": [{"v1Compatibility": json.dumps({"id": os.urandom(32).hex()})}],
+        },
+        indent=3,
+    ).encode()
+    # The signature covers the payload; "signatures" goes in before its closing brace.
+    format_length = payload.rstrip().rindex(b"}")
+    format_length = len(payload[:format_length].rstrip())
+    protected = b64url(
+        json.dumps(
+            {
+                "formatLength": format_length,
+                "formatTail": b64url(payload[format_length:]),
+                "time": "2026-12-01T00:00:00Z",
+            }
+        ).encode()
+    )
+    r, s = decode_dss_signature(key.sign(f"{protected}.{b64url(payload)}".encode(), ec.ECDSA(hashes.SHA256())))
+    jwk = {
+        "crv": "P-256",
+        "kid": libtrust_key_id(key.public_key()),
+        "kty": "EC",
+        "x": b64url(numbers.x.to_bytes(32, "big")),
+        "y": b64url(numbers.y.to_bytes(32, "big")),
+    }
+    signature = {
+        "header": {"jwk": jwk, "alg": "ES256"},
+        "signature": b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big")),
+        "protected": protected,
+    }
+    signatures = json.dumps([signature], indent=3).replace("\n", "\n   ").encode()
+    return payload[:format_length] + b',\n   "signatures": ' + signatures + payload[format_length:]
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def test_schema1_manifest_is_refused_by_name(source_client: RegistryClient, destination: RegistryClient) -> None:
+    layer = os.urandom(1024)
+    source_client.upload_blob("team/old", digest_of(layer), io.BytesIO(layer))
+    content = signed_schema1("team/old", "1", digest_of(layer))
+    source_client.put_manifest("team/old", "1", Manifest(content, DOCKER_MANIFEST_V1, digest_of(content)))
+    push(source_client, "team/old", ["2"], [1024])
+    assert source_client.get_manifest("team/old", "1").media_type == DOCKER_MANIFEST_V1
+
+    with pytest.raises(CopyFailed) as failure:
+        Copier(source_client, destination).copy_repository("team/old", "mirror/old", ["1", "2"])
+
+    assert "schema 1 manifests cannot be replicated" in failure.value.message and not failure.value.transient
+    assert destination.tags("mirror/old") == ["2"]
