@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from portal.core.errors import RemoteUnreachable
 from registries.client import DOCKER_MANIFEST, DOCKER_MANIFEST_V1, OCI_INDEX, OCI_MANIFEST, Manifest, RegistryClient
-from registries.client_auth import ChallengeAuth, Login
+from registries.client_auth import AuthenticationFailed, ChallengeAuth, Login
 from registries.token import libtrust_key_id
 from replication.copier import Copier, CopyFailed, CopyStats
 from tests.integration.registry import Registry, start_standalone_registry
@@ -376,3 +376,16 @@ def test_schema1_manifest_is_refused_by_name(source_client: RegistryClient, dest
 
     assert "schema 1 manifests cannot be replicated" in failure.value.message and not failure.value.transient
     assert destination.tags("mirror/old") == ["2"]
+
+
+def test_refused_credentials_stop_the_copy_at_once(
+    app: dict, source_client: RegistryClient, basic_registry: Registry
+) -> None:
+    wrong = RegistryClient(basic_registry.url, ChallengeAuth(Login(USERNAME, "not-the-password")))
+    copier = Copier(source_client, wrong)
+
+    with pytest.raises(AuthenticationFailed) as refused:
+        copier.copy_repository("team/app", "refused/app", TAGS)
+
+    assert refused.value.transient is False
+    assert copier.stats.tags_failed == 0 and copier.stats.tags_copied == 0
