@@ -55,10 +55,15 @@ class Pushed:
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """The source registry: plain HTTP, anonymous, accepting schema 1 manifests."""
+    """The source registry: plain HTTP, anonymous, accepting schema 1 manifests and foreign layers."""
     # Schema 1 manifests are refused unless asked for: the source holds one to show the copier refuses it.
     registry = start_standalone_registry(
-        tmp_path_factory.mktemp("source"), extra_config={"compatibility": {"schema1": {"enabled": True}}}
+        tmp_path_factory.mktemp("source"),
+        extra_config={
+            "compatibility": {"schema1": {"enabled": True}},
+            # Foreign layers (pulled from their URLs, never pushed) are accepted from these addresses.
+            "validation": {"manifests": {"urls": {"allow": ["^https://foreign\\.example/"]}}},
+        },
     )
     yield registry
     registry.stop()
@@ -389,3 +394,27 @@ def test_refused_credentials_stop_the_copy_at_once(
 
     assert refused.value.transient is False
     assert copier.stats.tags_failed == 0 and copier.stats.tags_copied == 0
+
+
+def test_foreign_layers_are_left_out(source_client: RegistryClient) -> None:
+    image = push(source_client, "team/windows", [], [1024])
+    document = json.loads(image.manifest.content)
+    foreign = {
+        "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "size": 5 * MIB,
+        "digest": digest_of(b"never pushed"),
+        "urls": ["https://foreign.example/base.tar.gz"],
+    }
+    document["layers"].insert(0, foreign)
+    content = json.dumps(document).encode()
+    source_client.put_manifest("team/windows", "1", Manifest(content, DOCKER_MANIFEST, digest_of(content)))
+    logged: list[str] = []
+    # Within one registry (it accepts foreign layers): the copier needs no second one to show it.
+    copier = Copier(source_client, source_client, log=logged.append)
+
+    assert copier.copy_tag("team/windows", "1", "mirror/windows") == "copied"
+
+    assert source_client.head_manifest("mirror/windows", "1").digest == digest_of(content)
+    assert not source_client.blob_exists("mirror/windows", foreign["digest"])
+    assert copier.stats.blobs_copied == 2 and copier.stats.blobs_failed == 0
+    assert any(foreign["digest"] in line and "foreign" in line for line in logged)
