@@ -25,6 +25,7 @@ from typing import Any
 import requests
 
 from portal.core.errors import DomainError, RemoteUnreachable
+from portal.core.trust import UntrustedCertificate
 from registries.client import (
     DOCKER_MANIFEST_V1,
     UPLOAD_CHUNK,
@@ -34,6 +35,7 @@ from registries.client import (
     Unavailable,
     UnexpectedStatus,
 )
+from registries.client_auth import AuthenticationFailed, AuthenticationUnsupported
 
 MIB = 1024 * 1024
 # Blobs larger than this go up in PATCHes of `chunk_size` (a registry or proxy may cap one request's body).
@@ -41,6 +43,10 @@ CHUNKED_ABOVE = 64 * MIB
 # on_progress is told at most once per this many bytes streamed (and after each blob).
 PROGRESS_STEP = 4 * MIB
 SCHEMA1_TYPES = (DOCKER_MANIFEST_V1, "application/vnd.docker.distribution.manifest.v1+json")
+# Faults of a whole registry, not of one tag: every other tag would fail alike, so the copy stops at once.
+ENDPOINT_FAULTS = (AuthenticationFailed, AuthenticationUnsupported, UntrustedCertificate)
+# The failed tags the final error names (the log names each).
+NAMED_FAILURES = 10
 
 
 class CopyFailed(RemoteUnreachable):
@@ -87,9 +93,10 @@ class Copier:
     """Copies tags of one repository between two registries; `stats` sums everything it did.
 
     `checkpoint` is called between blobs and tags and raises to stop the copy (JobContext.checkpoint);
-    `on_progress` gets the stats after each blob and every PROGRESS_STEP bytes of a large one; `log`
-    gets one line per tag copied, failed or deleted. `blob_homes` (digest -> destination repository
-    holding it) may be shared by the copiers of one execution so that they mount each other's blobs.
+    `on_progress` gets the live stats (not a copy) after each blob or skipped tag and every PROGRESS_STEP
+    bytes of a blob being streamed; `log` gets one line per tag copied, failed or deleted. `blob_homes`
+    (digest -> destination repository holding it) may be shared by the copiers of one execution so that
+    they mount each other's blobs; a plain dict is safe across threads for this.
     """
 
     def __init__(
@@ -118,8 +125,9 @@ class Copier:
     # Repositories and tags.
 
     def copy_repository(self, source_repository: str, destination_repository: str, tags: Iterable[str]) -> CopyStats:
-        """Copy each tag; returns what this call did. A transient fault propagates at once; tags that fail
-        otherwise are logged and counted, the others copied, and CopyFailed names them at the end."""
+        """Copy each tag; returns what this call did. A transient fault, refused credentials or an untrusted
+        certificate propagate at once; tags that fail otherwise are logged and counted, the others copied, and
+        CopyFailed names them at the end."""
         before = dataclasses.replace(self.stats)
         failed: dict[str, str] = {}
         for tag in tags:
@@ -127,14 +135,15 @@ class Copier:
             try:
                 self.copy_tag(source_repository, tag, destination_repository)
             except DomainError as exc:
-                if isinstance(exc, RemoteUnreachable) and exc.transient:
+                if isinstance(exc, ENDPOINT_FAULTS) or (isinstance(exc, RemoteUnreachable) and exc.transient):
                     raise
                 failed[tag] = exc.message
                 self.stats.tags_failed += 1
                 self.log(f"failed {source_repository}:{tag}: {exc.message}")
         if failed:
-            reasons = "; ".join(f"{tag}: {message}" for tag, message in failed.items())
-            raise CopyFailed(f"{len(failed)} tag(s) of {source_repository} could not be copied: {reasons}")
+            reasons = "; ".join(f"{tag}: {message}" for tag, message in list(failed.items())[:NAMED_FAILURES])
+            more = f"; and {len(failed) - NAMED_FAILURES} more" if len(failed) > NAMED_FAILURES else ""
+            raise CopyFailed(f"{len(failed)} tag(s) of {source_repository} could not be copied: {reasons}{more}")
         return self.stats.since(before)
 
     def copy_tag(self, source_repository: str, tag: str, destination_repository: str) -> str:

@@ -103,10 +103,12 @@ def start_standalone_registry(
     htpasswd: Path | None = None,
     token: TokenAuth | None = None,
     names_match: bool = True,
+    extra_config: dict | None = None,
 ) -> Registry:
     """Start docker-registry as an external registry: plain HTTP or HTTPS, and no auth, htpasswd or token auth.
 
     `names_match=False`: the certificate does not name 127.0.0.1, so the start-up check cannot verify it.
+    `extra_config`: more top-level sections of the configuration (e.g. `compatibility`).
     """
     binary = shutil.which(settings.REGISTRY_BINARY)
     if binary is None:
@@ -120,6 +122,7 @@ def start_standalone_registry(
         "log": {"level": "info", "formatter": "text"},
         "storage": {"filesystem": {"rootdirectory": str(workdir / "storage")}, "delete": {"enabled": True}},
         "http": http,
+        **(extra_config or {}),
     }
     if htpasswd is not None:
         config["auth"] = {"htpasswd": {"realm": "wharf-test", "path": str(htpasswd)}}

@@ -14,7 +14,7 @@ from django_celery_beat.models import PeriodicTask
 from portal.core.models import AuditEvent, User
 from projects.models import Project
 from registries import services
-from registries.client import DOCKER_MANIFEST, Manifest
+from registries.client import DOCKER_MANIFEST, Manifest, ManifestHead, RegistryClient
 from registries.models import Repository, Tag
 from tests.conftest import client_for
 
@@ -32,9 +32,9 @@ class FakeRegistry:
     def tags(self, repository: str) -> list[str]:
         return sorted(self.tags_by_repo.get(repository, {}))
 
-    def head_manifest(self, repository: str, reference: str) -> tuple[str, str] | None:
+    def head_manifest(self, repository: str, reference: str) -> ManifestHead | None:
         digest = self.tags_by_repo.get(repository, {}).get(reference)
-        return (digest, DOCKER_MANIFEST) if digest else None
+        return ManifestHead(digest, DOCKER_MANIFEST) if digest else None
 
     def get_manifest(self, repository: str, reference: str) -> Manifest:
         return Manifest(f"bytes of {reference}".encode(), DOCKER_MANIFEST, reference)
@@ -50,6 +50,9 @@ class FakeRegistry:
         self.calls.append(("put", repository, tag, manifest.content.decode()))
         self.tags_by_repo.setdefault(repository, {})[tag] = manifest.digest
         return manifest.digest
+
+    # The client's own way of deleting one tag, over the calls above.
+    remove_tag = RegistryClient.remove_tag
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ access log."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import io
@@ -15,10 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from portal.core.errors import RemoteUnreachable
-from registries.client import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Manifest, RegistryClient
-from registries.client_auth import ChallengeAuth, Login
+from registries.client import DOCKER_MANIFEST, DOCKER_MANIFEST_V1, OCI_INDEX, OCI_MANIFEST, Manifest, RegistryClient
+from registries.client_auth import AuthenticationFailed, ChallengeAuth, Login
+from registries.token import libtrust_key_id
 from replication.copier import Copier, CopyFailed, CopyStats
 from tests.integration.registry import Registry, start_standalone_registry
 from tests.integration.registry_fixtures import (  # noqa: F401  (the fixtures)
@@ -50,8 +55,16 @@ class Pushed:
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """The source registry: plain HTTP, anonymous."""
-    registry = start_standalone_registry(tmp_path_factory.mktemp("source"))
+    """The source registry: plain HTTP, anonymous, accepting schema 1 manifests and foreign layers."""
+    # Schema 1 manifests are refused unless asked for: the source holds one to show the copier refuses it.
+    registry = start_standalone_registry(
+        tmp_path_factory.mktemp("source"),
+        extra_config={
+            "compatibility": {"schema1": {"enabled": True}},
+            # Foreign layers (pulled from their URLs, never pushed) are accepted from these addresses.
+            "validation": {"manifests": {"urls": {"allow": ["^https://foreign\\.example/"]}}},
+        },
+    )
     yield registry
     registry.stop()
 
@@ -305,3 +318,103 @@ def test_blob_missing_at_the_source_fails_its_tag_and_the_others_are_copied(
     assert destination.head_manifest("mirror/broken", "good").digest == good.manifest.digest
     assert copier.stats.tags_failed == 1 and copier.stats.tags_copied == 1 and copier.stats.blobs_failed == 1
     assert any(line.startswith("failed team/broken:bad") and missing in line for line in logged)
+
+
+def signed_schema1(repository: str, tag: str, layer_digest: str) -> bytes:
+    """A schema 1 manifest of one layer, signed as libtrust signs it (the registry verifies the signature)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+    payload = json.dumps(
+        {
+            "schemaVersion": 1,
+            "name": repository,
+            "tag": tag,
+            "architecture": "amd64",
+            "fsLayers": [{"blobSum": layer_digest}],
+            "history": [{"v1Compatibility": json.dumps({"id": os.urandom(32).hex()})}],
+        },
+        indent=3,
+    ).encode()
+    # The signature covers the payload; "signatures" goes in before its closing brace.
+    format_length = payload.rstrip().rindex(b"}")
+    format_length = len(payload[:format_length].rstrip())
+    protected = b64url(
+        json.dumps(
+            {
+                "formatLength": format_length,
+                "formatTail": b64url(payload[format_length:]),
+                "time": "2026-12-01T00:00:00Z",
+            }
+        ).encode()
+    )
+    r, s = decode_dss_signature(key.sign(f"{protected}.{b64url(payload)}".encode(), ec.ECDSA(hashes.SHA256())))
+    jwk = {
+        "crv": "P-256",
+        "kid": libtrust_key_id(key.public_key()),
+        "kty": "EC",
+        "x": b64url(numbers.x.to_bytes(32, "big")),
+        "y": b64url(numbers.y.to_bytes(32, "big")),
+    }
+    signature = {
+        "header": {"jwk": jwk, "alg": "ES256"},
+        "signature": b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big")),
+        "protected": protected,
+    }
+    signatures = json.dumps([signature], indent=3).replace("\n", "\n   ").encode()
+    return payload[:format_length] + b',\n   "signatures": ' + signatures + payload[format_length:]
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def test_schema1_manifest_is_refused_by_name(source_client: RegistryClient, destination: RegistryClient) -> None:
+    layer = os.urandom(1024)
+    source_client.upload_blob("team/old", digest_of(layer), io.BytesIO(layer))
+    content = signed_schema1("team/old", "1", digest_of(layer))
+    source_client.put_manifest("team/old", "1", Manifest(content, DOCKER_MANIFEST_V1, digest_of(content)))
+    push(source_client, "team/old", ["2"], [1024])
+    assert source_client.get_manifest("team/old", "1").media_type == DOCKER_MANIFEST_V1
+
+    with pytest.raises(CopyFailed) as failure:
+        Copier(source_client, destination).copy_repository("team/old", "mirror/old", ["1", "2"])
+
+    assert "schema 1 manifests cannot be replicated" in failure.value.message and not failure.value.transient
+    assert destination.tags("mirror/old") == ["2"]
+
+
+def test_refused_credentials_stop_the_copy_at_once(
+    app: dict, source_client: RegistryClient, basic_registry: Registry
+) -> None:
+    wrong = RegistryClient(basic_registry.url, ChallengeAuth(Login(USERNAME, "not-the-password")))
+    copier = Copier(source_client, wrong)
+
+    with pytest.raises(AuthenticationFailed) as refused:
+        copier.copy_repository("team/app", "refused/app", TAGS)
+
+    assert refused.value.transient is False
+    assert copier.stats.tags_failed == 0 and copier.stats.tags_copied == 0
+
+
+def test_foreign_layers_are_left_out(source_client: RegistryClient) -> None:
+    image = push(source_client, "team/windows", [], [1024])
+    document = json.loads(image.manifest.content)
+    foreign = {
+        "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "size": 5 * MIB,
+        "digest": digest_of(b"never pushed"),
+        "urls": ["https://foreign.example/base.tar.gz"],
+    }
+    document["layers"].insert(0, foreign)
+    content = json.dumps(document).encode()
+    source_client.put_manifest("team/windows", "1", Manifest(content, DOCKER_MANIFEST, digest_of(content)))
+    logged: list[str] = []
+    # Within one registry (it accepts foreign layers): the copier needs no second one to show it.
+    copier = Copier(source_client, source_client, log=logged.append)
+
+    assert copier.copy_tag("team/windows", "1", "mirror/windows") == "copied"
+
+    assert source_client.head_manifest("mirror/windows", "1").digest == digest_of(content)
+    assert not source_client.blob_exists("mirror/windows", foreign["digest"])
+    assert copier.stats.blobs_copied == 2 and copier.stats.blobs_failed == 0
+    assert any(foreign["digest"] in line and "foreign" in line for line in logged)
