@@ -11,7 +11,9 @@ endpoint already holds, so nothing finished is sent twice.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -34,6 +36,22 @@ from replication.services import TASK, destination_of, matches
 logger = logging.getLogger(__name__)
 # Seconds between two looks at the children while they run.
 POLL_SECONDS = 0.5
+# Where on the endpoint each blob already went, per execution, for the tasks this process runs: a task whose
+# image shares a layer with another repository of the run mounts it there instead of sending it again. A hint
+# only (a mount the endpoint refuses falls back to an upload); the last few executions are kept.
+_BLOB_HOMES: OrderedDict[int, dict[str, str]] = OrderedDict()
+_BLOB_HOMES_KEPT = 16
+_BLOB_HOMES_LOCK = threading.Lock()
+
+
+def blob_homes(execution_id: int) -> dict[str, str]:
+    """The shared digest -> destination repository map of an execution's tasks in this process."""
+    with _BLOB_HOMES_LOCK:
+        homes = _BLOB_HOMES.setdefault(execution_id, {})
+        _BLOB_HOMES.move_to_end(execution_id)
+        while len(_BLOB_HOMES) > _BLOB_HOMES_KEPT:
+            _BLOB_HOMES.popitem(last=False)
+        return homes
 
 
 # --- the parent ------------------------------------------------------------------------------------------
@@ -200,7 +218,14 @@ def run_task(job: Job, context: jobs.JobContext) -> str:
             done_bytes=counters["bytes_copied"] + counters["bytes_skipped"],
         )
 
-    copier = Copier(RegistryClient(), destination, checkpoint=context.checkpoint, on_progress=save_counts, log=context)
+    copier = Copier(
+        RegistryClient(),
+        destination,
+        checkpoint=context.checkpoint,
+        on_progress=save_counts,
+        log=context,
+        blob_homes=blob_homes(task.execution_id),
+    )
     if task.operation == Task.Operation.DELETE:
         for tag in task.tags:
             context.checkpoint()

@@ -204,3 +204,25 @@ def test_the_rules_of_manage_replication_endpoints_and_rules(
     services.delete_rule(admin, rule)
     services.delete_endpoint(admin, endpoint)
     assert not Endpoint.objects.exists()
+
+
+def test_a_layer_shared_by_two_repositories_of_a_run_is_sent_once_and_mounted_for_the_other(
+    wired: Registry, web: Project, admin: Actor, endpoint: Endpoint, remote: RegistryClient, settings: Any
+) -> None:
+    settings.REPLICATION_CONCURRENCY = 1
+    image = pushed(wired, web, "web/base", ["1.0"])
+    source = RegistryClient()
+    manifest = source.get_manifest("web/base", "1.0")
+    for part in [manifest.document()["config"], *manifest.document()["layers"]]:
+        assert source.mount_blob("web/copy", part["digest"], "web/base")
+    source.put_manifest("web/copy", "1.0", manifest)
+    Tag.objects.create(repository=Repository.objects.create(project=web, name="web/copy"), name="1.0",
+                       digest=image.digest, size=image.size)  # fmt: skip
+
+    execution = run(services.create_rule(admin, "shared", web, endpoint, destination_project="shared").executions.get())
+
+    assert execution.job.state == JobState.SUCCEEDED, execution.job.log
+    base, copy = execution.tasks.order_by("repository")
+    assert (base.repository, base.blobs_copied, base.blobs_mounted) == ("web/base", 2, 0)
+    assert (copy.repository, copy.blobs_copied, copy.blobs_mounted) == ("web/copy", 0, 2)
+    assert remote.head_manifest("shared/copy", "1.0").digest == image.digest
