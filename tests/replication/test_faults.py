@@ -173,3 +173,22 @@ def test_a_task_whose_worker_is_killed_finishes_on_the_next_worker_and_the_beat_
         seconds=75,
     )
     assert fired
+
+
+def test_disabling_a_rule_stops_its_running_execution(
+    site: Site, web: Project, portal_admin: User, relay_port: int, endpoint_registry: Registry
+) -> None:
+    site.open_relay(relay_port, urlsplit(endpoint_registry.url).port or 0, delay=0.05)
+    execution = start(portal_admin, web, relay_port, site, endpoint_registry)
+    site.start_worker()
+    site.wait_for(lambda j: sum(uploads(endpoint_registry).values()) >= 1, execution.job, "a blob on the endpoint")
+
+    services.set_rule_enabled(Actor(portal_admin, "127.0.0.1"), execution.rule, False)
+    job = site.wait_for(lambda j: j.is_finished, execution.job, "the stop")
+
+    assert job.state == JobState.STOPPED, job.log
+    assert f"stop requested by {portal_admin.username}" in job.log
+    children = Job.objects.filter(parent=job)
+    assert not children.filter(state__in=["pending", "running", "retrying"]).exists()
+    assert children.filter(state=JobState.STOPPED).exists()
+    assert len(uploads(endpoint_registry)) < 2 * REPOSITORIES, "the execution ran to its end instead of stopping"
