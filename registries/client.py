@@ -20,8 +20,10 @@ certificate is the trust flow's UntrustedCertificate; refused or missing credent
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
+import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple
@@ -63,7 +65,42 @@ class Unavailable(RemoteUnreachable):
         self.cause = cause
         # For a TLS failure other than an unknown certificate: the trust flow's reading of it.
         self.tls = tls
-        super().__init__(f"the registry at {base_url} did not answer: {cause}")
+        reason = tls.message if tls is not None and getattr(tls, "message", "") else network_reason(cause)
+        super().__init__(f"the registry at {base_url} did not answer: {reason}")
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost cause or context of a chained exception (requests wraps urllib3 wraps the socket's)."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args else None)
+        if isinstance(inner, BaseException):
+            exc = inner
+            continue
+        reason = getattr(exc, "reason", None)
+        if isinstance(reason, BaseException):
+            exc = reason
+            continue
+        break
+    return exc
+
+
+def network_reason(exc: requests.RequestException) -> str:
+    """A short reason for a failed call that a log line can carry ("connection refused"), not urllib3's repr."""
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out"
+    cause = root_cause(exc)
+    if isinstance(cause, socket.gaierror):
+        return "the host name does not resolve"
+    if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == errno.ECONNREFUSED:
+        return "connection refused"
+    if isinstance(cause, ConnectionResetError):
+        return "connection reset"
+    if isinstance(cause, TimeoutError):
+        return "timed out"
+    text = str(cause) or type(cause).__name__
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 class UnexpectedStatus(RemoteUnreachable):

@@ -22,7 +22,7 @@ from django.core.cache import cache
 
 from portal.core.addresses import AddressError, parse_url
 from portal.core.errors import DomainError, Invalid, RemoteUnreachable
-from registries.client import RegistryClient, Unavailable, UnexpectedStatus
+from registries.client import RegistryClient, Unavailable, UnexpectedStatus, root_cause
 from registries.client_auth import AuthenticationFailed, AuthenticationUnsupported, ChallengeAuth, Login
 
 DOCKER_HUB = "https://registry.hub.docker.com"
@@ -161,7 +161,7 @@ def _classify(exc: requests.RequestException, url: str) -> RegistryFailure:
     if isinstance(exc, requests.exceptions.Timeout):
         return Unreachable("timeout", f"{host} did not answer in time (timeout).")
     if isinstance(exc, requests.exceptions.ConnectionError):
-        cause = _root_cause(exc)
+        cause = root_cause(exc)
         if isinstance(cause, socket.gaierror) or "Name or service not known" in text or "getaddrinfo" in text:
             return Unreachable("dns", f"The host name of {host} does not resolve (DNS).")
         if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == errno.ECONNREFUSED:
@@ -172,23 +172,6 @@ def _classify(exc: requests.RequestException, url: str) -> RegistryFailure:
             return Unreachable("timeout", f"{host} did not answer in time (timeout).")
         return Unreachable("refused", f"Could not connect to {host}: {type(cause).__name__}.")
     return Unreachable("refused", f"Could not talk to {host}: {type(exc).__name__}.")
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost cause or context of a chained exception."""
-    seen: set[int] = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        inner = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args else None)
-        if isinstance(inner, BaseException):
-            exc = inner
-            continue
-        reason = getattr(exc, "reason", None)
-        if isinstance(reason, BaseException):
-            exc = reason
-            continue
-        break
-    return exc
 
 
 class ExternalRegistryClient:
