@@ -195,15 +195,16 @@ def visible_host(request: HttpRequest, pk: int) -> ContainerHost:
 def host_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One host: its state, last error, facts and the containers found on it."""
     host = visible_host(request, pk)
-    containers = host.containers.exclude(state=ContainerState.REMOVED).order_by("name")
+    containers = host.containers.exclude(state=ContainerState.REMOVED).order_by("name", "pk")
     context = {
         "host": host,
         "project": host.project,
-        "containers": containers,
+        "page": paginate(request, containers),
+        "region": "host-containers",
         "removed_count": Container.objects.filter(host=host, state=ContainerState.REMOVED).count(),
         "can_manage": can(request.user, "manage_hosts", host.project),
     }
-    return render(request, "hosts/host_detail.html", context)
+    return page_or_region(request, "hosts/host_detail.html", "hosts/_host_containers.html", context)
 
 
 @require_POST

@@ -428,3 +428,20 @@ def test_library_search_tags_offer_provisioning(client, role_users, alpha) -> No
     dialog = as_user(client, role_users, "developer").get("/library/search/alpha/integrated/alpha/app/tags/")
     assert dialog.status_code == 200
     assert "/projects/alpha/containers/new/?image=testserver/alpha/app:2.0" in dialog.content.decode()
+
+
+def test_a_host_page_lists_its_containers_a_page_at_a_time(
+    client: Client, role_users: dict[str, User | None], host: ContainerHost
+) -> None:
+    for index in range(45):
+        make_container(host, f"c{index:02d}")
+    as_user(client, role_users, "viewer")
+
+    first = page_text(client.get(f"/hosts/{host.pk}/"))
+    assert "c00" in first and "c19" in first and "c20" not in first
+    assert "1 - 20 of 45" in first and "Page 1 of 3" in first
+
+    last = client.get(f"/hosts/{host.pk}/?page=3", headers={"HX-Request": "true"})
+    text = page_text(last)
+    assert "c40" in text and "c44" in text and "c39" not in text
+    assert "<html" not in last.content.decode(), "htmx paging answers the table region only"
