@@ -151,13 +151,13 @@ def with_last_execution(rules: QuerySet[Rule]) -> QuerySet[Rule]:
 
 
 def with_totals(executions: QuerySet[Execution]) -> QuerySet[Execution]:
-    """The executions with the bytes their tasks copied."""
-    return executions.annotate(bytes_copied=Sum("tasks__bytes_copied"))
+    """The executions, newest first, with the bytes their tasks copied (a GROUP BY ignores Meta.ordering)."""
+    return executions.annotate(bytes_copied=Sum("tasks__bytes_copied")).order_by("-created", "-id")
 
 
 def chart_data(executions: QuerySet[Execution]) -> dict[str, list]:
     """The throughput (MiB/s = bytes copied / duration) and outcome of the newest executions, oldest first."""
-    rows = list(with_totals(executions.order_by("-created", "-id"))[:CHART_EXECUTIONS])
+    rows = list(with_totals(executions)[:CHART_EXECUTIONS])
     data: dict[str, list] = {"labels": [], "throughput": [], "states": [], "urls": []}
     for execution in reversed(rows):
         job = execution.job
