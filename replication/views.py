@@ -11,6 +11,7 @@ from django.db.models import OuterRef, QuerySet, Subquery, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from portal.core.audit import Actor
@@ -78,7 +79,8 @@ def endpoint_edit(request: HttpRequest) -> HttpResponse:
         services.check_endpoint_editable(endpoint)
     except DomainError as exc:
         return refuse(request, exc, back)
-    return _endpoint_dialog(request, endpoint, f"{reverse('replication-endpoint-edit')}?selected={endpoint.name}")
+    action = f"{reverse('replication-endpoint-edit')}?{urlencode({'selected': endpoint.name})}"
+    return _endpoint_dialog(request, endpoint, action)
 
 
 def _endpoint_dialog(request: HttpRequest, endpoint: Endpoint | None, action: str) -> HttpResponse:
@@ -202,7 +204,7 @@ def rule_edit(request: HttpRequest) -> HttpResponse:
         services.check_rule_editable(rule)
     except DomainError as exc:
         return refuse(request, exc, back)
-    return _rule_dialog(request, rule, f"{reverse('replication-rule-edit')}?selected={rule.name}")
+    return _rule_dialog(request, rule, f"{reverse('replication-rule-edit')}?{urlencode({'selected': rule.name})}")
 
 
 def _rule_dialog(request: HttpRequest, rule: Rule | None, action: str) -> HttpResponse:
