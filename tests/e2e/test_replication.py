@@ -22,6 +22,8 @@ from tests.e2e.conftest import Portal
 from tests.integration.images import Image, push_image
 from tests.integration.registry import Registry, point_portal_at, start_registry, start_standalone_registry
 from tests.integration.registry_fixtures import wait_for
+from tests.integration.slapd import free_port
+from tests.integration.tcp_relay import TcpRelay
 from tests.integration.tls_pki import KeyPair, self_signed_certificate
 from tests.integration.worker import Worker, database_url, forget_queue, redis_url, sending_to, start_worker
 
@@ -29,6 +31,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 # A layer big enough that the progress in bytes means something, small enough to copy in a moment.
 LAYER_BYTES = 4 * 1024 * 1024
+# Seconds the relay holds each piece sent to the endpoint: a 4 MiB layer then takes a few seconds.
+RELAY_DELAY = 0.02
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +55,15 @@ def endpoint_registry(tmp_path_factory: pytest.TempPathFactory, endpoint_tls: Ke
     registry = start_standalone_registry(tmp_path_factory.mktemp("endpoint"), tls=endpoint_tls)
     yield registry
     registry.stop()
+
+
+@pytest.fixture(scope="module")
+def slow_endpoint(endpoint_registry: Registry) -> Iterator[str]:
+    """The endpoint's address behind a relay that slows what is sent to it, so a copy lasts a few seconds and the
+    page can be watched while it runs; every byte is still the registry's own (TLS passes through)."""
+    relay = TcpRelay(free_port(), int(endpoint_registry.url.rsplit(":", 1)[1]), delay=RELAY_DELAY)
+    yield f"https://127.0.0.1:{relay.port}"
+    relay.close()
 
 
 @pytest.fixture(scope="module")
@@ -162,12 +175,13 @@ def test_replicate_a_project_to_an_https_endpoint_pinned_through_the_trust_dialo
     source: Registry,
     endpoint_registry: Registry,
     endpoint_tls: KeyPair,
+    slow_endpoint: str,
 ) -> None:
     pushed(source, wired, "shipyard/app", "1.0")
     portal.log_in(admin.username)
     portal.open_nav("Global Registries")
 
-    add_endpoint_through_the_trust_dialog(portal, "dr-site", endpoint_registry.url)
+    add_endpoint_through_the_trust_dialog(portal, "dr-site", slow_endpoint)
     add_manual_rule(portal, "shipyard-dr", "shipyard", "dr-site")
     expect(page.locator('tr[data-rule="shipyard-dr"]')).to_contain_text("Enabled")
     # Enabling the rule replicated what matched at once; a later push waits for Replicate (the rule is manual).
@@ -180,8 +194,10 @@ def test_replicate_a_project_to_an_https_endpoint_pinned_through_the_trust_dialo
     portal.expect_message("Replication of rule 'shipyard-dr' started")
     expect(page.get_by_role("heading", name="Replication execution")).to_be_visible()
     address = page.url
-    # No reload: the region refreshes itself until the execution ends.
-    expect(page.locator('[data-field="execution-state"]')).to_contain_text("Succeeded", timeout=60_000)
+    # No reload: the region refreshes itself while the copy runs, until the execution ends.
+    state = page.locator('[data-field="execution-state"]')
+    expect(state).to_contain_text("Running")
+    expect(state).to_contain_text("Succeeded", timeout=60_000)
     assert page.url == address
     expect(page.locator('[data-field="execution-tasks"]')).to_contain_text("2 of 2 tasks ended")
     copied = page.locator('tr[data-task="shipyard/web"]')
