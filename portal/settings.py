@@ -170,6 +170,7 @@ STATICFILES_DIRS = [
     ("vendor/cds-core", NODE_MODULES / "@cds" / "core"),
     ("vendor/clr-ui", NODE_MODULES / "@clr" / "ui"),
     ("vendor/htmx", NODE_MODULES / "htmx.org" / "dist"),
+    ("vendor/chartjs", NODE_MODULES / "chart.js" / "dist"),
 ]
 # Serve straight from the finders: the embedded mode needs no collectstatic step.
 WHITENOISE_USE_FINDERS = True

@@ -34,6 +34,8 @@ def project_context(request: HttpRequest, project: Project, tab: str) -> dict[st
         "my_role": effective_role(request.user, project),
         "can_manage_members": can(request.user, "manage_members", project),
         "can_manage_settings": can(request.user, "manage_settings", project),
+        # The Replication tab: the project's administrators follow and run its rules (portal admins manage them).
+        "can_follow_replication": can(request.user, "replicate", project),
     }
 
 

@@ -158,6 +158,11 @@ def _require_unused(endpoint: Endpoint, doing: str) -> None:
         raise Conflict(f"endpoint '{endpoint.name}' is used by rules: {', '.join(names)}; it cannot be {doing}")
 
 
+def check_endpoint_editable(endpoint: Endpoint) -> None:
+    """Conflict naming the rules that use the endpoint (the Edit dialog asks before it opens)."""
+    _require_unused(endpoint, "edited")
+
+
 @transaction.atomic
 def create_endpoint(
     actor: Actor,
@@ -375,13 +380,18 @@ def create_rule(
     return rule
 
 
+def check_rule_editable(rule: Rule) -> None:
+    """Conflict when the rule is enabled: an enabled rule cannot be edited (the Edit dialog asks before it opens)."""
+    if rule.enabled:
+        raise Conflict(f"rule '{rule.name}' is enabled: disable it before editing it")
+
+
 @transaction.atomic
 def update_rule(actor: Actor, rule: Rule, *, name: str | None = None, **changes: Any) -> Rule:
     """Change a disabled rule (an enabled one must be disabled first)."""
     _require_admin(actor)
     rule = Rule.objects.select_for_update().get(pk=rule.pk)
-    if rule.enabled:
-        raise Conflict(f"rule '{rule.name}' is enabled: disable it before editing it")
+    check_rule_editable(rule)
     unknown = set(changes) - {*RULE_FIELDS, "project", "endpoint"}
     if unknown:
         raise Invalid(f"unknown fields: {', '.join(sorted(unknown))}")

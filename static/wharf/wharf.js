@@ -1,7 +1,8 @@
-// The few behaviours htmx does not cover: closing a dialog, removing a dialog row, select-all check boxes,
-// narrowing a dialog's list of choices as you type, copying a digest or pull command, following a container log,
-// pausing a table's refresh while a row is selected. The Content-Security-Policy allows no inline script and no
-// eval, so no behaviour lives in templates (no onclick=, hx-on or hx-trigger filters).
+// The few behaviours htmx does not cover: closing a dialog, showing a form's parts for a select's value,
+// removing a dialog row, select-all check boxes, narrowing a dialog's list of choices as you type, copying a
+// digest or pull command, following a container log, pausing a table's refresh while a row is selected. The
+// Content-Security-Policy allows no inline script and no eval, so no behaviour lives in templates (no onclick=,
+// hx-on or hx-trigger filters).
 (function () {
   "use strict";
 
@@ -86,6 +87,16 @@
     if (select.id !== "project-selector") return;
     const marked = select.querySelector("option[selected]");
     if (marked) marked.selected = true;
+  });
+
+  // A select that controls parts of its form (data-controls="<name>") shows the parts made for its value
+  // (data-shown-for="<name>" data-value="<value>") and hides the others: a rule's trigger and its options.
+  document.addEventListener("change", function (event) {
+    const control = event.target.closest("[data-controls]");
+    if (!control || !control.form) return;
+    control.form.querySelectorAll("[data-shown-for='" + control.dataset.controls + "']").forEach(function (part) {
+      part.hidden = part.dataset.value !== control.value;
+    });
   });
 
   document.addEventListener("change", function (event) {
