@@ -42,7 +42,8 @@ _CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week"
 # --- who may do what ----------------------------------------------------------------------------------
 
 
-def _require_admin(actor: Actor) -> None:
+def require_admin(actor: Actor) -> None:
+    """Forbidden unless the actor is a portal admin: they alone manage endpoints and rules."""
     if not is_portal_admin(actor.user):
         raise Forbidden("Replication endpoints and rules are managed by Management Portal administrators.")
 
@@ -114,7 +115,7 @@ def test_connection(
     endpoint: Endpoint | None = None,
 ) -> remote.Probe:
     """Test Connection: what answers at the URL with that login (a saved endpoint's password when none is given)."""
-    _require_admin(actor)
+    require_admin(actor)
     url = normalize_url(url)
     login = remote.Login(username, password) if username else None
     if login is not None and not password and endpoint is not None and endpoint.credential is not None:
@@ -170,7 +171,7 @@ def create_endpoint(
     verify_remote_cert: bool = True,
 ) -> Endpoint:
     """Add an endpoint once Test Connection succeeds with its login; the login is kept as a credential."""
-    _require_admin(actor)
+    require_admin(actor)
     name = _check_name(name, Endpoint)
     url, kind = normalize_url(url), _kind(kind)
     login = remote.Login(username.strip(), password) if username.strip() else None
@@ -202,7 +203,7 @@ def update_endpoint(
     verify_remote_cert: bool | None = None,
 ) -> Endpoint:
     """Change an endpoint no rule uses; the connection is tested again with the new values before saving."""
-    _require_admin(actor)
+    require_admin(actor)
     endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
     _require_unused(endpoint, "edited")
     new_name = _check_name(name, Endpoint, endpoint) if name is not None else endpoint.name
@@ -238,7 +239,7 @@ def update_endpoint(
 @transaction.atomic
 def delete_endpoint(actor: Actor, endpoint: Endpoint) -> None:
     """Remove an endpoint no rule uses, with the credential made for it."""
-    _require_admin(actor)
+    require_admin(actor)
     endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
     _require_unused(endpoint, "deleted")
     credential, name = endpoint.credential, endpoint.name
@@ -352,7 +353,7 @@ def create_rule(
     enabled: bool = True,
 ) -> Rule:
     """Add a rule; an enabled one replicates what matches now."""
-    _require_admin(actor)
+    require_admin(actor)
     trigger, cron = _check_trigger(trigger, cron)
     rule = Rule.objects.create(
         name=_check_name(name, Rule),
@@ -378,7 +379,7 @@ def create_rule(
 @transaction.atomic
 def update_rule(actor: Actor, rule: Rule, *, name: str | None = None, **changes: Any) -> Rule:
     """Change a disabled rule (an enabled one must be disabled first)."""
-    _require_admin(actor)
+    require_admin(actor)
     rule = Rule.objects.select_for_update().get(pk=rule.pk)
     if rule.enabled:
         raise Conflict(f"rule '{rule.name}' is enabled: disable it before editing it")
@@ -414,7 +415,7 @@ def update_rule(actor: Actor, rule: Rule, *, name: str | None = None, **changes:
 @transaction.atomic
 def set_rule_enabled(actor: Actor, rule: Rule, enabled: bool) -> Rule:
     """Enable a rule (it replicates what matches now) or disable it (its running jobs are stopped)."""
-    _require_admin(actor)
+    require_admin(actor)
     rule = Rule.objects.select_for_update().get(pk=rule.pk)
     if rule.enabled == enabled:
         return rule
@@ -437,7 +438,7 @@ def _running_jobs(rule: Rule) -> QuerySet[Job]:
 @transaction.atomic
 def delete_rule(actor: Actor, rule: Rule) -> None:
     """Remove a rule without running jobs, with its schedule and its executions' history."""
-    _require_admin(actor)
+    require_admin(actor)
     rule = Rule.objects.select_for_update().get(pk=rule.pk)
     running = _running_jobs(rule).count()
     if running:
