@@ -28,6 +28,7 @@ from portal.core.permissions import is_portal_admin, visible_projects
 from portal.core.trust import UntrustedCertificate
 from projects.models import Project
 from projects.roles import can
+from registries.client_auth import AuthenticationFailed
 from replication import remote
 from replication.models import Endpoint, EndpointKind, Execution, Rule, Task, Trigger
 
@@ -129,6 +130,13 @@ def _probe(kind: str, url: str, login: remote.Login | None, verify_remote_cert: 
     """Probe the endpoint; an unknown certificate goes to the trust dialog only when verification is off."""
     try:
         return remote.probe(kind, url, login)
+    except AuthenticationFailed as exc:
+        # The administrator typed a wrong login: a 400 on the login's fields, not a 502 as for a remote fault.
+        if login is None:
+            message = f"{url} asks for a login: give a user name and password"
+            raise Invalid(message, {"username": [message]}) from exc
+        message = f"{url} refused the login of '{login.username}': check the user name and password"
+        raise Invalid(message, {"password": [message]}) from exc
     except UntrustedCertificate as exc:
         if not verify_remote_cert:
             raise
@@ -146,11 +154,15 @@ def _endpoint_credential(actor: Actor, name: str, username: str, password: str, 
         return None
     if current is not None and current.kind == CredentialKind.PASSWORD:
         return update_credential(actor, current, name=f"replication-{name}", username=username, password=password)
-    if not password:
-        raise Invalid("A password is required with a user name.", {"password": ["This field is required."]})
+    _require_password(username, password)
     return create_credential(
         actor, f"replication-{name}", CredentialKind.PASSWORD, username=username, password=password
     )
+
+
+def _require_password(username: str, password: str) -> None:
+    if username.strip() and not password:
+        raise Invalid("A password is required with a user name.", {"password": ["This field is required."]})
 
 
 def _require_unused(endpoint: Endpoint, doing: str) -> None:
@@ -174,6 +186,7 @@ def create_endpoint(
     require_admin(actor)
     name = _check_name(name, Endpoint)
     url, kind = normalize_url(url), _kind(kind)
+    _require_password(username, password)  # before the connection test, which would only say "refused"
     login = remote.Login(username.strip(), password) if username.strip() else None
     _probe(kind, url, login, verify_remote_cert)
     credential = _endpoint_credential(actor, name, username, password, None)
