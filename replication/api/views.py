@@ -149,7 +149,7 @@ class RuleViewSet(ListGetMixin, ServiceCreateMixin, ServiceUpdateMixin, ServiceD
     def run(self, request: Request, *args: object, **kwargs: object) -> Response:
         """Replicate now, whatever the rule's trigger: an execution starts."""
         execution = services.run_rule(self.actor(), self.get_object())
-        return _execution_answer(request, execution)
+        return _started(execution)
 
 
 def executions_with_counts(executions: QuerySet[Execution]) -> QuerySet[Execution]:
@@ -165,10 +165,10 @@ def executions_with_counts(executions: QuerySet[Execution]) -> QuerySet[Executio
     )
 
 
-def _execution_answer(request: Request, execution: Execution, code: int = status.HTTP_202_ACCEPTED) -> Response:
-    """An execution as the executions API shows it (counted afresh)."""
+def _started(execution: Execution) -> Response:
+    """202 with the execution as the executions API shows it (its tasks counted afresh)."""
     shown = executions_with_counts(Execution.objects.filter(pk=execution.pk)).select_related("job").get()
-    return Response(ExecutionSerializer(shown).data, status=code)
+    return Response(ExecutionSerializer(shown).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ExecutionViewSet(ListGetMixin, ServiceViewSet):
@@ -187,13 +187,13 @@ class ExecutionViewSet(ListGetMixin, ServiceViewSet):
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, *args: object, **kwargs: object) -> Response:
         """Stop the execution: tasks not started end now, running ones at their next blob."""
-        return _execution_answer(request, services.stop_execution(self.actor(), self.get_object()))
+        return _started(services.stop_execution(self.actor(), self.get_object()))
 
     @extend_schema(request=None, responses={202: ExecutionSerializer})
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, *args: object, **kwargs: object) -> Response:
         """Start a new execution of the rule for the repositories whose tasks did not succeed."""
-        return _execution_answer(request, services.retry_failed(self.actor(), self.get_object()))
+        return _started(services.retry_failed(self.actor(), self.get_object()))
 
 
 class TaskViewSet(ListGetMixin, ServiceViewSet):
