@@ -106,6 +106,15 @@ def test_wrong_password_is_a_clear_400(api: APIClient, basic_registry: Registry)
     assert not Endpoint.objects.exists() and not Credential.objects.filter(name__startswith="replication-").exists()
 
 
+def test_a_plain_registry_is_not_taken_for_a_wharf(api: APIClient, basic_registry: Registry) -> None:
+    body = {"name": "dr-wharf", "url": basic_registry.url, "kind": "wharf", "username": USERNAME}
+    refused = api.post(f"{API}/endpoints", {**body, "password": PASSWORD}, format="json")
+    assert refused.status_code == 400, refused.content
+    assert "choose the kind 'Docker registry (V2)'" in refused.json()["detail"] and "kind" in errors_of(refused)
+    anonymous = api.post(f"{API}/endpoints/ping", {"url": basic_registry.url, "kind": "wharf"}, format="json")
+    assert anonymous.status_code == 400 and "username" in errors_of(anonymous), anonymous.content
+
+
 def test_ping_tests_without_saving_and_reuses_a_saved_password(api: APIClient, basic_registry: Registry) -> None:
     login = {"url": basic_registry.url, "kind": "registry", "username": USERNAME}
     pinged = api.post(f"{API}/endpoints/ping", {**login, "password": PASSWORD}, format="json")
