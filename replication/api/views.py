@@ -119,10 +119,14 @@ class RuleViewSet(ListGetMixin, ServiceCreateMixin, ServiceUpdateMixin, ServiceD
             Prefetch("executions", queryset=latest, to_attr="latest")
         )
 
-    def create(self, request: Request, *args: object, **kwargs: object) -> Response:
-        # Who may create is known before the body is read: a project admin learns nothing from a 400.
-        services.require_admin(self.actor())
-        return super().create(request, *args, **kwargs)
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # Who may write is known before the body is read: a rule the caller cannot see is a 404, one they see
+        # (a project admin) a 403, and neither learns anything from a 400 about the body.
+        if self.action in ("create", "update", "partial_update", "destroy") and not _fake(self):
+            if self.action != "create":
+                self.get_object()
+            services.require_admin(self.actor())
 
     def perform_service_create(self, data: dict[str, Any]) -> Rule:
         rule = services.create_rule(self.actor(), data.pop("name"), data.pop("project"), data.pop("endpoint"), **data)

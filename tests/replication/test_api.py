@@ -431,6 +431,7 @@ def test_project_admin_sees_and_runs_only_their_projects_rules(role_users: dict,
     assert admin_of_alpha.post(f"{API}/rules/beta-all/run").status_code == 404
     assert admin_of_alpha.post(f"{API}/rules/nightly-web/run").status_code == 202
     assert admin_of_alpha.patch(f"{API}/rules/nightly-web", {"enabled": False}, format="json").status_code == 403
+    assert admin_of_alpha.patch(f"{API}/rules/nightly-web", {"cron": 5}, format="json").status_code == 403
     assert admin_of_alpha.delete(f"{API}/rules/nightly-web").status_code == 403
     runs = admin_of_alpha.get(f"{API}/executions").json()["results"]
     assert {row["rule"] for row in runs} == {"nightly-web"} and len(runs) == 2
