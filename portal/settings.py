@@ -287,7 +287,14 @@ SPECTACULAR_SETTINGS = {
     # cannot say null or an empty list, so the schema offers JSON only.
     "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
     # Hosts and jobs both have a "state"; each choice set gets its own component name.
-    "ENUM_NAME_OVERRIDES": {"JobStateEnum": "portal.core.models.JobState"},
+    "ENUM_NAME_OVERRIDES": {
+        "JobStateEnum": "portal.core.models.JobState",
+        "CredentialKindEnum": "portal.core.models.CredentialKind",
+        "EndpointKindEnum": "replication.models.EndpointKind",
+        "TriggerEnum": "replication.models.Trigger",
+        "ExecutionCauseEnum": "replication.models.Execution.Cause",
+        "TaskOperationEnum": "replication.models.Task.Operation",
+    },
 }
 
 # Celery: the embedded default is kombu's filesystem transport, so `make run` needs no Redis.

@@ -52,27 +52,13 @@ class ProjectScopedMixin:
         return self._project
 
 
-class ProjectScopedViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
-    """The base of an API resource under /projects/{project_name}/.
+class ServiceViewSet(viewsets.GenericViewSet):
+    """The base of an API resource whose writes go through the app's services.
 
-    A subclass names `model` and `serializer_class` (what is answered), narrows `rows(project)`
-    when the rows are not simply the project's own, and adds the Service*Mixins it offers. List
-    and get come from the rows of the project the caller may see (`project_action`), filtered by
-    `filterset_class`; a write parses its input serializer, calls the app's service and answers the
-    output serializer, so permission checks, validation and the audit event stay in the service.
+    A write parses its input serializer (`validated`), calls the service with the acting user (`actor`) and
+    answers the output serializer (`answer`), so permission checks, validation and the audit event stay in
+    the service. The Service*Mixins below build create, update and delete on it.
     """
-
-    model: type[models.Model]
-
-    def rows(self, project: Project) -> QuerySet:
-        """The resource's rows in the project."""
-        return self.model.objects.filter(project=project)
-
-    def get_queryset(self) -> QuerySet:
-        """The rows of the project named in the URL (none while the schema is generated)."""
-        if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller
-            return self.model.objects.none()
-        return self.rows(self.project())
 
     def actor(self) -> Actor:
         """Who is acting, for the service and its audit event."""
@@ -88,6 +74,28 @@ class ProjectScopedViewSet(ProjectScopedMixin, viewsets.GenericViewSet):
     def answer(self, instance: models.Model, code: int = status.HTTP_200_OK) -> Response:
         """The row as the resource shows it."""
         return Response(self.get_serializer(instance).data, status=code)
+
+
+class ProjectScopedViewSet(ProjectScopedMixin, ServiceViewSet):
+    """The base of an API resource under /projects/{project_name}/.
+
+    A subclass names `model` and `serializer_class` (what is answered), narrows `rows(project)`
+    when the rows are not simply the project's own, and adds the Service*Mixins it offers. List
+    and get come from the rows of the project the caller may see (`project_action`), filtered by
+    `filterset_class`; writes go through the app's service (ServiceViewSet).
+    """
+
+    model: type[models.Model]
+
+    def rows(self, project: Project) -> QuerySet:
+        """The resource's rows in the project."""
+        return self.model.objects.filter(project=project)
+
+    def get_queryset(self) -> QuerySet:
+        """The rows of the project named in the URL (none while the schema is generated)."""
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no real caller
+            return self.model.objects.none()
+        return self.rows(self.project())
 
 
 class ListGetMixin(mixins.ListModelMixin, mixins.RetrieveModelMixin):

@@ -28,6 +28,7 @@ from portal.core.permissions import is_portal_admin, visible_projects
 from portal.core.trust import UntrustedCertificate
 from projects.models import Project
 from projects.roles import can
+from registries.client_auth import AuthenticationFailed
 from replication import remote
 from replication.models import Endpoint, EndpointKind, Execution, Rule, Task, Trigger
 
@@ -42,7 +43,8 @@ _CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week"
 # --- who may do what ----------------------------------------------------------------------------------
 
 
-def _require_admin(actor: Actor) -> None:
+def require_admin(actor: Actor) -> None:
+    """Forbidden unless the actor is a portal admin: they alone manage endpoints and rules."""
     if not is_portal_admin(actor.user):
         raise Forbidden("Replication endpoints and rules are managed by Management Portal administrators.")
 
@@ -114,7 +116,7 @@ def test_connection(
     endpoint: Endpoint | None = None,
 ) -> remote.Probe:
     """Test Connection: what answers at the URL with that login (a saved endpoint's password when none is given)."""
-    _require_admin(actor)
+    require_admin(actor)
     url = normalize_url(url)
     login = remote.Login(username, password) if username else None
     if login is not None and not password and endpoint is not None and endpoint.credential is not None:
@@ -128,6 +130,13 @@ def _probe(kind: str, url: str, login: remote.Login | None, verify_remote_cert: 
     """Probe the endpoint; an unknown certificate goes to the trust dialog only when verification is off."""
     try:
         return remote.probe(kind, url, login)
+    except AuthenticationFailed as exc:
+        # The administrator typed a wrong login: a 400 on the login's fields, not a 502 as for a remote fault.
+        if login is None:
+            message = f"{url} asks for a login: give a user name and password"
+            raise Invalid(message, {"username": [message]}) from exc
+        message = f"{url} refused the login of '{login.username}': check the user name and password"
+        raise Invalid(message, {"password": [message]}) from exc
     except UntrustedCertificate as exc:
         if not verify_remote_cert:
             raise
@@ -145,11 +154,15 @@ def _endpoint_credential(actor: Actor, name: str, username: str, password: str, 
         return None
     if current is not None and current.kind == CredentialKind.PASSWORD:
         return update_credential(actor, current, name=f"replication-{name}", username=username, password=password)
-    if not password:
-        raise Invalid("A password is required with a user name.", {"password": ["This field is required."]})
+    _require_password(username, password)
     return create_credential(
         actor, f"replication-{name}", CredentialKind.PASSWORD, username=username, password=password
     )
+
+
+def _require_password(username: str, password: str) -> None:
+    if username.strip() and not password:
+        raise Invalid("A password is required with a user name.", {"password": ["This field is required."]})
 
 
 def _require_unused(endpoint: Endpoint, doing: str) -> None:
@@ -175,9 +188,10 @@ def create_endpoint(
     verify_remote_cert: bool = True,
 ) -> Endpoint:
     """Add an endpoint once Test Connection succeeds with its login; the login is kept as a credential."""
-    _require_admin(actor)
+    require_admin(actor)
     name = _check_name(name, Endpoint)
     url, kind = normalize_url(url), _kind(kind)
+    _require_password(username, password)  # before the connection test, which would only say "refused"
     login = remote.Login(username.strip(), password) if username.strip() else None
     _probe(kind, url, login, verify_remote_cert)
     credential = _endpoint_credential(actor, name, username, password, None)
@@ -207,7 +221,7 @@ def update_endpoint(
     verify_remote_cert: bool | None = None,
 ) -> Endpoint:
     """Change an endpoint no rule uses; the connection is tested again with the new values before saving."""
-    _require_admin(actor)
+    require_admin(actor)
     endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
     _require_unused(endpoint, "edited")
     new_name = _check_name(name, Endpoint, endpoint) if name is not None else endpoint.name
@@ -243,7 +257,7 @@ def update_endpoint(
 @transaction.atomic
 def delete_endpoint(actor: Actor, endpoint: Endpoint) -> None:
     """Remove an endpoint no rule uses, with the credential made for it."""
-    _require_admin(actor)
+    require_admin(actor)
     endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
     _require_unused(endpoint, "deleted")
     credential, name = endpoint.credential, endpoint.name
@@ -357,7 +371,7 @@ def create_rule(
     enabled: bool = True,
 ) -> Rule:
     """Add a rule; an enabled one replicates what matches now."""
-    _require_admin(actor)
+    require_admin(actor)
     trigger, cron = _check_trigger(trigger, cron)
     rule = Rule.objects.create(
         name=_check_name(name, Rule),
@@ -389,7 +403,7 @@ def check_rule_editable(rule: Rule) -> None:
 @transaction.atomic
 def update_rule(actor: Actor, rule: Rule, *, name: str | None = None, **changes: Any) -> Rule:
     """Change a disabled rule (an enabled one must be disabled first)."""
-    _require_admin(actor)
+    require_admin(actor)
     rule = Rule.objects.select_for_update().get(pk=rule.pk)
     check_rule_editable(rule)
     unknown = set(changes) - {*RULE_FIELDS, "project", "endpoint"}
@@ -424,7 +438,7 @@ def update_rule(actor: Actor, rule: Rule, *, name: str | None = None, **changes:
 @transaction.atomic
 def set_rule_enabled(actor: Actor, rule: Rule, enabled: bool) -> Rule:
     """Enable a rule (it replicates what matches now) or disable it (its running jobs are stopped)."""
-    _require_admin(actor)
+    require_admin(actor)
     rule = Rule.objects.select_for_update().get(pk=rule.pk)
     if rule.enabled == enabled:
         return rule
@@ -447,7 +461,7 @@ def _running_jobs(rule: Rule) -> QuerySet[Job]:
 @transaction.atomic
 def delete_rule(actor: Actor, rule: Rule) -> None:
     """Remove a rule without running jobs, with its schedule and its executions' history."""
-    _require_admin(actor)
+    require_admin(actor)
     rule = Rule.objects.select_for_update().get(pk=rule.pk)
     running = _running_jobs(rule).count()
     if running:

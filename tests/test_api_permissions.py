@@ -114,6 +114,21 @@ CASES = [
     Case("post", "/api/v1/projects/alpha/containers/{container}/stop", (ANON, 403, 202, 202, 404, 202)),
     Case("post", "/api/v1/projects/alpha/containers/{container}/restart", (ANON, 403, 202, 202, 404, 202)),
     Case("delete", "/api/v1/projects/alpha/containers/{container}", (ANON, 403, 202, 202, 404, 202)),
+    # Replication: portal admins manage endpoints and rules; alpha's administrators see and run alpha's rules.
+    Case(
+        "post",
+        "/api/v1/replication/endpoints/ping",
+        (ANON, 403, 403, 403, 403, 502),
+        {"url": "http://127.0.0.1:1", "kind": "registry"},
+    ),
+    Case("post", "/api/v1/replication/rules/nightly-web/run", (ANON, 404, 404, 202, 404, 202)),
+    Case("get", "/api/v1/replication/rules/nightly-web", (ANON, 404, 404, 200, 404, 200)),
+    Case("get", "/api/v1/replication/executions", (ANON, 200, 200, 200, 200, 200), query={"rule": "nightly-web"}),
+    Case("get", "/api/v1/replication/executions/{ended}/tasks", (ANON, 404, 404, 200, 404, 200)),
+    Case("get", "/api/v1/replication/executions/{ended}/tasks/{task}", (ANON, 404, 404, 200, 404, 200)),
+    Case("get", "/api/v1/replication/executions/{ended}/tasks/{task}/log", (ANON, 404, 404, 200, 404, 200)),
+    Case("post", "/api/v1/replication/executions/{ended}/retry", (ANON, 404, 404, 202, 404, 202)),
+    Case("post", "/api/v1/replication/executions/{running}/stop", (ANON, 404, 404, 403, 404, 202)),
 ]
 
 
@@ -127,8 +142,9 @@ def test_role_gets_expected_status(world, case: Case, role: str) -> None:
         host = ContainerHost.objects.create(project=Project.objects.get(name="alpha"), name="docker-1", url=CLOSED)
         container = Container.objects.create(host=host, container_id="c0ffee" * 10 + "c0ff", name="web").pk
         host = host.pk
+    replication = _replication_rows(world) if "/replication/" in case.path else {}
     client = client_for(world[role])
-    path = case.path.format(member=member, host=host, container=container)
+    path = case.path.format(member=member, host=host, container=container, **replication)
     if case.query:
         path += "?" + "&".join(f"{k}={v}" for k, v in case.query.items())
     response = getattr(client, case.method)(path, case.body, format="json")
@@ -136,6 +152,24 @@ def test_role_gets_expected_status(world, case: Case, role: str) -> None:
     assert response.status_code == expected, f"{role}: {case} -> {response.status_code} {response.content[:300]!r}"
     if expected >= 400 and "json" in response.get("Content-Type", ""):
         assert set(response.json()) == {"detail", "errors"}, response.json()
+
+
+def _replication_rows(world: dict) -> dict[str, int]:
+    """An enabled rule of alpha with a failed execution (one failed task) and a pending one: their ids."""
+    from portal.core import jobs
+    from portal.core.audit import Actor
+    from portal.core.models import Job, JobState
+    from replication import services
+    from replication.models import Endpoint, Rule, Task
+
+    endpoint = Endpoint.objects.create(name="dr-site", kind="registry", url=CLOSED)
+    rule = Rule.objects.create(name="nightly-web", project=Project.objects.get(name="alpha"), endpoint=endpoint)
+    admin = Actor(world["portal_admin"])
+    ended, running = services.run_rule(admin, rule), services.run_rule(admin, rule)
+    child = jobs.create_job(Actor.system(), services.TASK, "alpha/app", parent=ended.job, queue=False)
+    task = Task.objects.create(execution=ended, job=child, repository="alpha/app", destination="alpha/app")
+    Job.objects.filter(pk__in=[ended.job_id, child.pk]).update(state=JobState.FAILED)
+    return {"ended": ended.pk, "running": running.pk, "task": task.pk}
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,8 @@ from portal.core.audit import Actor
 from portal.core.models import Credential, Group, User
 from projects.models import Membership, Project
 from registries.models import ExternalRegistry, Repository, Tag
+from replication import services as replication
+from replication.models import Endpoint, Execution, Rule
 from tests.api_resources import ADMIN_ONLY, PROJECT_READ, PROJECT_WRITES, Resource, call, check, statuses
 from tests.conftest import ROLES, client_for
 
@@ -56,6 +58,23 @@ def _repository(world: dict) -> Repository:
 def _tag(world: dict) -> Tag:
     return Tag.objects.create(repository=_repository(world), name="1.0", digest="sha256:" + "a" * 64)
 
+
+def _endpoint(world: dict) -> Endpoint:
+    # On a closed loopback port: reads need no registry; saving tests the connection, which answers 502.
+    return Endpoint.objects.create(name="dr-site", kind="registry", url=CLOSED)
+
+
+def _rule(world: dict, enabled: bool = False) -> Rule:
+    return Rule.objects.create(name="nightly-web", project=_alpha(), endpoint=_endpoint(world), enabled=enabled)
+
+
+def _execution(world: dict) -> Execution:
+    return replication.run_rule(Actor(world["portal_admin"]), _rule(world, enabled=True))
+
+
+# Replication rules and executions: a project's administrators see (and run) their project's; the others, nothing.
+PROJECT_ADMINS_SEE = statuses(200, viewer=404, developer=404)
+PROJECT_ADMINS_SEE_ONLY = statuses(200, viewer=404, developer=404, project_admin=403)
 
 RESOURCES = [
     Resource(
@@ -192,6 +211,44 @@ RESOURCES = [
         _tag,
         **BY_NAME,
         expect={"list": PROJECT_READ, "get": PROJECT_READ},
+    ),
+    Resource(
+        "replication endpoints",
+        "/api/v1/replication/endpoints",
+        Endpoint,
+        _endpoint,
+        **BY_NAME,
+        # Saving tests the connection first: the closed port answers 502 and nothing is saved.
+        expect={
+            **ADMIN_ONLY,
+            **dict.fromkeys(("create", "update"), statuses(502, project_admin=403, other_project_admin=403)),
+        },
+        create={"name": "dr-2", "kind": "registry", "url": CLOSED},
+        update={"verify_remote_cert": False},
+    ),
+    Resource(
+        "replication rules",
+        "/api/v1/replication/rules",
+        Rule,
+        _rule,
+        **BY_NAME,
+        expect={
+            "list": statuses(200, viewer=200, developer=200, other_project_admin=200),
+            "get": PROJECT_ADMINS_SEE,
+            "create": statuses(201, project_admin=403, other_project_admin=403),
+            "update": PROJECT_ADMINS_SEE_ONLY,
+            "delete": statuses(204, viewer=404, developer=404, project_admin=403),
+        },
+        create={"name": "r2", "project": "alpha", "endpoint": "dr-site", "enabled": False, "tag_filter": "1.*"},
+        update={"description": "edited", "tag_filter": "2.*"},
+    ),
+    # Executions are paged by cursor (no count), and tasks live under one: their lists are in the permission table.
+    Resource(
+        "replication executions",
+        "/api/v1/replication/executions",
+        Execution,
+        _execution,
+        expect={"get": PROJECT_ADMINS_SEE},
     ),
 ]
 

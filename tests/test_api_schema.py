@@ -133,6 +133,9 @@ STATEFUL_RULES = {
     "POST /api/v1/credentials": "the fields a kind needs (a username for a password, a key for a certificate)",
     "POST /api/v1/projects/{project_name}/containers": "the image must be allowed in the project and a host ON",
     "POST /api/v1/projects/{project_name}/members": "exactly one of user and group, naming a known one",
+    "POST /api/v1/replication/endpoints": "a valid name; a user name needs a password; an address without a path",
+    "POST /api/v1/replication/endpoints/ping": "the endpoint must exist; a user name needs a password",
+    "POST /api/v1/replication/rules": "the project and endpoint must exist; a valid name, cron and filters",
 }
 
 

@@ -36,6 +36,8 @@ from portal.core.secrets import encrypt
 from projects.models import Membership, Project, Role
 from registries.models import ExternalRegistry, Repository, Tag
 from registries.services import GARBAGE_COLLECTION
+from replication.models import Endpoint, Execution, Rule, Task
+from replication.services import EXECUTION, TASK
 from tests.conftest import PASSWORD, client_for, logged_in
 
 SMALL = 3
@@ -62,6 +64,10 @@ API_LISTS = [
     ("project registries", "/api/v1/projects/alpha/registries?page_size=100", (ADMIN, MEMBER)),
     ("credentials", "/api/v1/credentials?page_size=100", (ADMIN, MEMBER)),
     ("certificates", "/api/v1/certificates?page_size=100", (ADMIN,)),
+    ("replication endpoints", "/api/v1/replication/endpoints?page_size=100", (ADMIN,)),
+    ("replication rules", "/api/v1/replication/rules?page_size=100", (ADMIN, MEMBER)),
+    ("replication executions", "/api/v1/replication/executions?page_size=100", (ADMIN, MEMBER)),
+    ("replication tasks", "/api/v1/replication/executions/{execution}/tasks?page_size=100", (ADMIN, MEMBER)),
 ]
 PAGES = [
     ("home", "/", (ADMIN, MEMBER)),
@@ -100,6 +106,8 @@ class Rows:
         self.certificate = certificate_info(self.pem)
         self.secret = encrypt("not-a-password")
         self.serial = count()
+        self.endpoint = Endpoint.objects.create(name="dr-site", url="https://dr.example.com")
+        self.execution = self.add_execution(Rule.objects.create(name="all", project=self.alpha, endpoint=self.endpoint))
 
     def add(self, rows: int) -> None:
         """`rows` more rows in every list."""
@@ -119,6 +127,7 @@ class Rows:
         self.add_repositories(n, project)
         self.add_connections(n)
         self.add_jobs(n)
+        self.add_replication(n)
         AuditEvent.objects.create(
             username=user.username, action="push", resource_type="repository", resource_name=f"alpha/r{n}",
             project=self.alpha, project_name="alpha",
@@ -163,6 +172,26 @@ class Rows:
             job = Job.objects.create(kind=kind, target=f"t{n}", state="succeeded", created_by=by, started=started)
             JobLogLine.objects.create(job=job, text="done")
 
+    def add_replication(self, n: int) -> None:
+        """An endpoint with a login used by a rule of alpha that ran twice, and a task of the fixed execution."""
+        credential = Credential.objects.create(
+            name=f"replication-dr{n}", kind=CredentialKind.PASSWORD, username="robot", encrypted_secret=self.secret
+        )
+        endpoint = Endpoint.objects.create(name=f"dr{n}", url=f"https://dr{n}.example.com", credential=credential)
+        rule = Rule.objects.create(name=f"rule{n}", project=self.alpha, endpoint=endpoint)
+        for _ in range(2):
+            self.add_execution(rule)
+        job = Job.objects.create(kind=TASK, target=f"alpha/r{n}", parent=self.execution.job, state="failed")
+        Task.objects.create(execution=self.execution, job=job, repository=f"alpha/r{n}", destination=f"alpha/r{n}")
+
+    def add_execution(self, rule: Rule) -> Execution:
+        """A finished execution of the rule with one task."""
+        job = Job.objects.create(kind=EXECUTION, target=rule.name, state="succeeded", created_by="root-admin")
+        execution = Execution.objects.create(rule=rule, job=job, cause="manual")
+        child = Job.objects.create(kind=TASK, target="alpha/app", parent=job, state="succeeded")
+        Task.objects.create(execution=execution, job=child, repository="alpha/app", destination="alpha/app")
+        return execution
+
 
 @pytest.fixture
 def rows(role_users: dict[str, User | None]) -> Rows:
@@ -205,6 +234,7 @@ def assert_constant(rows: Rows, get: Callable[[], int]) -> None:
 @pytest.mark.parametrize(("url", "who"), cases(API_LISTS))
 def test_api_list_query_count_does_not_grow_with_rows(url: str, who: str, role_users: dict, rows: Rows) -> None:
     client = client_for(role_users[who])
+    url = url.format(execution=rows.execution.pk)
     assert_constant(rows, lambda: client.get(url).status_code)
 
 

@@ -29,6 +29,14 @@ def quiet_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
     server.stop()
 
 
+@pytest.fixture(scope="module", name="plain_registry")
+def plain_registry_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A standalone registry over plain HTTP asking for no login (a destination anyone may write to)."""
+    registry = start_standalone_registry(tmp_path_factory.mktemp("plain"))
+    yield registry
+    registry.stop()
+
+
 @pytest.fixture(scope="module", name="basic_registry")
 def basic_registry_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """A standalone registry asking for HTTP Basic (htpasswd) credentials: USERNAME and PASSWORD."""
