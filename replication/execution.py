@@ -234,8 +234,9 @@ def run_task(job: Job, context: jobs.JobContext) -> str:
         save_counts(copier.stats)
         return f"{copier.stats.tags_deleted} of {len(task.tags)} tags deleted on {endpoint.name}"
     tags = _tags_to_copy(task, rule)
-    sizes = Tag.objects.filter(repository__name=task.repository, name__in=tags).values_list("digest", "size")
-    context.progress(0, len(tags), total_bytes=sum(dict(sizes).values()))
+    # Per tag, as the copier counts: a tag on a digest another tag already took counts its bytes as skipped.
+    sizes = Tag.objects.filter(repository__name=task.repository, name__in=tags).values_list("size", flat=True)
+    context.progress(0, len(tags), total_bytes=sum(sizes))
     if not tags:
         return f"{task.repository} holds no tag the rule takes"
     context(f"copying {len(tags)} tags of {task.repository} to {endpoint.name} as {task.destination}")

@@ -8,6 +8,7 @@ their brackets, and host names are lowercased. A pinned certificate is kept unde
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -56,6 +57,11 @@ class Url:
         return self.origin
 
 
+# A DNS name (letters, digits, '-', '_' in labels, dots between), an IPv4 address, or an IPv6 address (bracketed in
+# the URL, bare in urlsplit's hostname, with an optional %zone).
+_HOST = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?|[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?")
+
+
 def parse_url(
     text: str,
     *,
@@ -91,6 +97,8 @@ def parse_url(
         )
     if not parts.hostname:
         raise AddressError("host", f"'{text}' has no host name.", hint)
+    if not _HOST.fullmatch(parts.hostname):
+        raise AddressError("host", f"'{parts.hostname}' is not a host name or IP address.", hint)
     try:
         port = parts.port or default_ports.get(scheme, default_ports["https"])
     except ValueError as exc:

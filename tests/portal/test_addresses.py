@@ -49,6 +49,8 @@ def test_docker_ports_apply_when_the_caller_says_so() -> None:
         ("https://:443", "host"),
         ("https://r.example:port", "port"),
         ("https://r.example:99999", "port"),
+        ("not a url", "host"),
+        ("https://reg istry.example", "host"),
     ],
 )
 def test_what_is_wrong_is_named(text: str, problem: str) -> None:

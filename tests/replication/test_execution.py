@@ -106,6 +106,9 @@ def test_an_enabled_rule_replicates_what_matches_and_a_rerun_sends_no_blob(
     assert remote.head_manifest("dr-web/skipped", "1.0") is None
     assert tasks["web/app"].tags_copied == 2 and tasks["web/app"].blobs_copied == 2
     assert tasks["web/app"].bytes_copied > 4096
+    # Two tags on one digest: the second counts as skipped, and the progress ends at the images' sizes.
+    assert tasks["web/app"].job.done_bytes == tasks["web/app"].job.total_bytes == 2 * app.size
+    assert execution.job.done_bytes == execution.job.total_bytes
     assert execution.job.done_units == execution.job.total_units == 2
     assert "2 tasks succeeded: 3 tags copied" in execution.job.log
     sent = blob_uploads(basic_registry)
