@@ -28,7 +28,15 @@ import zstandard
 
 from portal.core.errors import Invalid, NotFound
 from registries.client import Manifest, RegistryClient
-from scanning.package_readers import RELEASE_FILES, Distribution, Package, distribution_from, path_matters, reader_for
+from scanning.package_readers import (
+    RELEASE_FILES,
+    Distribution,
+    Package,
+    distribution_from,
+    is_release_file,
+    path_matters,
+    reader_for,
+)
 
 __all__ = [
     "INDEXER_VERSION",
@@ -265,7 +273,7 @@ class _LayerReader:
         return entries
 
     def _read(self, path: str, archive: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-        limit = MAX_RELEASE_FILE if path in RELEASE_FILES else self.max_file_size
+        limit = MAX_RELEASE_FILE if is_release_file(path) else self.max_file_size
         if member.size > limit:
             self._parse(path, None)
             return
@@ -276,7 +284,7 @@ class _LayerReader:
         self._parse(path, content)
 
     def _parse(self, path: str, content: bytes | None) -> None:
-        if path in RELEASE_FILES:
+        if is_release_file(path):
             self.release_files[path] = (content or b"").decode("utf-8", "replace")
             return
         reader = reader_for(path)

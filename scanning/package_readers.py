@@ -351,6 +351,12 @@ def _from_redhat_release(text: str) -> Distribution:
     return Distribution(identifier, version if identifier == "fedora" else version.split(".")[0], "", text)
 
 
+def is_release_file(path: str) -> bool:
+    """Whether the file may name the distribution: the usual paths, and any file named os-release, since
+    etc/os-release may link to one anywhere (NixOS: /etc/static/os-release, itself under a linked directory)."""
+    return path in RELEASE_FILES or path.endswith("/os-release")
+
+
 def path_matters(path: str) -> bool:
     """Whether the indexer keeps this regular file of a layer."""
-    return path in RELEASE_FILES or reader_for(path) is not None
+    return is_release_file(path) or reader_for(path) is not None
