@@ -168,7 +168,6 @@ class _ChunkReader(io.RawIOBase):
         self._chunks = iter(chunks)
         self._buffer = memoryview(b"")
         self.hash = hashlib.sha256()
-        self.size = 0
 
     def readable(self) -> bool:
         return True
@@ -178,7 +177,6 @@ class _ChunkReader(io.RawIOBase):
         for chunk in self._chunks:
             if chunk:
                 self.hash.update(chunk)
-                self.size += len(chunk)
                 self._buffer = memoryview(bytes(self._buffer) + chunk) if self._buffer else memoryview(chunk)
                 return True
         return False
@@ -258,6 +256,9 @@ class _LayerReader:
         elif name.startswith(WHITEOUT_PREFIX):
             self._count(self.whiteouts).append(posixpath.join(directory, name[len(WHITEOUT_PREFIX) :]))
         elif member.issym():
+            # A later member of the same path replaces an earlier one, whatever their kinds.
+            self.release_files.pop(path, None)
+            self.packages.pop(path, None)
             if len(member.linkname) <= MAX_LINK_TARGET and len(self.symlinks) < MAX_ENTRIES:
                 self.symlinks[path] = member.linkname
         elif member.isreg() and path_matters(path):
@@ -318,7 +319,7 @@ def index_layer(
         with tarfile.open(fileobj=_decompressed(raw), mode="r|", tarinfo=_GuardedTarInfo) as archive:
             for member in archive:
                 reader.take(archive, member)
-    except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
+    except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error, zstandard.ZstdError) as exc:
         raise UnreadableImage(f"layer {digest} is not a readable tar (plain, gzip or zstd): {exc}") from None
     if verify_digest:
         raw.drain()

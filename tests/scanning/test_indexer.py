@@ -226,6 +226,17 @@ def test_absolute_and_parent_paths_and_device_files_are_ignored() -> None:
     }
 
 
+def test_a_hard_link_shares_the_content_of_its_target() -> None:
+    link = tarfile.TarInfo("etc/os-release")
+    link.type, link.linkname = tarfile.LNKTYPE, "usr/lib/os-release"
+    tar = raw_tar([member("usr/lib/os-release", fixtures.UBUNTU_OS_RELEASE), (link, b"")])
+
+    layer = index_layer(digest_of(tar), io.BytesIO(tar))
+
+    assert layer.release_files["etc/os-release"] == fixtures.UBUNTU_OS_RELEASE.decode()
+    assert index_image([layer]).distribution == fixtures.UBUNTU_DISTRIBUTION
+
+
 def test_a_huge_file_is_skipped_without_being_held_in_memory(tmp_path: Path) -> None:
     path = tmp_path / "huge.tar"
     size = 65 * 1024 * 1024
