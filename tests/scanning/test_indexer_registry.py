@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +16,13 @@ from tests.integration.registry import Registry
 from tests.integration.registry_fixtures import quiet_registry  # noqa: F401  (the `registry` fixture)
 from tests.scanning import fixtures
 from tests.scanning.image_builder import (
+    GZIP,
+    LAYER_MEDIA_TYPES,
+    ZSTD,
     BuiltImage,
+    ImageSpec,
+    LayerSpec,
+    build_image,
     digest_of,
     push_built_image,
     push_image_index,
@@ -106,3 +113,16 @@ def test_oci_layout_holds_every_blob_of_the_image(tmp_path: Path) -> None:
     assert digest == image.digest
     for blob in [image.manifest, image.config, *image.layers]:
         assert (blobs / digest_of(blob).removeprefix("sha256:")).read_bytes() == blob
+
+
+def test_layers_are_read_by_their_bytes_not_their_media_type(registry: Registry) -> None:
+    built = build_image(ImageSpec([LayerSpec({"etc/os-release": fixtures.ALPINE_OS_RELEASE}, compression=ZSTD)]))
+    manifest = json.loads(built.manifest)
+    # The manifest claims gzip; the blob is zstd.
+    manifest["layers"][0]["mediaType"] = LAYER_MEDIA_TYPES[GZIP]
+    lying = BuiltImage(built.layers, built.config, json.dumps(manifest).encode())
+    push_built_image(registry.url, "scan/lying", "1", lying)
+
+    _, layers = read_image(registry_client(registry.url), "scan/lying", "1")
+
+    assert index_image(layers).distribution == fixtures.ALPINE_DISTRIBUTION
