@@ -17,7 +17,7 @@ from portal.core.errors import DomainError, Invalid, NotFound
 from portal.core.services import require
 from scanning import bundle
 from scanning.models import AffectedPackage, FeedSource, Vulnerability
-from scanning.updaters import Advisory, Updater, registry, updater_for_file
+from scanning.updaters import Advisory, Updater, feed_file_name, registry, updater_for_file
 from scanning.updaters.fetch import download
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def import_feed_file(actor: Actor, path: Path) -> FeedResult:
     if updater is None:
         sources = ", ".join(registry())
         raise Invalid(f"{path.name}: not a feed file (name it after its source: {sources}) nor a vulndb bundle")
-    name = path.name.split(".", 1)[0]
+    name = feed_file_name(path)
     with path.open("rb") as stream:
         advisories = updater.parse(stream)
     # Imported copies carry no validators: the next online update downloads the feed in full.
@@ -184,6 +184,8 @@ def import_path(actor: Actor, path: Path) -> list[FeedResult]:
 def import_bundle(actor: Actor, file: IO[bytes], filename: str = "") -> list[FeedResult]:
     """Load an uploaded bundle or feed file (the Configuration page's upload); `filename` names a single feed."""
     require_admin(actor)
+    # An upload (Django's UploadedFile) carries the name the browser sent.
+    filename = filename or str(getattr(file, "name", "") or "")
     if bundle.is_bundle(file):
         return import_bundle_stream(actor, file, filename or "upload")
     if not filename:

@@ -131,8 +131,15 @@ def registry() -> dict[str, Updater]:
 
 def updater_for_file(path: Path) -> Updater | None:
     """The updater whose feed the file is, by its name: `debian.json`, `alpine-v3.19-main.json`, `nvd-2024.json.gz`."""
-    stem = path.name.split(".", 1)[0]
-    return registry().get(stem.split("-", 1)[0])
+    return registry().get(feed_file_name(path).split("-", 1)[0])
+
+
+def feed_file_name(path: Path) -> str:
+    """The feed a file holds: its name without the format's extensions (alpine-v3.19-main.json → alpine-v3.19-main)."""
+    name = path.name
+    for extension in (".gz", ".json", ".zip"):
+        name = name.removesuffix(extension)
+    return name
 
 
 def load_json(stream: IO[bytes]) -> Any:
