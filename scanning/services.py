@@ -13,7 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.core.audit import Actor, record
-from portal.core.errors import DomainError, Invalid, NotFound
+from portal.core.errors import DomainError, Invalid, NotFound, RemoteUnreachable
+from portal.core.jobs import JobContext, create_job, is_transient
+from portal.core.models import Job
 from portal.core.services import require
 from scanning import bundle
 from scanning.models import AffectedPackage, FeedSource, Vulnerability
@@ -21,6 +23,7 @@ from scanning.updaters import Advisory, Updater, feed_file_name, registry, updat
 from scanning.updaters.fetch import download
 
 logger = logging.getLogger(__name__)
+VULNDB_UPDATE = "vulndb_update"
 BATCH = 2000
 ADVISORY_FIELDS = [
     "aliases",
@@ -52,6 +55,8 @@ class FeedResult:
     changed: bool = False
     counts: dict[str, int] = field(default_factory=dict)
     error: str = ""
+    # Whether trying again later may help (the feed's server was unreachable or answered 5xx).
+    transient: bool = False
 
 
 def store_feed(name: str, source: str, advisories: Iterable[Advisory], **feed_fields: str) -> dict[str, int]:
@@ -124,19 +129,60 @@ def update_feed(actor: Actor, updater: Updater, url: str) -> FeedResult:
         logger.warning("vulnerability feed %s failed: %s", name, exc.message)
         FeedSource.objects.filter(pk=feed.pk).update(last_run=timezone.now(), error=exc.message)
         record(actor, "update", "vulndb", name, outcome="failure", error=exc.message)
-        return FeedResult(name, error=exc.message)
+        return FeedResult(name, error=exc.message, transient=is_transient(exc))
     record(actor, "update", "vulndb", name, **counts)
     return FeedResult(name, True, counts)
 
 
-def update_feeds(actor: Actor, sources: Iterable[str] | None = None) -> list[FeedResult]:
-    """Update every configured feed (or those of the named sources), each on its own: one failing spoils no other."""
+def planned_feeds(sources: Iterable[str] | None = None) -> list[tuple[Updater, str]]:
+    """The (updater, URL) of every configured feed of the named sources (all by default); Invalid for unknown ones."""
     updaters = registry()
-    chosen = list(sources) if sources is not None else list(updaters)
+    chosen = list(sources) if sources else list(updaters)
     unknown = sorted(set(chosen) - set(updaters))
     if unknown:
         raise Invalid(f"unknown vulnerability source {', '.join(unknown)}: choose from {', '.join(updaters)}")
-    return [update_feed(actor, updaters[source], url) for source in chosen for url in updaters[source].urls()]
+    return [(updaters[source], url) for source in chosen for url in updaters[source].urls()]
+
+
+def update_feeds(actor: Actor, sources: Iterable[str] | None = None) -> list[FeedResult]:
+    """Update every configured feed (or those of the named sources), each on its own: one failing spoils no other."""
+    return [update_feed(actor, updater, url) for updater, url in planned_feeds(sources)]
+
+
+def start_update(actor: Actor, sources: list[str] | None = None) -> Job:
+    """Start a job updating the vulnerability database from its feeds (portal admins, the scheduler); one at a time."""
+    require_admin(actor)
+    planned_feeds(sources)
+    return create_job(actor, VULNDB_UPDATE, "vulndb", {"sources": sources or []})
+
+
+def run_update(job: Job, log: JobContext) -> str:
+    """The update job's runner: each feed in turn, logged; failed feeds keep their data and fail the job at the end.
+
+    A failure that may pass (unreachable, 5xx) makes the job retry with backoff; the feeds that
+    loaded answer 304 on the next attempt and cost nothing.
+    """
+    feeds = planned_feeds(log.parameters.get("sources"))
+    actor = Actor.system(job.created_by or "scheduler")
+    failed = []
+    for index, (updater, url) in enumerate(feeds, 1):
+        log.checkpoint()
+        result = update_feed(actor, updater, url)
+        if result.error:
+            failed.append(result)
+            log(f"{result.name}: failed: {result.error}")
+        elif result.changed:
+            log(f"{result.name}: {result.counts['vulnerabilities']} advisories, {result.counts['packages']} packages")
+        else:
+            log(f"{result.name}: unchanged")
+        log.progress(index, len(feeds))
+    if failed:
+        names = ", ".join(result.name for result in failed)
+        raise RemoteUnreachable(
+            f"{len(failed)} of {len(feeds)} feeds failed ({names}); their previous data is kept",
+            transient=any(result.transient for result in failed),
+        )
+    return f"{len(feeds)} feeds up to date"
 
 
 def import_feed_file(actor: Actor, path: Path) -> FeedResult:

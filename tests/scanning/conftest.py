@@ -6,6 +6,7 @@ import email.utils
 import gzip
 import hashlib
 import shutil
+import ssl
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -44,7 +45,7 @@ class FeedServer:
     `failing` maps a path to a status the server answers instead; `requests` records (path, If-None-Match, status).
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, tls: ssl.SSLContext | None = None) -> None:
         self.folder = folder
         self.failing: dict[str, int] = {}
         self.requests: list[tuple[str, str, int]] = []
@@ -58,7 +59,12 @@ class FeedServer:
                 """Quiet: the test records what it needs."""
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        scheme = "http"
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.address = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.url = f"{scheme}://{self.address}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def answer(self, handler: BaseHTTPRequestHandler) -> None:

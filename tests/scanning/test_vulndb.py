@@ -5,17 +5,20 @@ from __future__ import annotations
 import io
 import json
 import socket
+import ssl
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
+from portal.core import trust
 from portal.core.audit import Actor
-from portal.core.errors import Forbidden, Invalid, NotFound
+from portal.core.errors import Conflict, Forbidden, Invalid, NotFound
 from portal.core.models import AuditEvent
 from scanning import services
 from scanning.models import AffectedPackage, FeedSource, Vulnerability
+from tests.portal.test_trust import make_certificate
 from tests.scanning.conftest import FeedServer
 from tests.scanning.test_matcher import BOOKWORM, DEBIAN_IMAGE, NODE_PACKAGES, PYTHON_PACKAGES
 
@@ -134,6 +137,24 @@ def test_an_unreachable_feed_says_so(feed_dir: Path, settings) -> None:
     assert result.error == f"127.0.0.1:{port}: connection refused"
 
 
+def test_https_feeds_go_through_the_trust_flow(feed_dir: Path, tmp_path: Path, settings, portal_admin) -> None:
+    keys = make_certificate("feeds.example", ["127.0.0.1"])
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*keys.write(tmp_path, "feeds"))
+    server = FeedServer(feed_dir, context)
+    settings.VULNDB_NPM_URL = f"{server.url}/npm.zip"
+    try:
+        [refused] = services.update_feeds(SYSTEM, ["npm"])
+        assert refused.error == f"the certificate of {server.address} is not trusted"
+        assert not Vulnerability.objects.exists()
+
+        trust.trust(Actor(portal_admin), server.address, keys.cert_pem)
+        [result] = services.update_feeds(SYSTEM, ["npm"])
+    finally:
+        server.close()
+    assert (result.error, result.counts) == ("", {"vulnerabilities": 4, "packages": 4})
+
+
 def test_a_source_set_off_is_not_fetched(feed_server: FeedServer, settings) -> None:
     settings.VULNDB_NVD_URLS = ["off"]
     assert [r.name for r in services.update_feeds(SYSTEM, ["nvd", "npm"])] == ["npm"]
@@ -243,3 +264,45 @@ def test_command_reports_missing_paths_and_shows_status(feed_dir: Path, tmp_path
     call_command("vulndb", "status", stdout=out)
     assert out.getvalue().startswith("debian: last success 20")
     assert out.getvalue().rstrip().endswith(", 9 advisories")
+
+
+def test_update_job_logs_each_feed_and_fails_naming_the_failed_ones(
+    feed_server: FeedServer, portal_admin, make_user
+) -> None:
+    from portal.core.jobs import run_job
+    from portal.core.models import JobState
+
+    job = services.start_update(Actor(portal_admin), ["debian", "npm"])
+    with pytest.raises(Conflict, match="a vulnerability database update is already running"):
+        services.start_update(Actor(portal_admin))
+    done = run_job(job.pk)
+    assert (done.state, done.progress, done.total_units) == (JobState.SUCCEEDED, 100, 2)
+    assert [line.text for line in done.log_lines.order_by("pk")] == [
+        "debian: 9 advisories, 11 packages",
+        "npm: 4 advisories, 4 packages",
+        "2 feeds up to date",
+    ]
+
+    feed_server.failing["npm.zip"] = 404
+    failed = run_job(services.start_update(Actor(portal_admin), ["debian", "npm"]).pk)
+    assert failed.state == JobState.FAILED
+    assert failed.error == "1 of 2 feeds failed (npm); their previous data is kept"
+    assert loaded_counts() == {"debian": (9, 11), "npm": (4, 4)}
+    with pytest.raises(Forbidden):
+        services.start_update(Actor(make_user("dev")))
+
+
+def test_the_schedule_starts_one_update_job_at_a_time(db) -> None:
+    from django_celery_beat.models import PeriodicTask
+
+    from portal.core.models import Job
+    from portal.core.schedules import install_schedules
+    from scanning.tasks import scheduled_vulndb_update
+
+    install_schedules()
+    assert PeriodicTask.objects.get(name="vulnerability database update").task == "scanning.scheduled_vulndb_update"
+    scheduled_vulndb_update()
+    scheduled_vulndb_update()
+    assert list(Job.objects.values_list("kind", "created_by", "parameters")) == [
+        ("vulndb_update", "scheduler", {"sources": []})
+    ]
