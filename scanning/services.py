@@ -185,12 +185,17 @@ def run_update(job: Job, log: JobContext) -> str:
     return f"{len(feeds)} feeds up to date"
 
 
+def not_a_feed(names: list[str]) -> Invalid:
+    """The error for files that are neither a feed named by its source nor a bundle."""
+    sources = ", ".join(registry())
+    return Invalid(f"{', '.join(names)}: not a feed file (name it after its source: {sources}) nor a vulndb bundle")
+
+
 def import_feed_file(actor: Actor, path: Path) -> FeedResult:
     """Load one feed file named by its source (debian.json, alpine-v3.19-main.json, pypi.zip, nvd-2024.json.gz)."""
     updater = updater_for_file(path)
     if updater is None:
-        sources = ", ".join(registry())
-        raise Invalid(f"{path.name}: not a feed file (name it after its source: {sources}) nor a vulndb bundle")
+        raise not_a_feed([path.name])
     name = feed_file_name(path)
     with path.open("rb") as stream:
         advisories = updater.parse(stream)
@@ -216,15 +221,25 @@ def import_path(actor: Actor, path: Path) -> list[FeedResult]:
     if not path.exists():
         raise NotFound(f"{path} does not exist")
     files = sorted(child for child in path.iterdir() if child.is_file()) if path.is_dir() else [path]
+    bundles = {file for file in files if _is_bundle_file(file)}
+    # Every file is checked before any is loaded, so a stray file does not leave half a directory loaded.
+    strays = [file.name for file in files if file not in bundles and updater_for_file(file) is None]
+    if strays:
+        raise not_a_feed(strays)
     results: list[FeedResult] = []
     for file in files:
-        with file.open("rb") as stream:
-            is_bundle = bundle.is_bundle(stream)
-            if is_bundle:
+        if file in bundles:
+            with file.open("rb") as stream:
                 results.extend(import_bundle_stream(actor, stream, file.name))
-        if not is_bundle:
+        else:
             results.append(import_feed_file(actor, file))
     return results
+
+
+def _is_bundle_file(path: Path) -> bool:
+    """Whether the file on disk is a vulndb bundle."""
+    with path.open("rb") as stream:
+        return bundle.is_bundle(stream)
 
 
 def import_bundle(actor: Actor, file: IO[bytes], filename: str = "") -> list[FeedResult]:

@@ -254,6 +254,13 @@ def test_bad_files_are_refused_with_a_reason(name: str, content: bytes, message:
     assert not Vulnerability.objects.exists()
 
 
+def test_a_directory_with_a_stray_file_loads_nothing(feed_dir: Path) -> None:
+    (feed_dir / "README.txt").write_text("feeds of 2026-11-30")
+    with pytest.raises(CommandError, match=r"^README.txt: not a feed file \(name it after its source: debian, "):
+        call_command("vulndb", "import", str(feed_dir))
+    assert not FeedSource.objects.exists()
+
+
 def test_command_reports_missing_paths_and_shows_status(feed_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="does not exist"):
         call_command("vulndb", "import", str(tmp_path / "nowhere"))
