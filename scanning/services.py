@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from django.db import transaction
+from django.db import DataError, transaction
 from django.utils import timezone
 
 from portal.core.audit import Actor, record
@@ -19,7 +19,7 @@ from portal.core.models import Job
 from portal.core.services import require
 from scanning import bundle
 from scanning.models import AffectedPackage, FeedSource, Vulnerability
-from scanning.updaters import Advisory, Updater, feed_file_name, registry, updater_for_file
+from scanning.updaters import Advisory, FeedFormatError, Updater, feed_file_name, merged, registry, updater_for_file
 from scanning.updaters.fetch import download
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ def store_feed(name: str, source: str, advisories: Iterable[Advisory], **feed_fi
     Advisories are upserted by (feed, name) so their ids stay stable; their affected packages are
     replaced whole, and advisories the new copy no longer holds are deleted.
     """
-    advisories = list(advisories)
+    # Two records of one name in one statement would make the upsert touch a row twice.
+    advisories = merged(advisories)
     now = timezone.now()
     with transaction.atomic():
         rows = [
@@ -121,17 +122,35 @@ def update_feed(actor: Actor, updater: Updater, url: str) -> FeedResult:
             FeedSource.objects.filter(pk=feed.pk).update(last_run=timezone.now(), last_success=timezone.now(), error="")
             return FeedResult(name)
         with fetched.body:
-            advisories = updater.parse(fetched.body)
+            advisories = parse_feed(updater, fetched.body, name)
         counts = store_feed(
             name, updater.source, advisories, url=url, etag=fetched.etag, last_modified=fetched.last_modified
         )
+    except DataError as exc:
+        # A value longer than its column fails this feed, not the whole update.
+        logger.exception("vulnerability feed %s could not be stored", name)
+        return _failed(actor, feed, FeedFormatError(f"{name}: the feed could not be stored ({exc})"))
     except DomainError as exc:
-        logger.warning("vulnerability feed %s failed: %s", name, exc.message)
-        FeedSource.objects.filter(pk=feed.pk).update(last_run=timezone.now(), error=exc.message)
-        record(actor, "update", "vulndb", name, outcome="failure", error=exc.message)
-        return FeedResult(name, error=exc.message, transient=is_transient(exc))
+        return _failed(actor, feed, exc)
     record(actor, "update", "vulndb", name, **counts)
     return FeedResult(name, True, counts)
+
+
+def parse_feed(updater: Updater, stream: IO[bytes], name: str) -> list[Advisory]:
+    """The feed's advisories; content the parser did not foresee is a FeedFormatError naming the feed."""
+    try:
+        return updater.parse(stream)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        logger.exception("vulnerability feed %s could not be read", name)
+        raise FeedFormatError(f"{name}: the feed could not be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _failed(actor: Actor, feed: FeedSource, exc: DomainError) -> FeedResult:
+    """Record a feed's failure on its row and in the audit log; its advisories stay as they were."""
+    logger.warning("vulnerability feed %s failed: %s", feed.name, exc.message)
+    FeedSource.objects.filter(pk=feed.pk).update(last_run=timezone.now(), error=exc.message)
+    record(actor, "update", "vulndb", feed.name, outcome="failure", error=exc.message)
+    return FeedResult(feed.name, error=exc.message, transient=is_transient(exc))
 
 
 def planned_feeds(sources: Iterable[str] | None = None) -> list[tuple[Updater, str]]:
@@ -198,7 +217,7 @@ def import_feed_file(actor: Actor, path: Path) -> FeedResult:
         raise not_a_feed([path.name])
     name = feed_file_name(path)
     with path.open("rb") as stream:
-        advisories = updater.parse(stream)
+        advisories = parse_feed(updater, stream, name)
     # Imported copies carry no validators: the next online update downloads the feed in full.
     counts = store_feed(name, updater.source, advisories, url="", etag="", last_modified="")
     record(actor, "import", "vulndb", name, file=path.name, **counts)

@@ -128,6 +128,16 @@ def test_a_failing_feed_records_its_error_and_keeps_the_old_data(feed_server: Fe
     assert FeedSource.objects.get(name="debian").error == ""
 
 
+def test_a_feed_with_unforeseen_content_fails_alone(feed_server: FeedServer, feed_dir: Path) -> None:
+    (feed_dir / "debian.json").write_text('{"openssl": {"CVE-0000-1001": {"releases": "bookworm"}}}')
+    results = {r.name: r for r in services.update_feeds(SYSTEM, ["debian", "npm"])}
+    assert results["debian"].error == (
+        "debian: the feed could not be read (AttributeError: 'str' object has no attribute 'items')"
+    )
+    assert (results["npm"].changed, results["npm"].error) == (True, "")
+    assert FeedSource.objects.get(name="debian").error == results["debian"].error
+
+
 def test_an_unreachable_feed_says_so(feed_dir: Path, settings) -> None:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
@@ -243,6 +253,11 @@ def test_import_a_single_uploaded_feed_file(feed_dir: Path, portal_admin) -> Non
         ("debian.json", b"{not json", "not a JSON document"),
         ("alpine-x.json", b'{"packages": []}', "Alpine secdb: distroversion is missing"),
         ("nvd-1.json", b'{"vulnerabilities": [{"cve": {}}]}', "NVD JSON 2.0: a vulnerability has no cve.id"),
+        (
+            "debian.json",
+            b'{"openssl": {"CVE-1": {"releases": 1}}}',
+            "debian: the feed could not be read (AttributeError:",
+        ),
         ("redhat.xml", b"<oval/>", "redhat.xml: not a feed file (name it after its source: debian, ubuntu"),
         ("b.zst", b"\x28\xb5\x2f\xfdjunk", "not a wharf-vulndb bundle of version 1"),
     ],
