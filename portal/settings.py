@@ -1,7 +1,7 @@
 """Wharf's one settings module: every knob comes from a WHARF_* variable; the defaults are the embedded ones."""
 
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -432,3 +432,30 @@ JOB_RETENTION_DAYS = env_int("WHARF_JOB_RETENTION_DAYS", 30, minimum=1)
 
 # Replication: how many repositories of one execution are copied at the same time.
 REPLICATION_CONCURRENCY = env_int("WHARF_REPLICATION_CONCURRENCY", 4, minimum=1)
+
+# The vulnerability database's feeds (scanning/updaters/): one URL each, or a comma-separated list for
+# the sources published per release (Alpine) or per year (NVD). "off" switches a source off.
+# Air-gapped sites load the same files with `manage.py vulndb import`.
+OSV_URL = "https://osv-vulnerabilities.storage.googleapis.com"
+VULNDB_DEBIAN_URL = env_str("WHARF_VULNDB_DEBIAN_URL", "https://security-tracker.debian.org/tracker/data/json")
+VULNDB_UBUNTU_URL = env_str("WHARF_VULNDB_UBUNTU_URL", f"{OSV_URL}/Ubuntu/all.zip")
+VULNDB_ALPINE_URLS = env_list(
+    "WHARF_VULNDB_ALPINE_URLS",
+    [
+        f"https://secdb.alpinelinux.org/v{branch}/{repository}.json"
+        for branch in ("3.18", "3.19", "3.20", "3.21")
+        for repository in ("main", "community")
+    ],
+)
+VULNDB_ALMALINUX_URL = env_str("WHARF_VULNDB_ALMALINUX_URL", f"{OSV_URL}/AlmaLinux/all.zip")
+VULNDB_PYPI_URL = env_str("WHARF_VULNDB_PYPI_URL", f"{OSV_URL}/PyPI/all.zip")
+VULNDB_NPM_URL = env_str("WHARF_VULNDB_NPM_URL", f"{OSV_URL}/npm/all.zip")
+VULNDB_NVD_URLS = env_list(
+    "WHARF_VULNDB_NVD_URLS",
+    [
+        f"https://nvd.nist.gov/feeds/json/cve/2.0/nvdcve-2.0-{year}.json.gz"
+        for year in range(2002, datetime.now(UTC).year + 1)
+    ],
+)
+# Seconds to wait for a feed server to answer (and between two chunks of its download).
+VULNDB_TIMEOUT_SECONDS = env_int("WHARF_VULNDB_TIMEOUT_SECONDS", 60, minimum=1)

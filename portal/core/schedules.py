@@ -11,6 +11,8 @@ RECURRING = {
     "daily audit log purge": ("portal.purge_audit_log", "30", "4"),
     "daily job purge": ("portal.purge_jobs", "45", "4"),
     "hourly registry reconcile": ("registries.scheduled_reconcile", "17", "*"),
+    # Feeds are fetched only when changed (ETag / Last-Modified), so a check every 6 hours costs little.
+    "vulnerability database update": ("scanning.scheduled_vulndb_update", "23", "*/6"),
 }
 HOST_COLLECTION = "host data collection"
 JOB_RECOVERY = "job recovery"
