@@ -63,12 +63,31 @@ def children(pki: PkiPaths, bind: str, port: int) -> list[Child]:
                 "--access-logfile", "-", "--graceful-timeout", "5",
             ),
         ),
-        Child("worker", [python, "-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO", "--concurrency", "2"]),
+        Child(
+            "worker",
+            [python, "-m", "celery", "-A", "portal", "worker", "-n", "worker@%h", "--loglevel", "INFO",
+             "--concurrency", "2"],
+        ),
+        # Scans have a queue and a worker of their own: a scan of all images never holds up the other jobs.
+        Child("scanner", scan_worker_command(python)),
         Child(
             "beat",
             [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
              "--schedule", str(settings.DATA_DIR / "celerybeat-schedule")],
         ),
+    ]  # fmt: skip
+
+
+# The queue suffix of scan jobs (the scanning app registers its job kinds with it): `<default queue>.scans`.
+SCAN_QUEUE = "scans"
+
+
+def scan_worker_command(python: str, concurrency: int = 1) -> list[str]:
+    """The Celery worker of scan jobs alone, as the launcher and compose's scanner service run it."""
+    queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}.{SCAN_QUEUE}"
+    return [
+        python, "-m", "celery", "-A", "portal", "worker", "-n", "scanner@%h", "-Q", queue,
+        "--loglevel", "INFO", "--concurrency", str(concurrency),
     ]  # fmt: skip
 
 

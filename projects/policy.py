@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from projects.models import Project
@@ -16,15 +17,28 @@ class Verdict:
 
 
 ALLOWED = Verdict(True)
+NOT_SCANNED = Verdict(False, "image not scanned yet")
+
+# The scanning app plugs in its answer for "Prevent vulnerable images from running" when Django starts
+# (ScanningConfig.ready): the verdict on an integrated image under the project's threshold and CVE allowlists.
+# Until then, or without the scanning app, such a project runs no image: none has been scanned.
+VulnerabilityCheck = Callable[[Project, str, str], Verdict]
+vulnerability_check: VulnerabilityCheck | None = None
+
+
+def install_vulnerability_check(check: VulnerabilityCheck) -> None:
+    """Plug in the scanning app's verdict (once, at start-up)."""
+    global vulnerability_check
+    vulnerability_check = check
 
 
 def check(project: Project, repository: str, reference: str, *, integrated: bool = True) -> Verdict:
     """Whether `repository:reference` (a tag or digest) may be pulled from, or run in, the project.
 
-    `integrated` is False for an image of an external registry: signatures exist only for the
-    integrated registry's images (its notary), so a project with content trust runs none of them.
-    Signatures and scan results do not exist yet (the content-trust and scanning issues add them),
-    so a project that asks for either refuses every image of the integrated registry until they do.
+    `integrated` is False for an image of an external registry: signatures and scans exist only for the
+    integrated registry's images (its notary, its scanner), so a project with content trust runs none of them.
+    Signatures do not exist yet (the content-trust issue adds them), so a project that asks for them refuses
+    every image of the integrated registry until they do. Vulnerabilities are the scanning app's answer.
     """
     if not integrated:
         if project.content_trust:
@@ -33,5 +47,5 @@ def check(project: Project, repository: str, reference: str, *, integrated: bool
     if project.content_trust:
         return Verdict(False, "image not signed")
     if project.prevent_vulnerable:
-        return Verdict(False, "image not scanned yet")
+        return vulnerability_check(project, repository, reference) if vulnerability_check else NOT_SCANNED
     return ALLOWED

@@ -31,6 +31,7 @@ PROJECT_ACTIONS: dict[str, Role] = {
     "manage_registries": Role.ADMIN,
     "manage_hosts": Role.ADMIN,
     "replicate": Role.ADMIN,  # see the project's replication rules and executions, run them
+    "scan": Role.ADMIN,  # scan the project's images for vulnerabilities
 }
 # What anyone logged in may do on a public project without a role in it.
 PUBLIC_ACTIONS = frozenset({"view", "pull"})

@@ -8,3 +8,14 @@ class ScanningConfig(AppConfig):
     and scanner adapters."""
 
     name = "scanning"
+
+    def ready(self) -> None:
+        """Plug the scan results into the run policy, and scan on push where a project asks for it."""
+        from projects import policy
+        from registries import events
+        from scanning import policy as scan_policy
+        from scanning.services.scans import scan_on_push
+
+        policy.install_vulnerability_check(scan_policy.vulnerability_verdict)
+        if scan_on_push not in events.PUSH_FOLLOWUPS:
+            events.PUSH_FOLLOWUPS.append(scan_on_push)

@@ -1,8 +1,13 @@
-"""Data of scanning: the vulnerability database (advisories, the packages they affect) and the feeds that fill it."""
+"""Data of scanning: the vulnerability database (advisories, the packages they affect) and the feeds that fill it;
+the indexes of image layers, each image's latest scan with its findings, and the CVE allowlists."""
 
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
+
+from portal.core.models import Job
+from projects.models import Project
 
 
 class Severity(models.TextChoices):
@@ -106,3 +111,107 @@ class AffectedPackage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.vulnerability_id} {self.namespace}/{self.package}"
+
+
+class IndexedLayer(models.Model):
+    """What the indexer found in one layer (scanning.indexer.LayerIndex as JSON), by digest and indexer version:
+    a rescan, or another image sharing the layer, reads it from here instead of downloading it."""
+
+    digest = models.CharField(max_length=150)
+    indexer_version = models.PositiveSmallIntegerField()
+    result = models.JSONField()
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["digest", "indexer_version"], name="scanning_one_index_per_layer")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.digest} (indexer {self.indexer_version})"
+
+
+class ScanState(models.TextChoices):
+    """Where an image's scan stands."""
+
+    PENDING = "pending", "Queued"
+    RUNNING = "running", "Scanning"
+    SUCCEEDED = "succeeded", "Scanned"
+    FAILED = "failed", "Failed"
+
+
+class ImageScan(models.Model):
+    """The latest scan of one image (a manifest digest: the same bytes are the same image in any repository)."""
+
+    digest = models.CharField(max_length=150, unique=True)
+    # Where the image was last read from (the layers are fetched from this repository).
+    repository = models.CharField(max_length=255)
+    state = models.CharField(max_length=10, choices=ScanState.choices, default=ScanState.PENDING)
+    job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="image_scans")
+    layers = models.JSONField(default=list, blank=True)
+    # The image's ImageIndex as JSON: what a new vulnerability database is matched against, without the layers.
+    index = models.JSONField(default=dict, blank=True)
+    distribution = models.CharField(max_length=200, blank=True)
+    package_count = models.PositiveIntegerField(default=0)
+    # Findings by severity ({"Critical": 2, ...}) for the tags table's bar without reading the findings.
+    summary = models.JSONField(default=dict, blank=True)
+    fixable = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    requested = models.DateTimeField(default=timezone.now)
+    scanned = models.DateTimeField(null=True, blank=True)
+    matched = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.repository}@{self.digest} ({self.state})"
+
+
+class ImageFinding(models.Model):
+    """One vulnerability of one package of a scanned image."""
+
+    scan = models.ForeignKey(ImageScan, on_delete=models.CASCADE, related_name="findings")
+    vulnerability = models.CharField(max_length=100)
+    package = models.CharField(max_length=255)
+    installed_version = models.CharField(max_length=255)
+    fixed_version = models.CharField(max_length=255, blank=True)
+    severity = models.CharField(max_length=12, choices=Severity.choices)
+    # Severity.rank(severity), for sorting and thresholds in SQL.
+    rank = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=20)
+    namespace = models.CharField(max_length=40, blank=True)
+    description = models.TextField(blank=True)
+    links = models.JSONField(default=list, blank=True)
+    cvss_score = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-rank", "vulnerability", "package"]
+        indexes = [models.Index(fields=["scan", "-rank"], name="scanning_finding_rank")]
+
+    def __str__(self) -> str:
+        return f"{self.vulnerability} in {self.package} {self.installed_version}"
+
+
+class AllowlistEntry(models.Model):
+    """A CVE that does not count for the run policy: system-wide (no project) or one project's, until it expires."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, null=True, blank=True, related_name="cve_allowlist")
+    cve = models.CharField(max_length=100)
+    # The last day it counts (inclusive), on the portal's clock; none: it does not expire.
+    expires = models.DateField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["cve"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cve"], condition=models.Q(project__isnull=True), name="scanning_one_system_allowlist_entry"
+            ),
+            models.UniqueConstraint(
+                fields=["project", "cve"],
+                condition=models.Q(project__isnull=False),
+                name="scanning_one_project_allowlist_entry",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.cve

@@ -9,7 +9,8 @@ from celery import shared_task
 from portal.core.audit import Actor
 from portal.core.errors import Conflict
 from portal.core.jobs import register
-from scanning import services
+from scanning import scanner, services
+from scanning.services import scans
 
 register(
     services.VULNDB_UPDATE,
@@ -17,6 +18,18 @@ register(
     exclusive=True,
     busy="a vulnerability database update is already running",
 )
+# Scans run on their own queue and worker: a scan of all images never holds up provisioning or replication.
+register(
+    scans.SCAN, scanner.run_scan, exclusive=True, busy="this image is already being scanned", queue=scans.SCAN_QUEUE
+)
+register(
+    scans.SCAN_ALL,
+    scanner.run_scan_all,
+    exclusive=True,
+    busy="a scan of all images is already running",
+    queue=scans.SCAN_QUEUE,
+)
+register(scans.SCAN_REMATCH, scanner.run_rematch, queue=scans.SCAN_QUEUE)
 
 
 @shared_task(name="scanning.scheduled_vulndb_update")
@@ -24,3 +37,10 @@ def scheduled_vulndb_update() -> None:
     """The periodic update of the vulnerability database: a job row like an on-demand one, unless one is active."""
     with suppress(Conflict):
         services.start_update(Actor.system("scheduler"))
+
+
+@shared_task(name="scanning.scheduled_scan_all")
+def scheduled_scan_all() -> None:
+    """The daily scan of all images (Configuration > Vulnerability Scanning), unless one is running."""
+    with suppress(Conflict):
+        services.start_scan_all(Actor.system("scheduler"), scheduled=True)

@@ -30,8 +30,8 @@ COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 # The services built from this repository; they must run the same code with the same settings.
-APP_SERVICES = ("init", "web", "worker", "beat")
-LONG_RUNNING = ("web", "worker", "beat")
+APP_SERVICES = ("init", "web", "worker", "scanner", "beat")
+LONG_RUNNING = ("web", "worker", "scanner", "beat")
 # What a production stack cannot run without, each with the reason.
 REQUIRED = {
     "WHARF_DATABASE_URL": "the embedded default is a SQLite file, not the postgres service",
@@ -251,6 +251,7 @@ def test_processes_run_the_commands_settings_expect(services) -> None:
     assert config and (ROOT / config).is_file(), f"web's gunicorn --config {config} does not exist"
     worker = command(services["worker"])
     assert worker[:4] == ["celery", "-A", "portal", "worker"], f"worker must run `celery -A portal worker`: {worker}"
+    assert command(services["scanner"]) == ["python", "manage.py", "scan_worker"], "scanner runs scan_worker"
     beat = command(services["beat"])
     assert beat[:4] == ["celery", "-A", "portal", "beat"], f"beat must run `celery -A portal beat`: {beat}"
     if "--scheduler" in beat:

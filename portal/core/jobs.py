@@ -55,6 +55,9 @@ class JobKind:
     busy: str = ""
     # Called once when the job has ended FAILED or STOPPED (not between attempts): undo what it began.
     on_failed: Callable[[Job, Exception], None] | None = None
+    # A queue of its own ("scans": `<default queue>.scans`), served by its own worker, so a long batch of this kind
+    # never holds up other jobs; empty: the default queue.
+    queue: str = ""
 
     def busy_message(self, target: str) -> str:
         """What a second start of an exclusive job is told."""
@@ -72,9 +75,10 @@ def register(
     exclusive: bool = False,
     busy: str = "",
     on_failed: Callable[[Job, Exception], None] | None = None,
+    queue: str = "",
 ) -> JobKind:
     """Make `run` the runner of jobs of kind `name` (each app registers its kinds in its tasks.py)."""
-    kind = JobKind(name, run, exclusive, busy, on_failed)
+    kind = JobKind(name, run, exclusive, busy, on_failed, queue)
     _KINDS[name] = kind
     return kind
 
@@ -134,16 +138,28 @@ def create_job(
     if parent is None:
         record(actor, "start", "job", f"{kind} #{job.pk}", target=target)
     if queue:
-        transaction.on_commit(lambda: enqueue(job.pk))
+        transaction.on_commit(lambda: enqueue(job.pk, kind=kind))
     return job
 
 
-def enqueue(job_id: int, countdown: int = 0) -> None:
-    """Send the job to a worker (after `countdown` seconds)."""
-    send_task("portal.run_job", job_id, countdown=countdown or None)
+def queue_name(suffix: str) -> str | None:
+    """The Celery queue of a job kind's `queue` suffix: beside the default queue, so a deployment's (or a test's)
+    own queue name carries over; None for the default queue."""
+    return f"{current_app.conf.task_default_queue}.{suffix}" if suffix else None
 
 
-def send_task(name: str, *args: object, countdown: int | None = None) -> None:
+def enqueue(job_id: int, countdown: int = 0, kind: str = "") -> None:
+    """Send the job to a worker (after `countdown` seconds), on its kind's queue."""
+    if not kind:
+        kind = Job.objects.filter(pk=job_id).values_list("kind", flat=True).first() or ""
+    try:
+        suffix = job_kind(kind).queue
+    except LookupError:
+        suffix = ""
+    send_task("portal.run_job", job_id, countdown=countdown or None, queue=queue_name(suffix))
+
+
+def send_task(name: str, *args: object, countdown: int | None = None, queue: str | None = None) -> None:
     """Send the Celery task of that name (run at once when tasks are eager).
 
     Tasks are found by name, so a service never imports back the tasks module that calls it; a
@@ -151,7 +167,7 @@ def send_task(name: str, *args: object, countdown: int | None = None) -> None:
     """
     if name not in current_app.tasks:
         autodiscover_modules("tasks")
-    current_app.tasks[name].apply_async(args, countdown=countdown)
+    current_app.tasks[name].apply_async(args, countdown=countdown, **({"queue": queue} if queue else {}))
 
 
 def request_stop(actor: Actor, job: Job) -> Job:
@@ -392,7 +408,7 @@ def _retry(job: Job, context: JobContext, exc: Exception) -> None:
     delay = retry_delay(job.attempts)
     if _end(job, JobState.RETRYING, error=str(exc), next_attempt=timezone.now() + timedelta(seconds=delay)):
         context(f"attempt {job.attempts} failed: {exc}; trying again in {delay} s")
-        transaction.on_commit(lambda: enqueue(job.pk, countdown=delay))
+        transaction.on_commit(lambda: enqueue(job.pk, countdown=delay, kind=job.kind))
 
 
 def _fail(job: Job, context: JobContext, exc: Exception, kind: JobKind | None) -> None:
@@ -423,7 +439,7 @@ def recover_jobs() -> int:
         if Job.objects.filter(pk=job.pk, state=JobState.RETRYING, next_attempt=job.next_attempt).update(
             next_attempt=now
         ):
-            enqueue(job.pk)
+            enqueue(job.pk, kind=job.kind)
             count += 1
     return count
 
@@ -445,7 +461,7 @@ def _recover_lost(job: Job, now: Any) -> int:
         return 0
     if lapsed.update(state=JobState.RETRYING, next_attempt=now, lease_expires=None, error=lost):
         _write_line(job.pk, job.attempts, f"{lost}: its lease lapsed; queued again")
-        enqueue(job.pk)
+        enqueue(job.pk, kind=job.kind)
         return 1
     return 0
 

@@ -15,6 +15,7 @@ RECURRING = {
     "vulnerability database update": ("scanning.scheduled_vulndb_update", "23", "*/6"),
 }
 HOST_COLLECTION = "host data collection"
+SCAN_ALL = "scheduled vulnerability scan"
 JOB_RECOVERY = "job recovery"
 EVENT_SWEEP = "registry event sweep"
 # Seconds between sweeps for registry events recorded but not applied (their worker was lost).
@@ -31,6 +32,28 @@ def install_schedules() -> None:
     install_host_collection()
     install_job_recovery()
     install_event_sweep()
+    install_scan_all()
+
+
+def install_scan_all() -> None:
+    """The scan of all images at the configured time (Configuration > Vulnerability Scanning), or none when off."""
+    from portal.core.models import ScanSchedule, SystemSettings
+
+    current = SystemSettings.load()
+    if current.scan_schedule == ScanSchedule.OFF:
+        PeriodicTask.objects.filter(name=SCAN_ALL).delete()
+        return
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=str(current.scan_time.minute),
+        hour=str(current.scan_time.hour),
+        day_of_week="*",
+        day_of_month="*",
+        month_of_year="*",
+        timezone=settings.TIME_ZONE,
+    )
+    PeriodicTask.objects.update_or_create(
+        name=SCAN_ALL, defaults={"task": "scanning.scheduled_scan_all", "crontab": crontab, "enabled": True}
+    )
 
 
 def install_host_collection() -> None:

@@ -63,7 +63,7 @@ def stop_and_check_everything_exits(launcher: Launcher) -> None:
     """Ctrl-C the launcher; it and every process it started (in their own sessions) must be gone in time."""
     tree = launcher.process_tree()
     names = " ".join(command_line(pid) for pid in tree)
-    for expected in ("gunicorn", "celery -A portal worker", "celery -A portal beat"):
+    for expected in ("gunicorn", "-n worker@", "-n scanner@", "celery -A portal beat"):
         assert expected in names, f"no {expected!r} process runs under the launcher; processes: {names}"
     sessions = {session_of(pid) for pid in tree} - {os.getsid(0), None}
     code, took = launcher.interrupt(timeout=STOP_WITHIN)
@@ -342,7 +342,7 @@ def test_killed_registry_and_worker_come_back_while_the_portal_answers(tmp_path,
     watch = Watch(launcher)
     try:
         registry_took, unavailable = kill_and_time_recovery(launcher, "registry", "docker-registry serve")
-        worker_took, _ = kill_and_time_recovery(launcher, "worker", "celery -A portal worker")
+        worker_took, _ = kill_and_time_recovery(launcher, "worker", "-n worker@")
     finally:
         watch.stop()
     print(f"registry back in {registry_took:.1f} s, worker back in {worker_took:.1f} s; {watch.asked} systeminfo asks")

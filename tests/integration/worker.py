@@ -17,6 +17,7 @@ import kombu.pools
 import pytest
 from celery import Celery
 
+from portal.launcher import SCAN_QUEUE
 from tests.integration.processes import stop_process
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -104,11 +105,13 @@ def spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess
 
 
 def start_worker(env: dict[str, str], workdir: Path, queue: str) -> Worker:
-    """Start `python -m celery -A portal worker` consuming only `queue`, and wait until it is ready."""
+    """Start `python -m celery -A portal worker` consuming only `queue` (and its scans queue: one test worker takes
+    every job), and wait until it is ready."""
     log_path = workdir / "worker.log"
     command = [
         sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "solo", "-c", "1",
-        "--loglevel", "INFO", "-Q", queue, "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
+        "--loglevel", "INFO", "-Q", f"{queue},{queue}.{SCAN_QUEUE}", "-n", f"{queue}@%h", "--without-gossip",
+        "--without-mingle",
         "--without-heartbeat",
     ]  # fmt: skip
     # Tasks the worker itself sends (a job's next attempt, a follow-up) go to the same queue.

@@ -184,9 +184,11 @@ def run_update(job: Job, log: JobContext) -> str:
     feeds = planned_feeds(log.parameters.get("sources"))
     actor = Actor.system(job.created_by or "scheduler")
     failed = []
+    changed = False
     for index, (updater, url) in enumerate(feeds, 1):
         log.checkpoint()
         result = update_feed(actor, updater, url)
+        changed = changed or result.changed
         if result.error:
             failed.append(result)
             log(f"{result.name}: failed: {result.error}")
@@ -195,6 +197,8 @@ def run_update(job: Job, log: JobContext) -> str:
         else:
             log(f"{result.name}: unchanged")
         log.progress(index, len(feeds))
+    if changed:
+        rematch(actor)
     if failed:
         names = ", ".join(result.name for result in failed)
         raise RemoteUnreachable(
@@ -202,6 +206,13 @@ def run_update(job: Job, log: JobContext) -> str:
             transient=any(result.transient for result in failed),
         )
     return f"{len(feeds)} feeds up to date"
+
+
+def rematch(actor: Actor) -> None:
+    """Match the stored image indexes against the advisories that changed; no layer is downloaded again."""
+    from scanning.services.scans import start_rematch
+
+    start_rematch(actor)
 
 
 def not_a_feed(names: list[str]) -> Invalid:
@@ -252,6 +263,8 @@ def import_path(actor: Actor, path: Path) -> list[FeedResult]:
                 results.extend(import_bundle_stream(actor, stream, file.name))
         else:
             results.append(import_feed_file(actor, file))
+    if any(result.changed for result in results):
+        rematch(actor)
     return results
 
 
@@ -267,7 +280,10 @@ def import_bundle(actor: Actor, file: IO[bytes], filename: str = "") -> list[Fee
     # An upload (Django's UploadedFile) carries the name the browser sent.
     filename = filename or str(getattr(file, "name", "") or "")
     if bundle.is_bundle(file):
-        return import_bundle_stream(actor, file, filename or "upload")
+        results = import_bundle_stream(actor, file, filename or "upload")
+        if any(result.changed for result in results):
+            rematch(actor)
+        return results
     if not filename:
         raise Invalid("not a vulndb bundle: upload the file `manage.py vulndb export` writes, or a named feed file")
     # A feed file is parsed from disk so zip feeds can seek; the upload is copied to a temporary folder.
@@ -276,7 +292,10 @@ def import_bundle(actor: Actor, file: IO[bytes], filename: str = "") -> list[Fee
         with target.open("wb") as copy:
             for chunk in iter(lambda: file.read(1024 * 1024), b""):
                 copy.write(chunk)
-        return [import_feed_file(actor, target)]
+        result = import_feed_file(actor, target)
+    if result.changed:
+        rematch(actor)
+    return [result]
 
 
 def export_bundle(actor: Actor, path: Path) -> dict[str, int]:

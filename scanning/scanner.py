@@ -1,0 +1,157 @@
+"""Scanning an image: index its layers (each layer once: the result is kept by digest and indexer version),
+match the packages against the vulnerability database, keep the findings; and the jobs that do it for one
+image, for all images, and again for every stored index when the database changed (no layer downloaded).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from portal.core.errors import DomainError
+from portal.core.jobs import JobContext
+from portal.core.models import Job
+from registries.client import RegistryClient
+from scanning import indexer, matcher
+from scanning.indexer import INDEXER_VERSION, ImageIndex, LayerIndex
+from scanning.models import ImageFinding, ImageScan, IndexedLayer, ScanState, Severity
+from scanning.services.scans import images_to_scan
+
+
+def stored_layers(digests: Iterable[str]) -> dict[str, LayerIndex]:
+    """The layers indexed before by this indexer version, by digest."""
+    rows = IndexedLayer.objects.filter(digest__in=list(digests), indexer_version=INDEXER_VERSION)
+    return {row.digest: LayerIndex.from_dict(row.result) for row in rows}
+
+
+def _keep_layer(layer: LayerIndex) -> None:
+    """Store a layer's index for every later scan (another worker may have stored it meanwhile)."""
+    try:
+        with transaction.atomic():
+            IndexedLayer.objects.create(digest=layer.digest, indexer_version=INDEXER_VERSION, result=layer.as_dict())
+    except IntegrityError:
+        pass
+
+
+def index_image(client: RegistryClient, scan: ImageScan, context: JobContext | None = None) -> ImageIndex:
+    """The image's index from its layers: stored ones read from the database, the others downloaded once."""
+    resolved = indexer.resolve_image(client, scan.repository, scan.digest)
+    known = stored_layers(resolved.layers)
+    layers = []
+    for number, digest in enumerate(resolved.layers, 1):
+        if context is not None:
+            context.checkpoint()
+        layer = known.get(digest)
+        if layer is None:
+            layer = indexer.read_layer(client, scan.repository, digest)
+            _keep_layer(layer)
+        layers.append(layer)
+        if context is not None:
+            context.progress(number, len(resolved.layers))
+    scan.layers = list(resolved.layers)
+    return indexer.index_image(layers)
+
+
+def match_image(scan: ImageScan, image: ImageIndex) -> ImageScan:
+    """Match the index against the vulnerability database and keep the findings (replacing the last ones)."""
+    findings = matcher.match(image.distribution, image.packages)
+    summary = Counter(finding.severity for finding in findings)
+    with transaction.atomic():
+        ImageFinding.objects.filter(scan=scan).delete()
+        ImageFinding.objects.bulk_create(
+            ImageFinding(
+                scan=scan,
+                vulnerability=finding.vulnerability,
+                package=finding.package,
+                installed_version=finding.installed_version,
+                fixed_version=finding.fixed_version,
+                severity=finding.severity,
+                rank=Severity.rank(finding.severity),
+                status=finding.status,
+                namespace=finding.namespace,
+                description=finding.description[:4000],
+                links=list(finding.links)[:10],
+                cvss_score=finding.cvss_score,
+            )
+            for finding in findings
+        )
+        scan.index = image.as_dict()
+        scan.distribution = image.distribution.pretty_name or image.distribution.id if image.distribution else ""
+        scan.package_count = len(image.packages)
+        scan.summary = dict(summary)
+        scan.fixable = sum(1 for finding in findings if finding.fixed_version)
+        scan.state, scan.error = ScanState.SUCCEEDED, ""
+        scan.matched = timezone.now()
+        scan.save()
+    return scan
+
+
+def scan(scan: ImageScan, context: JobContext | None = None, client: RegistryClient | None = None) -> ImageScan:
+    """Index and match one image; the scan row ends SUCCEEDED, or FAILED with the reason (and the error raised)."""
+    ImageScan.objects.filter(pk=scan.pk).update(state=ScanState.RUNNING)
+    try:
+        image = index_image(client or RegistryClient(), scan, context)
+    except DomainError as exc:
+        ImageScan.objects.filter(pk=scan.pk).update(state=ScanState.FAILED, error=exc.message[:2000])
+        raise
+    scan.scanned = timezone.now()
+    return match_image(scan, image)
+
+
+def summary_line(image_scan: ImageScan) -> str:
+    """What a scan found, in words."""
+    counts = ", ".join(
+        f"{image_scan.summary[severity]} {severity.lower()}"
+        for severity in reversed(Severity.values)
+        if image_scan.summary.get(severity)
+    )
+    found = counts or "no known vulnerabilities"
+    return f"{image_scan.repository}@{image_scan.digest[:19]}: {image_scan.package_count} packages, {found}"
+
+
+# --- the jobs ------------------------------------------------------------------------------------------
+
+
+def run_scan(job: Job, context: JobContext) -> str:
+    """One image's scan job."""
+    image_scan = ImageScan.objects.get(pk=context.parameters["scan"])
+    return summary_line(scan(image_scan, context))
+
+
+def run_scan_all(job: Job, context: JobContext) -> str:
+    """Every tagged image, one after the other; an image that cannot be read fails alone and the rest go on.
+
+    A fault of the registry itself (unreachable, 5xx) fails the attempt and the job retries; images scanned
+    since this job started are not scanned again.
+    """
+    images = list(images_to_scan())
+    client = RegistryClient()
+    failed = 0
+    for done, (digest, repository) in enumerate(images, 1):
+        context.checkpoint()
+        image_scan, _ = ImageScan.objects.get_or_create(digest=digest, defaults={"repository": repository})
+        if not (job.started and image_scan.scanned and image_scan.scanned >= job.started):
+            image_scan.repository = repository
+            try:
+                scan(image_scan, None, client)
+            except DomainError as exc:
+                if getattr(exc, "transient", False):
+                    raise
+                failed += 1
+                context(f"{repository}@{digest}: {exc.message}")
+        context.progress(done, len(images))
+    return f"{len(images)} images scanned" + (f", {failed} could not be read" if failed else "")
+
+
+def run_rematch(job: Job, context: JobContext) -> str:
+    """Match every stored image index again (the vulnerability database changed): no layer is downloaded."""
+    scans = list(ImageScan.objects.filter(state=ScanState.SUCCEEDED).exclude(index={}).values_list("pk", flat=True))
+    for done, pk in enumerate(scans, 1):
+        context.checkpoint()
+        image_scan = ImageScan.objects.get(pk=pk)
+        match_image(image_scan, ImageIndex.from_dict(image_scan.index))
+        context.progress(done, len(scans))
+    return f"{len(scans)} images matched again"

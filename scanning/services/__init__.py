@@ -1,0 +1,58 @@
+"""Every change of state in scanning, with its audit event: the vulnerability database (vulndb) and the scans
+of images with their CVE allowlists (scans). Callers import this package; each module holds one of the two."""
+
+from scanning.services.scans import (
+    ALL_SCAN_INTERVAL,
+    SCAN,
+    SCAN_ALL,
+    SCAN_QUEUE,
+    SCAN_REMATCH,
+    add_allowlist_entry,
+    allowlisted,
+    last_scan_all,
+    next_scan_all,
+    queue_scan,
+    remove_allowlist_entry,
+    scan_on_push,
+    start_rematch,
+    start_scan,
+    start_scan_all,
+)
+from scanning.services.vulndb import (
+    VULNDB_UPDATE,
+    FeedResult,
+    export_bundle,
+    import_bundle,
+    import_path,
+    require_admin,
+    run_update,
+    start_update,
+    update_feeds,
+)
+
+__all__ = [
+    "ALL_SCAN_INTERVAL",
+    "SCAN",
+    "SCAN_ALL",
+    "SCAN_QUEUE",
+    "SCAN_REMATCH",
+    "VULNDB_UPDATE",
+    "FeedResult",
+    "add_allowlist_entry",
+    "allowlisted",
+    "export_bundle",
+    "import_bundle",
+    "import_path",
+    "last_scan_all",
+    "next_scan_all",
+    "queue_scan",
+    "remove_allowlist_entry",
+    "require_admin",
+    "run_update",
+    "scan_on_push",
+    "start_rematch",
+    "start_scan",
+    "start_scan_all",
+    "start_update",
+    "update_feeds",
+]
