@@ -78,12 +78,10 @@ def children(pki: PkiPaths, bind: str, port: int) -> list[Child]:
     ]  # fmt: skip
 
 
-# The queue suffix of scan jobs (the scanning app registers its job kinds with it): `<default queue>.scans`.
-SCAN_QUEUE = "scans"
-
-
 def scan_worker_command(python: str, concurrency: int = 1) -> list[str]:
     """The Celery worker of scan jobs alone, as the launcher and compose's scanner service run it."""
+    from portal.core.jobs import SCAN_QUEUE
+
     queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}.{SCAN_QUEUE}"
     return [
         python, "-m", "celery", "-A", "portal", "worker", "-n", "scanner@%h", "-Q", queue,

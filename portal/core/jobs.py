@@ -42,6 +42,9 @@ class JobStopped(Exception):
 
 
 Runner = Callable[[Job, "JobContext"], str]
+# The queue suffix of scan jobs (`<default queue>.scans`): the scanning app registers its kinds with it, and the
+# launcher's scanner worker and compose's scanner service take only that queue.
+SCAN_QUEUE = "scans"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from portal import launcher
+from portal.core import jobs
 from portal.core.audit import Actor, record
 from portal.core.errors import Conflict, Forbidden, Invalid
 from portal.core.jobs import create_job
@@ -30,7 +30,7 @@ from scanning.models import AllowlistEntry, ImageScan, ScanState
 SCAN = "scan"
 SCAN_ALL = "scan_all"
 SCAN_REMATCH = "scan_rematch"
-SCAN_QUEUE = launcher.SCAN_QUEUE
+SCAN_QUEUE = jobs.SCAN_QUEUE
 # "You can start a manual scan only once in two hours as the procedure is resource intensive."
 ALL_SCAN_INTERVAL = datetime.timedelta(hours=2)
 _CVE = re.compile(r"^[A-Za-z][A-Za-z0-9]*-[A-Za-z0-9][A-Za-z0-9.:_-]{1,90}$")

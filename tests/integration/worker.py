@@ -17,7 +17,7 @@ import kombu.pools
 import pytest
 from celery import Celery
 
-from portal.launcher import SCAN_QUEUE
+from portal.core.jobs import SCAN_QUEUE
 from tests.integration.processes import stop_process
 
 BASE_DIR = Path(__file__).resolve().parents[2]

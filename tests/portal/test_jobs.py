@@ -46,7 +46,7 @@ def kind(settings) -> Iterator[Callable[..., str]]:
 def sent(monkeypatch) -> list[tuple[int, int]]:
     """What would have gone to the broker: (job id, countdown) per send."""
     calls: list[tuple[int, int]] = []
-    monkeypatch.setattr(jobs, "enqueue", lambda job_id, countdown=0: calls.append((job_id, countdown)))
+    monkeypatch.setattr(jobs, "enqueue", lambda job_id, countdown=0, kind="": calls.append((job_id, countdown)))
     return calls
 
 
@@ -327,3 +327,21 @@ def test_a_fault_after_a_stop_was_asked_ends_the_job_stopped_not_retrying(kind, 
     job = run_job(create_job(Actor.system(), kind(work)).pk)
 
     assert job.state == JobState.STOPPED and sent == []
+
+
+def test_a_kind_with_a_queue_of_its_own_is_sent_beside_the_default_queue(monkeypatch, db) -> None:
+    sent_to: list[tuple[str, str | None]] = []
+    monkeypatch.setattr(
+        jobs, "send_task", lambda name, *args, countdown=None, queue=None: sent_to.append((name, queue))
+    )
+    jobs.register("test-own-queue", lambda job, log: "done", queue="scans")
+    jobs.register("test-default-queue", lambda job, log: "done")
+    own = Job.objects.create(kind="test-own-queue")
+    default = Job.objects.create(kind="test-default-queue")
+
+    jobs.enqueue(own.pk)
+    jobs.enqueue(default.pk, kind="test-default-queue")
+
+    from portal.celery import app
+
+    assert sent_to == [("portal.run_job", f"{app.conf.task_default_queue}.scans"), ("portal.run_job", None)]
