@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -29,6 +30,22 @@ def migrated_portal(prefix: str) -> Iterator[Path]:
 
         call_command("migrate", verbosity=0)
         yield Path(tmp)
+
+
+def prepare_postgres(url: str, fresh: bool) -> None:
+    """Make sure the PostgreSQL database of `url` exists; `fresh` drops it first, so a run starts from nothing."""
+    import psycopg2
+
+    name = urlsplit(url).path.lstrip("/")
+    server = psycopg2.connect(url.rsplit("/", 1)[0] + "/postgres")
+    server.autocommit = True
+    with server.cursor() as cursor:
+        if fresh:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    server.close()
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -41,11 +41,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
-from bench.common import percentile, serving_portal
+from bench.common import percentile, prepare_postgres, serving_portal
 
 POSTGRES_URL = os.environ.get("WHARF_SCALE_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/wharf_scale")
 PASSWORD = "Scale-Passw0rd"
@@ -176,18 +175,7 @@ def prepare_database(db: str, workdir: Path, fresh: bool) -> None:
         for suffix in ("", "-wal", "-shm", "-journal") if fresh else ():
             (workdir / f"scale.sqlite3{suffix}").unlink(missing_ok=True)
         return
-    import psycopg2
-
-    name = urlsplit(POSTGRES_URL).path.lstrip("/")
-    server = psycopg2.connect(POSTGRES_URL.rsplit("/", 1)[0] + "/postgres")
-    server.autocommit = True
-    with server.cursor() as cursor:
-        if fresh:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if cursor.fetchone() is None:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    server.close()
+    prepare_postgres(POSTGRES_URL, fresh)
 
 
 def setup_django(db: str, workdir: Path, reuse: bool) -> bool:

@@ -44,10 +44,11 @@ class Site:
         self.workers: list[Worker] = []
         self.stoppers: list[Callable[[], None]] = []
 
-    def start_worker(self) -> Worker:
+    def start_worker(self, scans: bool = True) -> Worker:
+        """A worker on the site's queue and, unless `scans` is False, its scans queue."""
         workdir = self.tmp_path / f"worker{len(self.workers)}"
         workdir.mkdir()
-        worker = start_worker(self.env, workdir, self.queue)
+        worker = start_worker(self.env, workdir, self.queue, scans)
         self.workers.append(worker)
         return worker
 

@@ -104,13 +104,15 @@ def spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess
         return subprocess.Popen(command, cwd=BASE_DIR, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
 
 
-def start_worker(env: dict[str, str], workdir: Path, queue: str) -> Worker:
+def start_worker(env: dict[str, str], workdir: Path, queue: str, scans: bool = True) -> Worker:
     """Start `python -m celery -A portal worker` consuming only `queue` (and its scans queue: one test worker takes
-    every job), and wait until it is ready."""
+    every job; `scans=False` leaves scan jobs to another worker, as production's default worker does), and wait
+    until it is ready."""
     log_path = workdir / "worker.log"
+    queues = f"{queue},{queue}.{SCAN_QUEUE}" if scans else queue
     command = [
         sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "solo", "-c", "1",
-        "--loglevel", "INFO", "-Q", f"{queue},{queue}.{SCAN_QUEUE}", "-n", f"{queue}@%h", "--without-gossip",
+        "--loglevel", "INFO", "-Q", queues, "-n", f"{queue}-{workdir.name}@%h", "--without-gossip",
         "--without-mingle",
         "--without-heartbeat",
     ]  # fmt: skip

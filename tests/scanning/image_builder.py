@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -259,7 +260,10 @@ class DpkgRoot:
 
     def install(self, *debs: Deb) -> None:
         """Build and install the packages (an installed package of the same name is upgraded)."""
-        self._dpkg("-i", *(str(build_deb(self.workdir, deb)) for deb in debs))
+        # dpkg-deb runs are independent and mostly wait on the disk: a few at once make a 500-package image quick.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            built = list(pool.map(lambda deb: str(build_deb(self.workdir, deb)), debs))
+        self._dpkg("-i", *built)
 
     def remove(self, *names: str) -> None:
         """Remove the packages (their configuration files stay)."""

@@ -24,26 +24,15 @@ from portal.core.models import Job, JobState, User
 from projects.models import Project
 from projects.policy import check
 from registries import events
-from registries.models import Repository, Tag
+from registries.models import Tag
 from registries.token import grant, issue, parse_scope
 from scanning import services
 from scanning.models import AffectedPackage, ImageScan, IndexedLayer, ScanState
 from tests.integration.registry import Registry, point_portal_at, start_registry
-from tests.scanning.fixtures import DEBIAN_OS_RELEASE
-from tests.scanning.image_builder import BuiltImage, Deb, DpkgRoot, ImageSpec, LayerSpec, build_image, push_built_image
+from tests.scanning.image_builder import BuiltImage
+from tests.scanning.vulnerable import FINDINGS, findings, pushed, vulnerable_debian_image
 
 pytestmark = pytest.mark.integration
-
-OPENSSL = "3.0.11-1~deb12u1"
-# What the fixture feeds say about openssl 3.0.11-1~deb12u1 on bookworm (see test_matcher.py for why).
-FINDINGS = {
-    ("CVE-0000-1001", "libssl3", OPENSSL, "3.0.11-1~deb12u2", "High"),
-    ("CVE-0000-1001", "openssl", OPENSSL, "3.0.11-1~deb12u2", "High"),
-    ("CVE-0000-1004", "libssl3", OPENSSL, "", "Negligible"),
-    ("CVE-0000-1004", "openssl", OPENSSL, "", "Negligible"),
-    ("CVE-0000-1006", "libssl3", OPENSSL, "", "Critical"),
-    ("CVE-0000-1006", "openssl", OPENSSL, "", "Critical"),
-}
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +44,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 @pytest.fixture(scope="module")
 def vulnerable_image(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
-    """Debian 12 with openssl and libssl3 (source openssl) installed by dpkg, in two layers."""
-    root = DpkgRoot(tmp_path_factory.mktemp("dpkg"))
-    root.install(Deb("libssl3", OPENSSL, "openssl"), Deb("openssl", OPENSSL))
-    packages = root.files()
-    return build_image(ImageSpec([LayerSpec({"etc/os-release": DEBIAN_OS_RELEASE}), LayerSpec(packages)]))
+    return vulnerable_debian_image(tmp_path_factory.mktemp("dpkg"))
 
 
 @pytest.fixture
@@ -77,19 +62,8 @@ def web(db: Any) -> Project:
     return Project.objects.create(name="web", prevent_vulnerable=True, severity="high")
 
 
-def pushed(registry: Registry, project: Project, name: str, tag: str, image: BuiltImage) -> Tag:
-    digest = push_built_image(registry.url, name, tag, image)
-    repository, _ = Repository.objects.get_or_create(project=project, name=name)
-    return Tag.objects.create(repository=repository, name=tag, digest=digest, size=sum(map(len, image.layers)))
-
-
 def blob_reads(registry: Registry) -> int:
     return len(re.findall(r'"GET /v2/[^ ]+/blobs/sha256:', registry.log_path.read_text(errors="replace")))
-
-
-def findings(scan: ImageScan) -> set[tuple[str, str, str, str, str]]:
-    rows = scan.findings.values_list("vulnerability", "package", "installed_version", "fixed_version", "severity")
-    return set(rows)
 
 
 def scanned(tag: Tag, admin: Actor) -> ImageScan:
