@@ -96,17 +96,18 @@ def test_a_scan_waits_on_the_scans_queue_until_a_worker_consuming_it_starts(
 
 
 def test_the_beat_scans_every_image_at_the_configured_time(site: Site, tag: Tag) -> None:
+    site.start_worker()
+    site.start_beat(SCAN_ALL)
+    # The administrator sets the time while the beat runs (as on the Configuration page): it follows.
     now = timezone.localtime()
     fire = (now + datetime.timedelta(minutes=1)).replace(second=0, microsecond=0)
     if (fire - now).total_seconds() < 10:
-        # Too close to the boundary for the beat to be up before it: the minute after.
+        # Too close to the boundary for the beat to read the change before it: the minute after.
         fire += datetime.timedelta(minutes=1)
     current = SystemSettings.load()
     current.scan_schedule, current.scan_time = ScanSchedule.DAILY, fire.time()
     current.save()
     install_scan_all()
-    site.start_worker()
-    site.start_beat(SCAN_ALL)
     assert not Job.objects.filter(kind=services.SCAN_ALL).exists()
 
     deadline = time.monotonic() + BEAT_BUDGET
