@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from portal.core.api.serializers import ClockTimeField, JobSerializer
 from scanning.models import AllowlistEntry, FeedSource, ImageFinding, ImageScan
+from scanning.services.scans import CVE_ID
 
 
 class ScanSerializer(serializers.ModelSerializer):
@@ -117,7 +118,7 @@ class UpdateSerializer(serializers.Serializer):
 class AllowlistEntrySerializer(serializers.ModelSerializer):
     """A CVE on an allowlist, until `expires` (inclusive; null: for good)."""
 
-    cve = serializers.CharField(max_length=100)
+    cve = serializers.RegexField(CVE_ID.pattern, max_length=100, help_text="CVE-2024-1234, GHSA-…, ALSA-…")
     expires = serializers.DateField(required=False, allow_null=True)
 
     class Meta:

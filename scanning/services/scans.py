@@ -33,7 +33,8 @@ SCAN_REMATCH = "scan_rematch"
 SCAN_QUEUE = jobs.SCAN_QUEUE
 # "You can start a manual scan only once in two hours as the procedure is resource intensive."
 ALL_SCAN_INTERVAL = datetime.timedelta(hours=2)
-_CVE = re.compile(r"^[A-Za-z][A-Za-z0-9]*-[A-Za-z0-9][A-Za-z0-9.:_-]{1,90}$")
+# What a vulnerability id looks like (CVE-2024-1234, GHSA-xxxx-xxxx-xxxx, ALSA-2024:1234), for the allowlists.
+CVE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]*-[A-Za-z0-9][A-Za-z0-9.:_-]{1,90}$")
 
 
 # --- scans -----------------------------------------------------------------------------------------------
@@ -155,7 +156,7 @@ def add_allowlist_entry(
     """Allowlist a CVE system-wide (no project) or for one project, until `expires` (inclusive) or for good."""
     _require_allowlist(actor, project)
     cve = (cve or "").strip().upper()
-    if not _CVE.match(cve):
+    if not CVE_ID.match(cve):
         message = "Give a vulnerability id such as CVE-2024-1234 or GHSA-xxxx-xxxx-xxxx."
         raise Invalid(message, {"cve": [message]})
     if expires is not None and expires < timezone.localdate():
