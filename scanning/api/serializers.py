@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.core.api.serializers import ClockTimeField, JobSerializer
+from portal.core.models import ScanSchedule
 from scanning.models import AllowlistEntry, FeedSource, ImageFinding, ImageScan
 from scanning.services.scans import CVE_ID
 
@@ -77,7 +78,7 @@ class ScanReportSerializer(ScanSerializer):
 class ScanAllSerializer(serializers.Serializer):
     """The scan of all images: its daily schedule, the last run, and when Scan Now may run again."""
 
-    schedule = serializers.ChoiceField(choices=["daily", "off"], help_text="the setting scan_schedule")
+    schedule = serializers.ChoiceField(choices=ScanSchedule.choices, help_text="the setting scan_schedule")
     time = ClockTimeField(help_text="when the daily scan starts, on the portal's clock")
     last = JobSerializer(allow_null=True, help_text="the latest scan of all images, scheduled or manual")
     next_allowed = serializers.DateTimeField(allow_null=True, help_text="when Scan Now may run again; null: now")
