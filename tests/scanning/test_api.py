@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+import schemathesis
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.test import APIClient
+from schemathesis.core.transport import Response
 
 from portal.core.jobs import run_job
 from portal.core.models import Job, JobState, User
@@ -23,10 +26,12 @@ from tests.conftest import client_for
 from tests.integration.registry import Registry
 from tests.scanning.image_builder import BuiltImage
 from tests.scanning.scanned_images import FINDINGS, pushed
+from tests.test_api_schema import published_schema
 
 pytestmark = pytest.mark.integration
 
 TAGS = "/api/v1/projects/web/repositories/web/app/tags"
+SCAN = "/api/v1/projects/{project_name}/repositories/{repository}/tags/{tag}/scan"
 REFUSED = "image has 2 critical and 2 high vulnerabilities (CVE-0000-1006, CVE-0000-1001), threshold high"
 
 
@@ -46,6 +51,14 @@ def tag(wired: Registry, web: Project, vulnerable_image: BuiltImage) -> Tag:
     return pushed(wired, web, "web/app", "1.0", vulnerable_image)
 
 
+def assert_documented(response: Any, path: str, method: str) -> None:
+    """The answer is what the published schema says this operation answers (schemathesis' response checks)."""
+    request = requests.Request(method, f"http://testserver{response.wsgi_request.get_full_path()}").prepare()
+    headers = {name: [value] for name, value in response.items()}
+    answer = Response(response.status_code, headers, response.content, request, 0.0, True)
+    schemathesis.openapi.from_dict(published_schema())[path][method].validate_response(answer)
+
+
 def scan_through_api(client: APIClient, tag: Tag) -> dict[str, Any]:
     """POST the scan, run its job in process, and GET the whole report."""
     url = f"{TAGS}/{tag.name}/scan"
@@ -55,6 +68,8 @@ def scan_through_api(client: APIClient, tag: Tag) -> dict[str, Any]:
     run_job(started.json()["job"])
     report = client.get(url, {"page_size": 100})
     assert report.status_code == 200, report.json()
+    assert_documented(started, SCAN, "POST")
+    assert_documented(report, SCAN, "GET")
     return report.json()
 
 
@@ -96,7 +111,9 @@ def test_a_project_admin_scans_a_tag_and_reads_exactly_its_findings_worst_first(
     assert page["count"] == 6 and len(page["results"]) == 2 and page["next"] is None
     assert viewer.get(f"{TAGS}/1.0/scan", {"severity": "Dreadful"}).status_code == 400
     # The tags list shows each tag's scan state and counts.
-    listed = viewer.get(TAGS).json()["results"]
+    answer = viewer.get(TAGS)
+    assert_documented(answer, "/api/v1/projects/{project_name}/repositories/{repository}/tags", "GET")
+    listed = answer.json()["results"]
     assert listed[0]["scan"]["state"] == "succeeded"
     assert listed[0]["scan"]["summary"] == {"Critical": 2, "High": 2, "Negligible": 2}
     assert listed[0]["scan"]["fixable"] == 2
@@ -145,7 +162,10 @@ def test_scan_now_runs_once_in_two_hours_and_says_when_it_may_run_again(
     )
     assert datetime.datetime.fromisoformat(throttled.json()["next_allowed"]) == allowed
     run_job(job["id"])
-    state = admin.get("/api/v1/scans/all").json()
+    answer = admin.get("/api/v1/scans/all")
+    assert_documented(answer, "/api/v1/scans/all", "GET")
+    assert_documented(throttled, "/api/v1/scans/all", "POST")
+    state = answer.json()
     assert state["last"]["id"] == job["id"] and state["last"]["state"] == JobState.SUCCEEDED
     assert datetime.datetime.fromisoformat(state["next_allowed"].replace("Z", "+00:00")) == allowed
     assert rows_of(ImageScan.objects.get(digest=tag.digest)) == FINDINGS
@@ -164,7 +184,10 @@ def test_an_uploaded_feed_is_imported_and_a_bad_file_is_refused_with_the_reason(
     assert imported.status_code == 200, imported.json()
     [feed] = imported.json()["feeds"]
     assert feed["name"] == "debian" and feed["counts"]["vulnerabilities"] > 0
-    sources = admin.get("/api/v1/vulndb").json()["results"]
+    answer = admin.get("/api/v1/vulndb")
+    assert_documented(answer, "/api/v1/vulndb", "GET")
+    assert_documented(imported, "/api/v1/vulndb/import", "POST")
+    sources = answer.json()["results"]
     assert [(row["name"], row["source"], row["url"], row["error"]) for row in sources] == [("debian", "debian", "", "")]
     assert sources[0]["loaded"] == feed["counts"] and sources[0]["last_success"] and sources[0]["last_changed"]
 
@@ -222,7 +245,9 @@ def test_allowlists_through_the_api_let_the_image_run_until_they_expire(
     assert viewer.get(f"{project_list}/CVE-0000-1001").json()["expires"] == today.isoformat()
 
     # The report flags what is excused, by which list and until when.
-    report = viewer.get(f"{TAGS}/1.0/scan", {"page_size": 100}).json()
+    answer = viewer.get(f"{TAGS}/1.0/scan", {"page_size": 100})
+    assert_documented(answer, SCAN, "GET")
+    report = answer.json()
     flagged = {row["vulnerability"]: row["allowlisted"] for row in report["findings"]["results"]}
     assert flagged == {
         "CVE-0000-1006": {"where": "system", "until": None},
