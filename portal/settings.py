@@ -294,6 +294,8 @@ SPECTACULAR_SETTINGS = {
         "TriggerEnum": "replication.models.Trigger",
         "ExecutionCauseEnum": "replication.models.Execution.Cause",
         "TaskOperationEnum": "replication.models.Task.Operation",
+        "ScanStateEnum": "scanning.models.ScanState",
+        "ScanScheduleEnum": "portal.core.models.ScanSchedule",
     },
 }
 

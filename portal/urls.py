@@ -12,7 +12,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-API_APPS = ("portal.core", "projects", "registries", "hosts", "replication", "scanning")
+# Scanning's explicit paths come before the registries': its route under a tag (/repositories/{repo}/tags/{tag}/scan)
+# would otherwise be taken for a repository's detail, whose name may hold slashes.
+API_APPS = ("portal.core", "projects", "scanning", "registries", "hosts", "replication")
 UI_APPS = ("registries", "hosts", "replication", "scanning", "portal.core", "projects")
 
 

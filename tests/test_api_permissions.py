@@ -129,6 +129,16 @@ CASES = [
     Case("get", "/api/v1/replication/executions/{ended}/tasks/{task}/log", (ANON, 404, 404, 200, 404, 200)),
     Case("post", "/api/v1/replication/executions/{ended}/retry", (ANON, 404, 404, 202, 404, 202)),
     Case("post", "/api/v1/replication/executions/{running}/stop", (ANON, 404, 404, 403, 404, 202)),
+    # Scanning: project and portal admins scan a tag's image, whoever may pull it reads the report; portal admins
+    # run Scan Now and load the vulnerability database (an upload is multipart: a JSON body is a 415).
+    Case("post", "/api/v1/projects/alpha/repositories/alpha/app/tags/1.0/scan", (ANON, 403, 403, 202, 404, 202)),
+    Case("get", "/api/v1/projects/alpha/repositories/alpha/app/tags/1.0/scan", (ANON, 200, 200, 200, 404, 200)),
+    Case("get", "/api/v1/projects/alpha/repositories/alpha/app/tags/2.0/scan", (ANON, 404, 404, 404, 404, 404)),
+    Case("get", "/api/v1/scans/all", (ANON, 403, 403, 403, 403, 200)),
+    Case("post", "/api/v1/scans/all", (ANON, 403, 403, 403, 403, 202)),
+    Case("get", "/api/v1/vulndb", (ANON, 403, 403, 403, 403, 200)),
+    Case("post", "/api/v1/vulndb/update", (ANON, 403, 403, 403, 403, 202), {}),
+    Case("post", "/api/v1/vulndb/import", (ANON, 403, 403, 403, 403, 415), {}),
 ]
 
 
@@ -143,6 +153,8 @@ def test_role_gets_expected_status(world, case: Case, role: str) -> None:
         container = Container.objects.create(host=host, container_id="c0ffee" * 10 + "c0ff", name="web").pk
         host = host.pk
     replication = _replication_rows(world) if "/replication/" in case.path else {}
+    if case.path.endswith("/scan"):
+        _scanned_tag()
     client = client_for(world[role])
     path = case.path.format(member=member, host=host, container=container, **replication)
     if case.query:
@@ -170,6 +182,18 @@ def _replication_rows(world: dict) -> dict[str, int]:
     task = Task.objects.create(execution=ended, job=child, repository="alpha/app", destination="alpha/app")
     Job.objects.filter(pk__in=[ended.job_id, child.pk]).update(state=JobState.FAILED)
     return {"ended": ended.pk, "running": running.pk, "task": task.pk}
+
+
+def _scanned_tag() -> None:
+    """alpha/app:1.0 (scanned: one finding) and alpha/app:2.0 (never scanned)."""
+    from registries.models import Repository, Tag
+    from scanning.models import ImageScan, ScanState
+
+    repository = Repository.objects.create(project=Project.objects.get(name="alpha"), name="alpha/app")
+    for name, digest in (("1.0", "sha256:" + "a" * 64), ("2.0", "sha256:" + "b" * 64)):
+        Tag.objects.create(repository=repository, name=name, digest=digest)
+    scan = ImageScan.objects.create(digest="sha256:" + "a" * 64, repository="alpha/app", state=ScanState.SUCCEEDED)
+    scan.findings.create(vulnerability="CVE-0000-1001", package="ssl", installed_version="1", severity="High", rank=4)
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ from projects.models import Membership, Project
 from registries.models import ExternalRegistry, Repository, Tag
 from replication import services as replication
 from replication.models import Endpoint, Execution, Rule
+from scanning.models import AllowlistEntry
 from tests.api_resources import ADMIN_ONLY, PROJECT_READ, PROJECT_WRITES, Resource, call, check, statuses
 from tests.conftest import ROLES, client_for
 
@@ -241,6 +242,29 @@ RESOURCES = [
         },
         create={"name": "r2", "project": "alpha", "endpoint": "dr-site", "enabled": False, "tag_filter": "1.*"},
         update={"description": "edited", "tag_filter": "2.*"},
+    ),
+    Resource(
+        "system CVE allowlist",
+        "/api/v1/system/cve-allowlist",
+        AllowlistEntry,
+        lambda world: AllowlistEntry.objects.create(cve="CVE-0000-0001"),
+        key=lambda row: row.cve,
+        key_field="cve",
+        expect={op: ADMIN_ONLY[op] for op in ("list", "get", "create", "delete")},
+        create={"cve": "CVE-0000-0002", "expires": None},
+        rows=lambda: AllowlistEntry.objects.filter(project__isnull=True),
+    ),
+    # A project's CVE allowlist: its members read it, its administrators change it.
+    Resource(
+        "project CVE allowlist",
+        f"{ALPHA}/cve-allowlist",
+        AllowlistEntry,
+        lambda world: AllowlistEntry.objects.create(project=_alpha(), cve="CVE-0000-0001"),
+        key=lambda row: row.cve,
+        key_field="cve",
+        expect={"list": PROJECT_READ, "get": PROJECT_READ, "create": statuses(201), "delete": statuses(204)},
+        create={"cve": "CVE-0000-0002", "expires": "2099-12-31"},
+        rows=lambda: AllowlistEntry.objects.filter(project__name="alpha"),
     ),
     # Executions are paged by cursor (no count), and tasks live under one: their lists are in the permission table.
     Resource(

@@ -136,6 +136,10 @@ STATEFUL_RULES = {
     "POST /api/v1/replication/endpoints": "a valid name; a user name needs a password; an address without a path",
     "POST /api/v1/replication/endpoints/ping": "the endpoint must exist; a user name needs a password",
     "POST /api/v1/replication/rules": "the project and endpoint must exist; a valid name, cron and filters",
+    "POST /api/v1/system/cve-allowlist": "the expiry must not be in the past",
+    "POST /api/v1/projects/{project_name}/cve-allowlist": "the expiry must not be in the past",
+    "POST /api/v1/vulndb/import": "the file must be a vulndb bundle or a feed file named by its source",
+    "POST /api/v1/vulndb/update": "each source must be one Wharf has an updater for",
 }
 
 

@@ -38,6 +38,7 @@ from registries.models import ExternalRegistry, Repository, Tag
 from registries.services import GARBAGE_COLLECTION
 from replication.models import Endpoint, Execution, Rule, Task
 from replication.services import EXECUTION, TASK
+from scanning.models import AllowlistEntry, FeedSource, ImageScan, ScanState, Severity
 from tests.conftest import PASSWORD, client_for, logged_in
 
 SMALL = 3
@@ -68,6 +69,10 @@ API_LISTS = [
     ("replication rules", "/api/v1/replication/rules?page_size=100", (ADMIN, MEMBER)),
     ("replication executions", "/api/v1/replication/executions?page_size=100", (ADMIN, MEMBER)),
     ("replication tasks", "/api/v1/replication/executions/{execution}/tasks?page_size=100", (ADMIN, MEMBER)),
+    ("scan report", "/api/v1/projects/alpha/repositories/app/tags/base/scan?page_size=100", (ADMIN, MEMBER)),
+    ("system CVE allowlist", "/api/v1/system/cve-allowlist?page_size=100", (ADMIN,)),
+    ("project CVE allowlist", "/api/v1/projects/alpha/cve-allowlist?page_size=100", (ADMIN, MEMBER)),
+    ("vulnerability feeds", "/api/v1/vulndb?page_size=100", (ADMIN,)),
 ]
 PAGES = [
     ("home", "/", (ADMIN, MEMBER)),
@@ -108,6 +113,10 @@ class Rows:
         self.serial = count()
         self.endpoint = Endpoint.objects.create(name="dr-site", url="https://dr.example.com")
         self.execution = self.add_execution(Rule.objects.create(name="all", project=self.alpha, endpoint=self.endpoint))
+        base = Tag.objects.create(repository=self.app, name="base", digest="sha256:" + "f" * 64)
+        self.scan = ImageScan.objects.create(
+            digest=base.digest, repository=self.app.name, state=ScanState.SUCCEEDED, matched=timezone.now()
+        )
 
     def add(self, rows: int) -> None:
         """`rows` more rows in every list."""
@@ -128,6 +137,7 @@ class Rows:
         self.add_connections(n)
         self.add_jobs(n)
         self.add_replication(n)
+        self.add_scans(n)
         AuditEvent.objects.create(
             username=user.username, action="push", resource_type="repository", resource_name=f"alpha/r{n}",
             project=self.alpha, project_name="alpha",
@@ -183,6 +193,19 @@ class Rows:
             self.add_execution(rule)
         job = Job.objects.create(kind=TASK, target=f"alpha/r{n}", parent=self.execution.job, state="failed")
         Task.objects.create(execution=self.execution, job=job, repository=f"alpha/r{n}", destination=f"alpha/r{n}")
+
+    def add_scans(self, n: int) -> None:
+        """A scan of the image the tags of `n` name, a finding of the base image, allowlist entries, a feed."""
+        ImageScan.objects.create(
+            digest=f"sha256:{n:064x}", repository=f"alpha/r{n}", state=ScanState.SUCCEEDED, summary={"High": 1}
+        )
+        cve = f"CVE-0000-{n:04d}"
+        self.scan.findings.create(
+            vulnerability=cve, package=f"lib{n}", installed_version="1.0", severity=Severity.HIGH, rank=4
+        )
+        AllowlistEntry.objects.create(cve=cve)
+        AllowlistEntry.objects.create(project=self.alpha, cve=cve)
+        FeedSource.objects.create(name=f"feed{n}", source="debian", loaded={"vulnerabilities": n})
 
     def add_execution(self, rule: Rule) -> Execution:
         """A finished execution of the rule with one task."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.core.api.serializers import ClockTimeField
@@ -23,16 +24,35 @@ class RepositorySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class TagScanSerializer(serializers.Serializer):
+    """The latest vulnerability scan of a tag's image, as the tags table shows it: its state and counts."""
+
+    state = serializers.CharField(source="scan_state", help_text="pending, running, succeeded or failed")
+    summary = serializers.DictField(
+        source="scan_summary", child=serializers.IntegerField(), help_text="findings by severity"
+    )
+    fixable = serializers.IntegerField(source="scan_fixable", help_text="findings a newer package version fixes")
+    scanned = serializers.DateTimeField(source="scan_scanned", allow_null=True)
+
+
 class TagSerializer(serializers.ModelSerializer):
-    """A tag with the manifest it points at and the command that pulls it."""
+    """A tag with the manifest it points at, the command that pulls it and its image's latest scan."""
 
     created = serializers.DateTimeField(source="pushed_at", read_only=True)
     pull_command = serializers.SerializerMethodField()
+    scan = serializers.SerializerMethodField()
 
     class Meta:
         model = Tag
-        fields = ["name", "digest", "media_type", "size", "created", "pushed_by", "pushed_at", "pull_command"]
+        fields = ["name", "digest", "media_type", "size", "created", "pushed_by", "pushed_at", "pull_command", "scan"]
         read_only_fields = fields
+
+    @extend_schema_field(TagScanSerializer(allow_null=True))
+    def get_scan(self, tag: Tag) -> dict | None:
+        """The image's latest scan (annotated by Tag.objects.with_image_details); null when never scanned."""
+        if getattr(tag, "scan_state", None) is None:
+            return None
+        return TagScanSerializer(tag).data
 
     def get_pull_command(self, tag: Tag) -> str:
         """`docker pull <portal host>/<project>/<repository>:<tag>`."""

@@ -71,7 +71,8 @@ class TagViewSet(ListGetMixin, ServiceDestroyMixin, ProjectScopedViewSet):
         return self._repository
 
     def rows(self, project: Project) -> QuerySet[Tag]:
-        return self.repository().tags.select_related("repository__project").order_by("-pushed_at", "name")
+        tags = self.repository().tags.select_related("repository__project").with_image_details()
+        return tags.order_by("-pushed_at", "name")
 
     def get_object(self) -> Tag:
         return get_object_or_404(self.get_queryset(), name=self.kwargs["tag"])

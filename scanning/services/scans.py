@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from portal.core import jobs
@@ -24,7 +24,7 @@ from portal.core.models import ACTIVE_JOB_STATES, Job
 from portal.core.permissions import is_portal_admin
 from projects.models import Project
 from projects.roles import can
-from registries.models import Tag
+from registries.models import Tag, TagQuerySet
 from scanning.models import AllowlistEntry, ImageScan, ScanState
 
 SCAN = "scan"
@@ -33,7 +33,8 @@ SCAN_REMATCH = "scan_rematch"
 SCAN_QUEUE = jobs.SCAN_QUEUE
 # "You can start a manual scan only once in two hours as the procedure is resource intensive."
 ALL_SCAN_INTERVAL = datetime.timedelta(hours=2)
-_CVE = re.compile(r"^[A-Za-z][A-Za-z0-9]*-[A-Za-z0-9][A-Za-z0-9.:_-]{1,90}$")
+# What a vulnerability id looks like (CVE-2024-1234, GHSA-xxxx-xxxx-xxxx, ALSA-2024:1234), for the allowlists.
+CVE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]*-[A-Za-z0-9][A-Za-z0-9.:_-]{1,90}$")
 
 
 # --- scans -----------------------------------------------------------------------------------------------
@@ -98,7 +99,8 @@ def start_scan_all(actor: Actor, *, scheduled: bool = False) -> Job:
         if again is not None:
             when = timezone.localtime(again).strftime("%Y-%m-%d %H:%M")
             raise Conflict(
-                f"a manual scan of all images runs at most once in two hours: the next one may start at {when}"
+                f"a manual scan of all images runs at most once in two hours: the next one may start at {when}",
+                extra={"next_allowed": again.isoformat()},
             )
     job = create_job(actor, SCAN_ALL, "all images", {"manual": not scheduled})
     record(actor, "start", "scan", "all images", manual=not scheduled)
@@ -123,6 +125,20 @@ def images_to_scan() -> Iterator[tuple[str, str]]:
             yield digest, repository
 
 
+def with_scan_summary(tags: TagQuerySet) -> TagQuerySet:
+    """Tags annotated with their image's latest scan (scan_state, scan_summary, scan_fixable, scan_scanned), in
+    the query that reads them: a registries.models.TAG_ANNOTATIONS function, so the tag list shows the bar."""
+    scan = ImageScan.objects.filter(digest=OuterRef("digest"))
+    return tags.annotate(
+        **{f"scan_{field}": Subquery(scan.values(field)[:1]) for field in ("state", "summary", "fixable", "scanned")}
+    )
+
+
+def scan_for_tag(tag: Tag) -> ImageScan | None:
+    """The latest scan of the image a tag names, if it was ever asked for."""
+    return ImageScan.objects.select_related("job").filter(digest=tag.digest).first()
+
+
 # --- CVE allowlists ---------------------------------------------------------------------------------------
 
 
@@ -140,7 +156,7 @@ def add_allowlist_entry(
     """Allowlist a CVE system-wide (no project) or for one project, until `expires` (inclusive) or for good."""
     _require_allowlist(actor, project)
     cve = (cve or "").strip().upper()
-    if not _CVE.match(cve):
+    if not CVE_ID.match(cve):
         message = "Give a vulnerability id such as CVE-2024-1234 or GHSA-xxxx-xxxx-xxxx."
         raise Invalid(message, {"cve": [message]})
     if expires is not None and expires < timezone.localdate():
@@ -164,10 +180,17 @@ def remove_allowlist_entry(actor: Actor, entry: AllowlistEntry) -> None:
     record(actor, "delete", "cve_allowlist", cve, project)
 
 
-def allowlisted(project: Project, today: datetime.date | None = None) -> set[str]:
-    """The CVEs that do not count for the project's policy today: the system's and the project's, unexpired."""
+def allowlist_entries(project: Project, today: datetime.date | None = None) -> dict[str, AllowlistEntry]:
+    """The entries that excuse a CVE in the project today, by CVE: the system's and the project's, unexpired
+    (the project's own where both list it)."""
     today = today or timezone.localdate()
     current = AllowlistEntry.objects.filter(Q(project__isnull=True) | Q(project=project)).filter(
         Q(expires__isnull=True) | Q(expires__gte=today)
     )
-    return set(current.values_list("cve", flat=True))
+    # The system's first, so the project's own entry for the same CVE replaces it.
+    return {entry.cve: entry for entry in sorted(current, key=lambda entry: entry.project_id is not None)}
+
+
+def allowlisted(project: Project, today: datetime.date | None = None) -> set[str]:
+    """The CVEs that do not count for the project's policy today: the system's and the project's, unexpired."""
+    return set(allowlist_entries(project, today))

@@ -1,4 +1,5 @@
-"""Fixture feeds in each source's own format, and a loopback HTTP server that serves them like the real hosts do."""
+"""Fixture feeds in each source's own format, a loopback HTTP server that serves them like the real hosts do, and
+a real registry with the vulnerable image (tests/scanning/scanned_images.py) for the scan, API and policy tests."""
 
 from __future__ import annotations
 
@@ -12,8 +13,16 @@ import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from portal.core.audit import Actor
+from projects.models import Project
+from scanning import services
+from tests.integration.registry import Registry, point_portal_at, start_registry
+from tests.scanning.image_builder import BuiltImage
+from tests.scanning.scanned_images import build_vulnerable_image
 
 FEEDS = Path(__file__).parent / "feeds"
 # Sources osv.dev publishes as one all.zip of records; the fixture keeps the records as files.
@@ -118,3 +127,35 @@ def feed_server(feed_dir: Path, settings) -> Iterator[FeedServer]:
     (feed_dir / "nvdcve-2.0-0000.json.gz").write_bytes(gzip.compress((feed_dir / "nvd-0000.json").read_bytes()))
     yield server
     server.close()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A real registry for the module's tests (its notifications go nowhere: the tests record tags themselves)."""
+    server = start_registry(tmp_path_factory.mktemp("registry"), notify_url="http://127.0.0.1:1/service/notifications")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def vulnerable_image(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
+    """Debian 12 with openssl and libssl3 (source openssl) installed by dpkg, in two layers."""
+    return build_vulnerable_image(tmp_path_factory.mktemp("dpkg"))
+
+
+@pytest.fixture
+def wired(settings: Any, registry: Registry, db: Any) -> Registry:
+    """The portal talking to the module's registry."""
+    return point_portal_at(settings, registry)
+
+
+@pytest.fixture
+def loaded(feed_dir: Path, db: Any) -> None:
+    """Every fixture feed imported from disk (no network)."""
+    services.import_path(Actor.system("test"), feed_dir)
+
+
+@pytest.fixture
+def web(db: Any) -> Project:
+    """A project that runs no image with High or Critical vulnerabilities."""
+    return Project.objects.create(name="web", prevent_vulnerable=True, severity="high")

@@ -26,7 +26,7 @@ from scanning.models import ImageScan, ScanState
 from tests.integration.registry import Registry, point_portal_at, start_registry
 from tests.integration.site import Site, site_for
 from tests.scanning.image_builder import BuiltImage
-from tests.scanning.vulnerable import FINDINGS, findings, pushed, vulnerable_debian_image
+from tests.scanning.scanned_images import FINDINGS, build_vulnerable_image, findings, pushed
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -45,7 +45,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 @pytest.fixture(scope="module")
 def vulnerable_image(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
-    return vulnerable_debian_image(tmp_path_factory.mktemp("dpkg"))
+    return build_vulnerable_image(tmp_path_factory.mktemp("dpkg"))
 
 
 @pytest.fixture

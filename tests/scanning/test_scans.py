@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,52 +22,18 @@ from portal.core.models import Job, JobState, User
 from projects.models import Project
 from projects.policy import check
 from registries import events
-from registries.models import Tag
 from registries.token import grant, issue, parse_scope
 from scanning import services
 from scanning.models import AffectedPackage, ImageScan, IndexedLayer, ScanState
-from tests.integration.registry import Registry, point_portal_at, start_registry
+from tests.integration.registry import Registry
 from tests.scanning.image_builder import BuiltImage
-from tests.scanning.vulnerable import FINDINGS, findings, pushed, vulnerable_debian_image
+from tests.scanning.scanned_images import FINDINGS, findings, pushed, scanned
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    server = start_registry(tmp_path_factory.mktemp("registry"), notify_url="http://127.0.0.1:1/service/notifications")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def vulnerable_image(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
-    return vulnerable_debian_image(tmp_path_factory.mktemp("dpkg"))
-
-
-@pytest.fixture
-def wired(settings: Any, registry: Registry, db: Any) -> Registry:
-    return point_portal_at(settings, registry)
-
-
-@pytest.fixture
-def loaded(feed_dir: Path, db: Any) -> None:
-    services.import_path(Actor.system("test"), feed_dir)
-
-
-@pytest.fixture
-def web(db: Any) -> Project:
-    return Project.objects.create(name="web", prevent_vulnerable=True, severity="high")
-
-
 def blob_reads(registry: Registry) -> int:
     return len(re.findall(r'"GET /v2/[^ ]+/blobs/sha256:', registry.log_path.read_text(errors="replace")))
-
-
-def scanned(tag: Tag, admin: Actor) -> ImageScan:
-    image_scan = services.start_scan(admin, tag)
-    run_job(image_scan.job_id)
-    return ImageScan.objects.get(pk=image_scan.pk)
 
 
 def test_a_scan_finds_exactly_what_the_feeds_say_and_a_rescan_downloads_no_layer(
