@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -40,6 +41,9 @@ logger = logging.getLogger(__name__)
 OBSERVATION_TTL = timedelta(days=1)
 # Events applied per transaction batch by one apply_pending loop.
 BATCH = 200
+# How often, and how long apart, a pushed tag the registry does not show yet is asked for again.
+TAG_LINK_RETRIES = 5
+TAG_LINK_WAIT_SECONDS = 0.2
 ENVELOPE_MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
 # The subject of registries.token.system_token: the portal's own registry calls. Its reads are not
 # pulls, and its deletes and re-tags are applied (and audited) by the service that made them.
@@ -271,6 +275,13 @@ def _image_size(event: Event) -> int | None:
     """
     client = RegistryClient()
     head = client.head_manifest(event.repository, event.tag or event.digest)
+    # distribution sends a tagged push's event once the manifest is stored and links the tag right after: an
+    # event applied at once may find the tag not there yet. It is asked again for a moment before being ignored.
+    for _ in range(TAG_LINK_RETRIES):
+        if head is not None:
+            break
+        time.sleep(TAG_LINK_WAIT_SECONDS)
+        head = client.head_manifest(event.repository, event.tag or event.digest)
     if head is None or head.digest != event.digest:
         return None
     manifest = client.get_manifest(event.repository, event.digest)

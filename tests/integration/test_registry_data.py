@@ -195,3 +195,40 @@ def test_blobs_collected_by_gc_are_gone_for_the_running_registry(
     assert requests.head(blob_url, headers=user_headers("alpha/again"), timeout=10).status_code == 404
     again = push_image(wired.url, "alpha/again", ["2.0"])
     assert RegistryClient().head_manifest("alpha/again", "2.0")[0] == again.digest
+
+
+def test_a_push_event_applied_before_the_registry_links_its_tag_is_confirmed_once_the_tag_appears(
+    wired: Registry,
+) -> None:
+    """distribution notifies a tagged push once the manifest is stored and links the tag right after."""
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    from registries import events
+
+    image = push_image(wired.url, "alpha/late", [BY_DIGEST])
+    event = events.Event(
+        id="late-1", action="push", timestamp=datetime.now(UTC), repository="alpha/late", digest=image.digest,
+        tag="1.0", media_type=DOCKER_MANIFEST, length=len(image.manifest), url="", actor="tester", address=None,
+    )  # fmt: skip
+    linker = threading.Timer(
+        0.3,
+        lambda: requests.put(
+            f"{wired.url}/v2/alpha/late/manifests/1.0",
+            data=image.manifest,
+            headers={**user_headers("alpha/late"), "Content-Type": DOCKER_MANIFEST},
+            timeout=10,
+        ),
+    )
+    started = time.monotonic()
+    linker.start()
+    try:
+        size = events._image_size(event)
+    finally:
+        linker.join()
+
+    assert size == image.size
+    assert time.monotonic() - started < events.TAG_LINK_RETRIES * events.TAG_LINK_WAIT_SECONDS + 1
+    # A tag that never appears is still not believed.
+    assert events._image_size(events.Event(**{**event.__dict__, "tag": "never"})) is None
