@@ -10,12 +10,19 @@ class ScanningConfig(AppConfig):
     name = "scanning"
 
     def ready(self) -> None:
-        """Plug the scan results into the run policy, and scan on push where a project asks for it."""
+        """Plug the scan results into the run policy, scan on push where a project asks for it, and add the scan
+        results and settings to the pages of registries, projects and Configuration."""
+        from portal.core.ui import configuration_section, page_extension
         from projects import policy
         from registries import events
         from scanning import policy as scan_policy
+        from scanning import views
         from scanning.services.scans import scan_on_push
 
         policy.install_vulnerability_check(scan_policy.vulnerability_verdict)
         if scan_on_push not in events.PUSH_FOLLOWUPS:
             events.PUSH_FOLLOWUPS.append(scan_on_push)
+        page_extension("repository-tags", views.tag_table)
+        page_extension("project-summary", views.project_summary)
+        page_extension("project-configuration", views.project_configuration)
+        configuration_section(views.configuration_section)

@@ -1,4 +1,5 @@
-"""Fixture feeds in each source's own format, and a loopback HTTP server that serves them like the real hosts do."""
+"""Fixture feeds in each source's own format, a loopback HTTP server that serves them like the real hosts do, and
+what the scan tests share: a real registry, a vulnerable image built with dpkg's database, the feeds imported."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from portal.core.audit import Actor
+from scanning import services
+from tests.integration.registry import Registry, point_portal_at, start_registry
+from tests.scanning.fixtures import DEBIAN_OS_RELEASE, OPENSSL
+from tests.scanning.image_builder import BuiltImage, Deb, DpkgRoot, ImageSpec, LayerSpec, build_image
 
 FEEDS = Path(__file__).parent / "feeds"
 # Sources osv.dev publishes as one all.zip of records; the fixture keeps the records as files.
@@ -118,3 +126,32 @@ def feed_server(feed_dir: Path, settings) -> Iterator[FeedServer]:
     (feed_dir / "nvdcve-2.0-0000.json.gz").write_bytes(gzip.compress((feed_dir / "nvd-0000.json").read_bytes()))
     yield server
     server.close()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A real distribution registry for the module's tests."""
+    server = start_registry(tmp_path_factory.mktemp("registry"), notify_url="http://127.0.0.1:1/service/notifications")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def vulnerable_image(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
+    """Debian 12 with openssl and libssl3 (source openssl) installed by dpkg, in two layers."""
+    root = DpkgRoot(tmp_path_factory.mktemp("dpkg"))
+    root.install(Deb("libssl3", OPENSSL, "openssl"), Deb("openssl", OPENSSL))
+    packages = root.files()
+    return build_image(ImageSpec([LayerSpec({"etc/os-release": DEBIAN_OS_RELEASE}), LayerSpec(packages)]))
+
+
+@pytest.fixture
+def wired(settings: Any, registry: Registry, db: Any) -> Registry:
+    """The portal pointed at the module's registry."""
+    return point_portal_at(settings, registry)
+
+
+@pytest.fixture
+def loaded(feed_dir: Path, db: Any) -> None:
+    """Every fixture feed imported into the vulnerability database."""
+    services.import_path(Actor.system("test"), feed_dir)

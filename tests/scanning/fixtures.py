@@ -32,6 +32,8 @@ from tests.scanning.image_builder import (
     rpm_database,
 )
 
+# The openssl of the images the scan tests build (what the fixture feeds say of it: see test_scans.FINDINGS).
+OPENSSL = "3.0.11-1~deb12u1"
 DEBIAN_OS_RELEASE = os_release(
     PRETTY_NAME="Debian GNU/Linux 12 (bookworm)",
     NAME="Debian GNU/Linux",

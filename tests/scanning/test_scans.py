@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,13 +26,12 @@ from registries.models import Repository, Tag
 from registries.token import grant, issue, parse_scope
 from scanning import services
 from scanning.models import AffectedPackage, ImageScan, IndexedLayer, ScanState
-from tests.integration.registry import Registry, point_portal_at, start_registry
-from tests.scanning.fixtures import DEBIAN_OS_RELEASE
-from tests.scanning.image_builder import BuiltImage, Deb, DpkgRoot, ImageSpec, LayerSpec, build_image, push_built_image
+from tests.integration.registry import Registry
+from tests.scanning.fixtures import OPENSSL
+from tests.scanning.image_builder import BuiltImage, push_built_image
 
 pytestmark = pytest.mark.integration
 
-OPENSSL = "3.0.11-1~deb12u1"
 # What the fixture feeds say about openssl 3.0.11-1~deb12u1 on bookworm (see test_matcher.py for why).
 FINDINGS = {
     ("CVE-0000-1001", "libssl3", OPENSSL, "3.0.11-1~deb12u2", "High"),
@@ -44,32 +41,6 @@ FINDINGS = {
     ("CVE-0000-1006", "libssl3", OPENSSL, "", "Critical"),
     ("CVE-0000-1006", "openssl", OPENSSL, "", "Critical"),
 }
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    server = start_registry(tmp_path_factory.mktemp("registry"), notify_url="http://127.0.0.1:1/service/notifications")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def vulnerable_image(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
-    """Debian 12 with openssl and libssl3 (source openssl) installed by dpkg, in two layers."""
-    root = DpkgRoot(tmp_path_factory.mktemp("dpkg"))
-    root.install(Deb("libssl3", OPENSSL, "openssl"), Deb("openssl", OPENSSL))
-    packages = root.files()
-    return build_image(ImageSpec([LayerSpec({"etc/os-release": DEBIAN_OS_RELEASE}), LayerSpec(packages)]))
-
-
-@pytest.fixture
-def wired(settings: Any, registry: Registry, db: Any) -> Registry:
-    return point_portal_at(settings, registry)
-
-
-@pytest.fixture
-def loaded(feed_dir: Path, db: Any) -> None:
-    services.import_path(Actor.system("test"), feed_dir)
 
 
 @pytest.fixture
