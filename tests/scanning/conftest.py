@@ -20,8 +20,8 @@ import pytest
 from portal.core.audit import Actor
 from scanning import services
 from tests.integration.registry import Registry, point_portal_at, start_registry
-from tests.scanning.fixtures import DEBIAN_OS_RELEASE, OPENSSL
-from tests.scanning.image_builder import BuiltImage, Deb, DpkgRoot, ImageSpec, LayerSpec, build_image
+from tests.scanning.fixtures import vulnerable_debian_image
+from tests.scanning.image_builder import BuiltImage
 
 FEEDS = Path(__file__).parent / "feeds"
 # Sources osv.dev publishes as one all.zip of records; the fixture keeps the records as files.
@@ -139,10 +139,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 @pytest.fixture(scope="module")
 def vulnerable_image(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
     """Debian 12 with openssl and libssl3 (source openssl) installed by dpkg, in two layers."""
-    root = DpkgRoot(tmp_path_factory.mktemp("dpkg"))
-    root.install(Deb("libssl3", OPENSSL, "openssl"), Deb("openssl", OPENSSL))
-    packages = root.files()
-    return build_image(ImageSpec([LayerSpec({"etc/os-release": DEBIAN_OS_RELEASE}), LayerSpec(packages)]))
+    return vulnerable_debian_image(tmp_path_factory.mktemp("dpkg"))
 
 
 @pytest.fixture

@@ -252,3 +252,10 @@ ROCKY_PACKAGES = frozenset(
         Package("rpm", "tinybash", "5.1.8-6.el9_1", "tinybash", "5.1.8-6.el9_1", RPMDB),
     }
 )
+
+
+def vulnerable_debian_image(folder: Path) -> BuiltImage:
+    """Debian 12 with openssl and libssl3 (source openssl) installed by dpkg, in two layers; `folder` is scratch."""
+    root = DpkgRoot(folder)
+    root.install(Deb("libssl3", OPENSSL, "openssl"), Deb("openssl", OPENSSL))
+    return build_image(ImageSpec([LayerSpec({"etc/os-release": DEBIAN_OS_RELEASE}), LayerSpec(root.files())]))
