@@ -11,13 +11,16 @@ class ScanningConfig(AppConfig):
 
     def ready(self) -> None:
         """Plug the scan results into the run policy, scan on push where a project asks for it, and add the scan
-        results and settings to the pages of registries, projects and Configuration."""
+        results and settings to the pages of registries, projects and Configuration, whose upload of a vulnerability
+        database may be longer than other requests."""
+        from portal.core.middleware import allow_large_body
         from portal.core.ui import configuration_section, page_extension
         from projects import policy
         from registries import events
         from scanning import policy as scan_policy
         from scanning import views
         from scanning.services.scans import scan_on_push
+        from scanning.urls import VULNDB_UPLOAD_PATH
 
         policy.install_vulnerability_check(scan_policy.vulnerability_verdict)
         if scan_on_push not in events.PUSH_FOLLOWUPS:
@@ -26,3 +29,4 @@ class ScanningConfig(AppConfig):
         page_extension("project-summary", views.project_summary)
         page_extension("project-configuration", views.project_configuration)
         configuration_section(views.configuration_section)
+        allow_large_body(f"/{VULNDB_UPLOAD_PATH}", "VULNDB_UPLOAD_MAX_BYTES")

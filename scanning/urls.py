@@ -5,6 +5,8 @@ from django.urls import path
 
 from scanning import views
 
+# Its bodies may be far longer than other requests' (see ScanningConfig.ready).
+VULNDB_UPLOAD_PATH = "configuration/scanning/vulndb/upload/"
 urlpatterns = [
     path("projects/<str:name>/vulnerabilities/<path:repository>/-/scan/", views.tag_scan, name="tag-scan"),
     path(
@@ -20,7 +22,7 @@ urlpatterns = [
     ),
     path("configuration/scanning/scan-all/", views.scan_all, name="scan-all"),
     path("configuration/scanning/vulndb/update/", views.vulndb_update, name="vulndb-update"),
-    path("configuration/scanning/vulndb/upload/", views.vulndb_upload, name="vulndb-upload"),
+    path(VULNDB_UPLOAD_PATH, views.vulndb_upload, name="vulndb-upload"),
     path("configuration/cve-allowlist/add/", views.system_allowlist_add, name="system-allowlist-add"),
     path("configuration/cve-allowlist/<int:pk>/remove/", views.system_allowlist_remove, name="system-allowlist-remove"),
 ]

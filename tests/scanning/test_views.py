@@ -318,3 +318,21 @@ def test_the_system_allowlist_is_managed_by_portal_admins(db: Any, role_users: d
     assert project_admin.post(reverse("system-allowlist-remove", args=[entry.pk])).status_code == 403
     client.post(reverse("system-allowlist-remove", args=[entry.pk]))
     assert not AllowlistEntry.objects.exists()
+
+
+def test_an_upload_may_be_longer_than_other_requests(
+    feed_dir: Path, settings: Any, role_users: dict[str, User | None]
+) -> None:
+    settings.MAX_REQUEST_BODY_BYTES = 1024
+    client = as_role(role_users, "portal_admin")
+    debian = SimpleUploadedFile("debian.json", (feed_dir / "debian.json").read_bytes())
+    assert debian.size > 1024
+
+    page = page_text(client.post(reverse("vulndb-upload"), {"vulndb-file": debian}, follow=True))
+
+    assert "Loaded debian.json: debian:" in page
+    padded = {"allowlist-cve": "CVE-2024-1", "padding": "x" * 2048}
+    assert client.post(reverse("system-allowlist-add"), padded).status_code == 413
+    settings.VULNDB_UPLOAD_MAX_BYTES = 1024
+    debian.seek(0)
+    assert client.post(reverse("vulndb-upload"), {"vulndb-file": debian}).status_code == 413
