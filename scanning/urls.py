@@ -14,6 +14,11 @@ urlpatterns = [
         views.tag_report,
         name="tag-vulnerabilities",
     ),
+    path(
+        "projects/<str:name>/vulnerabilities/<path:repository>/-/tags/<str:tag>/cell/",
+        views.tag_vulnerability_cell,
+        name="tag-vulnerability-cell",
+    ),
     path("projects/<str:name>/cve-allowlist/add/", views.project_allowlist_add, name="project-allowlist-add"),
     path(
         "projects/<str:name>/cve-allowlist/<int:pk>/remove/",

@@ -42,14 +42,13 @@ def _visible_repository(request: HttpRequest, project: Project, name: str) -> Re
 
 
 def tag_table(request: HttpRequest, project: Project, repository: Repository, tags: list[Tag]) -> dict[str, Any]:
-    """The tags table's Vulnerability column and Scan button; the table reloads while a scan is under way."""
-    bars = reports.attach_bars(tags)
+    """The tags table's Vulnerability column (its scans read in one query) and Scan button."""
+    reports.attach_bars(tags)
     can_scan = can(request.user, "scan", project)
     return {
         "tag_columns": [{"header": "Vulnerability", "template": "scanning/_tag_vulnerability.html"}],
         "tag_actions": ["scanning/_scan_button.html"] if can_scan else [],
         "can_select_tags": can_scan,
-        "poll_tags": any(bar.active for bar in bars),
     }
 
 
@@ -108,6 +107,17 @@ def tag_scan(request: HttpRequest, name: str, repository: str) -> HttpResponse:
         return refuse(request, exc, back)
     messages.success(request, f"Scan of {', '.join(tag.name for tag in tags)} queued.")
     return finish(request, back)
+
+
+@login_required
+def tag_vulnerability_cell(request: HttpRequest, name: str, repository: str, tag: str) -> HttpResponse:
+    """One tag's Vulnerability cell; htmx polls it while the tag's image is queued or scanned."""
+    project = visible_project(request, name)
+    repository_row = _visible_repository(request, project, repository)
+    tag_row = get_object_or_404(repository_row.tags, name=tag)
+    reports.attach_bars([tag_row])
+    context = {"project": project, "repository": repository_row, "tag": tag_row}
+    return render(request, "scanning/_tag_vulnerability.html", context)
 
 
 @login_required

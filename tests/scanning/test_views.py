@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.core.audit import Actor
+from portal.core.jobs import run_job
 from portal.core.models import Job, User
 from projects.models import Project
 from registries.models import Tag
@@ -98,6 +99,8 @@ def test_a_developer_sees_the_severity_bar_and_its_summary_but_no_scan_button(
     assert "Not scanned" in row(html, "data-tag", "2.0")
     assert 'data-action="scan"' not in html and 'type="checkbox"' not in html
     assert "data-polling" not in html
+    outsider = as_role(role_users, "other_project_admin")
+    assert outsider.get(reverse("tag-vulnerability-cell", args=["alpha", "app", "1.0"])).status_code == 404
 
 
 def test_a_project_admin_scans_the_selected_tags_and_the_table_reloads_while_they_run(
@@ -115,10 +118,17 @@ def test_a_project_admin_scans_the_selected_tags_and_the_table_reloads_while_the
     assert ImageScan.objects.get(digest=tags["scanned"].digest).job.state == "pending"
     html = page_text(client.get(tags_url()))
     assert "Scan of 1.0, 2.0 queued." in html
-    assert "data-polling" in html
-    assert "Queued" in row(html, "data-tag", "2.0")
+    assert "Queued" in row(html, "data-tag", "2.0") and "data-polling" in row(html, "data-tag", "2.0")
     # The last result stays on the bar while its image is scanned again.
     assert 'data-severity="Critical"' in row(html, "data-tag", "1.0")
+
+    # The cell polls itself until the scan ends (2.0 names no image the registry holds: the scan fails).
+    run_job(queued.job_id)
+    cell = page_text(
+        client.get(reverse("tag-vulnerability-cell", args=["alpha", "app", "2.0"]), HTTP_HX_REQUEST="true")
+    )
+    assert "Failed" in cell and "data-polling" not in cell
+    assert "The scan failed:" in cell
 
 
 def test_nothing_selected_is_a_message_and_a_developer_may_not_scan(
