@@ -118,3 +118,26 @@ def test_the_project_summary_draws_its_vulnerability_chart(
     expect(page.locator('[data-field="image-counts"]')).to_contain_text("2 images: 1 scanned")
     expect(page.locator("#vulnerability-chart")).to_have_attribute("data-drawn", "3")
     expect(page.locator('li[data-severity="Critical"]')).to_contain_text("2")
+
+
+def test_configuration_refuses_a_bad_upload_and_throttles_scan_now(
+    portal: Portal, admin: User, transactional_db: None, tmp_path: Path
+) -> None:
+    page = portal.page
+    portal.log_in(admin.username)
+    portal.open_nav("Configuration")
+    section = page.locator("section", has=page.get_by_role("heading", name="Vulnerability Scanning"))
+    expect(section).to_contain_text("The vulnerability database is empty")
+
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    page.get_by_label("Upload a bundle or feed file (air-gapped sites)").set_input_files(str(bad))
+    section.get_by_role("button", name="Upload", exact=True).click()
+    portal.expect_message("notes.txt was not loaded: notes.txt: not a feed file")
+
+    section = page.locator("section", has=page.get_by_role("heading", name="Vulnerability Scanning"))
+    section.get_by_role("button", name="Scan Now").click()
+    portal.expect_message("Scan of all images started")
+    section = page.locator("section", has=page.get_by_role("heading", name="Vulnerability Scanning"))
+    expect(section.get_by_role("button", name="Scan Now")).to_be_disabled()
+    expect(section).to_contain_text("available again at")

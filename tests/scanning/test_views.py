@@ -23,7 +23,7 @@ from django.utils import timezone
 from portal.core.audit import Actor
 from portal.core.jobs import run_job
 from portal.core.models import Job, User
-from projects.models import Project
+from projects.models import Membership, Project, Role
 from registries.models import Tag
 from scanning import services
 from scanning.models import AllowlistEntry, FeedSource, ImageScan, ScanState
@@ -196,9 +196,13 @@ def test_the_report_marks_allowlisted_cves(tags: dict[str, Tag], role_users: dic
 
 
 def test_an_unscanned_tag_has_no_report_yet_and_other_projects_see_nothing(
-    tags: dict[str, Tag], role_users: dict[str, User | None]
+    tags: dict[str, Tag], role_users: dict[str, User | None], make_user: Any
 ) -> None:
     assert "has not been scanned yet" in page_text(as_role(role_users, "viewer").get(report_url("2.0")))
+    viewer_of_beta = make_user("beta-viewer")
+    Membership.objects.create(project=Project.objects.get(name="beta"), user=viewer_of_beta, role=Role.VIEWER)
+    assert logged_in(Client(), viewer_of_beta).get(report_url()).status_code == 404
+    assert logged_in(Client(), viewer_of_beta).get(tags_url()).status_code == 404
     outsider = as_role(role_users, "other_project_admin")
     assert outsider.get(report_url()).status_code == 404
     assert outsider.get(tags_url()).status_code == 404
