@@ -91,6 +91,9 @@ def test_a_developer_sees_the_severity_bar_and_its_summary_but_no_scan_button(
         ("66.67", "33.33"),
     ]
     assert "6 vulnerabilities found" in cell
+    # The summary is the bar's description for assistive technology, one id per tag ("1.0" and "10" differ).
+    described = re.search(r'aria-describedby="([^"]+)"', cell).group(1)
+    assert f'id="{described}"' in cell and described == f"vuln-summary-{tags['scanned'].pk}"
     assert re.search(r'data-field="fixable">2<', cell) and re.search(r'data-field="packages">2<', cell)
     assert "Debian GNU/Linux 12 (bookworm)" in cell
     scan = ImageScan.objects.get(digest=tags["scanned"].digest)
