@@ -1,9 +1,11 @@
 """Vulnerability scanning in a real browser: an image built with dpkg's database in a real registry, scanned
-against the fixture feeds; the tags table's severity bar and its hover summary, Scan on a selected tag, the
-report's sort and filters, and the project Summary's chart drawn by Chart.js."""
+against the fixture feeds; the tags table's severity bar and its hover summary, Scan on a selected tag (run by a
+real worker while the cell polls), the report's sort and filters, the project Summary's chart drawn by Chart.js,
+and Configuration's upload and Scan Now."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from scanning import services
 from scanning.models import ImageScan, ScanState
 from tests.e2e.conftest import Portal
 from tests.integration.registry import Registry, point_portal_at, start_registry
+from tests.integration.worker import database_url, forget_queue, redis_url, sending_to, start_worker
 from tests.scanning.conftest import write_feeds
 from tests.scanning.fixtures import DEBIAN_OS_RELEASE, vulnerable_debian_image
 from tests.scanning.image_builder import ImageSpec, LayerSpec, build_image
@@ -141,3 +144,44 @@ def test_configuration_refuses_a_bad_upload_and_throttles_scan_now(
     section = page.locator("section", has=page.get_by_role("heading", name="Vulnerability Scanning"))
     expect(section.get_by_role("button", name="Scan Now")).to_be_disabled()
     expect(section).to_contain_text("available again at")
+
+
+def test_a_scan_run_by_the_worker_fills_the_cell_without_a_reload(
+    portal: Portal, shipyard: dict[str, Tag], admin: User, settings: Any, registry: Registry, tmp_path: Path
+) -> None:
+    from django.db import connection
+
+    from portal.celery import app
+
+    page = portal.page
+    broker, queue = redis_url(), f"wharf-test-{uuid.uuid4().hex[:12]}"
+    settings.CELERY_BROKER_URL = broker
+    with sending_to(app, broker, queue):
+        portal.log_in(admin.username)
+        page.goto("/projects/shipyard/repositories/app/")
+        page.get_by_label("Select 2.0").check()
+        page.get_by_role("button", name="Scan", exact=True).click()
+        portal.expect_message("Scan of 2.0 queued.")
+        cell = page.locator('tr[data-tag="2.0"] .wharf-vuln-cell')
+        expect(cell).to_have_attribute("data-polling", "")
+        expect(cell.locator('[data-field="scan-state"]')).to_have_text("Queued")
+        page.get_by_label("Select 1.0").check()
+
+        # Only now does a worker take the queued scan: the cell changes while the page stays as it is.
+        env = {
+            "WHARF_BROKER_URL": broker,
+            "WHARF_DATABASE_URL": database_url(connection.settings_dict),
+            "WHARF_DATA_DIR": str(settings.DATA_DIR),
+            "WHARF_REGISTRY_URL": registry.url,
+            "WHARF_TASKS_EAGER": "false",
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+        }
+        (tmp_path / "worker").mkdir()
+        worker = start_worker(env, tmp_path / "worker", queue)
+        try:
+            expect(cell.locator('[data-field="scan-state"]')).to_have_text("No vulnerabilities", timeout=60_000)
+        finally:
+            worker.stop()
+            forget_queue(broker, queue)
+    expect(cell).not_to_have_attribute("data-polling", "")
+    expect(page.get_by_label("Select 1.0")).to_be_checked()
