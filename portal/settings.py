@@ -461,3 +461,5 @@ VULNDB_NVD_URLS = env_list(
 )
 # Seconds to wait for a feed server to answer (and between two chunks of its download).
 VULNDB_TIMEOUT_SECONDS = env_int("WHARF_VULNDB_TIMEOUT_SECONDS", 60, minimum=1)
+# The largest vulndb bundle or feed file Configuration accepts as an upload (air-gapped sites); NVD alone is ~1 GB.
+VULNDB_UPLOAD_MAX_BYTES = env_int("WHARF_VULNDB_UPLOAD_MAX_BYTES", 4 * 1024**3, minimum=1024)

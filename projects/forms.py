@@ -45,10 +45,19 @@ class ProjectSettingsForm(forms.Form):
     content_trust = forms.BooleanField(
         label="Enable content trust", required=False, help_text="Only signed images may be pulled and run."
     )
-    prevent_vulnerable = forms.BooleanField(label="Prevent vulnerable images from running", required=False)
+    prevent_vulnerable = forms.BooleanField(
+        label="Prevent vulnerable images from running",
+        required=False,
+        help_text="Pulls and provisioning refuse an image of this project until a scan found nothing at or above "
+        "the severity below that the CVE allowlists do not excuse (an image not scanned yet is refused too).",
+    )
     severity = forms.ChoiceField(
         label="Prevent images with vulnerabilities of severity",
         choices=Severity.choices,
         help_text="Images with vulnerabilities of this severity or higher are blocked.",
     )
-    auto_scan = forms.BooleanField(label="Automatically scan images on push", required=False)
+    auto_scan = forms.BooleanField(
+        label="Automatically scan images on push",
+        required=False,
+        help_text="Every image pushed to the project is scanned for vulnerabilities at once.",
+    )

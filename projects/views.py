@@ -21,6 +21,7 @@ from portal.core.models import AuditEvent
 from portal.core.ui import (
     act,
     dialog,
+    extend_page,
     finish,
     identities_url,
     one_selected,
@@ -99,6 +100,7 @@ def project_detail(request: HttpRequest, name: str) -> HttpResponse:
     project = visible_project(request, name)
     context = project_context(request, project, "summary")
     context["member_count"] = project.memberships.count()
+    context |= extend_page("project-summary", request, project=project)
     return render(request, "projects/summary.html", context)
 
 
@@ -226,6 +228,7 @@ def project_configuration(request: HttpRequest, name: str) -> HttpResponse:
     if isinstance(status, HttpResponse):
         return status
     context = {**project_context(request, project, "configuration"), "form": form}
+    context |= extend_page("project-configuration", request, project=project)
     return render(request, "projects/configuration.html", context, status=status)
 
 

@@ -41,6 +41,13 @@ class TagDeleteForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["tag"].queryset = tags
 
+    def clean_tag(self) -> object:
+        """The one tag selected: the table's check boxes may select several (for Scan), Delete takes one."""
+        getlist = getattr(self.data, "getlist", None)
+        if getlist is not None and len(getlist("tag")) > 1:
+            raise forms.ValidationError("Select one tag to delete.")
+        return self.cleaned_data["tag"]
+
 
 class GcScheduleForm(forms.Form):
     """When garbage collection runs on its own: never, or daily at a time."""

@@ -23,6 +23,7 @@ from portal.core.trust_dialog import pin_from_post, trust_dialog
 from portal.core.ui import (
     act,
     dialog,
+    extend_page,
     finish,
     form_error,
     page_or_region,
@@ -110,6 +111,8 @@ def repository_detail(request: HttpRequest, name: str, repository: str) -> HttpR
     repository_row = visible_repository(request, project, repository)
     tags = repository_row.tags.order_by("-pushed_at", "name")
     page = paginate(request, TagFilterSet({"q": request.GET.get("q", "")}, tags).qs)
+    # Columns and actions of other apps (scanning's Vulnerability column and Scan button) see the page's rows.
+    extensions = extend_page("repository-tags", request, project=project, repository=repository_row, tags=list(page))
     context = {
         **project_context(request, project, "repositories"),
         "repository": repository_row,
@@ -119,6 +122,7 @@ def repository_detail(request: HttpRequest, name: str, repository: str) -> HttpR
         "registry_host": request.get_host(),
         "can_delete": can(request.user, "delete_artifact", project),
         "can_provision": can(request.user, "provision", project),
+        **extensions,
     }
     return page_or_region(request, "registries/repository_detail.html", "registries/_tag_table.html", context)
 

@@ -80,6 +80,7 @@ PAGES = [
     ("library repositories", "/library/repositories/", (ADMIN, MEMBER)),
     ("project repositories", "/projects/alpha/repositories/", (ADMIN, MEMBER)),
     ("tags", "/projects/alpha/repositories/app/", (ADMIN, MEMBER)),
+    ("project summary and its vulnerability chart", "/projects/alpha/", (ADMIN, MEMBER)),
     ("members", "/projects/alpha/members/", (ADMIN, MEMBER)),
     ("users and groups", "/identities/", (ADMIN,)),
     ("logs", "/logs/", (ADMIN,)),
@@ -150,6 +151,12 @@ class Rows:
             for name in ("1.0", "latest"):
                 Tag.objects.create(repository=repository, name=name, digest=f"sha256:{n:064x}", size=1000)
         Tag.objects.create(repository=self.app, name=f"1.{n}", digest=f"sha256:{n:064x}", pushed_by="someone")
+        # Every other image scanned, with findings for the tags table's Vulnerability column.
+        if n % 2 == 0:
+            ImageScan.objects.create(
+                digest=f"sha256:{n:064x}", repository="alpha/app", state=ScanState.SUCCEEDED, matched=timezone.now(),
+                summary={"High": 1 + n, "Low": 2}, fixable=1, package_count=10, scanned=timezone.now(),
+            )  # fmt: skip
 
     def add_connections(self, n: int) -> None:
         """Credentials, registries, a host with two containers in alpha, and a pinned certificate."""

@@ -38,6 +38,17 @@ class SessionExpiryMiddleware:
         return self.get_response(request)
 
 
+# Paths whose bodies may be longer (an uploaded vulnerability database is hundreds of MB), each with the setting
+# that holds its limit; apps add theirs from ready() with allow_large_body. Django streams such uploads to a
+# temporary file, so a long body is not held in memory.
+LARGE_BODY_PATHS: dict[str, str] = {}
+
+
+def allow_large_body(path: str, setting: str) -> None:
+    """Let requests to `path` carry bodies up to the size the setting of that name holds."""
+    LARGE_BODY_PATHS[path] = setting
+
+
 class RequestBodyLimitMiddleware:
     """Refuse a request body longer than MAX_REQUEST_BODY_BYTES with a 413, before anything reads it.
 
@@ -50,7 +61,8 @@ class RequestBodyLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        limit = settings.MAX_REQUEST_BODY_BYTES
+        large = LARGE_BODY_PATHS.get(request.path_info)
+        limit = getattr(settings, large) if large else settings.MAX_REQUEST_BODY_BYTES
         if not request.path_info.startswith("/v2/"):
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)

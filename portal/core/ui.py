@@ -150,3 +150,29 @@ def one_selected(request: HttpRequest) -> tuple[str, str] | None:
     """The one user or group selected in the table, or None unless exactly one is."""
     values = request.POST.getlist("selected") or request.GET.getlist("selected")
     return parse_identity(values[0]) if len(values) == 1 else None
+
+
+# What other apps add to a page an app above them may not import (scanning's Vulnerability column on the
+# registries' tags table, its chart on the project Summary): each returns its part of the page's context.
+# A list value is appended to what another extension gave (tag_columns, sections), anything else is set.
+PAGE_EXTENSIONS: dict[str, list[Callable[..., dict[str, Any]]]] = {}
+
+
+def page_extension(page: str, context: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Register an extension of a page (called from an app's `ready()`)."""
+    extensions = PAGE_EXTENSIONS.setdefault(page, [])
+    if context not in extensions:
+        extensions.append(context)
+    return context
+
+
+def extend_page(page: str, request: HttpRequest, **objects: Any) -> dict[str, Any]:
+    """The context every extension of the page adds, given the page's request and objects."""
+    merged: dict[str, Any] = {}
+    for context in PAGE_EXTENSIONS.get(page, []):
+        for key, value in context(request, **objects).items():
+            if isinstance(value, list) and isinstance(merged.get(key), list):
+                merged[key] = merged[key] + value
+            else:
+                merged[key] = value
+    return merged

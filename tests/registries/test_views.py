@@ -195,6 +195,15 @@ def test_tag_delete_dialog_says_sibling_tags_are_kept(client, role_users, app):
     assert "Other tags on the same digest are kept: <strong>latest</strong>." in text
 
 
+def test_tag_delete_takes_one_of_the_tags_ticked_in_the_table(client, role_users, app):
+    url = reverse("tag-delete", args=["alpha", "app"])
+    admin = as_role(client, role_users, "project_admin")
+    page = page_text(admin.get(url, {"tag": ["1.0", "2.0"]}, follow=True))
+    assert "Select one tag to delete." in page
+    assert admin.post(url, {"tag": ["1.0", "2.0"]}).status_code == 400
+    assert Tag.objects.filter(name__in=["1.0", "2.0"]).count() == 2
+
+
 def test_tag_delete_dialog_of_the_last_tag_says_the_repository_goes(client, role_users, alpha):
     repository = Repository.objects.create(project=alpha, name="alpha/solo")
     Tag.objects.create(repository=repository, name="only", digest=DIGEST)

@@ -32,6 +32,7 @@ from tests.scanning.image_builder import (
     rpm_database,
 )
 
+# The openssl of the images the scan tests build (what the fixture feeds say of it: see test_scans.FINDINGS).
 DEBIAN_OS_RELEASE = os_release(
     PRETTY_NAME="Debian GNU/Linux 12 (bookworm)",
     NAME="Debian GNU/Linux",
