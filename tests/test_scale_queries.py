@@ -153,9 +153,11 @@ class Rows:
         Tag.objects.create(repository=self.app, name=f"1.{n}", digest=f"sha256:{n:064x}", pushed_by="someone")
         # Every other image scanned, with findings for the tags table's Vulnerability column.
         if n % 2 == 0:
-            ImageScan.objects.create(
-                digest=f"sha256:{n:064x}", repository="alpha/app", state=ScanState.SUCCEEDED, matched=timezone.now(),
-                summary={"High": 1 + n, "Low": 2}, fixable=1, package_count=10, scanned=timezone.now(),
+            ImageScan.objects.update_or_create(
+                digest=f"sha256:{n:064x}",
+                defaults={"repository": "alpha/app", "state": ScanState.SUCCEEDED, "matched": timezone.now(),
+                          "summary": {"High": 1 + n, "Low": 2}, "fixable": 1, "package_count": 10,
+                          "scanned": timezone.now()},
             )  # fmt: skip
 
     def add_connections(self, n: int) -> None:
@@ -203,8 +205,9 @@ class Rows:
 
     def add_scans(self, n: int) -> None:
         """A scan of the image the tags of `n` name, a finding of the base image, allowlist entries, a feed."""
-        ImageScan.objects.create(
-            digest=f"sha256:{n:064x}", repository=f"alpha/r{n}", state=ScanState.SUCCEEDED, summary={"High": 1}
+        ImageScan.objects.get_or_create(
+            digest=f"sha256:{n:064x}",
+            defaults={"repository": f"alpha/r{n}", "state": ScanState.SUCCEEDED, "summary": {"High": 1}},
         )
         cve = f"CVE-0000-{n:04d}"
         self.scan.findings.create(
