@@ -17,11 +17,14 @@ import requests
 
 
 @contextlib.contextmanager
-def migrated_portal(prefix: str) -> Iterator[Path]:
-    """Django set up in this process on a fresh SQLite portal, migrated, in a temporary data directory."""
+def migrated_portal(prefix: str, settings: dict[str, str] | None = None) -> Iterator[Path]:
+    """Django set up in this process on a fresh SQLite portal, migrated, in a temporary data directory.
+
+    `settings` are more WHARF_* variables to run with (a WHARF_DATABASE_URL among them replaces the SQLite file).
+    """
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
-        os.environ.update(WHARF_DATA_DIR=tmp, DJANGO_SETTINGS_MODULE="portal.settings")
         os.environ.pop("WHARF_DATABASE_URL", None)
+        os.environ.update(WHARF_DATA_DIR=tmp, DJANGO_SETTINGS_MODULE="portal.settings", **(settings or {}))
         import django
 
         django.setup()
@@ -29,6 +32,31 @@ def migrated_portal(prefix: str) -> Iterator[Path]:
 
         call_command("migrate", verbosity=0)
         yield Path(tmp)
+
+
+@contextlib.contextmanager
+def scratch_postgres(url: str) -> Iterator[str]:
+    """A PostgreSQL database made empty for the run at `url` (its server's), dropped after; yields the URL."""
+    import psycopg2
+
+    name = url.rsplit("/", 1)[1]
+
+    def execute(statement: str) -> None:
+        server = psycopg2.connect(url.rsplit("/", 1)[0] + "/postgres")
+        server.autocommit = True
+        with server.cursor() as cursor:
+            cursor.execute(statement)
+        server.close()
+
+    execute(f'DROP DATABASE IF EXISTS "{name}"')
+    execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def percentile(values: list[float], fraction: float) -> float:
