@@ -18,11 +18,14 @@ import requests
 
 
 @contextlib.contextmanager
-def migrated_portal(prefix: str) -> Iterator[Path]:
-    """Django set up in this process on a fresh SQLite portal, migrated, in a temporary data directory."""
+def migrated_portal(prefix: str, settings: dict[str, str] | None = None) -> Iterator[Path]:
+    """Django set up in this process on a fresh SQLite portal, migrated, in a temporary data directory.
+
+    `settings` are more WHARF_* variables to run with (a WHARF_DATABASE_URL among them replaces the SQLite file).
+    """
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
-        os.environ.update(WHARF_DATA_DIR=tmp, DJANGO_SETTINGS_MODULE="portal.settings")
         os.environ.pop("WHARF_DATABASE_URL", None)
+        os.environ.update(WHARF_DATA_DIR=tmp, DJANGO_SETTINGS_MODULE="portal.settings", **(settings or {}))
         import django
 
         django.setup()
@@ -32,20 +35,41 @@ def migrated_portal(prefix: str) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def prepare_postgres(url: str, fresh: bool) -> None:
-    """Make sure the PostgreSQL database of `url` exists; `fresh` drops it first, so a run starts from nothing."""
+def _on_server(url: str, statement: str, *params: str) -> object:
+    """Run one statement on the PostgreSQL server of `url` (its `postgres` database); the first column it returns."""
     import psycopg2
 
-    name = urlsplit(url).path.lstrip("/")
     server = psycopg2.connect(url.rsplit("/", 1)[0] + "/postgres")
     server.autocommit = True
-    with server.cursor() as cursor:
-        if fresh:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if cursor.fetchone() is None:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    server.close()
+    try:
+        with server.cursor() as cursor:
+            cursor.execute(statement, params or None)
+            row = cursor.fetchone() if cursor.description else None
+    finally:
+        server.close()
+    return row[0] if row else None
+
+
+def prepare_postgres(url: str, fresh: bool) -> None:
+    """Make sure the PostgreSQL database of `url` exists; `fresh` drops it first, so a run starts from nothing."""
+    name = urlsplit(url).path.lstrip("/")
+    if fresh:
+        _on_server(url, f'DROP DATABASE IF EXISTS "{name}"')
+    if _on_server(url, "SELECT 1 FROM pg_database WHERE datname = %s", name) is None:
+        _on_server(url, f'CREATE DATABASE "{name}"')
+
+
+@contextlib.contextmanager
+def scratch_postgres(url: str) -> Iterator[str]:
+    """A PostgreSQL database made empty for the run at `url` (its server's), dropped after; yields the URL."""
+    prepare_postgres(url, fresh=True)
+    try:
+        yield url
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        _on_server(url, f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from django.conf import settings
@@ -141,7 +141,11 @@ def _drive(execution: Execution, context: jobs.JobContext) -> None:
                 if free > 0:
                     for child_id in _ready(children, set(running.values())).values_list("pk", flat=True)[:free]:
                         running[pool.submit(_run_child, child_id)] = child_id
-                time.sleep(POLL_SECONDS)
+                if running:
+                    # The next child starts as soon as one ends, not at the next look.
+                    wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                else:
+                    time.sleep(POLL_SECONDS)
         except jobs.JobStopped:
             # The stop reached the children too (request_stop marks them); wait until they let go.
             for future in list(running):
