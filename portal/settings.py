@@ -372,6 +372,8 @@ REGISTRY_URL = env_str("WHARF_REGISTRY_URL", "http://127.0.0.1:5000").rstrip("/"
 REGISTRY_BINARY = env_str("WHARF_REGISTRY_BINARY", "docker-registry")
 REGISTRY_STORAGE_DIR = Path(env_str("WHARF_REGISTRY_STORAGE_DIR", str(DATA_DIR / "registry")))
 REGISTRY_SERVICE = "wharf-registry"
+# The audience of the tokens notary (content trust) accepts: the token service answers `service=wharf-notary`.
+NOTARY_SERVICE = "wharf-notary"
 TOKEN_ISSUER = "wharf-token-service"
 # Shared secret the registry sends with its event notifications.
 REGISTRY_NOTIFY_SECRET = env_secret("WHARF_REGISTRY_NOTIFY_SECRET") or _generated_secret("registry_notify_secret")
