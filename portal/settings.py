@@ -392,6 +392,35 @@ REGISTRY_TOKEN_REALM = env_str(
     "WHARF_REGISTRY_TOKEN_REALM", f"https://{(EXTRA_HOSTNAMES or ['127.0.0.1'])[0]}:{PORT}/service/token"
 )
 
+# Notary (content trust): notary-server answers docker clients at NOTARY_LISTEN (DOCKER_CONTENT_TRUST_SERVER is
+# NOTARY_URL), notary-signer holds the keys at NOTARY_SIGNER_ADDRESS (gRPC, mutual TLS, never for clients). Their
+# trust data and keys live in PostgreSQL (NOTARY_DATABASE_URL): the Debian build of notary 0.7 carries the
+# mysql, postgres and rethinkdb drivers, no sqlite3, and its memory store forgets everything on a restart. The
+# default is a database beside the portal's own when that is PostgreSQL; a SQLite portal gets no notary unless
+# this is set.
+NOTARY_LISTEN = env_str("WHARF_NOTARY_LISTEN", f"{BIND_ADDRESS}:4443")
+NOTARY_URL = env_str(
+    "WHARF_NOTARY_URL", f"https://{(EXTRA_HOSTNAMES or ['127.0.0.1'])[0]}:{NOTARY_LISTEN.rsplit(':', 1)[1]}"
+).rstrip("/")
+NOTARY_SIGNER_ADDRESS = env_str("WHARF_NOTARY_SIGNER_ADDRESS", "127.0.0.1:7899")
+
+
+def _notary_database_default() -> str:
+    """postgres://<the portal's server>/<portal database>_notary when the portal runs on PostgreSQL, else ""."""
+    from urllib.parse import quote
+
+    db = DATABASES["default"]
+    if not db["ENGINE"].endswith("postgresql"):
+        return ""
+    login = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
+    return f"postgres://{login}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}_notary"
+
+
+NOTARY_DATABASE_URL = env_str("WHARF_NOTARY_DATABASE_URL", _notary_database_default())
+# The passphrase that encrypts the signer's private keys in its database; unset, one generated in the data directory.
+NOTARY_SIGNER_PASSPHRASE = env_secret("WHARF_NOTARY_SIGNER_PASSPHRASE") or _generated_secret("notary_signer_passphrase")
+NOTARY_DIR = DATA_DIR / "notary"
+
 # The Fernet key that encrypts stored credential secrets (passwords, private keys). Unset, a key is
 # generated once in the data directory; every web and worker replica must use the same one.
 CREDENTIALS_KEY = env_secret("WHARF_CREDENTIALS_KEY")
