@@ -77,23 +77,27 @@ def ensure_schema(url: str) -> None:
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
     try:
-        connection = psycopg2.connect(url)
-    except psycopg2.OperationalError as exc:
-        if f'"{name}" does not exist' not in str(exc):
-            raise NotaryUnavailable(f"notary's database is unreachable: {exc}".strip()) from exc
-        server = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
-        # CREATE DATABASE cannot run in a transaction (which `with connection` would open).
-        server.autocommit = True
         try:
-            with server.cursor() as cursor:
-                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        finally:
-            server.close()
-        connection = psycopg2.connect(url)
-    with connection, connection.cursor() as cursor:
-        for statement in SCHEMA:
-            cursor.execute(statement)
-    connection.close()
+            connection = psycopg2.connect(url)
+        except psycopg2.OperationalError as exc:
+            if f'"{name}" does not exist' not in str(exc):
+                raise
+            server = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
+            # CREATE DATABASE cannot run in a transaction (which `with connection` would open).
+            server.autocommit = True
+            try:
+                with server.cursor() as cursor:
+                    cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            finally:
+                server.close()
+            connection = psycopg2.connect(url)
+        with connection, connection.cursor() as cursor:
+            for statement in SCHEMA:
+                cursor.execute(statement)
+        connection.close()
+    except psycopg2.Error as exc:
+        # Unreachable, refused, or no right to create the database: notary stays off, the portal runs on.
+        raise NotaryUnavailable(f"notary's database {name!r}: {str(exc).strip()}") from exc
 
 
 def _port(address: str) -> str:

@@ -30,6 +30,12 @@ class Command(BaseCommand):
                 pki = pki_paths()
                 if not pki.notary_cert.exists():
                     raise CommandError(f"no notary certificate yet ({pki.notary_cert}): run `manage.py bootstrap`")
+                try:
+                    notary.database_url()
+                except notary.NotaryUnavailable as exc:
+                    # A stack without PostgreSQL has no notary; init still prepares the rest of the portal.
+                    self.stderr.write(f"notary: not configured - {exc}")
+                    return
                 configs = notary.write_configs(pki, realm=settings.REGISTRY_TOKEN_REALM)
                 self.stdout.write(f"notary configs: {configs.server}, {configs.signer}")
                 self.stdout.write(f"  server: {settings.NOTARY_LISTEN} (clients: {settings.NOTARY_URL})")
