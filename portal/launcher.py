@@ -167,12 +167,13 @@ def _loopback_probe(address: str) -> tuple[str, int]:
 def notary_children(pki: PkiPaths, public_host: str, port: int) -> list[Child]:
     """notary-signer and notary-server configured for this portal (schema created, configs written); raises
     notary.NotaryUnavailable with the reason when they cannot run (not installed, no PostgreSQL)."""
-    commands = {role: notary.command(role) for role in ("signer", "server")}
+    listen = {"signer": settings.NOTARY_SIGNER_ADDRESS, "server": settings.NOTARY_LISTEN}
+    # Both binaries first: a missing one leaves no database created and no configs written.
+    commands = {role: notary.command(role) for role in listen}
     notary.write_configs(pki, realm=f"https://{public_host}:{port}/service/token")
     return [
-        Child(f"notary-{role}", argv, env=env, probe=_loopback_probe(address))
-        for role, address in (("signer", settings.NOTARY_SIGNER_ADDRESS), ("server", settings.NOTARY_LISTEN))
-        for argv, env in [commands[role]]
+        Child(f"notary-{role}", argv, env=env, probe=_loopback_probe(listen[role]))
+        for role, (argv, env) in commands.items()
     ]
 
 
