@@ -25,9 +25,10 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
 
 # --- runtime: shared libraries only, no compiler, no Node.js -----------------------------------
+# Debian's notary package brings notary-server and notary-signer (0.7) for the compose notary services.
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libldap-2.5-0 libsasl2-2 libpq5 \
+    && apt-get install -y --no-install-recommends libldap-2.5-0 libsasl2-2 libpq5 notary \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --uid 10001 --user-group --no-create-home --home-dir /data --shell /usr/sbin/nologin wharf \
     && mkdir /data /var/lib/registry \

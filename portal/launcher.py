@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.core.certificates import PkiPaths
-from registries import registry_config
+from registries import notary, registry_config
 
 SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
@@ -156,6 +156,25 @@ def registry_child(pki: PkiPaths, public_host: str, port: int) -> Child | None:
         env={"SSL_CERT_FILE": str(bundle)},
         probe=(host, int(port_text)),
     )
+
+
+def _loopback_probe(address: str) -> tuple[str, int]:
+    """Where the launcher checks that a child listening on address (host:port, maybe 0.0.0.0) answers."""
+    host, port = address.rsplit(":", 1)
+    return ("127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host.strip("[]")), int(port)
+
+
+def notary_children(pki: PkiPaths, public_host: str, port: int) -> list[Child]:
+    """notary-signer and notary-server configured for this portal (schema created, configs written); raises
+    notary.NotaryUnavailable with the reason when they cannot run (not installed, no PostgreSQL)."""
+    listen = {"signer": settings.NOTARY_SIGNER_ADDRESS, "server": settings.NOTARY_LISTEN}
+    # Both binaries first: a missing one leaves no database created and no configs written.
+    commands = {role: notary.command(role) for role in listen}
+    notary.write_configs(pki, realm=f"https://{public_host}:{port}/service/token")
+    return [
+        Child(f"notary-{role}", argv, env=env, probe=_loopback_probe(listen[role]))
+        for role, (argv, env) in commands.items()
+    ]
 
 
 def _registry_http_secret(workdir: Path) -> str:

@@ -372,6 +372,8 @@ REGISTRY_URL = env_str("WHARF_REGISTRY_URL", "http://127.0.0.1:5000").rstrip("/"
 REGISTRY_BINARY = env_str("WHARF_REGISTRY_BINARY", "docker-registry")
 REGISTRY_STORAGE_DIR = Path(env_str("WHARF_REGISTRY_STORAGE_DIR", str(DATA_DIR / "registry")))
 REGISTRY_SERVICE = "wharf-registry"
+# The audience of the tokens notary (content trust) accepts: the token service answers `service=wharf-notary`.
+NOTARY_SERVICE = "wharf-notary"
 TOKEN_ISSUER = "wharf-token-service"
 # Shared secret the registry sends with its event notifications.
 REGISTRY_NOTIFY_SECRET = env_secret("WHARF_REGISTRY_NOTIFY_SECRET") or _generated_secret("registry_notify_secret")
@@ -389,6 +391,35 @@ REGISTRY_NOTIFY_URL = env_str("WHARF_REGISTRY_NOTIFY_URL", f"https://127.0.0.1:{
 REGISTRY_TOKEN_REALM = env_str(
     "WHARF_REGISTRY_TOKEN_REALM", f"https://{(EXTRA_HOSTNAMES or ['127.0.0.1'])[0]}:{PORT}/service/token"
 )
+
+# Notary (content trust): notary-server answers docker clients at NOTARY_LISTEN (DOCKER_CONTENT_TRUST_SERVER is
+# NOTARY_URL), notary-signer holds the keys at NOTARY_SIGNER_ADDRESS (gRPC, mutual TLS, never for clients). Their
+# trust data and keys live in PostgreSQL (NOTARY_DATABASE_URL): the Debian build of notary 0.7 carries the
+# mysql, postgres and rethinkdb drivers, no sqlite3, and its memory store forgets everything on a restart. The
+# default is a database beside the portal's own when that is PostgreSQL; a SQLite portal gets no notary unless
+# this is set.
+NOTARY_LISTEN = env_str("WHARF_NOTARY_LISTEN", f"{BIND_ADDRESS}:4443")
+NOTARY_URL = env_str(
+    "WHARF_NOTARY_URL", f"https://{(EXTRA_HOSTNAMES or ['127.0.0.1'])[0]}:{NOTARY_LISTEN.rsplit(':', 1)[1]}"
+).rstrip("/")
+NOTARY_SIGNER_ADDRESS = env_str("WHARF_NOTARY_SIGNER_ADDRESS", "127.0.0.1:7899")
+
+
+def _notary_database_default() -> str:
+    """postgres://<the portal's server>/<portal database>_notary when the portal runs on PostgreSQL, else ""."""
+    from urllib.parse import quote
+
+    db = DATABASES["default"]
+    if not db["ENGINE"].endswith("postgresql"):
+        return ""
+    login = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
+    return f"postgres://{login}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}_notary"
+
+
+NOTARY_DATABASE_URL = env_str("WHARF_NOTARY_DATABASE_URL", _notary_database_default())
+# The passphrase that encrypts the signer's private keys in its database; unset, one generated in the data directory.
+NOTARY_SIGNER_PASSPHRASE = env_secret("WHARF_NOTARY_SIGNER_PASSPHRASE") or _generated_secret("notary_signer_passphrase")
+NOTARY_DIR = DATA_DIR / "notary"
 
 # The Fernet key that encrypts stored credential secrets (passwords, private keys). Unset, a key is
 # generated once in the data directory; every web and worker replica must use the same one.

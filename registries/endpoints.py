@@ -30,7 +30,7 @@ from projects.roles import registry_actions
 from registries import events, proxy
 from registries.maintenance import read_only_reason
 from registries.models import ObservedManifest
-from registries.token import Access, grant, issue, parse_scope, system_token, verify
+from registries.token import Access, grant, grant_notary, issue, parse_scope, system_token, verify
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -96,7 +96,12 @@ def token(request: HttpRequest) -> HttpResponse:
         return response
     requested = parse_scope(" ".join(request.GET.getlist("scope")))
     lifetime = SystemSettings.token_lifetime_seconds()
-    signed, issued_at = issue(user.username if user else "", grant(user, requested), lifetime)
+    # Notary asks for its own audience, on GUNs; anything else (docker names wharf-registry) is the registry's.
+    if request.GET.get("service") == settings.NOTARY_SERVICE:
+        audience, access = settings.NOTARY_SERVICE, grant_notary(user, requested)
+    else:
+        audience, access = settings.REGISTRY_SERVICE, grant(user, requested)
+    signed, issued_at = issue(user.username if user else "", access, lifetime, audience)
     return JsonResponse(
         {
             "token": signed,

@@ -64,14 +64,15 @@ def _signing_key() -> tuple[object, str]:
     return key, libtrust_key_id(key.public_key())
 
 
-def issue(subject: str, access: list[Access], lifetime_seconds: int) -> tuple[str, int]:
-    """A signed token for the subject granting exactly `access`; returns (token, issued-at)."""
+def issue(subject: str, access: list[Access], lifetime_seconds: int, audience: str | None = None) -> tuple[str, int]:
+    """A signed token for the subject granting exactly `access` to the audience (default: the registry);
+    returns (token, issued-at)."""
     key, kid = _signing_key()
     now = int(time.time())
     claims = {
         "iss": settings.TOKEN_ISSUER,
         "sub": subject,
-        "aud": settings.REGISTRY_SERVICE,
+        "aud": audience or settings.REGISTRY_SERVICE,
         "exp": now + lifetime_seconds,
         "nbf": now - 5,
         "iat": now,
@@ -109,20 +110,54 @@ def grant(user: User | None, requested: list[Access]) -> list[Access]:
     return granted
 
 
+# What notary checks on a GUN: pull to read trust data, push (with pull) to publish signatures. Deleting
+# trust data ("*") is the portal's own business (repository deletion), never granted to a client.
+NOTARY_ACTIONS = frozenset({"pull", "push"})
+
+
+def notary_repository(gun: str) -> str | None:
+    """The registry repository a notary GUN names (`<portal host>[:port]/<project>/<repo>`), or None when the
+    GUN's host is not one of the portal's names: docker names trust data after the registry host it pushed to."""
+    from portal.core.certificates import server_names
+
+    host, separator, repository = gun.partition("/")
+    if not separator or "/" not in repository:
+        return None
+    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if hostname.strip("[]") not in server_names():
+        return None
+    return repository
+
+
+def grant_notary(user: User | None, requested: list[Access]) -> list[Access]:
+    """What of the requested notary access the role matrix allows: a GUN gets the pull and push its image
+    repository would, so developers and above sign and whoever may pull the image reads its trust data."""
+    granted = []
+    for request in requested:
+        repository = notary_repository(request.name) if request.type == "repository" else None
+        if repository is None:
+            continue
+        actions = set(request.actions) & NOTARY_ACTIONS if "*" not in request.actions else set(NOTARY_ACTIONS)
+        for allowed in grant(user, [Access("repository", repository, tuple(sorted(actions)))]):
+            granted.append(Access("repository", request.name, allowed.actions))
+    return granted
+
+
 @functools.cache
 def _verifying_key() -> object:
     """The public half of the token-signing key."""
     return _signing_key()[0].public_key()
 
 
-def verify(token: str) -> dict[str, Any] | None:
-    """The claims of a registry token this portal signed and that is still valid; None otherwise."""
+def verify(token: str, audience: str | None = None) -> dict[str, Any] | None:
+    """The claims of a token this portal signed for the audience (default: the registry) that is still valid;
+    None otherwise."""
     try:
         return jwt.decode(
             token,
             _verifying_key(),
             algorithms=["ES256"],
-            audience=settings.REGISTRY_SERVICE,
+            audience=audience or settings.REGISTRY_SERVICE,
             issuer=settings.TOKEN_ISSUER,
             leeway=5,
         )

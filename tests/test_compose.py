@@ -339,7 +339,8 @@ def registry_settings(env, tmp_path_factory) -> dict[str, str]:
     probe = (
         "import json; from django.conf import settings as s; print(json.dumps({name: str(getattr(s, name)) for name in"
         " ('DATA_DIR', 'REGISTRY_URL', 'REGISTRY_BINARY', 'REGISTRY_STORAGE_DIR', 'REGISTRY_CONFIG_PATH',"
-        " 'REGISTRY_LISTEN', 'REGISTRY_NOTIFY_URL', 'REGISTRY_TOKEN_REALM', 'PORT', 'EXTRA_HOSTNAMES')}))"
+        " 'REGISTRY_LISTEN', 'REGISTRY_NOTIFY_URL', 'REGISTRY_TOKEN_REALM', 'PORT', 'EXTRA_HOSTNAMES',"
+        " 'NOTARY_LISTEN', 'NOTARY_SIGNER_ADDRESS', 'NOTARY_DATABASE_URL')}))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],
@@ -486,3 +487,33 @@ def test_registry_config_command_writes_the_config_and_trust_bundle(settings, tm
     assert again["http"]["secret"] == secret, "a new http secret breaks uploads in progress across restarts"
     assert again["notifications"]["endpoints"][0]["url"] == "https://127.0.0.1:8282/service/notifications"
     assert err.getvalue() == ""
+
+
+# --- Notary ------------------------------------------------------------------------------------
+
+
+def test_notary_services_run_the_debian_binaries_on_postgres(services, env, registry_settings) -> None:
+    server, signer = services.get("notary-server"), services.get("notary-signer")
+    assert server and signer, "docker-compose.yml needs notary-server and notary-signer services"
+    assert command(server) == ["python", "manage.py", "notary", "server"], command(server)
+    assert command(signer) == ["python", "manage.py", "notary", "signer"], command(signer)
+    for service in (server, signer):
+        # The Wharf image carries Debian's notary binaries and reads the configs init writes into the data volume.
+        assert service.get("image") == services["web"]["image"] and env_files(service) == [".env"]
+        assert volume_at(service, env["WHARF_DATA_DIR"]), "notary reads its configs and the PKI from the data volume"
+        assert "init" in (service.get("depends_on") or {}), "notary starts after init wrote its configs and tables"
+    assert any(
+        "notary" in arguments.split() for instruction, arguments in dockerfile_instructions() if instruction == "RUN"
+    )
+    assert "manage.py notary config" in (ROOT / "docker" / "entrypoint.sh").read_text(), (
+        "init must write notary's configs"
+    )
+
+    # Docker clients reach the server on the published port it listens on; the signer only inside the network.
+    listen_port = registry_settings["NOTARY_LISTEN"].rsplit(":", 1)[1]
+    assert [str(port) for port in server.get("ports", [])] == [f"{listen_port}:{listen_port}"]
+    assert not signer.get("ports"), "the signer answers the server alone"
+    assert registry_settings["NOTARY_SIGNER_ADDRESS"].rsplit(":", 1)[0] == "notary-signer"
+    # Persistent storage on the postgres service (the memory store would lose trust data at every restart).
+    database = urlsplit(registry_settings["NOTARY_DATABASE_URL"])
+    assert database.scheme == "postgres" and database.hostname == "postgres", registry_settings["NOTARY_DATABASE_URL"]

@@ -37,6 +37,9 @@ class PkiPaths:
     server_key = _PkiFile("server.key")
     token_cert = _PkiFile("token.crt")
     token_key = _PkiFile("token.key")
+    # Notary's server and signer: both serve TLS with it, and the server shows it to the signer (mutual TLS).
+    notary_cert = _PkiFile("notary.crt")
+    notary_key = _PkiFile("notary.key")
 
 
 def pki_paths() -> PkiPaths:
@@ -112,6 +115,8 @@ def ensure_pki(paths: PkiPaths | None = None) -> PkiPaths:
         paths.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     if not paths.server_cert.exists():
         _issue_server_certificate(paths)
+    if not paths.notary_cert.exists():
+        _issue_server_certificate(paths, notary=True)
     if not paths.token_key.exists():
         key = ec.generate_private_key(ec.SECP256R1())
         name = _name("Wharf token signer")
@@ -121,24 +126,34 @@ def ensure_pki(paths: PkiPaths | None = None) -> PkiPaths:
     return paths
 
 
-def _issue_server_certificate(paths: PkiPaths) -> None:
-    """Sign the HTTPS server certificate with the portal CA."""
+# The compose services' names, under which notary's server reaches its signer and web reaches the server.
+NOTARY_SERVICE_NAMES = ("notary-server", "notary-signer")
+
+
+def _issue_server_certificate(paths: PkiPaths, notary: bool = False) -> None:
+    """Sign the HTTPS server certificate (or notary's, which is also its client certificate) with the portal CA."""
     ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), None)
     ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    names = server_names()
+    names = server_names() + list(NOTARY_SERVICE_NAMES) if notary else server_names()
+    usages = (
+        [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+        if notary
+        else [ExtendedKeyUsageOID.SERVER_AUTH]
+    )
+    cert_path, key_path = (paths.notary_cert, paths.notary_key) if notary else (paths.server_cert, paths.server_key)
     cert = (
         certificate_builder(
             _name(names[0] if names[0] != "localhost" else socket.gethostname()), ca_cert.subject, key.public_key(), 825
         )
         .add_extension(alt_names(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    _write_private(paths.server_key, key_pem(key))
-    paths.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + paths.ca_cert.read_bytes())
+    _write_private(key_path, key_pem(key))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + paths.ca_cert.read_bytes())
 
 
 def fingerprint(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> str:

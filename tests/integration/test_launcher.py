@@ -405,3 +405,46 @@ def test_data_directory_is_owner_only_after_start(tmp_path, launchers) -> None:
     ]
     assert not readable, f"readable by others: {readable}"
     stop_and_check_everything_exits(launcher)
+
+
+def test_notary_runs_under_the_launcher_on_postgres_and_not_without_it(tmp_path, launchers) -> None:
+    from django.db import connection
+
+    from tests.integration.worker import database_url
+
+    # On the embedded defaults (SQLite) notary has no persistent store: the launcher says so and runs on.
+    plain = start(launchers, tmp_path / "plain", WHARF_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    assert not {"notary-server", "notary-signer"} & set(plain.wait_until_serving().json()["components"])
+    assert "notary: NOT RUNNING" in plain.output and "WHARF_NOTARY_DATABASE_URL" in plain.output, plain.output
+    plain.interrupt(timeout=STOP_WITHIN)
+
+    name = f"{connection.settings_dict['NAME']}_launcher_notary_{os.getpid()}"
+    server_url = database_url(connection.settings_dict).rsplit("/", 1)[0]
+    listen = f"127.0.0.1:{free_port()}"
+    launcher = start(
+        launchers,
+        tmp_path / "data",
+        WHARF_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        WHARF_NOTARY_DATABASE_URL=f"{server_url}/{name}",
+        WHARF_NOTARY_LISTEN=listen,
+        WHARF_NOTARY_SIGNER_ADDRESS=f"127.0.0.1:{free_port()}",
+    )
+    try:
+        launcher.wait_until_serving()
+        for part in ("notary-signer", "notary-server"):
+            wait_component(launcher, part, "running", 0)
+        assert f"notary (content trust): https://127.0.0.1:{listen.rsplit(':', 1)[1]}" in launcher.output
+        # The server's TLS certificate comes from the portal CA, and it asks the portal's token service.
+        health = requests.get(f"https://{listen}/_notary_server/health", verify=launcher.ca, timeout=10)
+        assert health.status_code == 200, health.text
+        challenge = requests.get(f"https://{listen}/v2/", verify=launcher.ca, timeout=10).headers["WWW-Authenticate"]
+        assert f"{launcher.url}/service/token" in challenge and 'service="wharf-notary"' in challenge, challenge
+        stop_and_check_everything_exits(launcher)
+    finally:
+        import psycopg2
+
+        admin = psycopg2.connect(f"{server_url}/postgres")
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()

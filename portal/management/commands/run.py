@@ -1,4 +1,4 @@
-"""`manage.py run`: migrate, bootstrap, print how to log in, then run web, worker, beat and the registry."""
+"""`manage.py run`: migrate, bootstrap, print how to log in, then run web, worker, beat, the registry and notary."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from django.db import connections
 from portal.bootstrap import bootstrap
 from portal.core.audit import Actor, record
 from portal.core.certificates import ca_info, pki_paths
-from portal.launcher import children, registry_child, restrict_data_dir
+from portal.launcher import children, notary_children, registry_child, restrict_data_dir
 from portal.supervisor import supervise
+from registries.notary import NotaryUnavailable
 
 
 def audit_restart(component: str, reason: str, restarts: int, delay: float) -> None:
@@ -71,6 +72,11 @@ class Command(BaseCommand):
         else:
             procs.append(registry)
             out.write(f"  registry: {settings.REGISTRY_URL} (behind https://{host}:{port}/v2/)")
+        try:
+            procs.extend(notary_children(pki_paths(), (settings.EXTRA_HOSTNAMES or [host])[0], port))
+            out.write(f"  notary (content trust): {settings.NOTARY_URL} (DOCKER_CONTENT_TRUST_SERVER)")
+        except NotaryUnavailable as exc:
+            out.write(f"  notary: NOT RUNNING - {exc}; content trust cannot sign")
         out.write("Press Ctrl-C to stop.\n")
         out.flush()
         connections.close_all()
