@@ -14,6 +14,7 @@ import bcrypt
 import pytest
 
 from tests.integration.registry import Registry, TokenAuth, start_registry, start_standalone_registry
+from tests.integration.tls_pki import self_signed_certificate
 from tests.integration.token_issuer import TokenIssuer
 
 # The account the standalone registries (and their token service) accept.
@@ -33,6 +34,15 @@ def quiet_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
 def plain_registry_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """A standalone registry over plain HTTP asking for no login (a destination anyone may write to)."""
     registry = start_standalone_registry(tmp_path_factory.mktemp("plain"))
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="module", name="tls_registry")
+def tls_registry_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A standalone registry over HTTPS with a fresh self-signed certificate the portal does not trust."""
+    workdir = tmp_path_factory.mktemp("tls")
+    registry = start_standalone_registry(workdir, tls=self_signed_certificate(workdir / "tls"))
     yield registry
     registry.stop()
 

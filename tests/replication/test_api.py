@@ -23,28 +23,19 @@ from registries.models import Repository, Tag
 from replication.models import Endpoint, Execution, Rule, Task
 from tests.conftest import client_for
 from tests.integration.images import push_image
-from tests.integration.registry import Registry, point_portal_at, start_registry, start_standalone_registry
+from tests.integration.registry import Registry, point_portal_at, start_registry
 from tests.integration.registry_fixtures import (  # noqa: F401  (the fixtures)
     PASSWORD,
     USERNAME,
     basic_registry_fixture,
     plain_registry_fixture,
+    tls_registry_fixture,
 )
-from tests.integration.tls_pki import self_signed_certificate
 
 pytestmark = pytest.mark.integration
 
 API = "/api/v1/replication"
 CLOSED = "http://127.0.0.1:1"
-
-
-@pytest.fixture(scope="module")
-def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """A destination registry over HTTPS with a fresh self-signed certificate the portal does not trust."""
-    workdir = tmp_path_factory.mktemp("tls")
-    registry = start_standalone_registry(workdir, tls=self_signed_certificate(workdir / "tls"))
-    yield registry
-    registry.stop()
 
 
 @pytest.fixture

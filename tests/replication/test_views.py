@@ -5,7 +5,6 @@ HTTPS)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -16,27 +15,9 @@ from projects.models import Project
 from replication import services
 from replication.models import Endpoint, EndpointKind, Execution, Rule, Task, Trigger
 from tests.conftest import logged_in, page_text
-from tests.integration.registry import Registry, start_standalone_registry
-from tests.integration.tls_pki import self_signed_certificate
+from tests.integration.registry_fixtures import plain_registry_fixture, tls_registry_fixture  # noqa: F401
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def plain_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """A V2 registry over plain HTTP without a login."""
-    registry = start_standalone_registry(tmp_path_factory.mktemp("plain"))
-    yield registry
-    registry.stop()
-
-
-@pytest.fixture(scope="module")
-def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """A V2 registry over HTTPS with a self-signed certificate."""
-    workdir = tmp_path_factory.mktemp("tls")
-    registry = start_standalone_registry(workdir, tls=self_signed_certificate(workdir / "tls"))
-    yield registry
-    registry.stop()
 
 
 @pytest.fixture

@@ -23,10 +23,10 @@ from projects.models import Project
 from registries.models import Tag
 from scanning import services
 from scanning.models import ImageScan, ScanState
-from tests.integration.registry import Registry, point_portal_at, start_registry
+from tests.integration.registry import Registry, point_portal_at
 from tests.integration.site import Site, site_for
 from tests.scanning.image_builder import BuiltImage
-from tests.scanning.scanned_images import FINDINGS, build_vulnerable_image, findings, pushed
+from tests.scanning.scanned_images import FINDINGS, findings, pushed
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -34,18 +34,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 BEAT_BUDGET = 75.0
 # How long the scan must stay queued while only a worker of the default queue runs.
 UNTAKEN = 4.0
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    server = start_registry(tmp_path_factory.mktemp("registry"), notify_url="http://127.0.0.1:1/service/notifications")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def vulnerable_image(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
-    return build_vulnerable_image(tmp_path_factory.mktemp("dpkg"))
 
 
 @pytest.fixture
