@@ -101,6 +101,9 @@ class Portal:
         """The open modal dialog."""
         dialog = self.page.get_by_role("dialog")
         expect(dialog).to_be_visible()
+        # htmx binds the new content's hx-* attributes when the swap settles: typing into a search field before
+        # that sends no request (seen once under load: the member search never answered).
+        self.page.wait_for_function("() => !document.querySelector('.htmx-swapping, .htmx-settling, .htmx-added')")
         return dialog
 
     def expect_message(self, text: str) -> None:
