@@ -70,5 +70,9 @@ class TcpRelay:
         self._listener.close()
         with self._lock:
             for sock in self._sockets:
+                # close() alone leaves a socket open while a pipe thread is blocked reading it: the client then
+                # waits for its read timeout (60 s) instead of seeing the connection cut. shutdown() cuts it now.
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     sock.close()
