@@ -403,6 +403,11 @@ NOTARY_URL = env_str(
     "WHARF_NOTARY_URL", f"https://{(EXTRA_HOSTNAMES or ['127.0.0.1'])[0]}:{NOTARY_LISTEN.rsplit(':', 1)[1]}"
 ).rstrip("/")
 NOTARY_SIGNER_ADDRESS = env_str("WHARF_NOTARY_SIGNER_ADDRESS", "127.0.0.1:7899")
+# Where the portal itself reads trust data (to verify signatures): notary on this machine unless set (compose names
+# its notary-server service). Its certificate is the portal CA's, like every TLS server of the portal.
+NOTARY_INTERNAL_URL = env_str(
+    "WHARF_NOTARY_INTERNAL_URL", f"https://127.0.0.1:{NOTARY_LISTEN.rsplit(':', 1)[1]}"
+).rstrip("/")
 
 
 def _notary_database_default() -> str:

@@ -27,10 +27,19 @@ from portal.core.services import TOKEN_PREFIX, user_for_token
 from projects import policy
 from projects.models import Project
 from projects.roles import registry_actions
-from registries import events, proxy
+from registries import content_trust, events, proxy
 from registries.maintenance import read_only_reason
 from registries.models import ObservedManifest
-from registries.token import Access, grant, grant_notary, issue, parse_scope, system_token, verify
+from registries.token import (
+    Access,
+    grant,
+    grant_notary,
+    issue,
+    notary_repository,
+    parse_scope,
+    system_token,
+    verify,
+)
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -99,6 +108,10 @@ def token(request: HttpRequest) -> HttpResponse:
     # Notary asks for its own audience, on GUNs; anything else (docker names wharf-registry) is the registry's.
     if request.GET.get("service") == settings.NOTARY_SERVICE:
         audience, access = settings.NOTARY_SERVICE, grant_notary(user, requested)
+        for granted in access:
+            if "push" in granted.actions and (repository := notary_repository(granted.name)):
+                # Where this signer publishes is where the portal reads the repository's signatures back.
+                content_trust.record_collection(granted.name, repository)
     else:
         audience, access = settings.REGISTRY_SERVICE, grant(user, requested)
     signed, issued_at = issue(user.username if user else "", access, lifetime, audience)
@@ -148,9 +161,10 @@ def registry_v2(request: HttpRequest, path: str) -> HttpResponse:
             # Anyone else gets the registry's answer for a repository their token grants nothing on: the same as
             # for a private project they may not see, so a missing project cannot be told from a private one.
         else:
-            refused = _policy_refusal(request, project, path)
-            if refused is not None:
-                return refused
+            # Refused by the policy, or in a content-trust project served only when signed.
+            answered = _policy_refusal(request, project, path) or _signed_pull(request, project, path)
+            if answered is not None:
+                return _observed(request, path, answered)
     return _observed(request, path, _forward(request, path))
 
 
@@ -229,19 +243,52 @@ def non_canonical(request: HttpRequest, path: str) -> str | None:
     return None
 
 
-def _policy_refusal(request: HttpRequest, project: Project, path: str) -> HttpResponse | None:
-    """A 412 for a manifest pull the project's policy refuses, when the caller may pull it at all."""
+def _pullable_manifest(request: HttpRequest, path: str) -> re.Match | None:
+    """The manifest GET or HEAD the caller's token may pull, whose answer the run policy decides."""
     match = _MANIFEST.match(path)
     if request.method not in ("GET", "HEAD") or match is None:
-        return None
-    verdict = policy.check(project, match["name"], match["reference"])
-    if verdict.allowed:
         return None
     claims = _bearer_claims(request)
     if claims is None or not _granted(claims, "repository", match["name"], "pull"):
         # Not (yet) authorized: the registry answers with its challenge; the verdict is for those who may pull.
         return None
-    return proxy.registry_error(412, "PROJECT_POLICY_VIOLATION", verdict.reason, {"project": project.name})
+    return match
+
+
+def _refusal(project: Project, reason: str) -> HttpResponse:
+    return proxy.registry_error(412, "PROJECT_POLICY_VIOLATION", reason, {"project": project.name})
+
+
+def _policy_refusal(request: HttpRequest, project: Project, path: str) -> HttpResponse | None:
+    """A 412 for a manifest pull the project's policy refuses, decided before the registry is asked."""
+    match = _pullable_manifest(request, path) if not project.content_trust else None
+    if match is None:
+        return None
+    verdict = policy.check(project, match["name"], match["reference"])
+    return None if verdict.allowed else _refusal(project, verdict.reason)
+
+
+def _signed_pull(request: HttpRequest, project: Project, path: str) -> HttpResponse | None:
+    """In a content-trust project, the registry's answer to a manifest pull when the manifest it serves is signed.
+
+    The signature must name the digest the registry answers with, not the one the portal last recorded: a tag
+    pushed again without signing is refused at once. So the registry is asked first, and its answer withheld (the
+    stream closed unread) when the policy refuses it.
+    """
+    match = _pullable_manifest(request, path) if project.content_trust else None
+    if match is None:
+        return None
+    try:
+        upstream = proxy.send(request, path=request.get_full_path())
+    except urllib3.exceptions.HTTPError as exc:
+        return proxy.registry_unavailable(exc)
+    digest = upstream.headers.get("Docker-Content-Digest") or ""
+    if upstream.status == 200 and digest:
+        verdict = policy.check(project, match["name"], match["reference"], digest=digest)
+        if not verdict.allowed:
+            upstream.close()  # unread: the connection is dropped rather than reused
+            return _refusal(project, verdict.reason)
+    return proxy.respond(request, upstream)
 
 
 def _catalog(request: HttpRequest) -> HttpResponse:

@@ -253,3 +253,20 @@ class ObservedManifest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.repository}@{self.digest} by {self.username or 'anonymous'}"
+
+
+class TrustCollection(models.Model):
+    """A notary GUN holding a repository's signatures, as the token service saw a signer ask for it.
+
+    Docker names trust data after the registry host it pushed to (`wharf.example:8282/proj/app`), which may be any
+    of the portal's names; the GUN a signer asked to push to is where the portal reads the signatures back. The root
+    keys first verified for it are pinned: a later root counts only when those keys signed it too.
+    """
+
+    gun = models.CharField(max_length=255, unique=True)
+    repository = models.CharField(max_length=255, db_index=True)
+    pinned_root = models.JSONField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.gun

@@ -82,9 +82,9 @@ def issue(subject: str, access: list[Access], lifetime_seconds: int, audience: s
     return jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid}), now
 
 
-def system_token(access: list[Access], lifetime_seconds: int = 300) -> str:
-    """A token the portal itself uses to talk to the registry (events repair, deletion, GC)."""
-    return issue("wharf-system", access, lifetime_seconds)[0]
+def system_token(access: list[Access], lifetime_seconds: int = 300, audience: str | None = None) -> str:
+    """A token the portal itself uses to talk to the registry (events repair, deletion, GC) or to notary."""
+    return issue("wharf-system", access, lifetime_seconds, audience)[0]
 
 
 def grant(user: User | None, requested: list[Access]) -> list[Access]:

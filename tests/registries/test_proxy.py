@@ -13,7 +13,9 @@ from django.test import Client
 
 from portal.core.models import User
 from projects.models import Project
+from registries.client import manifest_digest
 from registries.maintenance import enter_read_only, leave_read_only
+from registries.models import ObservedManifest
 from registries.token import grant, issue, parse_scope
 
 MANIFEST = b'{"schemaVersion": 2}'
@@ -57,7 +59,12 @@ class FakeRegistry(BaseHTTPRequestHandler):
         elif "/blobs/" in self.path:
             self._answer(206, b"0123456789"[2:6], Content_Range="bytes 2-5/10", Location=f"http://{host}/v2/x")
         else:
-            self._answer(200, MANIFEST, Content_Type="application/vnd.oci.image.index.v1+json")
+            self._answer(
+                200,
+                MANIFEST,
+                Content_Type="application/vnd.oci.image.index.v1+json",
+                Docker_Content_Digest=manifest_digest(MANIFEST),
+            )
 
     do_HEAD = do_GET
 
@@ -166,24 +173,44 @@ def test_index_passes_through_untouched(role_users: dict, registry: list) -> Non
     assert b"".join(response.streaming_content) == MANIFEST
 
 
-@pytest.mark.parametrize(("rule", "reason"), [("content_trust", "image not signed"), ("prevent_vulnerable", "scanned")])
-def test_policy_refuses_manifest_pulls_with_412(
-    role_users: dict, alpha: Project, registry: list, rule: str, reason: str
-) -> None:
-    setattr(alpha, rule, True)
+def test_policy_refuses_manifest_pulls_with_412(role_users: dict, alpha: Project, registry: list) -> None:
+    alpha.prevent_vulnerable = True
     alpha.save()
     token = bearer(role_users["viewer"], "repository:alpha/app:pull")
     response = Client().get("/v2/alpha/app/manifests/1", HTTP_AUTHORIZATION=token)
     assert response.status_code == 412
     error = response.json()["errors"][0]
     assert error["code"] == "PROJECT_POLICY_VIOLATION"
-    assert reason in error["message"]
+    assert "not scanned" in error["message"]
     assert not registry, "a refused pull must not reach the registry (it would count as a pull)"
     # Layers stay reachable (they are not images), and callers without pull access get the registry's 401.
     assert Client().get("/v2/alpha/app/blobs/sha256:abc", HTTP_AUTHORIZATION=token).status_code == 206
     outsider = bearer(role_users["other_project_admin"], "repository:alpha/app:pull")
     assert Client().get("/v2/alpha/app/manifests/1", HTTP_AUTHORIZATION=outsider).status_code == 200
     assert registry[-1]["path"] == "/v2/alpha/app/manifests/1"
+
+
+def test_content_trust_withholds_an_unsigned_manifest_the_registry_served(
+    role_users: dict, alpha: Project, registry: list
+) -> None:
+    """The registry is asked (the signature must name the digest it serves now), its answer is withheld."""
+    alpha.content_trust = True
+    alpha.save()
+    token = bearer(role_users["viewer"], "repository:alpha/app:pull")
+    for method in ("get", "head"):
+        response = getattr(Client(), method)("/v2/alpha/app/manifests/1", HTTP_AUTHORIZATION=token)
+        assert response.status_code == 412
+        assert MANIFEST not in response.content
+    assert registry[-1]["path"] == "/v2/alpha/app/manifests/1"
+    error = Client().get("/v2/alpha/app/manifests/1", HTTP_AUTHORIZATION=token).json()["errors"][0]
+    assert error["code"] == "PROJECT_POLICY_VIOLATION"
+    assert error["message"].startswith("image not signed: no trust data"), error
+    # The refused pull is not one the portal served: the registry's pull event will not be counted.
+    assert not ObservedManifest.objects.filter(action="pull").exists()
+    # Blobs are not images, and callers without pull access get the registry's own answer.
+    assert Client().get("/v2/alpha/app/blobs/sha256:abc", HTTP_AUTHORIZATION=token).status_code == 206
+    outsider = bearer(role_users["other_project_admin"], "repository:alpha/app:pull")
+    assert Client().get("/v2/alpha/app/manifests/1", HTTP_AUTHORIZATION=outsider).status_code == 200
 
 
 def test_missing_project_is_named_to_a_portal_admin(role_users: dict, registry: list) -> None:

@@ -1,0 +1,322 @@
+"""The Update Framework as notary 0.7 writes it: verify a repository's trust data from the root down to its targets.
+
+Notary keeps, per GUN (`<registry host>/<project>/<repository>`), four signed role files and optional delegations:
+root (the keys and thresholds of every role, self-signed), timestamp (the snapshot's checksum, short-lived), snapshot
+(the checksums of root, targets and delegations) and targets (tag -> manifest checksum). A tag is signed when a
+target of that name passes the whole chain: each file's checksum is the one its parent lists, each is signed by at
+least `threshold` of the keys the root (or the delegating targets file) names for its role, and none has expired.
+Docker signs into the `targets/releases` delegation when a repository has one, else into `targets`, and reads
+`targets/releases` first; so does this module.
+
+Pure functions over bytes: fetching (and caching by checksum) is `registries.content_trust`'s job.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+ROOT, TIMESTAMP, SNAPSHOT, TARGETS = "root", "timestamp", "snapshot", "targets"
+RELEASES = "targets/releases"
+# What a role file may weigh: notary's own limit for metadata it serves is far below this.
+MAX_FILE = 10 * 1024 * 1024
+
+# Fetch one role file: (role, sha256 hex of the expected content or None for the newest) -> the file's bytes.
+Fetch = Callable[[str, str | None], bytes]
+
+
+class TrustError(Exception):
+    """The trust data cannot be believed; `reason` says why in words a user can act on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Expired(TrustError):
+    """A role file of the chain is past its expiry: the signer must re-publish."""
+
+
+@dataclass(frozen=True)
+class SignedTarget:
+    """One signed tag: the manifest checksum and length the signer vouched for, and the role that signed it."""
+
+    name: str
+    digest: str
+    length: int
+    role: str
+
+
+@dataclass(frozen=True)
+class RootKeys:
+    """The root role's keys and threshold: what a later root must be signed with (pinned on first sight)."""
+
+    keys: dict[str, dict[str, Any]]
+    threshold: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"keys": self.keys, "threshold": self.threshold}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RootKeys:
+        return cls(dict(data["keys"]), int(data["threshold"]))
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A GUN's verified trust data: its targets by tag (releases before targets) and when it next needs refreshing."""
+
+    gun: str
+    targets: dict[str, SignedTarget]
+    expires: datetime
+    root: RootKeys
+    checksums: dict[str, str] = field(default_factory=dict)
+
+
+def canonical(document: Any) -> bytes:
+    """Canonical JSON (sorted keys, no whitespace), the bytes notary signs."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def key_id(key: dict[str, Any]) -> str:
+    """A key's ID in TUF: the SHA-256 of its canonical JSON."""
+    return sha256(canonical(key))
+
+
+def _decode(value: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, TypeError, ValueError) as exc:
+        raise TrustError(f"{what} is not base64") from exc
+
+
+def parse(content: bytes, role: str) -> dict[str, Any]:
+    """A role file's JSON, checked for the shape every role file has."""
+    try:
+        document = json.loads(content)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TrustError(f"the {role} metadata is not JSON") from exc
+    if (
+        not isinstance(document, dict)
+        or not isinstance(document.get("signed"), dict)
+        or not isinstance(document.get("signatures"), list)
+    ):
+        raise TrustError(f"the {role} metadata has no signed part or no signatures")
+    return document
+
+
+def _public_key(key: dict[str, Any], now: datetime) -> Any:
+    """The cryptography public key of a TUF key record (ecdsa, rsa, ed25519, or their x509 forms)."""
+    keytype = key.get("keytype")
+    value = _decode((key.get("keyval") or {}).get("public") or "", "a public key")
+    try:
+        if keytype == "ed25519":
+            return ed25519.Ed25519PublicKey.from_public_bytes(value)
+        if keytype in ("ecdsa", "rsa"):
+            return serialization.load_der_public_key(value)
+        if keytype in ("ecdsa-x509", "rsa-x509"):
+            certificate = x509.load_pem_x509_certificate(value)
+            if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+                raise Expired(f"a root certificate is valid only until {certificate.not_valid_after_utc:%Y-%m-%d}")
+            return certificate.public_key()
+    except (ValueError, TypeError) as exc:
+        raise TrustError(f"a {keytype} key cannot be read") from exc
+    raise TrustError(f"keys of type {keytype!r} are not supported")
+
+
+def _check_signature(public_key: Any, method: str, signature: bytes, message: bytes) -> None:
+    """Raise InvalidSignature unless the signature is the key's over the message by the named method."""
+    if isinstance(public_key, ed25519.Ed25519PublicKey) and method == "eddsa":
+        public_key.verify(signature, message)
+    elif isinstance(public_key, ec.EllipticCurvePublicKey) and method == "ecdsa":
+        # Notary writes the raw r || s of a SHA-256 ECDSA signature.
+        size = (public_key.curve.key_size + 7) // 8
+        if len(signature) != 2 * size:
+            raise InvalidSignature
+        r, s = int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+        public_key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+    elif isinstance(public_key, rsa.RSAPublicKey) and method == "rsapss":
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+        public_key.verify(signature, message, pss, hashes.SHA256())
+    elif isinstance(public_key, rsa.RSAPublicKey) and method == "rsapkcs1v15":
+        public_key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        raise InvalidSignature
+
+
+def verify_signatures(
+    document: dict[str, Any],
+    role: str,
+    keys: dict[str, dict[str, Any]],
+    key_ids: list[str],
+    threshold: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """The signed part of a role file signed by at least `threshold` distinct keys among `key_ids`."""
+    if threshold < 1:
+        raise TrustError(f"the {role} role has no signing threshold")
+    message = canonical(document["signed"])
+    valid: set[str] = set()
+    for entry in document["signatures"]:
+        if not isinstance(entry, dict):
+            continue
+        signer = entry.get("keyid")
+        if signer not in key_ids or signer in valid or signer not in keys:
+            continue
+        key = keys[signer]
+        if key_id(key) != signer:
+            raise TrustError(f"a key of the {role} role does not match its ID")
+        try:
+            signature = _decode(str(entry.get("sig") or ""), "a signature")
+            _check_signature(_public_key(key, now), str(entry.get("method")), signature, message)
+        except InvalidSignature:
+            continue
+        valid.add(signer)
+    if len(valid) < threshold:
+        raise TrustError(f"the {role} metadata is not signed by its keys ({len(valid)} of {threshold} signatures)")
+    return document["signed"]
+
+
+def _expires(signed: dict[str, Any], role: str, now: datetime) -> datetime:
+    """When the role file expires; Expired when that has passed."""
+    text = str(signed.get("expires") or "")
+    try:
+        # Go writes nanoseconds; Python reads microseconds.
+        head, _, rest = text.rstrip("Z").partition(".")
+        expires = datetime.fromisoformat(head + (f".{rest[:6]}" if rest else "")).replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise TrustError(f"the {role} metadata has no valid expiry") from exc
+    if expires <= now:
+        raise Expired(f"the {role} metadata expired on {expires:%Y-%m-%d %H:%M} UTC")
+    return expires
+
+
+def _role_keys(root: dict[str, Any], role: str) -> tuple[list[str], int]:
+    entry = (root.get("roles") or {}).get(role)
+    if not isinstance(entry, dict):
+        raise TrustError(f"the root names no {role} role")
+    return list(entry.get("keyids") or []), int(entry.get("threshold") or 0)
+
+
+def _listed(meta: dict[str, Any], role: str, parent: str) -> tuple[str, int]:
+    """(sha256 hex, length) that the parent role lists for a role file."""
+    entry = meta.get(role)
+    if not isinstance(entry, dict):
+        raise TrustError(f"the {parent} metadata does not list {role}")
+    digest = _decode(str((entry.get("hashes") or {}).get("sha256") or ""), f"the {role} checksum").hex()
+    if len(digest) != 64:
+        raise TrustError(f"the {parent} metadata lists no SHA-256 of {role}")
+    return digest, int(entry.get("length") or 0)
+
+
+def _fetch_listed(fetch: Fetch, meta: dict[str, Any], role: str, parent: str) -> bytes:
+    """The role file whose checksum and length the parent lists, checked against both."""
+    checksum, length = _listed(meta, role, parent)
+    content = fetch(role, checksum)
+    if sha256(content) != checksum or (length and len(content) != length):
+        raise TrustError(f"the {role} metadata does not match the checksum the {parent} lists")
+    return content
+
+
+def verify_root(content: bytes, gun: str, pinned: RootKeys | None, now: datetime) -> tuple[dict[str, Any], RootKeys]:
+    """The root's signed part, signed by its own keys and, once a root was pinned for the GUN, by the pinned keys."""
+    document = parse(content, ROOT)
+    signed = document["signed"]
+    keys = signed.get("keys")
+    if not isinstance(keys, dict):
+        raise TrustError("the root metadata lists no keys")
+    key_ids, threshold = _role_keys(signed, ROOT)
+    verify_signatures(document, ROOT, keys, key_ids, threshold, now)
+    if pinned is not None and set(pinned.keys) != set(key_ids):
+        # A rotated root counts only when the keys trusted until now signed it too.
+        verify_signatures(document, "rotated root", pinned.keys, list(pinned.keys), pinned.threshold, now)
+    for kid in key_ids:
+        if keys[kid].get("keytype", "").endswith("-x509"):
+            certificate = x509.load_pem_x509_certificate(_decode(keys[kid]["keyval"]["public"], "a root certificate"))
+            names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+            if not names or names[0].value != gun:
+                raise TrustError(f"the root certificate is not for {gun}")
+    _expires(signed, ROOT, now)
+    return signed, RootKeys({kid: keys[kid] for kid in key_ids}, threshold)
+
+
+def _targets_of(signed: dict[str, Any], role: str, paths: list[str] | None) -> dict[str, SignedTarget]:
+    """The targets a verified targets file lists (within the delegation's path prefixes, if any)."""
+    found = {}
+    for name, entry in (signed.get("targets") or {}).items():
+        if paths is not None and not any(name.startswith(prefix) for prefix in paths):
+            continue
+        try:
+            digest = _decode(str(entry["hashes"]["sha256"]), f"the checksum of {name}").hex()
+            found[name] = SignedTarget(name, f"sha256:{digest}", int(entry.get("length") or 0), role)
+        except (KeyError, TypeError, ValueError):
+            continue  # A target without a SHA-256 cannot vouch for a manifest.
+    return found
+
+
+def _releases(
+    fetch: Fetch, targets: dict[str, Any], snapshot_meta: dict[str, Any], now: datetime
+) -> tuple[dict[str, SignedTarget], datetime | None]:
+    """The targets of the targets/releases delegation, verified with the keys the targets role delegated to."""
+    delegations = targets.get("delegations") or {}
+    role = next((r for r in delegations.get("roles") or [] if r.get("name") == RELEASES), None)
+    if role is None or RELEASES not in snapshot_meta:
+        return {}, None
+    document = parse(_fetch_listed(fetch, snapshot_meta, RELEASES, SNAPSHOT), RELEASES)
+    signed = verify_signatures(
+        document, RELEASES, delegations.get("keys") or {}, list(role.get("keyids") or []), int(role["threshold"]), now
+    )
+    expires = _expires(signed, RELEASES, now)
+    paths = role.get("paths")
+    return _targets_of(signed, RELEASES, None if paths is None or "" in paths else list(paths)), expires
+
+
+def verify(gun: str, fetch: Fetch, pinned: RootKeys | None = None, now: datetime | None = None) -> Collection:
+    """The GUN's trust data verified from root to targets; TrustError (Expired) says what fails."""
+    now = now or datetime.now(UTC)
+    root_content = fetch(ROOT, None)
+    root, root_keys = verify_root(root_content, gun, pinned, now)
+    keys = root["keys"]
+
+    timestamp = verify_signatures(
+        parse(fetch(TIMESTAMP, None), TIMESTAMP), TIMESTAMP, keys, *_role_keys(root, TIMESTAMP), now
+    )
+    expiries = [_expires(root, ROOT, now), _expires(timestamp, TIMESTAMP, now)]
+
+    snapshot_content = _fetch_listed(fetch, timestamp.get("meta") or {}, SNAPSHOT, TIMESTAMP)
+    snapshot = verify_signatures(parse(snapshot_content, SNAPSHOT), SNAPSHOT, keys, *_role_keys(root, SNAPSHOT), now)
+    expiries.append(_expires(snapshot, SNAPSHOT, now))
+    meta = snapshot.get("meta") or {}
+    if ROOT in meta and _listed(meta, ROOT, SNAPSHOT)[0] != sha256(root_content):
+        raise TrustError("the snapshot lists another root than the one notary serves")
+
+    targets_content = _fetch_listed(fetch, meta, TARGETS, SNAPSHOT)
+    targets = verify_signatures(parse(targets_content, TARGETS), TARGETS, keys, *_role_keys(root, TARGETS), now)
+    expiries.append(_expires(targets, TARGETS, now))
+    signed = _targets_of(targets, TARGETS, None)
+    releases, releases_expiry = _releases(fetch, targets, meta, now)
+    if releases_expiry is not None:
+        expiries.append(releases_expiry)
+    return Collection(
+        gun=gun,
+        targets={**signed, **releases},
+        expires=min(expiries),
+        root=root_keys,
+        checksums={SNAPSHOT: sha256(snapshot_content), TARGETS: sha256(targets_content)},
+    )
