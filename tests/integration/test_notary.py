@@ -5,61 +5,24 @@ restart of both processes (PostgreSQL storage)."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
 import subprocess
-import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg2
 import pytest
 from django.conf import settings
-from django.test import override_settings
 
 from portal.core.audit import Actor
-from portal.core.certificates import ensure_pki, pki_paths
-from portal.core.components import RUNNING
+from portal.core.certificates import pki_paths
 from portal.core.models import User
 from portal.core.services import create_token
-from portal.launcher import notary_children
-from portal.supervisor import Supervisor
 from projects.models import Membership, Project, Role
 from tests.conftest import PASSWORD
-from tests.integration.slapd import free_port
+from tests.integration.notary import PASSPHRASES, Notary, running_notary
 from tests.integration.test_registry_push_pull import Portal, live_portal
-from tests.integration.worker import database_url
 
 pytestmark = pytest.mark.integration
-# Notary's passphrases for the keys the client makes (root, targets, snapshot), as a CI job would set them.
-PASSPHRASES = {f"NOTARY_{role}_PASSPHRASE": "wharf-test-passphrase" for role in ("ROOT", "TARGETS", "SNAPSHOT")}
-
-
-@dataclass
-class Notary:
-    """notary-signer and notary-server under the launcher's supervisor, restartable on the same storage."""
-
-    url: str
-    children: list
-    workdir: Path
-    supervisor: Supervisor | None = None
-
-    def start(self) -> None:
-        self.supervisor = Supervisor(self.children, status_path=self.workdir / "components.json")
-        self.supervisor.start_all()
-        deadline = time.monotonic() + 30
-        while not all(entry.state == RUNNING for entry in self.supervisor.entries):
-            assert self.supervisor.step() is None
-            states = {entry.child.name: entry.detail for entry in self.supervisor.entries}
-            assert time.monotonic() < deadline, f"notary did not come up: {states}"
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.supervisor is not None:
-            self.supervisor.stop()
-            self.supervisor = None
 
 
 @pytest.fixture(scope="module")
@@ -71,32 +34,9 @@ def portal(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
 
 @pytest.fixture(scope="module")
 def notary(portal: Portal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Notary]:
-    """Notary as `make run` starts it, on a database of its own beside the test database (dropped afterwards)."""
-    from django.db import connection
-
-    workdir = tmp_path_factory.mktemp("notary")
-    listen = f"127.0.0.1:{free_port()}"
-    name = f"{connection.settings_dict['NAME']}_notary_{uuid.uuid4().hex[:8]}"
-    db_url = database_url(connection.settings_dict).rsplit("/", 1)[0] + f"/{name}"
-    knobs = {
-        "NOTARY_LISTEN": listen,
-        "NOTARY_SIGNER_ADDRESS": f"127.0.0.1:{free_port()}",
-        "NOTARY_DATABASE_URL": db_url,
-        "NOTARY_DIR": workdir / "config",
-    }
-    with override_settings(**knobs):
-        pki = ensure_pki()
-        host, port = portal.host.rsplit(":", 1)
-        server = Notary(f"https://{listen}", notary_children(pki, host, int(port)), workdir)
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
-            with contextlib.closing(psycopg2.connect(db_url.rsplit("/", 1)[0] + "/postgres")) as admin:
-                admin.autocommit = True
-                with admin.cursor() as cursor:
-                    cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    """Notary as `make run` starts it (see tests/integration/notary.py)."""
+    with running_notary(portal.host, tmp_path_factory.mktemp("notary")) as server:
+        yield server
 
 
 @pytest.fixture
