@@ -62,9 +62,12 @@ class Dockerd:
         """The daemon's output so far (for failure messages)."""
         return (self.root / "dockerd.log").read_text(errors="replace")[-4000:]
 
-    def run(self, *args: str, input: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-        """Run `docker <args>` against this daemon; returns the completed process whatever its exit code."""
-        env = {**os.environ, "DOCKER_CONFIG": str(self.config_dir), "DOCKER_CLI_HINTS": "false"}
+    def run(
+        self, *args: str, input: str | None = None, timeout: float = 180, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run `docker <args>` against this daemon (with extra environment); returns the completed process whatever
+        its exit code."""
+        env = {**os.environ, **(env or {}), "DOCKER_CONFIG": str(self.config_dir), "DOCKER_CLI_HINTS": "false"}
         env.pop("DOCKER_HOST", None)
         return subprocess.run(
             [self.cli, "--host", f"unix://{self.socket}", *args],
@@ -75,9 +78,9 @@ class Dockerd:
             timeout=timeout,
         )
 
-    def ok(self, *args: str, input: str | None = None, timeout: float = 180) -> str:
+    def ok(self, *args: str, input: str | None = None, timeout: float = 180, env: dict[str, str] | None = None) -> str:
         """Run `docker <args>`; fail the test with the output when it does not succeed."""
-        result = self.run(*args, input=input, timeout=timeout)
+        result = self.run(*args, input=input, timeout=timeout, env=env)
         assert result.returncode == 0, f"docker {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
         return result.stdout
 

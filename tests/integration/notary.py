@@ -49,12 +49,13 @@ class Notary:
 
 
 @contextlib.contextmanager
-def running_notary(portal_host: str, workdir: Path) -> Iterator[Notary]:
+def running_notary(portal_host: str, workdir: Path, listen: str = "") -> Iterator[Notary]:
     """Notary as `make run` starts it for the portal at `portal_host` (its token realm), on a database of its own
-    beside the test database (dropped afterwards); the settings point at it while it runs."""
+    beside the test database (dropped afterwards), listening on `listen` (default: a free loopback port); the
+    settings point at it while it runs."""
     from django.db import connection
 
-    listen = f"127.0.0.1:{free_port()}"
+    listen = listen or f"127.0.0.1:{free_port()}"
     name = f"{connection.settings_dict['NAME']}_notary_{uuid.uuid4().hex[:8]}"
     db_url = database_url(connection.settings_dict).rsplit("/", 1)[0] + f"/{name}"
     knobs = {
