@@ -86,8 +86,9 @@ def root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def network_reason(exc: requests.RequestException) -> str:
-    """A short reason for a failed call that a log line can carry ("connection refused"), not urllib3's repr."""
+def network_reason(exc: BaseException) -> str:
+    """A short reason for a failed call (requests' or urllib3's) that a log line can carry ("connection refused"),
+    not urllib3's repr."""
     if isinstance(exc, requests.exceptions.Timeout):
         return "timed out"
     cause = root_cause(exc)

@@ -9,12 +9,13 @@ Whatever cannot be read or believed counts as not signed, with the reason: conte
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import requests
+import urllib3
 from django.conf import settings
 from django.core.cache import cache
 
@@ -23,7 +24,7 @@ from portal.core.errors import RemoteUnreachable
 from projects.models import Project
 from projects.policy import ALLOWED, Verdict
 from registries import tuf
-from registries.client import RegistryClient
+from registries.client import RegistryClient, network_reason
 from registries.models import TrustCollection
 from registries.token import Access, system_token
 
@@ -95,34 +96,48 @@ def _url(gun: str, path: str) -> str:
     return f"{settings.NOTARY_INTERNAL_URL.rstrip('/')}/v2/{gun}/_trust/tuf/{path}"
 
 
-def _request(method: str, gun: str, path: str, actions: tuple[str, ...]) -> requests.Response:
-    """One request to notary as the system; TrustUnavailable on network faults."""
+@functools.lru_cache(maxsize=4)
+def _pool(ca_file: str) -> urllib3.PoolManager:
+    """Kept-alive connections to notary, verified with the portal CA (one pool per CA file; tests make several)."""
+    return urllib3.PoolManager(
+        num_pools=4,
+        maxsize=16,
+        block=False,
+        retries=False,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=ca_file,
+        timeout=urllib3.Timeout(connect=TIMEOUT[0], read=TIMEOUT[1]),
+    )
+
+
+def _request(method: str, gun: str, path: str, actions: tuple[str, ...]) -> urllib3.BaseHTTPResponse:
+    """One request to notary as the system, its body unread; TrustUnavailable on network faults."""
     token = system_token([Access("repository", gun, actions)], audience=settings.NOTARY_SERVICE)
     try:
-        return requests.request(
+        return _pool(str(pki_paths().ca_cert)).request(
             method,
             _url(gun, path),
             headers={"Authorization": f"Bearer {token}"},
-            timeout=TIMEOUT,
-            verify=str(pki_paths().ca_cert),
-            stream=True,
+            preload_content=False,
+            redirect=False,
         )
-    except requests.RequestException as exc:
-        raise TrustUnavailable(f"notary unreachable: {type(exc).__name__}") from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise TrustUnavailable(f"notary unreachable: {network_reason(exc)}") from exc
 
 
 def _get(gun: str, role: str, checksum: str | None) -> bytes:
     """A role file from notary (by checksum when known), at most tuf.MAX_FILE bytes."""
     response = _request("GET", gun, f"{role}.{checksum}.json" if checksum else f"{role}.json", ("pull",))
-    with response:
-        if response.status_code == 404:
+    try:
+        if response.status == 404:
             raise NoTrustData(NO_TRUST_DATA)
-        if response.status_code != 200:
-            raise TrustUnavailable(f"notary answered {response.status_code} for the {role} metadata")
-        try:
-            content = response.raw.read(tuf.MAX_FILE + 1, decode_content=True)
-        except (requests.RequestException, OSError) as exc:
-            raise TrustUnavailable(f"notary unreachable: {type(exc).__name__}") from exc
+        if response.status != 200:
+            raise TrustUnavailable(f"notary answered {response.status} for the {role} metadata")
+        content = response.read(tuf.MAX_FILE + 1)
+    except urllib3.exceptions.HTTPError as exc:
+        raise TrustUnavailable(f"notary unreachable: {network_reason(exc)}") from exc
+    finally:
+        response.release_conn()
     if len(content) > tuf.MAX_FILE:
         raise tuf.TrustError(f"the {role} metadata is larger than {tuf.MAX_FILE} bytes")
     return content
@@ -205,9 +220,10 @@ def delete_trust_data(repository: str) -> list[str]:
     for record in TrustCollection.objects.filter(repository=repository):
         try:
             response = _request("DELETE", record.gun, "", ("*",))
-            response.close()
-            if response.status_code not in (200, 202, 204, 404):
-                raise TrustUnavailable(f"notary answered {response.status_code}")
+            response.drain_conn()
+            response.release_conn()
+            if response.status not in (200, 202, 204, 404):
+                raise TrustUnavailable(f"notary answered {response.status}")
         except TrustUnavailable as exc:
             logger.warning("trust data of %s not deleted: %s", record.gun, exc.reason)
             left.append(record.gun)
