@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes
 from django.test import Client
 
 from portal.core.certificates import fingerprint, pki_paths
-from portal.core.middleware import LAST_SEEN_KEY
+from portal.core.middleware import LAST_SEEN_KEY, SESSION_TOUCH_SECONDS
 from portal.core.models import AuditEvent, SystemSettings
 from tests.conftest import PASSWORD
 
@@ -95,6 +95,22 @@ def test_session_cookie_lifetime_follows_setting(make_user) -> None:
     client = _logged_in("uma")
     client.get("/")
     assert client.session.get_expiry_age() == 30 * 60
+
+
+def test_pages_do_not_write_the_session_every_time(make_user) -> None:
+    make_user("vic")
+    client = _logged_in("vic")
+    session = client.session
+    seen = session[LAST_SEEN_KEY] = int(time.time()) - 10
+    session.save()
+    for _ in range(3):
+        assert client.get("/").status_code == 200
+    assert client.session[LAST_SEEN_KEY] == seen, "a fresh 'last seen' is left as it is"
+    session = client.session
+    session[LAST_SEEN_KEY] = int(time.time()) - SESSION_TOUCH_SECONDS - 1
+    session.save()
+    client.get("/")
+    assert client.session[LAST_SEEN_KEY] >= int(time.time()) - 2, "a stale one is written again"
 
 
 def test_login_and_logout_are_audited(make_user) -> None:

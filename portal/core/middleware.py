@@ -15,6 +15,10 @@ from portal.core.models import SystemSettings
 LAST_SEEN_KEY = "wharf_last_seen"
 
 
+# How stale a session's "last seen" may get before a request writes it again.
+SESSION_TOUCH_SECONDS = 30
+
+
 class SessionExpiryMiddleware:
     """Log a browser session out once it has been idle longer than the token expiration."""
 
@@ -29,10 +33,12 @@ class SessionExpiryMiddleware:
         if session is not None and session.session_key and user is not None and user.is_authenticated:
             lifetime = SystemSettings.token_lifetime_seconds()
             now = int(time.time())
-            last_seen = request.session.get(LAST_SEEN_KEY, now)
-            if now - last_seen > lifetime:
+            last_seen = request.session.get(LAST_SEEN_KEY)
+            if last_seen is not None and now - last_seen > lifetime:
                 logout(request)
-            else:
+            elif last_seen is None or now - last_seen >= SESSION_TOUCH_SECONDS:
+                # Written at most every SESSION_TOUCH_SECONDS, not on every page: a session write per request
+                # costs a database write per click. An idle session ends at most that much early.
                 request.session[LAST_SEEN_KEY] = now
                 request.session.set_expiry(lifetime)
         return self.get_response(request)
