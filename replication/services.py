@@ -75,10 +75,19 @@ def visible_executions(user: Any) -> QuerySet[Execution]:
 # --- endpoints ------------------------------------------------------------------------------------------
 
 
+# Names the API uses for its own actions beside the named resources (/replication/endpoints/ping): an endpoint
+# or rule of such a name could not be addressed.
+RESERVED_NAMES = frozenset({"ping"})
+
+
 def _check_name(name: str, model: type[Endpoint] | type[Rule], current: Any = None) -> str:
+    """The name, stripped, if it is well formed, not reserved and not taken (case-insensitively)."""
     name = (name or "").strip()
     if not _NAME.match(name):
         message = "A name is 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."
+        raise Invalid(message, {"name": [message]})
+    if name.lower() in RESERVED_NAMES:
+        message = f"'{name}' is a word the API uses itself: choose another name."
         raise Invalid(message, {"name": [message]})
     clashes = model.objects.filter(name__iexact=name)
     if current is not None:

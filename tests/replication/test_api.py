@@ -176,6 +176,12 @@ def test_duplicate_endpoint_name_is_a_409(api: APIClient, endpoint: dict, plain_
     assert again.status_code == 409 and "name" in errors_of(again)
 
 
+def test_an_endpoint_cannot_take_the_name_of_an_api_action(api: APIClient, plain_registry: Registry) -> None:
+    refused = api.post(f"{API}/endpoints", {"name": "ping", "url": plain_registry.url, "kind": "registry"})
+    assert refused.status_code == 400 and "the API uses itself" in errors_of(refused)["name"][0]
+    assert not Endpoint.objects.exists()
+
+
 def test_endpoint_edit_tests_again_and_delete(api: APIClient, endpoint: dict, basic_registry: Registry) -> None:
     moved = api.patch(
         f"{API}/endpoints/dr-site",
@@ -285,6 +291,7 @@ def test_disabled_rule_cannot_run(api: APIClient, endpoint: dict) -> None:
         ({"project": "nowhere"}, "project"),
         ({"trigger": "hourly"}, "trigger"),
         ({"name": ""}, "name"),
+        ({"name": "Ping"}, "name"),
         ({"enabled": 1}, "enabled"),
     ],
 )
