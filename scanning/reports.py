@@ -53,6 +53,11 @@ class SeverityBar:
         return str(self.scan.state)
 
     @property
+    def rescan_failed(self) -> bool:
+        """Whether the image's latest scan failed while an earlier one's result is still shown."""
+        return self.scan is not None and self.scan.matched is not None and self.scan.state == ScanState.FAILED
+
+    @property
     def active(self) -> bool:
         """Whether a scan of the image is queued or running (the table keeps reloading until it is not)."""
         return self.scan is not None and self.scan.state in (ScanState.PENDING, ScanState.RUNNING)

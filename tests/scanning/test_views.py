@@ -153,6 +153,16 @@ def test_a_failed_scan_says_so(tags: dict[str, Tag], role_users: dict[str, User 
     assert "Failed" in cell and "The scan failed: manifest unknown" in cell
 
 
+def test_a_failed_rescan_says_so_beside_the_earlier_result(
+    tags: dict[str, Tag], role_users: dict[str, User | None]
+) -> None:
+    ImageScan.objects.filter(digest=tags["scanned"].digest).update(state=ScanState.FAILED, error="registry down")
+    cell = row(page_text(as_role(role_users, "viewer").get(tags_url())), "data-tag", "1.0")
+    assert "data-rescan-failed" in cell
+    assert "The last scan failed: registry down. Shown: the result of the scan before it." in cell
+    assert 'data-severity="Critical"' in cell, "the earlier result stays on the bar"
+
+
 # --- the vulnerability report ---------------------------------------------------------------------------
 
 
