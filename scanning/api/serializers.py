@@ -76,12 +76,15 @@ class ScanReportSerializer(ScanSerializer):
 
 
 class ScanAllSerializer(serializers.Serializer):
-    """The scan of all images: its daily schedule, the last run, and when Scan Now may run again."""
+    """The scan of all images: its daily schedule and next run, the last run, and when Scan Now may run again."""
 
     schedule = serializers.ChoiceField(choices=ScanSchedule.choices, help_text="the setting scan_schedule")
     time = ClockTimeField(help_text="when the daily scan starts, on the portal's clock")
     last = JobSerializer(allow_null=True, help_text="the latest scan of all images, scheduled or manual")
     next_allowed = serializers.DateTimeField(allow_null=True, help_text="when Scan Now may run again; null: now")
+    next_scheduled = serializers.DateTimeField(
+        allow_null=True, help_text="when the daily scan next starts; null: the schedule is off"
+    )
 
 
 class FeedSourceSerializer(serializers.ModelSerializer):

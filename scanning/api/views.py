@@ -103,7 +103,8 @@ class ScanAllView(APIView):
 
     @extend_schema(responses=ScanAllSerializer)
     def get(self, request: Request) -> Response:
-        """The schedule, the latest scan of all images and when Scan Now may run again (portal admins)."""
+        """The schedule and its next run, the latest scan of all images and when Scan Now may run again (portal
+        admins)."""
         _require_admin(request, "The scan of all images is managed by Management Portal administrators.")
         current = SystemSettings.load()
         state = {
@@ -111,6 +112,7 @@ class ScanAllView(APIView):
             "time": current.scan_time,
             "last": services.last_scan_all(),
             "next_allowed": services.next_scan_all(),
+            "next_scheduled": services.next_scheduled_scan_all(),
         }
         return Response(ScanAllSerializer(state).data)
 

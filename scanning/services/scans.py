@@ -20,7 +20,7 @@ from portal.core import jobs
 from portal.core.audit import Actor, record
 from portal.core.errors import Conflict, Forbidden, Invalid
 from portal.core.jobs import create_job
-from portal.core.models import ACTIVE_JOB_STATES, Job
+from portal.core.models import ACTIVE_JOB_STATES, Job, ScanSchedule, SystemSettings
 from portal.core.permissions import is_portal_admin
 from projects.models import Project
 from projects.roles import can
@@ -88,6 +88,16 @@ def next_scan_all(now: datetime.datetime | None = None) -> datetime.datetime | N
         return None
     allowed = last.created + ALL_SCAN_INTERVAL
     return allowed if allowed > (now or timezone.now()) else None
+
+
+def next_scheduled_scan_all(now: datetime.datetime | None = None) -> datetime.datetime | None:
+    """When the daily scan of all images next starts (None: the schedule is off), on the portal's clock."""
+    current = SystemSettings.load()
+    if current.scan_schedule == ScanSchedule.OFF:
+        return None
+    local_now = timezone.localtime(now or timezone.now())
+    start = local_now.replace(hour=current.scan_time.hour, minute=current.scan_time.minute, second=0, microsecond=0)
+    return start if start > local_now else start + datetime.timedelta(days=1)
 
 
 def start_scan_all(actor: Actor, *, scheduled: bool = False) -> Job:

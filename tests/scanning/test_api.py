@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from schemathesis.core.transport import Response
 
 from portal.core.jobs import run_job
-from portal.core.models import Job, JobState, User
+from portal.core.models import Job, JobState, ScanSchedule, SystemSettings, User
 from projects.models import Membership, Project, Role
 from projects.policy import check
 from registries.models import Tag
@@ -145,7 +145,12 @@ def test_scan_now_runs_once_in_two_hours_and_says_when_it_may_run_again(
 ) -> None:
     admin = people["portal_admin"]
     before = admin.get("/api/v1/scans/all").json()
+    next_scheduled = datetime.datetime.fromisoformat(before.pop("next_scheduled"))
     assert before == {"schedule": "daily", "time": "03:00:00", "last": None, "next_allowed": None}
+    # The next 03:00 on the portal's clock, within a day.
+    local = timezone.localtime(next_scheduled)
+    assert (local.hour, local.minute) == (3, 0)
+    assert timezone.now() < next_scheduled <= timezone.now() + datetime.timedelta(days=1)
     assert people["web-admin"].post("/api/v1/scans/all").status_code == 403
     assert people["web-admin"].get("/api/v1/scans/all").status_code == 403
 
@@ -169,6 +174,14 @@ def test_scan_now_runs_once_in_two_hours_and_says_when_it_may_run_again(
     assert state["last"]["id"] == job["id"] and state["last"]["state"] == JobState.SUCCEEDED
     assert datetime.datetime.fromisoformat(state["next_allowed"].replace("Z", "+00:00")) == allowed
     assert rows_of(ImageScan.objects.get(digest=tag.digest)) == FINDINGS
+
+
+def test_no_next_scheduled_scan_when_the_schedule_is_off(people: dict[str, APIClient]) -> None:
+    settings_row = SystemSettings.load()
+    settings_row.scan_schedule = ScanSchedule.OFF
+    settings_row.save()
+    state = people["portal_admin"].get("/api/v1/scans/all").json()
+    assert state["schedule"] == "off" and state["next_scheduled"] is None
 
 
 def rows_of(scan: ImageScan) -> set[tuple[str, str, str, str, str]]:
