@@ -43,10 +43,14 @@ class MemoryNotary:
     workdir: Path
     ca_cert: Path
 
-    def cli(self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> str:
-        """Run the notary CLI against the server; its output, or AssertionError with what it said."""
+    def cli(
+        self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None, trust_dir: Path | None = None
+    ) -> str:
+        """Run the notary CLI against the server (as the signer whose keys are in `trust_dir`, by default the one
+        signer of the tests); its output, or AssertionError with what it said."""
+        trust_dir = trust_dir or self.workdir / "trust"
         result = subprocess.run(
-            ["notary", "-s", self.url, "-d", str(self.workdir / "trust"), "--tlscacert", str(self.ca_cert), *args],
+            ["notary", "-s", self.url, "-d", str(trust_dir), "--tlscacert", str(self.ca_cert), *args],
             env={**os.environ, **PASSPHRASES, **(env or {})},
             input=stdin,
             stdin=None if stdin is not None else subprocess.DEVNULL,
