@@ -38,7 +38,11 @@ TYPES = {ROOT: "Root", TIMESTAMP: "Timestamp", SNAPSHOT: "Snapshot", TARGETS: "T
 # RFC 3339 as Go writes a time: nanoseconds, and the signer's local offset (notary's expiries are time.Now()-based).
 RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)", re.ASCII)
 
-# Fetch one role file: (role, sha256 hex of the expected content or None for the newest) -> the file's bytes.
+# How many root versions a walk through root rotations reads at most (notary keeps every version).
+MAX_ROOT_VERSIONS = 1000
+
+# Fetch one role file: (role, sha256 hex of the expected content or None for the newest) -> the file's bytes. The
+# role may also be "<version>.root", one version of the root (notary serves it at /_trust/tuf/<version>.root.json).
 Fetch = Callable[[str, str | None], bytes]
 
 
@@ -324,6 +328,46 @@ def verify_root(content: bytes, gun: str, pinned: RootKeys | None, now: datetime
     return signed, RootKeys({kid: keys[kid] for kid in key_ids}, threshold)
 
 
+def _root(fetch: Fetch, gun: str, pinned: RootKeys | None, now: datetime) -> tuple[bytes, dict[str, Any], RootKeys]:
+    """The newest root (its bytes, signed part and keys), verified under the pin, through intermediate versions when
+    the pinned keys did not sign it directly."""
+    content = fetch(ROOT, None)
+    try:
+        return content, *verify_root(content, gun, pinned, now)
+    except Expired:
+        raise
+    except TrustError:
+        if pinned is None:
+            raise
+        # Several rotations since the pin: each root is signed by its predecessor's keys, not by the pinned ones.
+        trusted = _through_rotations(fetch, gun, pinned, content, now)
+        if trusted is None:
+            raise
+        return content, *verify_root(content, gun, trusted, now)
+
+
+def _through_rotations(fetch: Fetch, gun: str, pinned: RootKeys, newest: bytes, now: datetime) -> RootKeys | None:
+    """The root keys that the pinned keys lead to through the root versions before the newest, as notary's client
+    walks them (updateRootVersions): a version counts when the keys trusted so far signed it. None: no way there."""
+    try:
+        version = _count(parse(newest, ROOT)["signed"].get("version"), "the root version")
+    except TrustError:
+        return None
+    if not 1 < version <= MAX_ROOT_VERSIONS:
+        return None
+    trusted = pinned
+    for earlier in range(1, version):
+        try:
+            content = fetch(f"{earlier}.{ROOT}", None)
+        except TrustError:
+            return None  # Notary down or missing a version: no way through (and no thousand requests to find out).
+        try:
+            trusted = verify_root(content, gun, trusted, now)[1]
+        except TrustError:
+            continue  # A version the trusted keys did not sign (one from before the pin) changes nothing.
+    return None if trusted == pinned else trusted
+
+
 def _targets_of(signed: dict[str, Any], role: str, paths: list[str] | None) -> dict[str, SignedTarget]:
     """The targets a verified targets file lists (within the delegation's path prefixes, if any)."""
     found = {}
@@ -368,8 +412,7 @@ def _releases(
 def verify(gun: str, fetch: Fetch, pinned: RootKeys | None = None, now: datetime | None = None) -> Collection:
     """The GUN's trust data verified from root to targets; TrustError (Expired) says what fails."""
     now = now or datetime.now(UTC)
-    root_content = fetch(ROOT, None)
-    root, root_keys = verify_root(root_content, gun, pinned, now)
+    root_content, root, root_keys = _root(fetch, gun, pinned, now)
     keys = root["keys"]
 
     timestamp = _typed(
