@@ -20,6 +20,7 @@ from tests.registries.memory_notary import MemoryNotary, delegation_key, memory_
 from tests.registries.tuf_builder import (
     GUN,
     NOW,
+    Server,
     TrustRepo,
     digest,
     ecdsa_key,
@@ -308,6 +309,46 @@ def test_a_rotated_root_needs_the_signature_of_the_pinned_root_keys() -> None:
     # The pinned keys alone do not make a root: its own keys must sign it too.
     with pytest.raises(tuf.TrustError, match="the root metadata is not signed"):
         verify(_rotated(repo, [new], [old]), pinned=pinned)
+
+
+def test_several_rotations_since_the_pin_are_followed_through_the_root_versions() -> None:
+    first, second, third = x509_key(), x509_key(), x509_key()
+    repo = TrustRepo(root=[first], targets={"1.0": V1})
+    version_1 = repo.root_file()
+    pinned = verify(repo.build()).root
+    # Each rotation is signed by the keys before it, as notary signs one: the newest root never saw the pinned keys.
+    repo.root, repo.signers, repo.versions = [second], {tuf.ROOT: [second, first]}, {tuf.ROOT: 2}
+    version_2 = repo.root_file()
+    repo.root, repo.signers, repo.versions = [third], {tuf.ROOT: [third, second]}, {tuf.ROOT: 3}
+    files = repo.build()
+    history = {"1.root": version_1, "2.root": version_2, "3.root": files[tuf.ROOT]}
+
+    server = Server({**files, **history})
+    collection = tuf.verify(GUN, server, pinned=pinned, now=NOW)
+    assert collection.root.keys == {third.id: third.record}
+    assert ("1.root", None) in server.asked and ("2.root", None) in server.asked
+    # Once pinned to the newest keys, no version is read again.
+    server = Server({**files, **history})
+    tuf.verify(GUN, server, pinned=collection.root, now=NOW)
+    assert not any(role.endswith(".root") for role, _ in server.asked)
+
+    # A missing link, or a link the trusted keys did not sign, leaves the newest root refused.
+    with pytest.raises(tuf.TrustError, match="rotated root"):
+        verify({**files, "1.root": version_1, "3.root": files[tuf.ROOT]}, pinned=pinned)
+    repo.root, repo.signers, repo.versions = [second], {tuf.ROOT: [second]}, {tuf.ROOT: 2}
+    with pytest.raises(tuf.TrustError, match="rotated root"):
+        verify({**files, **history, "2.root": repo.root_file()}, pinned=pinned)
+
+
+def test_a_root_version_far_ahead_is_not_walked_to() -> None:
+    repo = TrustRepo(targets={"1.0": V1})
+    pinned = verify(repo.build()).root
+    stranger = x509_key()
+    repo.root, repo.versions = [stranger], {tuf.ROOT: 10**6}
+    server = Server(repo.build())
+    with pytest.raises(tuf.TrustError, match="rotated root"):
+        tuf.verify(GUN, server, pinned=pinned, now=NOW)
+    assert server.asked == [(tuf.ROOT, None)]
 
 
 def test_a_rotation_away_from_an_expired_root_certificate_is_accepted() -> None:

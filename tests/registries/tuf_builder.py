@@ -170,6 +170,7 @@ class TrustRepo:
     # Who signs each role file, when not (only) its own keys.
     signers: dict[str, list[Key]] = field(default_factory=dict)
     expires: dict[str, datetime] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
     # Called with (role, signed part) before the part is signed: the way to write what notary would not.
     mutate: Mutation | None = None
 
@@ -181,7 +182,8 @@ class TrustRepo:
         return signed_file(signed, self.signers.get(role, keys))
 
     def _common(self, kind: str, role: str, default: timedelta) -> dict[str, Any]:
-        return {"_type": kind, "expires": go_time(self.expires.get(role, NOW + default)), "version": 1}
+        expires = go_time(self.expires.get(role, NOW + default))
+        return {"_type": kind, "expires": expires, "version": self.versions.get(role, 1)}
 
     def root_file(self) -> bytes:
         """The root: every key of the four roles, each role's key IDs and threshold, signed by the root keys."""
