@@ -26,6 +26,8 @@ import jwt
 import requests
 from django.conf import settings
 
+from portal.core import trust
+from portal.core.addresses import parse_url
 from portal.core.errors import Invalid, RemoteUnreachable
 from registries.client import RegistryClient
 from registries.token import Access, issue
@@ -166,6 +168,16 @@ class ClairClient:
             ],
         }
 
+    def check(self) -> str:
+        """Whether both services answer and accept Wharf (a registration's Test Connection): the indexer's state."""
+        state = self.index_state()
+        # No manifest has this digest: a ready matcher answers 404, one without a vulnerability database yet 202.
+        path = f"/matcher/api/v1/vulnerability_report/sha256:{'0' * 64}"
+        response = self._call("GET", self.matcher_url, path, (202, 404))
+        if response.status_code == 202:
+            return f"index state {state}; the matcher has not loaded its vulnerability database yet"
+        return f"index state {state}; the matcher is ready"
+
     # The indexer.
 
     def index_state(self) -> str:
@@ -255,14 +267,10 @@ class ClairClient:
         """The session for the URL: the one given, a plain one for http://, else one verifying on the trust flow."""
         if self._fixed_session is not None:
             return self._fixed_session
-        from portal.core.addresses import parse_url
-
         server = parse_url(url)
         key = server.address if server.scheme == "https" else "http"
         if key not in self._sessions:
             if server.scheme == "https":
-                from portal.core import trust
-
                 self._sessions[key] = trust.session(key)
             else:
                 self._sessions[key] = requests.Session()
@@ -323,8 +331,6 @@ class ClairClient:
 
 def _network_error(exc: requests.RequestException, base: str, url: str, timeout: float) -> Exception:
     """The domain error of a request that got no answer (an unknown certificate stays the trust dialog's)."""
-    from portal.core import trust
-
     translated = trust.translate_request_error(exc, url, timeout)
     if isinstance(translated, trust.UntrustedCertificate):
         return translated
