@@ -499,3 +499,12 @@ VULNDB_NVD_URLS = env_list(
 VULNDB_TIMEOUT_SECONDS = env_int("WHARF_VULNDB_TIMEOUT_SECONDS", 60, minimum=1)
 # The largest vulndb bundle or feed file Configuration accepts as an upload (air-gapped sites); NVD alone is ~1 GB.
 VULNDB_UPLOAD_MAX_BYTES = env_int("WHARF_VULNDB_UPLOAD_MAX_BYTES", 4 * 1024**3, minimum=1024)
+
+# Clair v4 as a scan backend (scanning/clair.py; the indexer and matcher URLs and the PSK belong to a scanner
+# registration). Clair's indexer downloads the layers itself, usually from another machine, so it is given blob URLs
+# under this base URL (the registry, or the portal's /v2/ proxy, as Clair reaches it); blank means WHARF_REGISTRY_URL.
+CLAIR_REGISTRY_URL = env_str("WHARF_CLAIR_REGISTRY_URL", "").rstrip("/")
+# Seconds to wait for one answer of Clair's indexer or matcher.
+CLAIR_TIMEOUT_SECONDS = env_int("WHARF_CLAIR_TIMEOUT_SECONDS", 30, minimum=1)
+# Seconds Clair may take to index one image (download and read every layer) before the scan fails.
+CLAIR_INDEX_DEADLINE_SECONDS = env_int("WHARF_CLAIR_INDEX_DEADLINE_SECONDS", 600, minimum=1)
