@@ -129,8 +129,11 @@ def _get(gun: str, role: str, checksum: str | None) -> bytes:
     """A role file from notary (by checksum when known), at most tuf.MAX_FILE bytes."""
     response = _request("GET", gun, f"{role}.{checksum}.json" if checksum else f"{role}.json", ("pull",))
     try:
-        if response.status == 404:
+        if response.status == 404 and checksum is None:
             raise NoTrustData(NO_TRUST_DATA)
+        if response.status == 404:
+            # The file its parent lists by checksum is gone: notary's data is inconsistent, not absent.
+            raise tuf.TrustError(f"notary no longer has the {role} metadata its parent lists")
         if response.status != 200:
             raise TrustUnavailable(f"notary answered {response.status} for the {role} metadata")
         content = response.read(tuf.MAX_FILE + 1)

@@ -79,8 +79,12 @@ class RootKeys:
         return {"keys": self.keys, "threshold": self.threshold}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RootKeys:
-        return cls(dict(data["keys"]), int(data["threshold"]))
+    def from_json(cls, data: Any) -> RootKeys:
+        """The pinned keys as stored; TrustError when the stored pin is unreadable (the GUN is then refused)."""
+        try:
+            return cls(dict(data["keys"]), int(data["threshold"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TrustError("the root keys pinned for this repository are unreadable") from exc
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ class StandIn:
 
     def __init__(self, upstream: str = "", fault: int | str | None = None) -> None:
         self.upstream, self.fault = upstream, fault
+        # Files (by path prefix under _trust/tuf/) answered with 404, as if notary had lost them.
+        self.fault_paths: tuple[str, ...] = ()
         self.requests: list[tuple[str, str]] = []
         self.stopping = threading.Event()
         stand_in = self
@@ -56,7 +58,10 @@ class StandIn:
                         stand_in.stopping.wait(30)
                     self.close_connection = True
                     return
-                if isinstance(stand_in.fault, int):
+                lost = self.path.split("/_trust/tuf/", 1)[-1].startswith(stand_in.fault_paths or ("\0",))
+                if lost:
+                    status, body = 404, b'{"errors": [{"code": "METADATA_NOT_FOUND"}]}'
+                elif isinstance(stand_in.fault, int):
                     status, body = stand_in.fault, b'{"errors": [{"code": "UNKNOWN"}]}'
                 else:
                     answer = requests.request(
@@ -358,3 +363,20 @@ def test_trust_data_notary_cannot_delete_is_kept_on_record(settings: object, db:
     with contextlib.closing(failing):
         assert content_trust.delete_trust_data("alpha/app") == [f"{HOST}/alpha/app"]
     assert TrustCollection.objects.filter(repository="alpha/app").exists()
+
+
+def test_an_unreadable_pinned_root_refuses_the_gun(relay: StandIn, signed: tuple[str, str]) -> None:
+    repository, gun = signed
+    TrustCollection.objects.filter(gun=gun).update(pinned_root={"keys": "not keys"})
+    found = content_trust.signatures(repository)
+    assert found.targets == {} and found.problem == "the root keys pinned for this repository are unreadable"
+
+
+def test_a_listed_file_notary_no_longer_has_is_not_called_absent_trust_data(
+    relay: StandIn, signed: tuple[str, str]
+) -> None:
+    repository, _gun = signed
+    relay.fault_paths = ("snapshot.",)
+    found = content_trust.signatures(repository)
+    assert found.targets == {}
+    assert found.problem == "notary no longer has the snapshot metadata its parent lists", found.problem
