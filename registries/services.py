@@ -15,7 +15,7 @@ from portal.core.services import require
 from projects.models import Project
 from projects.roles import can
 from projects.services import register_project_content
-from registries import events, maintenance
+from registries import content_trust, events, maintenance
 from registries.client import RegistryClient
 from registries.models import GcSchedule, Repository, Tag
 
@@ -68,8 +68,9 @@ def _forget_tag(actor: Actor, tag: Tag) -> None:
     events.after_delete(repository.project, repository.name, [tag.name])
 
 
-def delete_repository(actor: Actor, repository: Repository, client: RegistryClient | None = None) -> None:
-    """Delete a repository: every manifest its tags point at in the registry, then its rows."""
+def delete_repository(actor: Actor, repository: Repository, client: RegistryClient | None = None) -> list[str]:
+    """Delete a repository: every manifest its tags point at in the registry, its trust data in notary, then its
+    rows. Returns the GUNs whose trust data notary did not delete (also named in the audit entry)."""
     _require_delete(actor, repository.project)
     _writable()
     client = client or RegistryClient()
@@ -79,12 +80,20 @@ def delete_repository(actor: Actor, repository: Repository, client: RegistryClie
     digests |= set(repository.tags.values_list("digest", flat=True))
     for digest in sorted(digests):
         client.delete_manifest(repository.name, digest)
+    # The registry's data is already gone, so a notary that cannot be reached does not stop the deletion: the
+    # trust data left behind is named in the audit entry, and a warning, for an administrator to remove by hand.
+    # (Signatures left behind vouch only for the manifests they name, which the registry no longer holds.)
+    trust_data_left = content_trust.delete_trust_data(repository.name)
     with transaction.atomic():
         name, project = repository.name, repository.project
         tags = list(repository.tags.values_list("name", flat=True))
         repository.delete()
-        record(actor, "delete", "repository", name, project, manifests=len(digests))
+        details: dict[str, object] = {"manifests": len(digests)}
+        if trust_data_left:
+            details["trust_data_left"] = trust_data_left
+        record(actor, "delete", "repository", name, project, **details)
         events.after_delete(project, name, tags)
+    return trust_data_left
 
 
 def start_reconcile(actor: Actor) -> Job:

@@ -36,7 +36,7 @@ from portal.core.ui import (
 from projects.models import Project
 from projects.roles import can, is_portal_admin
 from projects.scoped import project_context, visible_project
-from registries import external_services, search, services
+from registries import external_services, search, services, signed_tags
 from registries.filters import RepositoryFilterSet, TagFilterSet
 from registries.forms import GcScheduleForm, RegistryForm, RepositoryDeleteForm, TagDeleteForm
 from registries.models import ExternalRegistry, GcSchedule, Repository
@@ -81,7 +81,8 @@ def repository_delete(request: HttpRequest, name: str) -> HttpResponse:
     def save(data: dict[str, Any]) -> tuple[str, str]:
         names = [repository.name for repository in data["repositories"]]
         for repository in data["repositories"]:
-            services.delete_repository(Actor.from_request(request), repository)
+            if left := services.delete_repository(Actor.from_request(request), repository):
+                messages.warning(request, f"Notary could not delete the trust data of {', '.join(left)}.")
         return f"Deleted {', '.join(names)}.", back
 
     status = submit(request, form, save) if request.method == "POST" else 200
@@ -113,6 +114,9 @@ def repository_detail(request: HttpRequest, name: str, repository: str) -> HttpR
     page = paginate(request, TagFilterSet({"q": request.GET.get("q", "")}, tags).qs)
     # Columns and actions of other apps (scanning's Vulnerability column and Scan button) see the page's rows.
     extensions = extend_page("repository-tags", request, project=project, repository=repository_row, tags=list(page))
+    show_signatures = signed_tags.shown_for(project)
+    if show_signatures:
+        signed_tags.attach(repository_row, page)
     context = {
         **project_context(request, project, "repositories"),
         "repository": repository_row,
@@ -122,6 +126,7 @@ def repository_detail(request: HttpRequest, name: str, repository: str) -> HttpR
         "registry_host": request.get_host(),
         "can_delete": can(request.user, "delete_artifact", project),
         "can_provision": can(request.user, "provision", project),
+        "show_signatures": show_signatures,
         **extensions,
     }
     return page_or_region(request, "registries/repository_detail.html", "registries/_tag_table.html", context)

@@ -134,6 +134,10 @@ CASES = [
     Case("post", "/api/v1/projects/alpha/repositories/alpha/app/tags/1.0/scan", (ANON, 403, 403, 202, 404, 202)),
     Case("get", "/api/v1/projects/alpha/repositories/alpha/app/tags/1.0/scan", (ANON, 200, 200, 200, 404, 200)),
     Case("get", "/api/v1/projects/alpha/repositories/alpha/app/tags/2.0/scan", (ANON, 404, 404, 404, 404, 404)),
+    # Content trust: whoever may pull a repository reads its signatures (a 200 naming the problem when notary has no
+    # trust data for it).
+    Case("get", "/api/v1/projects/alpha/repositories/alpha/app/signatures", (ANON, 200, 200, 200, 404, 200)),
+    Case("get", "/api/v1/projects/alpha/repositories/alpha/none/signatures", (ANON, 404, 404, 404, 404, 404)),
     Case("get", "/api/v1/scans/all", (ANON, 403, 403, 403, 403, 200)),
     Case("post", "/api/v1/scans/all", (ANON, 403, 403, 403, 403, 202)),
     Case("get", "/api/v1/vulndb", (ANON, 403, 403, 403, 403, 200)),
@@ -153,7 +157,7 @@ def test_role_gets_expected_status(world, case: Case, role: str) -> None:
         container = Container.objects.create(host=host, container_id="c0ffee" * 10 + "c0ff", name="web").pk
         host = host.pk
     replication = _replication_rows(world) if "/replication/" in case.path else {}
-    if case.path.endswith("/scan"):
+    if case.path.endswith(("/scan", "/signatures")):
         _scanned_tag()
     client = client_for(world[role])
     path = case.path.format(member=member, host=host, container=container, **replication)

@@ -52,6 +52,7 @@ API_LISTS = [
     ("library repositories", "/api/v1/repositories?page_size=100", (ADMIN, MEMBER)),
     ("project repositories", "/api/v1/projects/alpha/repositories?page_size=100", (ADMIN, MEMBER)),
     ("tags", "/api/v1/projects/alpha/repositories/app/tags?page_size=100", (ADMIN, MEMBER)),
+    ("repository signatures", "/api/v1/projects/alpha/repositories/app/signatures", (ADMIN, MEMBER)),
     ("members", "/api/v1/projects/alpha/members?page_size=100", (ADMIN, MEMBER)),
     ("users", "/api/v1/users?page_size=100", (ADMIN, MEMBER)),
     ("groups", "/api/v1/groups?page_size=100", (ADMIN, MEMBER)),

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from portal.core.api.serializers import ClockTimeField
 from portal.core.models import Credential
 from projects.models import Project
+from registries.content_trust import Signature
 from registries.models import ExternalRegistry, GcSchedule, Repository, Tag
 
 
@@ -35,17 +36,53 @@ class TagScanSerializer(serializers.Serializer):
     scanned = serializers.DateTimeField(source="scan_scanned", allow_null=True)
 
 
+class SignatureSerializer(serializers.Serializer):
+    """Whether a tag is signed (a verified notary target names its current digest) and, when not, why."""
+
+    signed = serializers.BooleanField()
+    reason = serializers.CharField(
+        help_text="why the tag is not signed (no trust data, signed for another digest, expired, notary unreachable); "
+        "empty when signed"
+    )
+    role = serializers.CharField(
+        source="target.role", default=None, allow_null=True, help_text="the signing role: targets/releases or targets"
+    )
+    digest = serializers.CharField(
+        source="target.digest", default=None, allow_null=True, help_text="the manifest digest the signature names"
+    )
+
+
 class TagSerializer(serializers.ModelSerializer):
-    """A tag with the manifest it points at, the command that pulls it and its image's latest scan."""
+    """A tag with the manifest it points at, the command that pulls it, its signature and its image's latest scan.
+
+    The signature state comes from the `signatures` of the context (content_trust.Signatures), read once per response.
+    """
 
     created = serializers.DateTimeField(source="pushed_at", read_only=True)
     pull_command = serializers.SerializerMethodField()
+    signed = serializers.SerializerMethodField()
+    signature = serializers.SerializerMethodField()
     scan = serializers.SerializerMethodField()
 
     class Meta:
         model = Tag
-        fields = ["name", "digest", "media_type", "size", "created", "pushed_by", "pushed_at", "pull_command", "scan"]
+        fields = [
+            "name", "digest", "media_type", "size", "created", "pushed_by", "pushed_at", "pull_command",
+            "signed", "signature", "scan",
+        ]  # fmt: skip
         read_only_fields = fields
+
+    def _signature(self, tag: Tag) -> Signature:
+        return self.context["signatures"].of(tag.name, tag.digest)
+
+    def get_signed(self, tag: Tag) -> bool:
+        """Whether a verified signature names the tag's current digest."""
+        return self._signature(tag).signed
+
+    @extend_schema_field(SignatureSerializer)
+    def get_signature(self, tag: Tag) -> dict:
+        """The tag's signature state: signed, or why not."""
+        return SignatureSerializer(self._signature(tag)).data
 
     @extend_schema_field(TagScanSerializer(allow_null=True))
     def get_scan(self, tag: Tag) -> dict | None:
@@ -105,3 +142,34 @@ class VerifySerializer(serializers.Serializer):
     project = serializers.SlugRelatedField(
         slug_field="name", queryset=Project.objects.all(), required=False, allow_null=True
     )
+
+
+class SignedTargetSerializer(serializers.Serializer):
+    """One verified notary target: the tag it signs, the manifest digest and length it vouches for, the role."""
+
+    tag = serializers.CharField(source="name")
+    digest = serializers.CharField()
+    length = serializers.IntegerField()
+    role = serializers.CharField(help_text="targets/releases (docker's delegation) or targets")
+
+
+class TagSignatureSerializer(serializers.Serializer):
+    """A current tag of the repository and whether it is signed (and why not)."""
+
+    name = serializers.CharField()
+    digest = serializers.CharField()
+    signed = serializers.BooleanField(source="signature.signed")
+    reason = serializers.CharField(source="signature.reason")
+
+
+class RepositorySignaturesSerializer(serializers.Serializer):
+    """A repository's content trust: the verified signed targets, each current tag's state, and the problem."""
+
+    repository = serializers.CharField()
+    content_trust = serializers.BooleanField(help_text="whether the project refuses pulls of unsigned images")
+    problem = serializers.CharField(
+        help_text="why no trust data could be read (none pushed, notary unreachable, data not believed); "
+        "empty when it was read"
+    )
+    targets = SignedTargetSerializer(many=True)
+    tags = TagSignatureSerializer(many=True)

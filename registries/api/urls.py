@@ -45,6 +45,7 @@ urlpatterns = [
         "/tags/(?P<tag>[^/]+)", views.TagViewSet.as_view({"get": "retrieve", "delete": "destroy"}), "tag-detail"
     ),
     _repository_path("/tags", views.TagViewSet.as_view({"get": "list"}), "tag-list"),
+    _repository_path("/signatures", views.RepositorySignaturesView.as_view(), "repository-signatures"),
     _repository_path(
         "", views.ProjectRepositoryViewSet.as_view({"get": "retrieve", "delete": "destroy"}), "repository-detail"
     ),

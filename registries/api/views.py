@@ -20,11 +20,12 @@ from portal.core.models import Job
 from projects.models import Project
 from projects.roles import can, is_portal_admin
 from projects.scoped import ListGetMixin, ProjectScopedViewSet, ServiceDestroyMixin
-from registries import external_services, search, services
+from registries import external_services, search, services, signed_tags
 from registries.api.serializers import (
     ExternalRegistrySerializer,
     GcScheduleSerializer,
     RepositorySerializer,
+    RepositorySignaturesSerializer,
     TagSerializer,
     VerifySerializer,
 )
@@ -77,8 +78,31 @@ class TagViewSet(ListGetMixin, ServiceDestroyMixin, ProjectScopedViewSet):
     def get_object(self) -> Tag:
         return get_object_or_404(self.get_queryset(), name=self.kwargs["tag"])
 
+    def get_serializer_context(self) -> dict[str, Any]:
+        """The request's context plus the repository's signatures, read once for the whole answer (not per tag)."""
+        context = super().get_serializer_context()
+        if self.action in ("list", "retrieve") and not getattr(self, "swagger_fake_view", False):
+            context["signatures"] = signed_tags.read(self.repository())
+        return context
+
     def perform_service_destroy(self, tag: Tag) -> None:
         services.delete_tag(self.actor(), tag)
+
+
+class RepositorySignaturesView(APIView):
+    """GET: the repository's content trust, for whoever may pull it: the signed targets as verified, each current
+    tag's state (signed, or why not) and the problem when no trust data could be read.
+
+    Trust data that cannot be read (none pushed, notary down, data not believed) is still a 200 with the reason in
+    `problem`: it is the state of the repository, not an error of the caller's request.
+    """
+
+    @extend_schema(responses={200: RepositorySignaturesSerializer})
+    def get(self, request: Request, project_name: str, repository: str) -> Response:
+        """The repository's signatures."""
+        project = _visible_project(request, project_name, "pull")
+        report = signed_tags.report(services.find_repository(request.user, project, repository))
+        return Response(RepositorySignaturesSerializer(report).data)
 
 
 class RepositoryLibraryView(generics.ListAPIView):
