@@ -58,12 +58,16 @@ def delete_tag(actor: Actor, tag: Tag, client: RegistryClient | None = None) -> 
 
 @transaction.atomic
 def _forget_tag(actor: Actor, tag: Tag) -> None:
-    """Drop the tag's row (and its repository's when it was the last), mark the siblings rewritten, audit."""
+    """Drop the tag's row (and its repository's, with its trust data, when it was the last), mark the siblings
+    rewritten, audit."""
     repository = Repository.objects.select_for_update().get(pk=tag.repository_id)
     Tag.objects.filter(pk=tag.pk).delete()
     repository.tags.filter(digest=tag.digest).update(updated=timezone.now())
     if not repository.tags.exists():
         repository.delete()
+        # As when the repository itself is deleted (best effort: what notary keeps vouches for manifests gone).
+        name = repository.name
+        transaction.on_commit(lambda: content_trust.delete_trust_data(name))
     record(actor, "delete", "repository", f"{repository.name}:{tag.name}", repository.project, digest=tag.digest)
     events.after_delete(repository.project, repository.name, [tag.name])
 

@@ -239,6 +239,27 @@ def test_deleting_a_repository_while_notary_is_down_names_the_trust_data_left(
     assert TrustCollection.objects.filter(gun=GUN).exists()
 
 
+def test_deleting_the_last_tag_deletes_the_trust_data_with_the_repository(
+    role_users: dict,
+    app: Repository,
+    registry: FakeRegistry,
+    notary_answering: Callable[[int], NotaryStandIn],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    notary = notary_answering(202)
+    TrustCollection.objects.create(gun=GUN, repository="alpha/app")
+    admin = client_for(role_users["project_admin"])
+    for tag in ("1.0", "latest"):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert admin.delete(f"/api/v1/projects/alpha/repositories/app/tags/{tag}").status_code == 204
+    assert notary.requests == [], "the repository still holds 2.0: its signatures stay"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin.delete("/api/v1/projects/alpha/repositories/app/tags/2.0").status_code == 204
+    assert not Repository.objects.filter(name="alpha/app").exists()
+    assert [path for path, _ in notary.requests] == [f"/v2/{GUN}/_trust/tuf/"]
+    assert not TrustCollection.objects.filter(repository="alpha/app").exists()
+
+
 def test_notary_refusing_the_deletion_counts_as_left(
     role_users: dict, app: Repository, registry: FakeRegistry, notary_answering: Callable[[int], NotaryStandIn]
 ) -> None:
