@@ -347,10 +347,11 @@ def _save_judgment(
     change.updated = timezone.now()
     change.save()
     if verdict_changed:
-        detail = {"state": change.state, "current": change.current, "required": change.required}
+        # An update of the host's record under "whitelist" (the Logs filters know the existing operations).
+        detail = {"whitelist": change.state, "current": change.current, "required": change.required}
         if change.command:
             detail["command"] = change.command
-        record(actor, "whitelist", "host", host.name, host.project, reason=change.reason, **detail)
+        record(actor, "update", "host", host.name, host.project, reason=change.reason, **detail)
     return change
 
 

@@ -67,7 +67,8 @@ def states() -> dict[str, str]:
 
 
 def whitelist_events() -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(action="whitelist").order_by("pk"))
+    """The audit entries of whitelist verdicts, oldest first."""
+    return list(AuditEvent.objects.filter(action="update", detail__has_key="whitelist").order_by("pk"))
 
 
 def test_enabling_content_trust_records_each_vchs_change(alpha, vchs, project_admin) -> None:
@@ -99,7 +100,8 @@ def test_each_verdict_is_audited_with_the_command(alpha, vchs, project_admin) ->
     opened = events["vch-open"]
     assert opened.username == project_admin.username
     assert opened.project_name == "alpha"
-    assert opened.detail["state"] == "change_needed"
+    assert opened.resource_type == "host"
+    assert opened.detail["whitelist"] == "change_needed"
     assert opened.detail["command"] == COMMAND
     assert "command" not in events["vch-closed"].detail
 
@@ -123,7 +125,7 @@ def test_vch_redeployed_with_the_portal_registry_turns_compliant(alpha, vchs, pr
     services.judge_whitelist(Actor.system("collector"), host)
 
     assert WhitelistChange.objects.get(host=host).state == WhitelistState.COMPLIANT
-    assert whitelist_events()[-1].detail["state"] == "compliant"
+    assert whitelist_events()[-1].detail["whitelist"] == "compliant"
     assert whitelist_events()[-1].username == "collector"
 
 

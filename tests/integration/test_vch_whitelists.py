@@ -84,9 +84,9 @@ def test_enabling_content_trust_records_the_change_the_vch_needs(admin, vch: Eng
     assert change["current_mode"] == "disabled"
     assert change["required"] == [PORTAL]
     assert change["command"].endswith(f"--whitelist-registry {PORTAL}")
-    event = AuditEvent.objects.get(action="whitelist")
+    event = AuditEvent.objects.get(action="update", detail__has_key="whitelist")
     assert event.resource_name == "vch-1"
-    assert event.detail["state"] == "change_needed"
+    assert event.detail["whitelist"] == "change_needed"
 
 
 def test_vch_redeployed_with_the_portal_registry_is_compliant_after_the_next_collection(admin, vch) -> None:
@@ -99,7 +99,8 @@ def test_vch_redeployed_with_the_portal_registry_is_compliant_after_the_next_col
     change = WhitelistChange.objects.get(host__name="vch-1")
     assert change.state == WhitelistState.COMPLIANT
     assert change.current == [PORTAL]
-    states = [event.detail["state"] for event in AuditEvent.objects.filter(action="whitelist").order_by("pk")]
+    events = AuditEvent.objects.filter(action="update", detail__has_key="whitelist").order_by("pk")
+    states = [event.detail["whitelist"] for event in events]
     assert states == ["change_needed", "compliant"]
 
 
