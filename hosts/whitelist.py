@@ -216,6 +216,9 @@ def judge(reported: ReportedWhitelist | None, registry: str) -> Judgment:
     refusal = narrowing_refusal(entries, wanted)
     if refusal:
         reason = f"refused: the change would make the VCH more permissive than its vSphere administrator set: {refusal}"
+        if reported.remote:
+            # VIC judges against the list it was deployed with, which /info does not show under a portal's list.
+            reason += " (this list came from a management portal; the VCH judges against its deployed list)"
         return Judgment(Verdict.REFUSED, required, reason)
     if entries and all(entry.equal(wanted) for entry in entries):
         return Judgment(Verdict.COMPLIANT, required, f"the VCH already pulls only from {registry}")

@@ -122,6 +122,15 @@ def test_vch_whose_whitelist_does_not_permit_the_portal_registry_refuses() -> No
     assert "does not permit 127.0.0.1:8282" in judgment.reason
 
 
+def test_refusal_of_a_list_from_another_portal_says_the_deployed_list_decides() -> None:
+    reported = ReportedWhitelist(enabled=True, registries=["other-portal.example:443"], remote=True)
+
+    judgment = judge(reported, PORTAL)
+
+    assert judgment.state == Verdict.REFUSED
+    assert "the VCH judges against its deployed list" in judgment.reason
+
+
 def test_change_that_would_broaden_a_whitelisted_path_is_refused() -> None:
     # The vSphere administrator allowed one project of the registry; the whole registry would be more.
     judgment = judge(whitelisted("127.0.0.1:8282/library"), PORTAL)
