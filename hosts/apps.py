@@ -9,5 +9,10 @@ class HostsConfig(AppConfig):
     name = "hosts"
 
     def ready(self) -> None:
-        """Register the hosts' rules: a project holding hosts cannot be deleted, pinned certificates' users."""
+        """Register the hosts' rules (a project holding hosts cannot be deleted, pinned certificates' users, VCH
+        whitelists follow content trust) and show the VCH whitelist changes on a project's Configuration tab."""
         from hosts import services  # noqa: F401
+        from hosts.views import project_whitelists
+        from portal.core.ui import page_extension
+
+        page_extension("project-configuration", project_whitelists)

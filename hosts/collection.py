@@ -27,8 +27,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from hosts.docker import DockerClient, HostFacts
-from hosts.models import Container, ContainerHost, ContainerState, HostState
-from hosts.services import client_for
+from hosts.models import Container, ContainerHost, ContainerState, HostKind, HostState, whitelist_columns
+from hosts.services import client_for, judge_whitelist
 from portal.core.audit import Actor, record
 from portal.core.errors import DomainError
 
@@ -223,6 +223,9 @@ def _record(host: ContainerHost, result: Poll, known: dict[str, Container]) -> H
         setattr(host, name, value)
     if result.facts is not None:
         _sync_containers(host, result.containers, known, now)
+        if host.kind == HostKind.VCH and host.project.content_trust:
+            # The whitelist may have changed since it was judged (the vSphere administrator redeployed the VCH).
+            judge_whitelist(Actor.system(COLLECTOR), host)
     return HostOutcome(host.pk, host.name, state, result.error, len(result.containers), result.seconds)
 
 
@@ -236,6 +239,7 @@ def _fact_fields(facts: HostFacts) -> dict[str, Any]:
         "containers_running": max(0, facts.containers_running),
         "containers_stopped": max(0, facts.containers_stopped),
         "images": max(0, facts.images),
+        **whitelist_columns(facts.raw_info),
     }
 
 

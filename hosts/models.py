@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils import timezone
 
+from hosts.whitelist import ReportedWhitelist, Verdict, from_info
 from projects.models import Project, RestrictedQuerySet
 
 
@@ -17,6 +20,11 @@ class HostState(models.TextChoices):
     ON = "on", "ON"
     UNREACHABLE = "unreachable", "UNREACHABLE"
     DISABLED = "disabled", "DISABLED"
+
+
+class WhitelistMode(models.TextChoices):
+    ENABLED = "enabled", "Enabled"
+    DISABLED = "disabled", "Disabled"
 
 
 class ContainerHostQuerySet(RestrictedQuerySet):
@@ -48,6 +56,13 @@ class ContainerHost(models.Model):
     containers_running = models.PositiveIntegerField(default=0)
     containers_stopped = models.PositiveIntegerField(default=0)
     images = models.PositiveIntegerField(default=0)
+    # A VCH's registry configuration from /info's SystemStatus (hosts/whitelist.py); mode "" when the host
+    # reports none (Docker hosts, or a VCH not collected yet).
+    whitelist_mode = models.CharField(max_length=8, choices=WhitelistMode.choices, blank=True)
+    # True when the VCH took its whitelist from a management portal rather than from vic-machine.
+    whitelist_remote = models.BooleanField(default=False)
+    whitelisted_registries = models.JSONField(default=list, blank=True)
+    insecure_registries = models.JSONField(default=list, blank=True)
     created = models.DateTimeField(default=timezone.now)
     created_by = models.CharField(max_length=150, blank=True)
 
@@ -71,6 +86,90 @@ class ContainerHost(models.Model):
         if not self.is_tls:
             return "no TLS"
         return "full TLS" if self.credential_id else "server-side TLS"
+
+    @property
+    def reported_whitelist(self) -> ReportedWhitelist | None:
+        """The registry whitelist the host last reported, or None when it reports none."""
+        if not self.whitelist_mode:
+            return None
+        return ReportedWhitelist(
+            enabled=self.whitelist_mode == WhitelistMode.ENABLED,
+            registries=list(self.whitelisted_registries),
+            insecure=list(self.insecure_registries),
+            remote=self.whitelist_remote,
+        )
+
+
+# The whitelist columns of a host that reports no whitelist.
+NO_WHITELIST = {
+    "whitelist_mode": "",
+    "whitelist_remote": False,
+    "whitelisted_registries": [],
+    "insecure_registries": [],
+}
+
+
+def whitelist_columns(info: dict[str, Any]) -> dict[str, Any]:
+    """The host's whitelist columns for an /info answer (all empty when it reports no whitelist)."""
+    reported = from_info(info)
+    if reported is None:
+        return {key: list(value) if isinstance(value, list) else value for key, value in NO_WHITELIST.items()}
+    return {
+        "whitelist_mode": WhitelistMode.ENABLED if reported.enabled else WhitelistMode.DISABLED,
+        "whitelist_remote": reported.remote,
+        "whitelisted_registries": reported.registries[:100],
+        "insecure_registries": reported.insecure[:100],
+    }
+
+
+class WhitelistState(models.TextChoices):
+    UNKNOWN = Verdict.UNKNOWN, "Whitelist not reported yet"
+    CHANGE_NEEDED = Verdict.CHANGE_NEEDED, "Change needed"
+    COMPLIANT = Verdict.COMPLIANT, "Already compliant"
+    REFUSED = Verdict.REFUSED, "Refused: would be more permissive"
+    LIFTED = Verdict.LIFTED, "Restriction can be lifted"
+
+
+class WhitelistChangeQuerySet(RestrictedQuerySet):
+    """Whitelist changes, restricted to the projects of their hosts a user may see."""
+
+    project_path = "host__project"
+
+
+class WhitelistChange(models.Model):
+    """What content trust in its project asks of a VCH's registry whitelist: the change to make, or the refusal.
+
+    The portal cannot reach a VCH's VIC admin API, so it records the change for the administrator to make.
+    One row per VCH: a VCH belongs to one project of the portal (its endpoint is unique), and the row is
+    judged again whenever content trust is switched, the VCH is added, or a collection learns its whitelist.
+    """
+
+    host = models.OneToOneField(ContainerHost, on_delete=models.CASCADE, related_name="whitelist_change")
+    state = models.CharField(max_length=16, choices=WhitelistState.choices)
+    # The whitelist the VCH reported when judged ([] with mode disabled: every registry allowed).
+    current_mode = models.CharField(max_length=8, choices=WhitelistMode.choices, blank=True)
+    current = models.JSONField(default=list, blank=True)
+    # What content trust asks: only the portal's integrated registry ([] once content trust is off).
+    required = models.JSONField(default=list, blank=True)
+    reason = models.TextField(blank=True)
+    updated = models.DateTimeField(default=timezone.now)
+
+    objects = WhitelistChangeQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.host.name}: {self.get_state_display()}"
+
+    @property
+    def command(self) -> str:
+        """The vic-machine option that sets the required whitelist ("" when nothing is to be done).
+
+        VIC 1.4 sets a whitelist only when a VCH is deployed: `vic-machine configure` has no whitelist option
+        (vmware/vic cmd/vic-machine/common/registries.go registers only --registry-ca for it).
+        """
+        if self.state != WhitelistState.CHANGE_NEEDED:
+            return ""
+        options = " ".join(f"--whitelist-registry {registry}" for registry in self.required)
+        return f"vic-machine-linux create <the VCH's deployment options> {options}"
 
 
 class ContainerState(models.TextChoices):

@@ -15,8 +15,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from hosts import whitelist
 from hosts.docker import DockerClient, HostFacts, normalize_url
-from hosts.models import ContainerHost, HostKind, HostState
+from hosts.models import ContainerHost, HostKind, HostState, WhitelistChange, WhitelistState, whitelist_columns
 from portal.core import credentials, jobs
 from portal.core.audit import Actor, record
 from portal.core.credentials import CREDENTIAL_USERS
@@ -26,7 +27,7 @@ from portal.core.services import require
 from portal.core.trust import CERTIFICATE_USERS
 from projects.models import Project
 from projects.roles import can
-from projects.services import register_project_content
+from projects.services import SETTINGS_FOLLOWUPS, register_project_content
 
 # update_host's default for `credential`: None there means "no credential", so "leave it" needs its own value.
 UNCHANGED = object()
@@ -142,6 +143,8 @@ def _apply_facts(host: ContainerHost, facts: HostFacts) -> None:
     host.containers_running = max(0, facts.containers_running)
     host.containers_stopped = max(0, facts.containers_stopped)
     host.images = facts.images
+    for column, value in whitelist_columns(facts.raw_info).items():
+        setattr(host, column, value)
 
 
 def verify_host(
@@ -181,6 +184,7 @@ def add_host(
         with transaction.atomic():
             host.save()
             record(actor, "create", "host", name, project, url=normalized, kind=kind, tls=host.tls_mode)
+            judge_whitelist(actor, host)
             _collect_after_commit(host)
     except IntegrityError:
         # Someone added the same name or endpoint while we were probing: say which, as the checks do.
@@ -254,6 +258,7 @@ def update_host(
         if host.last_error:
             detail["error"] = host.last_error
         record(actor, "update", "host", host.name, host.project, **detail)
+        judge_whitelist(actor, host)
         if host.state == HostState.ON and ("enabled" in changed or "credential" in changed):
             _collect_after_commit(host)
     return host
@@ -277,6 +282,7 @@ def recheck_host(actor: Actor, host: ContainerHost) -> ContainerHost:
             if error is not None:
                 detail["error"] = error.message
             record(actor, "update", "host", host.name, host.project, **detail)
+        judge_whitelist(actor, host)
     if error is not None:
         raise error
     return host
@@ -291,6 +297,72 @@ def remove_host(actor: Actor, host: ContainerHost) -> None:
     host.containers.all().delete()
     host.delete()
     record(actor, "delete", "host", name, project, url=url, containers_forgotten=forgotten)
+
+
+# --- VCH whitelists under content trust ----------------------------------------------------------------
+
+
+def judge_whitelist(actor: Actor, host: ContainerHost) -> WhitelistChange | None:
+    """Record what content trust in the host's project asks of a VCH's registry whitelist; audit a new verdict.
+
+    Called by the services that already checked the actor's right (adding or checking a host, switching
+    content trust) and by collection. With content trust on, the VCH's last reported whitelist is judged
+    against the portal's registry (hosts/whitelist.py). With it off, a VCH that had a verdict is told the
+    restriction can be lifted (VIC reverts to the deployed whitelist); a VCH that never had one gets none.
+    Docker hosts have no whitelist to judge.
+    """
+    if host.kind != HostKind.VCH:
+        return None
+    existing = WhitelistChange.objects.filter(host=host).first()
+    if host.project.content_trust:
+        judgment = whitelist.judge(host.reported_whitelist, whitelist.portal_registry())
+    elif existing is None:
+        return None
+    else:
+        reason = (
+            f"content trust is off in project '{host.project.name}': the VCH may return to the whitelist it was "
+            "deployed with (a VCH that took the portal's list reverts by itself)"
+        )
+        judgment = whitelist.Judgment(WhitelistState.LIFTED, [], reason)
+    return _save_judgment(actor, host, existing, judgment)
+
+
+def _save_judgment(
+    actor: Actor, host: ContainerHost, existing: WhitelistChange | None, judgment: whitelist.Judgment
+) -> WhitelistChange:
+    """Write the verdict when it differs from the recorded one; a new state or required list is audited."""
+    values = {
+        "state": judgment.state,
+        "current_mode": host.whitelist_mode,
+        "current": list(host.whitelisted_registries),
+        "required": judgment.required,
+        "reason": judgment.reason,
+    }
+    if existing is not None and all(getattr(existing, key) == value for key, value in values.items()):
+        return existing
+    change = existing or WhitelistChange(host=host)
+    verdict_changed = existing is None or (existing.state, existing.required) != (judgment.state, judgment.required)
+    for key, value in values.items():
+        setattr(change, key, value)
+    change.updated = timezone.now()
+    change.save()
+    if verdict_changed:
+        # An update of the host's record under "whitelist" (the Logs filters know the existing operations).
+        detail = {"whitelist": change.state, "current": change.current, "required": change.required}
+        if change.command:
+            detail["command"] = change.command
+        record(actor, "update", "host", host.name, host.project, reason=change.reason, **detail)
+    return change
+
+
+def follow_content_trust(actor: Actor, project: Project, changed: dict[str, object]) -> None:
+    """After a project's settings change (projects.services.update_project): judge its VCHs' whitelists again
+    when content trust was switched."""
+    if "content_trust" not in changed:
+        return
+    for host in ContainerHost.objects.filter(project=project, kind=HostKind.VCH).select_related("project"):
+        host.project = project
+        judge_whitelist(actor, host)
 
 
 def credential_users(credentials: Sequence[Credential]) -> dict[int, str]:
@@ -315,5 +387,7 @@ def certificate_users(certificates: Sequence[TrustedCertificate]) -> dict[int, s
 
 
 register_project_content(ContainerHost, "container host", "container hosts")
+if follow_content_trust not in SETTINGS_FOLLOWUPS:
+    SETTINGS_FOLLOWUPS.append(follow_content_trust)
 CREDENTIAL_USERS.append(credential_users)
 CERTIFICATE_USERS.append(certificate_users)

@@ -18,10 +18,10 @@ from django.views.decorators.http import require_GET, require_POST
 from django_filters import FilterSet
 
 from hosts import containers as container_service
-from hosts import services
+from hosts import services, whitelist
 from hosts.filters import ContainerFilterSet, HostFilterSet
 from hosts.forms import HostForm, ProvisionForm
-from hosts.models import Container, ContainerHost, ContainerState
+from hosts.models import Container, ContainerHost, ContainerState, WhitelistChange
 from hosts.selection import search_text, select, selected_project, selection
 from portal.core.audit import Actor
 from portal.core.errors import DomainError
@@ -126,7 +126,18 @@ def project_infrastructure(request: HttpRequest, name: str) -> HttpResponse:
     """Administration > Projects > project > Infrastructure: the project's hosts."""
     project = visible_project(request, name)
     context = project_context(request, project, "infrastructure") | host_table_context(request, project, "host-table")
+    context |= project_whitelists(request, project)
     return page_or_region(request, "hosts/project_infrastructure.html", "hosts/_host_table.html", context)
+
+
+def project_whitelists(request: HttpRequest, project: Project) -> dict[str, Any]:
+    """The registry whitelist changes content trust asks of the project's VCHs (Configuration and Infrastructure)."""
+    changes = WhitelistChange.objects.filter(host__project=project).select_related("host").order_by("host__name")
+    return {
+        "whitelist_changes": list(changes),
+        "portal_registry": whitelist.portal_registry(),
+        "sections": ["hosts/_whitelist_changes.html"],
+    }
 
 
 @login_required
@@ -203,6 +214,7 @@ def host_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "region": "host-containers",
         "removed_count": Container.objects.filter(host=host, state=ContainerState.REMOVED).count(),
         "can_manage": can(request.user, "manage_hosts", host.project),
+        "whitelist_change": WhitelistChange.objects.filter(host=host).first(),
     }
     return page_or_region(request, "hosts/host_detail.html", "hosts/_host_containers.html", context)
 

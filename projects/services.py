@@ -21,6 +21,10 @@ PROJECT_SETTINGS = ("public", "content_trust", "prevent_vulnerable", "severity",
 # register_project_content for its models.
 PROJECT_CONTENT_CHECKS: list[Callable[[Project], str]] = []
 
+# What later apps do when a project's settings change (hosts: the VCH whitelists content trust asks for):
+# each is called inside the change's transaction with the actor, the project and the settings that changed.
+SETTINGS_FOLLOWUPS: list[Callable[[Actor, Project, dict[str, Any]], None]] = []
+
 
 def register_project_content(model: type[models.Model], one: str, many: str) -> None:
     """Keep projects holding rows of the model from being deleted, naming them as "1 <one>" or "2 <many>"."""
@@ -81,6 +85,8 @@ def update_project(actor: Actor, project: Project, **config: Any) -> Project:
     if changed:
         project.save(update_fields=list(changed))
         record(actor, "update", "project", project.name, project, **{k: str(v) for k, v in changed.items()})
+        for followup in SETTINGS_FOLLOWUPS:
+            followup(actor, project, changed)
     return project
 
 

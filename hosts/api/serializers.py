@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from hosts.models import Container, ContainerHost, HostKind, HostState
+from hosts.models import Container, ContainerHost, HostKind, HostState, WhitelistChange
 from portal.core.models import Credential
 
 
@@ -17,6 +19,26 @@ def _credential_field() -> serializers.SlugRelatedField:
     )
 
 
+class RegistryWhitelistSerializer(serializers.Serializer):
+    """A VCH's registry configuration as its /info last reported it."""
+
+    mode = serializers.CharField(source="whitelist_mode", help_text='"enabled", "disabled", or "" when not reported')
+    remote = serializers.BooleanField(source="whitelist_remote", help_text="taken from a management portal")
+    registries = serializers.ListField(source="whitelisted_registries", child=serializers.CharField())
+    insecure = serializers.ListField(source="insecure_registries", child=serializers.CharField())
+
+
+class WhitelistChangeSerializer(serializers.ModelSerializer):
+    """What content trust asks of a VCH's whitelist: state, current and required lists, the command, the reason."""
+
+    command = serializers.CharField(read_only=True, help_text="the vic-machine options to make the change, if any")
+
+    class Meta:
+        model = WhitelistChange
+        fields = ["state", "current_mode", "current", "required", "command", "reason", "updated"]
+        read_only_fields = fields
+
+
 class HostSerializer(serializers.ModelSerializer):
     """A host as the Container Hosts page shows it: endpoint, TLS mode, state and the facts last collected."""
 
@@ -25,19 +47,36 @@ class HostSerializer(serializers.ModelSerializer):
     kind = serializers.CharField(help_text="docker or vch")
     tls_mode = serializers.CharField(read_only=True)
     enabled = serializers.SerializerMethodField()
+    registry_whitelist = serializers.SerializerMethodField()
+    content_trust_whitelist = serializers.SerializerMethodField()
 
     class Meta:
         model = ContainerHost
         fields = [
             "id", "name", "kind", "url", "credential", "tls_mode", "state", "enabled", "last_error", "last_seen",
             "last_collected", "engine_version", "api_version", "operating_system", "cpus", "memory_bytes",
-            "containers_running", "containers_stopped", "images", "created", "created_by",
+            "containers_running", "containers_stopped", "images", "registry_whitelist", "content_trust_whitelist",
+            "created", "created_by",
         ]  # fmt: skip
         read_only_fields = [f for f in fields if f not in ("name", "kind", "url", "credential")]
 
     def get_enabled(self, host: ContainerHost) -> bool:
         """False while an administrator has disabled the host."""
         return host.state != HostState.DISABLED
+
+    @extend_schema_field(RegistryWhitelistSerializer(allow_null=True))
+    def get_registry_whitelist(self, host: ContainerHost) -> dict[str, Any] | None:
+        """A VCH's registry whitelist as last collected; null for a Docker host."""
+        return RegistryWhitelistSerializer(host).data if host.kind == HostKind.VCH else None
+
+    @extend_schema_field(WhitelistChangeSerializer(allow_null=True))
+    def get_content_trust_whitelist(self, host: ContainerHost) -> dict[str, Any] | None:
+        """What content trust in the project asks of the VCH's whitelist; null when it never asked anything."""
+        try:
+            change = host.whitelist_change
+        except ObjectDoesNotExist:
+            return None
+        return WhitelistChangeSerializer(change).data
 
 
 class HostCreateSerializer(serializers.Serializer):

@@ -78,7 +78,8 @@ class HostViewSet(ListGetMixin, ServiceCreateMixin, ServiceUpdateMixin, ServiceD
     remote_errors = True
 
     def rows(self, project: Project) -> QuerySet[ContainerHost]:
-        return ContainerHost.objects.filter(project=project).select_related("credential").order_by("name", "pk")
+        hosts = ContainerHost.objects.filter(project=project).select_related("credential", "whitelist_change")
+        return hosts.order_by("name", "pk")
 
     def perform_service_create(self, data: dict[str, Any]) -> ContainerHost:
         fields = {key: data.get(key) for key in ("name", "kind", "url", "credential")}

@@ -1,7 +1,9 @@
 """A stand-in VCH: a real dockerd behind a small proxy that makes /info report the VIC engine.
 
 No VIC appliance can run here, so a VCH is simulated honestly: every call reaches a real Docker
-daemon; only /info's Driver and OperatingSystem are rewritten to what a VIC 1.4 VCH reports.
+daemon; only /info's Driver, OperatingSystem and SystemStatus are rewritten to what a VIC 1.4 VCH
+reports, including its registry whitelist as VIC's engine writes it (vmware/vic v1.4.0,
+lib/apiservers/engine/backends/system.go: labels with a leading space, lists joined with commas).
 The same proxy can pretend an old API version (for the "API version too old" path).
 """
 
@@ -21,13 +23,40 @@ VIC_INFO = {
 }
 
 
-class EngineProxy:
-    """Forwards Docker API calls to `target` on 127.0.0.1:<port>, rewriting /info (and /version when asked)."""
+def vic_system_status(whitelist: list[str] | None, insecure: list[str], remote: bool = False) -> list[list[str]]:
+    """/info's SystemStatus as a VIC 1.4 VCH answers it: its backend, then the registry settings last."""
+    status = [["VolumeStores", "default"], ["vSphere Integrated Containers v1.4.0-18375 Backend Engine", "RUNNING"]]
+    status.append([" VMware Product", "VMware vCenter Server"])
+    if insecure:
+        status.append([" Insecure Registries", ",".join(insecure)])
+    if whitelist:
+        status.append([" Registry Whitelist Mode", "enabled; remote source" if remote else "enabled"])
+        status.append([" Whitelisted Registries", ",".join(whitelist)])
+    else:
+        status.append([" Registry Whitelist Mode", "disabled.  All registry access allowed."])
+    return status
 
-    def __init__(self, target: str, vic: bool = True, api_version: str = "") -> None:
+
+class EngineProxy:
+    """Forwards Docker API calls to `target` on 127.0.0.1:<port>, rewriting /info (and /version when asked).
+
+    `whitelist` is the VCH's registry whitelist (None or empty: whitelist mode off); a test may change it,
+    and `insecure`, between calls, as a vSphere administrator redeploying the VCH would.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        vic: bool = True,
+        api_version: str = "",
+        whitelist: list[str] | None = None,
+        insecure: list[str] | None = None,
+    ) -> None:
         self.target = target.rstrip("/")
         self.vic = vic
         self.api_version = api_version
+        self.whitelist = whitelist
+        self.insecure = insecure or []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,7 +96,8 @@ class EngineProxy:
         """The answer with /info (and /version) rewritten; everything else untouched."""
         endpoint = "/" + path.rstrip("/").rsplit("/", 1)[-1]
         if endpoint == "/info" and self.vic:
-            return json.dumps({**json.loads(content), **VIC_INFO}).encode()
+            status = vic_system_status(self.whitelist, self.insecure)
+            return json.dumps({**json.loads(content), **VIC_INFO, "SystemStatus": status}).encode()
         if endpoint == "/version" and self.api_version:
             return json.dumps({**json.loads(content), "ApiVersion": self.api_version}).encode()
         return content
