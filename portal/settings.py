@@ -1,5 +1,6 @@
 """Wharf's one settings module: every knob comes from a WHARF_* variable; the defaults are the embedded ones."""
 
+import ipaddress
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -508,3 +509,15 @@ CLAIR_REGISTRY_URL = env_str("WHARF_CLAIR_REGISTRY_URL", "").rstrip("/")
 CLAIR_TIMEOUT_SECONDS = env_int("WHARF_CLAIR_TIMEOUT_SECONDS", 30, minimum=1)
 # Seconds Clair may take to index one image (download and read every layer) before the scan fails.
 CLAIR_INDEX_DEADLINE_SECONDS = env_int("WHARF_CLAIR_INDEX_DEADLINE_SECONDS", 600, minimum=1)
+
+# The Harbor scanner-adapter API (/scanner/api/v1/) pulls images from the registry its caller names. Only public
+# addresses may be named, unless an administrator lists networks here (CIDRs, e.g. "10.0.0.0/8,127.0.0.1/32"):
+# an adapter must not become a way into the portal's own network.
+SCANNER_ADAPTER_ALLOWED_NETWORKS = env_list("WHARF_SCANNER_ADAPTER_ALLOWED_NETWORKS", [])
+for _network in SCANNER_ADAPTER_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ConfigError(
+            f"WHARF_SCANNER_ADAPTER_ALLOWED_NETWORKS: {_network!r} is not a network (give CIDRs such as 10.0.0.0/8)"
+        ) from None

@@ -42,6 +42,8 @@ handler404 = "portal.core.errors.page_not_found"
 
 urlpatterns = [
     path("api/v1/", include(api_patterns())),
+    # The built-in scanner as a Harbor pluggable scanner adapter (scanning/api/adapter_views.py).
+    path("scanner/api/v1/", include("scanning.api.adapter_urls")),
     path("", include("registries.endpoints")),
     *(path("", include(f"{app}.urls")) for app in UI_APPS),
 ]

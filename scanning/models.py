@@ -3,6 +3,8 @@ the indexes of image layers, each image's latest scan with its findings, and the
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 from django.utils import timezone
 
@@ -215,3 +217,33 @@ class AllowlistEntry(models.Model):
 
     def __str__(self) -> str:
         return self.cve
+
+
+class AdapterScan(models.Model):
+    """A scan asked for through the Harbor scanner-adapter API (/scanner/api/v1/): the image is pulled from the
+    registry the caller named, with the Authorization header it gave, and the report is kept for it to fetch."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    registry_url = models.CharField(max_length=1000)
+    repository = models.CharField(max_length=255)
+    digest = models.CharField(max_length=150)
+    tag = models.CharField(max_length=128, blank=True)
+    mime_type = models.CharField(max_length=100)
+    # The caller's Authorization for its registry, encrypted (portal.core.secrets) and erased when the job ends:
+    # it is only needed to pull, and a job's parameters are shown in the jobs panel.
+    authorization = models.TextField(blank=True)
+    state = models.CharField(max_length=10, choices=ScanState.choices, default=ScanState.PENDING)
+    job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="adapter_scans")
+    # The HarborVulnerabilityReport (scanning.harbor_adapter.VulnerabilityReport.as_dict()) once it succeeded.
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    requested = models.DateTimeField(default=timezone.now)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested", "-id"]
+        indexes = [models.Index(fields=["finished"], name="scanning_adapterscan_finished")]
+
+    def __str__(self) -> str:
+        return f"{self.registry_url}/{self.repository}@{self.digest} ({self.state})"

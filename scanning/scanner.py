@@ -36,9 +36,12 @@ def _keep_layer(layer: LayerIndex) -> None:
         pass
 
 
-def index_image(client: RegistryClient, scan: ImageScan, context: JobContext | None = None) -> ImageIndex:
-    """The image's index from its layers: stored ones read from the database, the others downloaded once."""
-    resolved = indexer.resolve_image(client, scan.repository, scan.digest)
+def index_reference(
+    client: RegistryClient, repository: str, reference: str, context: JobContext | None = None
+) -> tuple[list[str], ImageIndex]:
+    """The layer digests and index of an image in any registry: stored layers read from the database, the others
+    downloaded once (and stored for every later scan, whichever registry holds them: a layer is its digest)."""
+    resolved = indexer.resolve_image(client, repository, reference)
     known = stored_layers(resolved.layers)
     layers = []
     for number, digest in enumerate(resolved.layers, 1):
@@ -46,13 +49,18 @@ def index_image(client: RegistryClient, scan: ImageScan, context: JobContext | N
             context.checkpoint()
         layer = known.get(digest)
         if layer is None:
-            layer = indexer.read_layer(client, scan.repository, digest)
+            layer = indexer.read_layer(client, repository, digest)
             _keep_layer(layer)
         layers.append(layer)
         if context is not None:
             context.progress(number, len(resolved.layers))
-    scan.layers = list(resolved.layers)
-    return indexer.index_image(layers)
+    return list(resolved.layers), indexer.index_image(layers)
+
+
+def index_image(client: RegistryClient, scan: ImageScan, context: JobContext | None = None) -> ImageIndex:
+    """The image's index from its layers: stored ones read from the database, the others downloaded once."""
+    scan.layers, image = index_reference(client, scan.repository, scan.digest, context)
+    return image
 
 
 def match_image(scan: ImageScan, image: ImageIndex) -> ImageScan:

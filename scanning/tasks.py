@@ -9,8 +9,8 @@ from celery import shared_task
 from portal.core.audit import Actor
 from portal.core.errors import Conflict
 from portal.core.jobs import register
-from scanning import scanner, services
-from scanning.services import scans
+from scanning import adapter_scanner, scanner, services
+from scanning.services import adapter, scans
 
 register(
     services.VULNDB_UPDATE,
@@ -30,6 +30,13 @@ register(
     queue=scans.SCAN_QUEUE,
 )
 register(scans.SCAN_REMATCH, scanner.run_rematch, queue=scans.SCAN_QUEUE)
+# Scans other systems ask for through the Harbor adapter API (/scanner/api/v1/): many may run, each its own image.
+register(
+    adapter.ADAPTER_SCAN,
+    adapter_scanner.run_adapter_scan,
+    on_failed=adapter_scanner.adapter_scan_failed,
+    queue=scans.SCAN_QUEUE,
+)
 
 
 @shared_task(name="scanning.scheduled_vulndb_update")
