@@ -4,6 +4,7 @@ never becomes ready, the wrong media type, no answer at all) a domain error that
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import socket
@@ -63,12 +64,14 @@ class StandIn:
         self.seen.append(request)
         route = self.routes.get((handler.command, handler.path))
         status, headers, body = route(request) if route else (404, {}, b"")
-        handler.send_response(status)
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        # A client that gave up (the timeout test) has closed the connection: nobody is left to answer.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            handler.send_response(status)
+            for name, value in headers.items():
+                handler.send_header(name, value)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
 
 
 @pytest.fixture
