@@ -49,6 +49,8 @@ SHA256_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 MAX_TEXT = 64 * 1024
+# What a scan request's fields may hold (and a scan row stores).
+MAX_URL, MAX_REPOSITORY, MAX_DIGEST = 1000, 255, 150
 
 
 class MalformedDocument(Invalid):
@@ -267,10 +269,17 @@ class ScanRequest:
         digest = _text(artifact, "digest", "artifact", required=True)
         tag = _text(artifact, "tag", "artifact")
         mime_type = _text(artifact, "mime_type", "artifact") or DOCKER_MANIFEST
+        _check_value(len(url) <= MAX_URL, "registry.url", f"the registry URL is longer than {MAX_URL} characters")
         _check_value(
-            bool(REPOSITORY.match(repository)), "artifact.repository", f"'{repository}' is not a repository name"
+            len(repository) <= MAX_REPOSITORY and bool(REPOSITORY.match(repository)),
+            "artifact.repository",
+            f"'{repository[:300]}' is not a repository name",
         )
-        _check_value(bool(DIGEST.match(digest)), "artifact.digest", f"'{digest}' is not a digest (algorithm:hex)")
+        _check_value(
+            len(digest) <= MAX_DIGEST and bool(DIGEST.match(digest)),
+            "artifact.digest",
+            f"'{digest[:200]}' is not a digest (algorithm:hex)",
+        )
         _check_value(not tag or bool(TAG.match(tag)), "artifact.tag", f"'{tag}' is not a tag")
         _check_value(
             known_media_type(mime_type, CONSUMED_TYPES) is not None,
@@ -278,7 +287,7 @@ class ScanRequest:
             f"'{mime_type}' is not an image manifest type this scanner reads ({', '.join(CONSUMED_TYPES)})",
         )
         _check_value(
-            authorization == "" or bool(re.match(r"^(Basic|Bearer) \S+$", authorization)),
+            authorization == "" or bool(re.match(r"^(Basic|Bearer) \S+$", authorization, re.IGNORECASE)),
             "registry.authorization",
             "the authorization must be 'Basic <credentials>' or 'Bearer <token>'",
         )

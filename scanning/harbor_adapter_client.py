@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 import urllib3
@@ -234,7 +236,7 @@ class HarborAdapterClient:
         """GET /scan/{id}/report until it is made: 302 is "ask again after Refresh-After seconds", for at most
         `deadline` seconds in all. ScanFailed when the adapter says the scan failed, ReportNotReady at the deadline."""
         ends = self._clock() + deadline
-        path = f"/scan/{requests.utils.quote(scan_id, safe='')}/report"
+        path = f"/scan/{quote(scan_id, safe='')}/report"
         what = f"GET {path}"
         while True:
             response = self._send("GET", path, {"Accept": self.report_type})
@@ -276,7 +278,7 @@ class HarborAdapterClient:
             wait = float(response.headers.get("Refresh-After", DEFAULT_REFRESH))
         except ValueError:
             wait = DEFAULT_REFRESH
-        return min(max(wait, 0.0), MAX_REFRESH) if wait == wait else DEFAULT_REFRESH
+        return min(max(wait, 0.0), MAX_REFRESH) if math.isfinite(wait) else DEFAULT_REFRESH
 
     def _error_text(self, response: requests.Response) -> str:
         try:

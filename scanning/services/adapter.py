@@ -57,10 +57,9 @@ def metadata(actor: Actor) -> ScannerAdapterMetadata:
         .values_list("last_success", flat=True)
         .first()
     )
-    properties = {
-        "harbor.scanner-adapter/scanner-type": "os-package-vulnerability",
-        "harbor.scanner-adapter/vulnerability-database-updated-at": updated.isoformat() if updated else "",
-    }
+    properties = {"harbor.scanner-adapter/scanner-type": "os-package-vulnerability"}
+    if updated is not None:
+        properties["harbor.scanner-adapter/vulnerability-database-updated-at"] = updated.isoformat()
     return ScannerAdapterMetadata(
         scanner_identity(), (Capability(CONSUMED_TYPES, REPORT_TYPES, VULNERABILITY_CAPABILITY),), properties
     )
@@ -88,13 +87,14 @@ def request_scan(actor: Actor, scan_request: ScanRequest) -> AdapterScan:
             actor, ADAPTER_SCAN, f"{registry_url}/{artifact.repository}@{artifact.digest}", {"adapter_scan": scan.pk}
         )
         scan.save(update_fields=["job"])
+        # A scan, like the built-in ones, told apart by where the image comes from and who asked through what.
         record(
             actor,
             "start",
-            "adapter_scan",
-            f"{artifact.repository}@{artifact.digest}",
-            registry=registry_url,
-            id=str(scan.uuid),
+            "scan",
+            f"{registry_url}/{artifact.repository}@{artifact.digest}",
+            via="scanner-adapter API",
+            adapter_scan=str(scan.uuid),
         )
     return scan
 

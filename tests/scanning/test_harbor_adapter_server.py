@@ -13,7 +13,7 @@ from django.test import Client
 
 from portal.core.audit import Actor
 from portal.core.jobs import run_job
-from portal.core.models import Job, JobState, User
+from portal.core.models import AuditEvent, Job, JobState, User
 from portal.core.services import create_token
 from registries.client import RegistryClient
 from registries.token import parse_scope, system_token
@@ -167,6 +167,8 @@ def test_a_body_that_is_not_a_scan_request_is_refused(
         ("registry.example", {}, "has no scheme"),
         ("https://registry.example", {"digest": "latest"}, "is not a digest"),
         ("https://registry.example", {"repository": "Web/App"}, "is not a repository name"),
+        ("https://registry.example", {"repository": "a" * 256}, "is not a repository name"),
+        ("https://registry.example/" + "a" * 1000, {}, "longer than 1000 characters"),
         ("https://registry.example", {"mime_type": "application/vnd.cncf.helm.config.v1+json"}, "not an image"),
         # Loopback, private and link-local addresses are refused unless the administrator allowed them.
         ("http://127.0.0.1:5000", {}, "may not connect to 127.0.0.1"),
@@ -227,6 +229,8 @@ def test_a_scan_answers_302_while_it_waits_then_the_report_in_the_media_type_ask
     assert "Location" not in waiting
     assert scan.authorization and "Bearer" not in scan.authorization
     assert scan.job.parameters == {"adapter_scan": scan.pk}
+    [event] = AuditEvent.objects.filter(resource_type="scan", action="start")
+    assert event.resource_name == f"{wired.url}/web/app@{image}" and "Bearer" not in json.dumps(event.detail)
 
     job = run_job(scan.job_id)
     assert job.state == JobState.SUCCEEDED, job.log
