@@ -28,7 +28,7 @@ def run_adapter_scan(job: Job, context: JobContext) -> str:
     AdapterScan.objects.filter(pk=scan.pk).update(state=ScanState.RUNNING)
     authorization = decrypt(scan.authorization) if scan.authorization else ""
     client = adapter_pull.registry_client(scan.registry_url, authorization)
-    _, image = scanner.index_reference(client, scan.repository, scan.digest, context)
+    _, image = scanner.index_reference(client, scan.repository, scan.digest, context, trusted=False)
     findings = matcher.match(image.distribution, image.packages)
     artifact = Artifact(scan.repository, scan.digest, scan.tag, scan.mime_type)
     report = VulnerabilityReport(timezone.now(), artifact, scanner_identity(), tuple(findings))

@@ -55,6 +55,8 @@ TIMEOUT = (5.0, 30.0)
 # How long report() waits for a report by default, and between polls when the adapter does not say.
 DEFAULT_DEADLINE = 300.0
 DEFAULT_REFRESH = 2.0
+# The least time a report request is given to be answered, however close the deadline.
+MIN_POLL_WAIT = 1.0
 # An adapter asking for more than this between polls is asked again sooner.
 MAX_REFRESH = 60.0
 # The largest answer read: a report of a big image is a few MB; more is not a report.
@@ -130,17 +132,25 @@ class HarborAdapterClient:
     def _fail(self, message: str, *, transient: bool = False, kind: type[AdapterError] = AdapterError) -> AdapterError:
         return kind(f"the scanner adapter at {self.base_url} {message}", transient=transient)
 
-    def _send(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> requests.Response:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes | None = None,
+        timeout: tuple[float, float] | None = None,
+    ) -> requests.Response:
         """One call; its answer read whole (up to MAX_BODY). Network faults are AdapterError (transient)."""
+        timeout = timeout or self.timeout
         url = f"{self.base_url}{path}"
         if self.authorization:
             headers = {**headers, "Authorization": self.authorization}
         try:
             response = self._session.request(
-                method, url, headers=headers, data=body, timeout=self.timeout, allow_redirects=False, stream=True
+                method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False, stream=True
             )
         except requests.RequestException as exc:
-            raise self._unreachable(exc, url) from None
+            raise self._unreachable(exc, url, timeout) from None
         try:
             content = response.raw.read(MAX_BODY + 1, decode_content=True)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -152,14 +162,14 @@ class HarborAdapterClient:
         response._content = content
         return response
 
-    def _unreachable(self, exc: requests.RequestException, url: str) -> Exception:
+    def _unreachable(self, exc: requests.RequestException, url: str, timeout: tuple[float, float]) -> Exception:
         from portal.core import trust
 
-        translated = trust.translate_request_error(exc, url, self.timeout[0])
+        translated = trust.translate_request_error(exc, url, timeout[0])
         if isinstance(translated, trust.UntrustedCertificate):
             return translated
         if isinstance(exc, requests.exceptions.ReadTimeout):
-            return self._fail(f"did not answer within {self.timeout[1]:g} s", transient=True)
+            return self._fail(f"did not answer within {round(timeout[1], 1):g} s", transient=True)
         return self._fail(f"did not answer: {translated.message}", transient=True)
 
     def _refused(self, response: requests.Response, what: str) -> AdapterError:
@@ -239,7 +249,10 @@ class HarborAdapterClient:
         path = f"/scan/{quote(scan_id, safe='')}/report"
         what = f"GET {path}"
         while True:
-            response = self._send("GET", path, {"Accept": self.report_type})
+            # A poll waits no longer than the deadline leaves (but a moment at least, to be answered at all).
+            left = max(ends - self._clock(), MIN_POLL_WAIT)
+            timeout = (min(self.timeout[0], left), min(self.timeout[1], left))
+            response = self._send("GET", path, {"Accept": self.report_type}, timeout=timeout)
             if response.status_code == 302:
                 wait = self._refresh_after(response)
                 left = ends - self._clock()

@@ -20,6 +20,9 @@ from scanning.indexer import INDEXER_VERSION, ImageIndex, LayerIndex
 from scanning.models import ImageFinding, ImageScan, IndexedLayer, ScanState, Severity
 from scanning.services.scans import images_to_scan
 
+# The digest algorithm whose layers the indexer checks byte for byte (scanning.indexer.index_layer).
+VERIFIED_DIGEST = "sha256:"
+
 
 def stored_layers(digests: Iterable[str]) -> dict[str, LayerIndex]:
     """The layers indexed before by this indexer version, by digest."""
@@ -37,10 +40,19 @@ def _keep_layer(layer: LayerIndex) -> None:
 
 
 def index_reference(
-    client: RegistryClient, repository: str, reference: str, context: JobContext | None = None
+    client: RegistryClient,
+    repository: str,
+    reference: str,
+    context: JobContext | None = None,
+    *,
+    trusted: bool = True,
 ) -> tuple[list[str], ImageIndex]:
     """The layer digests and index of an image in any registry: stored layers read from the database, the others
-    downloaded once (and stored for every later scan, whichever registry holds them: a layer is its digest)."""
+    downloaded once and stored for every later scan, whichever registry holds them (a layer is its digest).
+
+    From a registry that is not `trusted` (one a caller of the adapter API named), only layers whose bytes were
+    checked against their digest (sha256, which the indexer verifies) are stored: another digest's index could be
+    anything that registry chose to serve, and would be served to every later scan of a layer of that digest."""
     resolved = indexer.resolve_image(client, repository, reference)
     known = stored_layers(resolved.layers)
     layers = []
@@ -50,7 +62,8 @@ def index_reference(
         layer = known.get(digest)
         if layer is None:
             layer = indexer.read_layer(client, repository, digest)
-            _keep_layer(layer)
+            if trusted or digest.startswith(VERIFIED_DIGEST):
+                _keep_layer(layer)
         layers.append(layer)
         if context is not None:
             context.progress(number, len(resolved.layers))

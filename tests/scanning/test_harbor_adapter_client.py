@@ -336,3 +336,17 @@ def test_an_adapter_that_does_not_answer_in_time_times_out(stand_in: StandIn) ->
         client_of(stand_in, timeout=(1.0, 0.5)).metadata()
 
     assert failure.value.transient
+
+
+def test_a_report_request_that_hangs_is_given_up_at_the_deadline_not_the_read_timeout(stand_in: StandIn) -> None:
+    def hangs(request: Seen) -> Answer:
+        time.sleep(3)
+        return 302, {"Refresh-After": "1"}, b""
+
+    stand_in.routes[("GET", REPORT_PATH)] = hangs
+    started = time.monotonic()
+
+    with pytest.raises(AdapterError, match=r"did not answer within 1\.5 s"):
+        client_of(stand_in, timeout=(5.0, 30.0)).report(SCAN_ID, deadline=1.5)
+
+    assert time.monotonic() - started < 2.5

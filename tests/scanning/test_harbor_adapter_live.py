@@ -62,9 +62,12 @@ def test_a_scan_asked_of_the_live_adapter_finds_exactly_what_the_built_in_scanne
         (f.vulnerability, f.package, f.installed_version, f.fixed_version, f.severity) for f in expected
     } == FINDINGS
     assert not IndexedLayer.objects.exists()
-    # Both sides verify the portal's HTTPS: its CA is pinned for its address (the trust dialog's outcome).
-    trust.trust(admin, portal.host, Path(portal.ca).read_text())
     token = create_token(admin, "harbor")[1]
+    # HTTPS is verified: the portal's certificate is unknown until it is trusted (the trust dialog's question)...
+    with pytest.raises(trust.UntrustedCertificate):
+        HarborAdapterClient(f"{portal.url}/scanner", f"Bearer {token}").metadata()
+    # ... and both sides verify it once its CA is pinned for its address.
+    trust.trust(admin, portal.host, Path(portal.ca).read_text())
     pull = "Basic " + base64.b64encode(f"{portal_admin.username}:{token}".encode()).decode()
 
     client = HarborAdapterClient(f"{portal.url}/scanner", f"Bearer {token}")

@@ -17,7 +17,7 @@ from portal.core.models import AuditEvent, Job, JobState, User
 from portal.core.services import create_token
 from registries.client import RegistryClient
 from registries.token import parse_scope, system_token
-from scanning import adapter_pull, matcher, scanner
+from scanning import adapter_pull, indexer, matcher, scanner
 from scanning.harbor_adapter import (
     ERROR,
     HARBOR_REPORT_V10,
@@ -28,7 +28,7 @@ from scanning.harbor_adapter import (
     VULNERABILITY_REPORT,
     VulnerabilityReport,
 )
-from scanning.models import AdapterScan, ScanState
+from scanning.models import AdapterScan, IndexedLayer, ScanState
 from tests.integration.registry import Registry
 from tests.scanning.image_builder import BuiltImage, push_built_image
 from tests.scanning.scanned_images import FINDINGS
@@ -317,3 +317,19 @@ def test_a_stopped_scan_is_failed_and_forgets_the_credentials(caller: Client, wi
     scan.refresh_from_db()
     assert scan.state == ScanState.FAILED and scan.authorization == ""
     assert caller.get(f"{BASE}/scan/{scan.uuid}/report").status_code == 500
+
+
+def test_layers_from_a_registry_a_caller_named_are_stored_only_when_their_bytes_were_checked(
+    db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The indexer checks sha256 layers against their digest; a layer of another digest is whatever the registry sent,
+    # and storing its index would hand it to every later scan of that digest.
+    checked, unchecked = "sha256:" + "1" * 64, "sha512:" + "2" * 128
+    monkeypatch.setattr(indexer, "resolve_image", lambda *args: indexer.ImageLayers(MISSING, (checked, unchecked)))
+    monkeypatch.setattr(indexer, "read_layer", lambda client, repository, digest: indexer.LayerIndex(digest))
+
+    scanner.index_reference(None, "web/app", MISSING, trusted=False)  # type: ignore[arg-type]
+
+    assert set(IndexedLayer.objects.values_list("digest", flat=True)) == {checked}
+    scanner.index_reference(None, "web/app", MISSING)  # type: ignore[arg-type]
+    assert set(IndexedLayer.objects.values_list("digest", flat=True)) == {checked, unchecked}
