@@ -8,11 +8,13 @@ administrator's act, like configuring a registry; a project role says nothing ab
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from portal.core.audit import Actor, record
 from portal.core.errors import Forbidden, NotFound
@@ -72,6 +74,7 @@ def request_scan(actor: Actor, scan_request: ScanRequest) -> AdapterScan:
     if scan_request.authorization:
         adapter_pull.auth_for(scan_request.authorization)
     artifact = scan_request.artifact
+    forget_old_scans()
     with transaction.atomic():
         scan = AdapterScan.objects.create(
             registry_url=registry_url,
@@ -97,6 +100,14 @@ def request_scan(actor: Actor, scan_request: ScanRequest) -> AdapterScan:
             adapter_scan=str(scan.uuid),
         )
     return scan
+
+
+def forget_old_scans() -> int:
+    """Delete scans (and their reports) that ended more than JOB_RETENTION_DAYS ago, as their jobs are; a caller
+    fetches a report moments after it is made, so each new request tidies up after the old ones."""
+    cutoff = timezone.now() - datetime.timedelta(days=settings.JOB_RETENTION_DAYS)
+    deleted, _ = AdapterScan.objects.filter(finished__lt=cutoff).delete()
+    return deleted
 
 
 def find_scan(actor: Actor, scan_id: str) -> AdapterScan:

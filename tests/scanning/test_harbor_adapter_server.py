@@ -4,12 +4,14 @@ its job waits, the report when it ran, 500 with the reason when it failed), the 
 
 from __future__ import annotations
 
+import datetime
 import json
 from dataclasses import astuple
 from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from portal.core.audit import Actor
 from portal.core.jobs import run_job
@@ -333,3 +335,20 @@ def test_layers_from_a_registry_a_caller_named_are_stored_only_when_their_bytes_
     assert set(IndexedLayer.objects.values_list("digest", flat=True)) == {checked}
     scanner.index_reference(None, "web/app", MISSING)  # type: ignore[arg-type]
     assert set(IndexedLayer.objects.values_list("digest", flat=True)) == {checked, unchecked}
+
+
+def test_scans_that_ended_longer_ago_than_jobs_are_kept_are_forgotten_by_the_next_request(
+    caller: Client, settings: Any
+) -> None:
+    old = AdapterScan.objects.create(registry_url="https://r.example", repository="a/b", digest=MISSING)
+    AdapterScan.objects.filter(pk=old.pk).update(
+        finished=timezone.now() - datetime.timedelta(days=settings.JOB_RETENTION_DAYS, hours=1)
+    )
+    recent = AdapterScan.objects.create(
+        registry_url="https://r.example", repository="a/b", digest=MISSING, finished=timezone.now()
+    )
+
+    assert post_scan(caller, scan_request("https://registry.example", MISSING)).status_code == 202
+
+    assert not AdapterScan.objects.filter(pk=old.pk).exists()
+    assert AdapterScan.objects.filter(pk=recent.pk).exists()
