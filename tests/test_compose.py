@@ -341,7 +341,7 @@ def registry_settings(env, tmp_path_factory) -> dict[str, str]:
         "import json; from django.conf import settings as s; print(json.dumps({name: str(getattr(s, name)) for name in"
         " ('DATA_DIR', 'REGISTRY_URL', 'REGISTRY_BINARY', 'REGISTRY_STORAGE_DIR', 'REGISTRY_CONFIG_PATH',"
         " 'REGISTRY_LISTEN', 'REGISTRY_NOTIFY_URL', 'REGISTRY_TOKEN_REALM', 'PORT', 'EXTRA_HOSTNAMES',"
-        " 'NOTARY_LISTEN', 'NOTARY_SIGNER_ADDRESS', 'NOTARY_DATABASE_URL')}))"
+        " 'NOTARY_LISTEN', 'NOTARY_SIGNER_ADDRESS', 'NOTARY_DATABASE_URL', 'NOTARY_INTERNAL_URL')}))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],
@@ -515,6 +515,10 @@ def test_notary_services_run_the_debian_binaries_on_postgres(services, env, regi
     assert [str(port) for port in server.get("ports", [])] == [f"{listen_port}:{listen_port}"]
     assert not signer.get("ports"), "the signer answers the server alone"
     assert registry_settings["NOTARY_SIGNER_ADDRESS"].rsplit(":", 1)[0] == "notary-signer"
+    # The portal reads trust data from the server's service in the network, on the port it listens on (its
+    # certificate names the service).
+    internal = urlsplit(registry_settings["NOTARY_INTERNAL_URL"])
+    assert (internal.scheme, internal.hostname, str(internal.port)) == ("https", "notary-server", listen_port), internal
     # Persistent storage on the postgres service (the memory store would lose trust data at every restart).
     database = urlsplit(registry_settings["NOTARY_DATABASE_URL"])
     assert database.scheme == "postgres" and database.hostname == "postgres", registry_settings["NOTARY_DATABASE_URL"]
