@@ -20,8 +20,9 @@ from django.test import override_settings
 from portal.core.certificates import ensure_pki
 from portal.launcher import Child, notary_children
 from tests.integration.launcher_helpers import command_line
+from tests.integration.notary import Notary
 from tests.integration.slapd import free_port
-from tests.integration.test_notary import Notary, ok, people, portal, run_notary  # noqa: F401 (fixtures)
+from tests.integration.test_notary import ok, people, portal, run_notary  # noqa: F401 (fixtures)
 from tests.integration.test_registry_push_pull import Portal
 from tests.integration.worker import database_url
 
