@@ -407,8 +407,9 @@ NOTARY_URL = env_str(
 NOTARY_SIGNER_ADDRESS = env_str("WHARF_NOTARY_SIGNER_ADDRESS", "127.0.0.1:7899")
 # Where the portal itself reads trust data (to verify signatures): notary on this machine unless set (compose names
 # its notary-server service). Its certificate is the portal CA's, like every TLS server of the portal.
+# With notary turned off there is none to read from (content trust then says it is not configured).
 NOTARY_INTERNAL_URL = env_str(
-    "WHARF_NOTARY_INTERNAL_URL", f"https://127.0.0.1:{NOTARY_LISTEN.rsplit(':', 1)[1]}"
+    "WHARF_NOTARY_INTERNAL_URL", f"https://127.0.0.1:{NOTARY_LISTEN.rsplit(':', 1)[1]}" if NOTARY_ENABLED else ""
 ).rstrip("/")
 # Where Debian's PostgreSQL listens on the machine itself; a login there as the same user needs no password (peer).
 LOCAL_POSTGRES_SOCKET_DIR = Path("/var/run/postgresql")

@@ -51,8 +51,11 @@ def test_the_database_name_is_made_once_per_data_directory(embedded: Path, monke
 
 
 def settings_in_a_fresh_interpreter(tmp_path: Path, **env: str) -> dict[str, str]:
-    """NOTARY_DATABASE_URL and NOTARY_ENABLED as the portal computes them from this environment."""
-    probe = "from django.conf import settings as s; print(s.NOTARY_ENABLED); print(s.NOTARY_DATABASE_URL)"
+    """NOTARY_ENABLED, NOTARY_DATABASE_URL and NOTARY_INTERNAL_URL as the portal computes them from this environment."""
+    probe = (
+        "from django.conf import settings as s; print(s.NOTARY_ENABLED); print(s.NOTARY_DATABASE_URL);"
+        " print(s.NOTARY_INTERNAL_URL)"
+    )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
     result = subprocess.run(
         [sys.executable, "-c", probe],
@@ -63,20 +66,22 @@ def settings_in_a_fresh_interpreter(tmp_path: Path, **env: str) -> dict[str, str
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    enabled, url = result.stdout.splitlines()
-    return {"enabled": enabled, "url": url}
+    enabled, url, internal = result.stdout.splitlines()
+    return {"enabled": enabled, "url": url, "internal": internal}
 
 
 def test_postgres_portal_puts_notary_beside_its_own_database(tmp_path: Path) -> None:
     found = settings_in_a_fresh_interpreter(
         tmp_path, WHARF_DATABASE_URL="postgres://wharf:s%40cret@db.example:5433/wharf"
     )
-    assert found == {"enabled": "True", "url": "postgres://wharf:s%40cret@db.example:5433/wharf_notary"}
+    assert (found["enabled"], found["url"]) == ("True", "postgres://wharf:s%40cret@db.example:5433/wharf_notary")
+    assert found["internal"] == "https://127.0.0.1:4443"
     assert not (tmp_path / "notary_database").exists()
 
 
-def test_notary_turned_off_names_no_database(tmp_path: Path) -> None:
-    assert settings_in_a_fresh_interpreter(tmp_path, WHARF_NOTARY_ENABLED="false") == {"enabled": "False", "url": ""}
+def test_notary_turned_off_names_no_database_and_no_notary_to_read_trust_data_from(tmp_path: Path) -> None:
+    found = settings_in_a_fresh_interpreter(tmp_path, WHARF_NOTARY_ENABLED="false")
+    assert found == {"enabled": "False", "url": "", "internal": ""}
     assert not (tmp_path / "notary_database").exists()
 
 
