@@ -21,6 +21,8 @@ from portal.core.certificates import PkiPaths
 from registries import notary, registry_config
 
 SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# How long notary-server's child waits for the signer to serve before it starts all the same.
+SIGNER_WAIT_SECONDS = 60
 
 
 @dataclass
@@ -171,6 +173,15 @@ def notary_children(pki: PkiPaths, public_host: str, port: int) -> list[Child]:
     # Both binaries first: a missing one leaves no database created and no configs written.
     commands = {role: notary.command(role) for role in listen}
     notary.write_configs(pki, realm=f"https://{public_host}:{port}/service/token")
+    # The server waits for the signer to serve, then becomes notary-server in the same process (as compose's
+    # `manage.py notary server` does), so its first dial reaches the signer (see notary_health.wait_for_signer).
+    signer = notary.signer_client(pki)
+    server_argv, _ = commands["server"]
+    commands["server"] = (
+        [sys.executable, "-m", "registries.notary_health", signer.address, signer.ca_file, signer.cert_file,
+         signer.key_file, str(SIGNER_WAIT_SECONDS), "--", *server_argv],
+        {"PYTHONPATH": str(settings.BASE_DIR)},
+    )  # fmt: skip
     return [
         Child(f"notary-{role}", argv, env=env, probe=_loopback_probe(listen[role]))
         for role, (argv, env) in commands.items()

@@ -397,8 +397,10 @@ REGISTRY_TOKEN_REALM = env_str(
 # NOTARY_URL), notary-signer holds the keys at NOTARY_SIGNER_ADDRESS (gRPC, mutual TLS, never for clients). Their
 # trust data and keys live in PostgreSQL (NOTARY_DATABASE_URL): the Debian build of notary 0.7 carries the
 # mysql, postgres and rethinkdb drivers, no sqlite3, and its memory store forgets everything on a restart. The
-# default is a database beside the portal's own when that is PostgreSQL; a SQLite portal gets no notary unless
-# this is set.
+# default is a database beside the portal's own when that is PostgreSQL, and the machine's own PostgreSQL when the
+# portal runs on SQLite (the embedded default); the launcher connects at start and leaves notary off, saying why,
+# when that PostgreSQL is not there. WHARF_NOTARY_ENABLED=false keeps notary off.
+NOTARY_ENABLED = env_bool("WHARF_NOTARY_ENABLED", True)
 NOTARY_LISTEN = env_str("WHARF_NOTARY_LISTEN", f"{BIND_ADDRESS}:4443")
 NOTARY_URL = env_str(
     "WHARF_NOTARY_URL", f"https://{(EXTRA_HOSTNAMES or ['127.0.0.1'])[0]}:{NOTARY_LISTEN.rsplit(':', 1)[1]}"
@@ -406,23 +408,49 @@ NOTARY_URL = env_str(
 NOTARY_SIGNER_ADDRESS = env_str("WHARF_NOTARY_SIGNER_ADDRESS", "127.0.0.1:7899")
 # Where the portal itself reads trust data (to verify signatures): notary on this machine unless set (compose names
 # its notary-server service). Its certificate is the portal CA's, like every TLS server of the portal.
+# With notary turned off there is none to read from (content trust then says it is not configured).
 NOTARY_INTERNAL_URL = env_str(
-    "WHARF_NOTARY_INTERNAL_URL", f"https://127.0.0.1:{NOTARY_LISTEN.rsplit(':', 1)[1]}"
+    "WHARF_NOTARY_INTERNAL_URL", f"https://127.0.0.1:{NOTARY_LISTEN.rsplit(':', 1)[1]}" if NOTARY_ENABLED else ""
 ).rstrip("/")
+# Where Debian's PostgreSQL listens on the machine itself; a login there as the same user needs no password (peer).
+LOCAL_POSTGRES_SOCKET_DIR = Path("/var/run/postgresql")
 
 
 def _notary_database_default() -> str:
-    """postgres://<the portal's server>/<portal database>_notary when the portal runs on PostgreSQL, else ""."""
+    """Where notary keeps its trust data: PostgreSQL, beside the portal's own database or on this machine."""
     from urllib.parse import quote
 
     db = DATABASES["default"]
-    if not db["ENGINE"].endswith("postgresql"):
-        return ""
-    login = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
-    return f"postgres://{login}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}_notary"
+    if db["ENGINE"].endswith("postgresql"):
+        login = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
+        return f"postgres://{login}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}_notary"
+    return _local_notary_database()
 
 
-NOTARY_DATABASE_URL = env_str("WHARF_NOTARY_DATABASE_URL", _notary_database_default())
+def _local_notary_database() -> str:
+    """The machine's own PostgreSQL for a SQLite portal: its socket when there is one, else 127.0.0.1:5432.
+
+    The login is the user running the portal (as psql's default), so Debian's peer authentication lets it in over
+    the socket once that user has a role (`sudo -u postgres createuser --createdb $USER`). The database is named
+    once per data directory and kept there: the signer encrypts its keys with this data directory's passphrase,
+    so a new data directory must not find the keys an old one left.
+    """
+    import getpass
+    from urllib.parse import quote
+
+    path = DATA_DIR / "notary_database"
+    if not path.exists():
+        path.write_text(f"wharf_notary_{secrets.token_hex(4)}")
+        path.chmod(0o600)
+    name = path.read_text().strip()
+    user = quote(getpass.getuser(), safe="")
+    if (LOCAL_POSTGRES_SOCKET_DIR / ".s.PGSQL.5432").exists():
+        return f"postgres://{user}@/{name}?host={quote(str(LOCAL_POSTGRES_SOCKET_DIR), safe='')}"
+    return f"postgres://{user}@127.0.0.1:5432/{name}"
+
+
+# The default only when needed: for a SQLite portal it names a database in the data directory.
+NOTARY_DATABASE_URL = env_str("WHARF_NOTARY_DATABASE_URL") or (_notary_database_default() if NOTARY_ENABLED else "")
 # The passphrase that encrypts the signer's private keys in its database; unset, one generated in the data directory.
 NOTARY_SIGNER_PASSPHRASE = env_secret("WHARF_NOTARY_SIGNER_PASSPHRASE") or _generated_secret("notary_signer_passphrase")
 NOTARY_DIR = DATA_DIR / "notary"

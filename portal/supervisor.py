@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from portal.core import components
-from portal.core.components import RESTARTING, RUNNING, STARTING, ComponentStatus
+from portal.core.components import OFF, RESTARTING, RUNNING, STARTING, ComponentStatus
 from portal.launcher import Child
 
 FIRST_DELAY_SECONDS = 1.0
@@ -110,12 +110,15 @@ class Supervisor:
         record_restart: RestartRecorder | None = None,
         status_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        left_off: dict[str, str] | None = None,
     ) -> None:
         self.entries = [Supervised(child) for child in procs]
         self.record_restart = record_restart
         self.status_path = status_path
         self.clock = clock
         self.written_at: float | None = None
+        # Parts the launcher did not start, with the reason: reported as off, so the UI can say why.
+        self.left_off = {name: ComponentStatus(OFF, _now(), 0, reason) for name, reason in (left_off or {}).items()}
 
     def start_all(self) -> None:
         for entry in self.entries:
@@ -181,7 +184,7 @@ class Supervisor:
 
     def _write_status(self) -> None:
         self.written_at = self.clock()
-        statuses = {entry.child.name: entry.status() for entry in self.entries}
+        statuses = {**self.left_off, **{entry.child.name: entry.status() for entry in self.entries}}
         # The web process learns the parts' health only from this file; failing to write it must not stop them.
         try:
             components.write(statuses, self.status_path)
@@ -221,8 +224,12 @@ class AuditQueue:
         self.thread.join(timeout)
 
 
-def supervise(procs: list[Child], record_restart: RestartRecorder | None = None) -> int:
-    """Start every child and keep them running until Ctrl-C or SIGTERM; then stop all. Returns an exit code."""
+def supervise(
+    procs: list[Child], record_restart: RestartRecorder | None = None, left_off: dict[str, str] | None = None
+) -> int:
+    """Start every child and keep them running until Ctrl-C or SIGTERM; then stop all. Returns an exit code.
+
+    `left_off` names the parts not started, with the reason, for the components' status."""
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -232,7 +239,7 @@ def supervise(procs: list[Child], record_restart: RestartRecorder | None = None)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     auditor = AuditQueue(record_restart) if record_restart is not None else None
-    supervisor = Supervisor(procs, auditor)
+    supervisor = Supervisor(procs, auditor, left_off=left_off)
     supervisor.start_all()
     exit_code = 0
     while not stopping:

@@ -6,8 +6,10 @@ The server answers docker clients over TLS with the portal CA's notary certifica
 portal's token service (audience NOTARY_SERVICE); it signs timestamps through the signer over mutual TLS.
 
 Storage is PostgreSQL: the Debian build of notary 0.7 has no sqlite3 driver and its memory store forgets the trust
-data on a restart. Notary creates no tables itself (upstream runs the `migrate` tool in its images), so
-`ensure_schema` creates the tables its gorm models use, idempotently, before either process starts.
+data on a restart. A portal on SQLite (`make run`'s default) uses the machine's own PostgreSQL (see settings'
+`_notary_database_default`); connecting to it at start is the probe that decides whether notary runs. Notary
+creates no tables itself (upstream runs the `migrate` tool in its images), so `ensure_schema` creates the tables
+its gorm models use, idempotently, before either process starts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from django.conf import settings
 
 from portal.core.certificates import PkiPaths
+from registries.notary_health import SignerClient
 
 SERVER_BINARY = "notary-server"
 SIGNER_BINARY = "notary-signer"
@@ -51,12 +54,18 @@ SCHEMA = (
 )
 
 
+# How long the launcher waits for notary's PostgreSQL at start before it leaves notary off.
+CONNECT_TIMEOUT_SECONDS = 5
+
+
 class NotaryUnavailable(Exception):
     """Notary cannot run here; the message says why and what to do."""
 
 
 def database_url() -> str:
     """NOTARY_DATABASE_URL as notary's lib/pq driver takes it: sslmode=disable unless set (lib/pq requires TLS)."""
+    if not settings.NOTARY_ENABLED:
+        raise NotaryUnavailable("turned off (WHARF_NOTARY_ENABLED=false)")
     url = settings.NOTARY_DATABASE_URL
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
@@ -78,11 +87,13 @@ def ensure_schema(url: str) -> None:
     name = parts.path.lstrip("/")
     try:
         try:
-            connection = psycopg2.connect(url)
+            connection = psycopg2.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS)
         except psycopg2.OperationalError as exc:
             if f'"{name}" does not exist' not in str(exc):
                 raise
-            server = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
+            server = psycopg2.connect(
+                urlunsplit(parts._replace(path="/postgres")), connect_timeout=CONNECT_TIMEOUT_SECONDS
+            )
             # CREATE DATABASE cannot run in a transaction (which `with connection` would open).
             server.autocommit = True
             try:
@@ -90,14 +101,21 @@ def ensure_schema(url: str) -> None:
                     cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
             finally:
                 server.close()
-            connection = psycopg2.connect(url)
+            connection = psycopg2.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS)
         with connection, connection.cursor() as cursor:
             for statement in SCHEMA:
                 cursor.execute(statement)
         connection.close()
     except psycopg2.Error as exc:
         # Unreachable, refused, or no right to create the database: notary stays off, the portal runs on.
-        raise NotaryUnavailable(f"notary's database {name!r}: {str(exc).strip()}") from exc
+        user = parts.username or ""
+        where = f"{user}@{parts.hostname or dict(parse_qsl(parts.query)).get('host', '')}"
+        raise NotaryUnavailable(
+            f"notary's database {name!r} ({where}): {' '.join(str(exc).split())} - notary keeps its trust data in "
+            f"PostgreSQL (Debian's build has no sqlite3 driver): run PostgreSQL there with a role {user!r} that may "
+            f"create databases (sudo -u postgres createuser --createdb {user}), or set "
+            "WHARF_NOTARY_DATABASE_URL=postgres://user:password@host:5432/database"
+        ) from exc
 
 
 def _port(address: str) -> str:
@@ -175,6 +193,11 @@ def write_configs(pki: PkiPaths, realm: str) -> NotaryConfigs:
         server=_write(folder / "server.json", render_server(pki, url, realm)),
         signer=_write(folder / "signer.json", render_signer(pki, url)),
     )
+
+
+def signer_client(pki: PkiPaths) -> SignerClient:
+    """How notary-server (and a health check) reaches the signer: its address and the notary certificate."""
+    return SignerClient(settings.NOTARY_SIGNER_ADDRESS, str(pki.ca_cert), str(pki.notary_cert), str(pki.notary_key))
 
 
 def command(role: str) -> tuple[list[str], dict[str, str]]:

@@ -7,6 +7,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, QuerySet, Subquery
@@ -15,6 +16,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from portal.core import components
 from portal.core.audit import Actor
 from portal.core.errors import DomainError, NotFound
 from portal.core.models import Job, JobLogLine
@@ -181,6 +183,12 @@ def gc_context() -> dict[str, Any]:
     form = GcScheduleForm(initial={"frequency": schedule.frequency, "time": schedule.time}, prefix="gc")
     jobs = [_with_gc_outcome(job) for job in _gc_jobs()[:10]]
     return {"gc_form": form, "gc_schedule": schedule, "gc_jobs": jobs}
+
+
+def notary_context() -> dict[str, Any]:
+    """What Configuration's Content Trust section shows: the address docker clients sign at and whether notary runs."""
+    state, detail = components.summary(components.NOTARY)
+    return {"notary_url": settings.NOTARY_URL, "notary_state": state, "notary_detail": detail}
 
 
 def _gc_jobs() -> QuerySet[Job]:

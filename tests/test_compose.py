@@ -7,6 +7,7 @@ variables of .env.example, the way every container of the stack imports it.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import io
 import json
 import os
@@ -340,7 +341,7 @@ def registry_settings(env, tmp_path_factory) -> dict[str, str]:
         "import json; from django.conf import settings as s; print(json.dumps({name: str(getattr(s, name)) for name in"
         " ('DATA_DIR', 'REGISTRY_URL', 'REGISTRY_BINARY', 'REGISTRY_STORAGE_DIR', 'REGISTRY_CONFIG_PATH',"
         " 'REGISTRY_LISTEN', 'REGISTRY_NOTIFY_URL', 'REGISTRY_TOKEN_REALM', 'PORT', 'EXTRA_HOSTNAMES',"
-        " 'NOTARY_LISTEN', 'NOTARY_SIGNER_ADDRESS', 'NOTARY_DATABASE_URL')}))"
+        " 'NOTARY_LISTEN', 'NOTARY_SIGNER_ADDRESS', 'NOTARY_DATABASE_URL', 'NOTARY_INTERNAL_URL')}))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],
@@ -514,6 +515,34 @@ def test_notary_services_run_the_debian_binaries_on_postgres(services, env, regi
     assert [str(port) for port in server.get("ports", [])] == [f"{listen_port}:{listen_port}"]
     assert not signer.get("ports"), "the signer answers the server alone"
     assert registry_settings["NOTARY_SIGNER_ADDRESS"].rsplit(":", 1)[0] == "notary-signer"
+    # The portal reads trust data from the server's service in the network, on the port it listens on (its
+    # certificate names the service).
+    internal = urlsplit(registry_settings["NOTARY_INTERNAL_URL"])
+    assert (internal.scheme, internal.hostname, str(internal.port)) == ("https", "notary-server", listen_port), internal
     # Persistent storage on the postgres service (the memory store would lose trust data at every restart).
     database = urlsplit(registry_settings["NOTARY_DATABASE_URL"])
     assert database.scheme == "postgres" and database.hostname == "postgres", registry_settings["NOTARY_DATABASE_URL"]
+
+
+def test_notary_services_have_healthchecks_and_the_server_waits_for_a_healthy_signer(services) -> None:
+    # docker/ is no package (and `docker` is the Docker SDK's name): load the script by its path.
+    spec = importlib.util.spec_from_file_location("wharf_healthcheck", ROOT / "docker" / "healthcheck.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    server, signer = services["notary-server"], services["notary-signer"]
+    for name, service in (("notary-server", server), ("notary-signer", signer)):
+        healthcheck = service.get("healthcheck") or {}
+        # The Wharf image's own check (the image has no curl and no gRPC client): docker/healthcheck.py <service>.
+        assert healthcheck.get("test") == ["CMD", "python", "docker/healthcheck.py", name], healthcheck
+        assert name in script.CHECKS, f"docker/healthcheck.py has no check named {name}"
+        depends = service.get("depends_on") or {}
+        assert depends.get("postgres", {}).get("condition") == "service_healthy", f"{name}: {depends}"
+        assert depends.get("init", {}).get("condition") == "service_completed_successfully", f"{name}: {depends}"
+        assert "redis" not in depends, f"{name} does not use Redis; it must not wait for it"
+    # The server signs timestamps through the signer: it starts once the signer answers its health service.
+    assert (server["depends_on"].get("notary-signer") or {}).get("condition") == "service_healthy", server["depends_on"]
+    # The portal serves without notary (content trust then says notary does not answer): nothing else waits for it.
+    for name, service in services.items():
+        if name != "notary-server":
+            assert not {"notary-server", "notary-signer"} & set(service.get("depends_on") or {}), name

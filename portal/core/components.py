@@ -1,10 +1,11 @@
-"""The health of the portal's parts (web, worker, beat, registry) as the launcher that supervises them sees it.
+"""The health of the portal's parts (web, worker, beat, registry, notary) as the launcher that supervises them sees it.
 
 `manage.py run` keeps one small JSON file in the data directory up to date: whenever a part changes state
 and every few seconds besides, so a reader can tell a live launcher from one that is gone. The web process
 reads it for `GET /api/v1/systeminfo`, the UI banner and the reason `/v2/` gives while the registry is down.
 Without a launcher (docker compose runs each part as its own service with its own restart policy) there is
-no file and no components are reported.
+no file and no components are reported. A part the launcher left off on purpose (notary without its PostgreSQL) is
+reported as "off" with the reason; that is no problem for the banner, only for whoever wants that part.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ STALE_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS
 RUNNING = "running"
 STARTING = "starting"
 RESTARTING = "restarting"
-STATES = (RUNNING, STARTING, RESTARTING)
+OFF = "off"
+STATES = (RUNNING, STARTING, RESTARTING, OFF)
+# What a part is when no launcher reports on it: docker compose runs it as its own service.
+EXTERNAL = "external"
+
+# The processes of notary (content trust): the signer first, as the launcher starts them.
+NOTARY = ("notary-signer", "notary-server")
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,23 @@ def read(path: Path | None = None) -> dict[str, ComponentStatus]:
 
 
 def problems() -> dict[str, ComponentStatus]:
-    """The parts that are not running right now."""
-    return {name: status for name, status in read().items() if status.state != RUNNING}
+    """The parts that should run but are not running right now (a part left off is not one)."""
+    return {name: status for name, status in read().items() if status.state not in (RUNNING, OFF)}
+
+
+def summary(names: tuple[str, ...], statuses: dict[str, ComponentStatus] | None = None) -> tuple[str, str]:
+    """(state, detail) of a part made of several processes: running when all of them run, else the state and
+    reason of the first that does not; external when no launcher reports on them (docker compose)."""
+    statuses = read() if statuses is None else statuses
+    if not statuses:
+        return EXTERNAL, "no launcher supervises this portal: docker compose runs it as services of their own"
+    found = {name: statuses.get(name) for name in names}
+    for name, status in found.items():
+        if status is None:
+            return OFF, f"the launcher did not start {name}"
+        if status.state != RUNNING:
+            return status.state, status.detail if status.state == OFF else f"{name} {status.state}: {status.detail}"
+    return RUNNING, ", ".join(f"{name} {status.detail}" for name, status in found.items() if status)
 
 
 def unavailable_reason(name: str) -> str | None:

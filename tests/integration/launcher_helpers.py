@@ -18,7 +18,10 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 # Variables that would point the launcher away from its embedded defaults (SQLite, filesystem broker).
-NOT_EMBEDDED = ("WHARF_DATABASE_URL", "WHARF_BROKER_URL", "WHARF_ADMIN_PASSWORD", "WHARF_PORT", "WHARF_BIND")
+NOT_EMBEDDED = (
+    "WHARF_DATABASE_URL", "WHARF_BROKER_URL", "WHARF_ADMIN_PASSWORD", "WHARF_PORT", "WHARF_BIND",
+    "WHARF_NOTARY_DATABASE_URL",
+)  # fmt: skip
 
 
 _GIVEN: set[int] = set()
@@ -40,9 +43,14 @@ def free_port() -> int:
 
 
 def embedded_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    """This process's environment minus anything that leaves the embedded defaults, plus `extra`."""
+    """This process's environment minus anything that leaves the embedded defaults, plus `extra`.
+
+    Notary is off unless `extra` turns it on (WHARF_NOTARY_ENABLED=true): on the embedded defaults it would take
+    the fixed ports 4443 and 7899, which parallel runs share, and leave a database in the machine's PostgreSQL.
+    """
     env = {k: v for k, v in os.environ.items() if k not in NOT_EMBEDDED}
-    env.update(WHARF_DATA_DIR=str(data_dir), WHARF_WEB_WORKERS="2", PYTHONUNBUFFERED="1", **extra)
+    env.update(WHARF_DATA_DIR=str(data_dir), WHARF_WEB_WORKERS="2", PYTHONUNBUFFERED="1", WHARF_NOTARY_ENABLED="false")
+    env.update(extra)
     return env
 
 

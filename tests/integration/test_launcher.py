@@ -412,10 +412,19 @@ def test_notary_runs_under_the_launcher_on_postgres_and_not_without_it(tmp_path,
 
     from tests.integration.worker import database_url
 
-    # On the embedded defaults (SQLite) notary has no persistent store: the launcher says so and runs on.
-    plain = start(launchers, tmp_path / "plain", WHARF_ADMIN_PASSWORD=ADMIN_PASSWORD)
-    assert not {"notary-server", "notary-signer"} & set(plain.wait_until_serving().json()["components"])
-    assert "notary: NOT RUNNING" in plain.output and "WHARF_NOTARY_DATABASE_URL" in plain.output, plain.output
+    # Without a PostgreSQL that answers, notary has no persistent store: the launcher says so and how to give it one,
+    # runs on, and reports notary off.
+    plain = start(
+        launchers,
+        tmp_path / "plain",
+        WHARF_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        WHARF_NOTARY_ENABLED="true",
+        WHARF_NOTARY_DATABASE_URL=f"postgres://nobody@127.0.0.1:{free_port()}/notary",
+    )
+    info = plain.wait_until_serving().json()
+    assert not {"notary-server", "notary-signer"} & set(info["components"])
+    assert (info["notary_state"], info["with_notary"]) == ("off", False), info
+    assert "notary: NOT RUNNING" in plain.output and "WHARF_NOTARY_DATABASE_URL=" in plain.output, plain.output
     plain.interrupt(timeout=STOP_WITHIN)
 
     name = f"{connection.settings_dict['NAME']}_launcher_notary_{os.getpid()}"
@@ -425,6 +434,7 @@ def test_notary_runs_under_the_launcher_on_postgres_and_not_without_it(tmp_path,
         launchers,
         tmp_path / "data",
         WHARF_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        WHARF_NOTARY_ENABLED="true",
         WHARF_NOTARY_DATABASE_URL=f"{server_url}/{name}",
         WHARF_NOTARY_LISTEN=listen,
         WHARF_NOTARY_SIGNER_ADDRESS=f"127.0.0.1:{free_port()}",

@@ -179,3 +179,18 @@ def test_data_dir_is_made_owner_only_except_the_skipped_blob_store(tmp_path: Pat
         "registry/docker/blob": 0o644,
         "wharf.sqlite3": 0o600,
     }
+
+
+def test_parts_left_off_are_reported_off_with_the_reason_and_gone_with_the_launcher(supervisors, tmp_path) -> None:
+    path = tmp_path / "components.json"
+    supervisor = Supervisor(
+        [python_child("worker", "import time; time.sleep(60)")], status_path=path, left_off={"notary-server": "why"}
+    )
+    supervisors.append(supervisor)
+    supervisor.start_all()
+    supervisor.step()
+    status = components.read(path)["notary-server"]
+    assert (status.state, status.restarts, status.detail) == ("off", 0, "why")
+    assert components.read(path)["worker"].state in ("starting", "running")
+    supervisor.stop()
+    assert components.read(path) == {}

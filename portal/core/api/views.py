@@ -64,12 +64,17 @@ from portal.core.services import require
 @api_view(["GET"])
 @permission_classes([AllowAny])
 def systeminfo(request: Request) -> Response:
-    """Version, auth mode, the portal CA's thumbprints and the health of the portal's parts; readable without login.
+    """Version, auth mode, the portal CA's thumbprints, notary and the health of the portal's parts; readable
+    without login.
 
-    `components` is what the launcher of `make run` knows of web, worker, beat and the registry (empty when
-    no launcher supervises them, as under docker compose).
+    `components` is what the launcher of `make run` knows of web, worker, beat, the registry and notary (empty
+    when no launcher supervises them, as under docker compose). `notary_url` is DOCKER_CONTENT_TRUST_SERVER;
+    `notary_state` is running, starting, restarting, off (the launcher left it off; Configuration says why) or
+    external (docker compose runs it); `with_notary` (Harbor's name) is whether this deployment has notary.
     """
     ca = ca_info()
+    statuses = components.read()
+    notary_state, _ = components.summary(components.NOTARY, statuses)
     return Response(
         {
             "version": settings.VERSION,
@@ -78,7 +83,11 @@ def systeminfo(request: Request) -> Response:
             "ca_not_after": ca.not_after,
             "ca_sha1": ca.sha1,
             "ca_sha256": ca.sha256,
-            "components": {name: asdict(status) for name, status in components.read().items()},
+            "with_notary": notary_state != components.OFF,
+            "notary_url": settings.NOTARY_URL,
+            "notary_state": notary_state,
+            # Parts left off are in notary_state; their reason (addresses, logins) is for Configuration's admins.
+            "components": {name: asdict(status) for name, status in statuses.items() if status.state != components.OFF},
         }
     )
 

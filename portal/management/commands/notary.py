@@ -2,7 +2,8 @@
 
 `config` (the compose stack's init step, after bootstrap) creates notary's tables and writes both configs under
 WHARF_DATA_DIR/notary; `server` and `signer` then replace themselves with the notary binary on its config, with the
-signer's key passphrase in its environment. `make run` starts the same commands on the same configs as children.
+signer's key passphrase in its environment; `server` first waits for the signer to serve (see
+registries.notary_health.wait_for_signer). `make run` starts the same commands on the same configs as children.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from portal.core.certificates import pki_paths
 from registries import notary
+from registries.notary_health import start_server_after_signer
+
+# How long `server` waits for the signer to serve before it starts notary-server all the same.
+SIGNER_WAIT_SECONDS = 60
 
 
 class Command(BaseCommand):
@@ -45,4 +50,6 @@ class Command(BaseCommand):
             argv, env = notary.command(action)
         except notary.NotaryUnavailable as exc:
             raise CommandError(str(exc)) from exc
+        if action == "server":
+            start_server_after_signer(notary.signer_client(pki_paths()), SIGNER_WAIT_SECONDS, argv)
         os.execve(argv[0], argv, {**os.environ, **env})

@@ -14,6 +14,7 @@ from django.db import connections
 from portal.bootstrap import bootstrap
 from portal.core.audit import Actor, record
 from portal.core.certificates import ca_info, pki_paths
+from portal.core.components import NOTARY
 from portal.launcher import children, notary_children, registry_child, restrict_data_dir
 from portal.supervisor import supervise
 from registries.notary import NotaryUnavailable
@@ -72,12 +73,15 @@ class Command(BaseCommand):
         else:
             procs.append(registry)
             out.write(f"  registry: {settings.REGISTRY_URL} (behind https://{host}:{port}/v2/)")
+        left_off: dict[str, str] = {}
         try:
             procs.extend(notary_children(pki_paths(), (settings.EXTRA_HOSTNAMES or [host])[0], port))
             out.write(f"  notary (content trust): {settings.NOTARY_URL} (DOCKER_CONTENT_TRUST_SERVER)")
         except NotaryUnavailable as exc:
             out.write(f"  notary: NOT RUNNING - {exc}; content trust cannot sign")
+            # Administration > Configuration shows the reason (see portal.core.components).
+            left_off = dict.fromkeys(NOTARY, str(exc))
         out.write("Press Ctrl-C to stop.\n")
         out.flush()
         connections.close_all()
-        sys.exit(supervise(procs, audit_restart))
+        sys.exit(supervise(procs, audit_restart, left_off))
