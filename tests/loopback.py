@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 class LoopbackServer:
@@ -51,3 +54,21 @@ class PlainHttpPort(LoopbackServer):
     def handle(self, connection: socket.socket) -> None:
         with connection:
             connection.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+
+class HttpsServer:
+    """A threaded HTTP server on a free loopback port speaking TLS with the given certificate: the stand-ins of the
+    portal's own HTTPS peers (notary, a token realm), which trust the portal CA."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], certificate: Path, key: Path) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certificate, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"https://{self.host}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -5,13 +5,8 @@ token service, for the manifest bytes the registry serves."""
 
 from __future__ import annotations
 
-import base64
-import os
-import ssl
-import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +25,9 @@ from tests.conftest import PASSWORD
 from tests.e2e.conftest import SCREENSHOTS, Portal
 from tests.e2e.test_registry_browser import pushed, repository_row
 from tests.integration.images import user_headers
-from tests.integration.notary import PASSPHRASES, Notary, running_notary
+from tests.integration.notary import Notary, notary_ok, running_notary
 from tests.integration.registry import Registry, point_portal_at, start_registry
+from tests.loopback import HttpsServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -62,16 +58,11 @@ class TokenRelay:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(pki_paths().server_cert, pki_paths().server_key)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.https = HttpsServer(Handler, pki_paths().server_cert, pki_paths().server_key)
+        self.host = self.https.host
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.https.close()
 
 
 @pytest.fixture(scope="module")
@@ -105,18 +96,8 @@ def sign(notary: Notary, user: str, gun: str, tag: str, manifest: bytes, workdir
     """Sign the tag with the notary CLI as the user (init, add the manifest's bytes as the target, publish)."""
     target = workdir / f"{tag}.manifest.json"
     target.write_bytes(manifest)
-    auth = base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
-    trust_dir = workdir / "trust"
     for command in (("init", gun), ("add", gun, tag, str(target)), ("publish", gun)):
-        result = subprocess.run(
-            ["notary", "-s", notary.url, "-d", str(trust_dir), "--tlscacert", str(pki_paths().ca_cert), *command],
-            env={**os.environ, **PASSPHRASES, "NOTARY_AUTH": auth},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-        )
-        assert result.returncode == 0, f"notary {command[0]} failed:\n{result.stdout}\n{result.stderr}"
+        notary_ok(notary.url, pki_paths().ca_cert, workdir / "trust", (user, PASSWORD), *command)
 
 
 def screenshots(portal: Portal, name: str) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -79,3 +82,26 @@ def running_notary(portal_host: str, workdir: Path, listen: str = "") -> Iterato
                 admin.autocommit = True
                 with admin.cursor() as cursor:
                     cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def notary_cli(
+    url: str, ca: str | Path, trust_dir: Path, login: tuple[str, str], *args: str
+) -> subprocess.CompletedProcess:
+    """The notary CLI against the server at `url` (trusting the CA), logging in as (user, secret) through the
+    portal's token service, with the test passphrases for the keys it makes; whatever its exit code."""
+    auth = base64.b64encode(":".join(login).encode()).decode()
+    return subprocess.run(
+        ["notary", "-s", url, "-d", str(trust_dir), "--tlscacert", str(ca), *args],
+        env={**os.environ, **PASSPHRASES, "NOTARY_AUTH": auth},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def notary_ok(url: str, ca: str | Path, trust_dir: Path, login: tuple[str, str], *args: str) -> str:
+    """notary_cli that must succeed; its output."""
+    result = notary_cli(url, ca, trust_dir, login, *args)
+    assert result.returncode == 0, f"notary {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout

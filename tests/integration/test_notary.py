@@ -4,8 +4,6 @@ restart of both processes (PostgreSQL storage)."""
 
 from __future__ import annotations
 
-import base64
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ from portal.core.models import User
 from portal.core.services import create_token
 from projects.models import Membership, Project, Role
 from tests.conftest import PASSWORD
-from tests.integration.notary import PASSPHRASES, Notary, running_notary
+from tests.integration.notary import Notary, notary_cli, running_notary
 from tests.integration.test_registry_push_pull import Portal, live_portal
 
 pytestmark = pytest.mark.integration
@@ -57,15 +55,7 @@ def run_notary(
     server: Notary, people: dict[str, str], user: str, trust_dir: Path, *args: str
 ) -> subprocess.CompletedProcess:
     """The notary CLI against the server, logging in as the user through the portal's token service."""
-    auth = base64.b64encode(f"{user}:{people[user]}".encode()).decode()
-    return subprocess.run(
-        ["notary", "-s", server.url, "-d", str(trust_dir), "--tlscacert", str(pki_paths().ca_cert), *args],
-        env={**os.environ, **PASSPHRASES, "NOTARY_AUTH": auth},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    return notary_cli(server.url, pki_paths().ca_cert, trust_dir, (user, people[user]), *args)
 
 
 def ok(result: subprocess.CompletedProcess) -> str:

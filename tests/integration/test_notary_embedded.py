@@ -3,11 +3,9 @@ data a developer signed is still there after the launcher restarts."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import getpass
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +17,13 @@ import requests
 import yaml
 
 from tests.integration.launcher_helpers import PYTHON, ROOT, Launcher, embedded_env, free_port
+from tests.integration.notary import notary_ok
 from tests.integration.test_launcher import STOP_WITHIN, stop_and_check_everything_exits, wait_component
 
 pytestmark = pytest.mark.integration
 
 ADMIN = ("admin", "Embedded-notary-2026")
 DEVELOPER = ("signer", "Signs-tags-2026")
-PASSPHRASES = {f"NOTARY_{role}_PASSPHRASE": "wharf-test-passphrase" for role in ("ROOT", "TARGETS", "SNAPSHOT")}
 
 
 @pytest.fixture
@@ -72,19 +70,9 @@ def start(launchers: list[Launcher], data_dir: Path, notary_ports: dict[str, str
     return launcher
 
 
-def notary_cli(launcher: Launcher, notary_url: str, trust_dir: Path, *args: str) -> str:
+def developer_notary(launcher: Launcher, notary_url: str, trust_dir: Path, *args: str) -> str:
     """The notary CLI against the launcher's notary as the developer, trusting the launcher's CA."""
-    auth = base64.b64encode(":".join(DEVELOPER).encode()).decode()
-    result = subprocess.run(
-        ["notary", "-s", notary_url, "-d", str(trust_dir), "--tlscacert", launcher.ca, *args],
-        env={**os.environ, **PASSPHRASES, "NOTARY_AUTH": auth},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, f"notary {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+    return notary_ok(notary_url, launcher.ca, trust_dir, DEVELOPER, *args)
 
 
 def compose_healthcheck(service: str, data_dir: Path, notary_ports: dict[str, str]) -> subprocess.CompletedProcess:
@@ -128,9 +116,9 @@ def test_sqlite_portal_keeps_notary_trust_data_in_local_postgres_across_restarts
     target = tmp_path / "manifest.json"
     target.write_text('{"schemaVersion": 2}')
     trust_dir = tmp_path / "trust"
-    notary_cli(launcher, notary_url, trust_dir, "init", gun)
-    notary_cli(launcher, notary_url, trust_dir, "add", gun, "1.0", str(target))
-    notary_cli(launcher, notary_url, trust_dir, "publish", gun)
+    developer_notary(launcher, notary_url, trust_dir, "init", gun)
+    developer_notary(launcher, notary_url, trust_dir, "add", gun, "1.0", str(target))
+    developer_notary(launcher, notary_url, trust_dir, "publish", gun)
     # docker-compose.yml's healthchecks of the two services pass against them, and fail once they are gone.
     for service in ("notary-signer", "notary-server"):
         check = compose_healthcheck(service, data_dir, ports)
@@ -144,10 +132,10 @@ def test_sqlite_portal_keeps_notary_trust_data_in_local_postgres_across_restarts
     assert (data_dir / "notary_database").read_text().strip() == name, "a restart must keep notary's database"
     # A client that never saw the repository reads the signed tag from the restarted notary; the developer signs
     # another one with the timestamp key the signer kept.
-    assert "1.0" in notary_cli(again, notary_url, tmp_path / "fresh", "list", gun)
-    notary_cli(again, notary_url, trust_dir, "add", gun, "2.0", str(target))
-    notary_cli(again, notary_url, trust_dir, "publish", gun)
-    listing = notary_cli(again, notary_url, tmp_path / "fresh", "list", gun)
+    assert "1.0" in developer_notary(again, notary_url, tmp_path / "fresh", "list", gun)
+    developer_notary(again, notary_url, trust_dir, "add", gun, "2.0", str(target))
+    developer_notary(again, notary_url, trust_dir, "publish", gun)
+    listing = developer_notary(again, notary_url, tmp_path / "fresh", "list", gun)
     assert "1.0" in listing and "2.0" in listing, listing
     health = requests.get(f"{notary_url}/_notary_server/health", verify=again.ca, timeout=10)
     assert health.status_code == 200, health.text

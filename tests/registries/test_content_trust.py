@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import ssl
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from projects.policy import ALLOWED
 from registries import content_trust, tuf
 from registries.models import TrustCollection
 from tests.integration.slapd import free_port
+from tests.loopback import HttpsServer
 from tests.registries.memory_notary import MemoryNotary, delegation_key, memory_notary
 from tests.registries.tuf_builder import digest
 
@@ -82,12 +82,8 @@ class StandIn:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(pki_paths().notary_cert, pki_paths().notary_key)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.https = HttpsServer(Handler, pki_paths().notary_cert, pki_paths().notary_key)
+        self.url = self.https.url
 
     def paths(self) -> list[str]:
         """The paths asked for since the last call, under the GUNs' /v2/<gun>/_trust/tuf/."""
@@ -97,8 +93,7 @@ class StandIn:
 
     def close(self) -> None:
         self.stopping.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.https.close()
 
 
 @pytest.fixture(scope="module")

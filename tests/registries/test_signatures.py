@@ -3,10 +3,8 @@ data with it (signed images with real notary: tests/integration/test_content_tru
 
 from __future__ import annotations
 
-import ssl
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ from registries.content_trust import DIGEST_MISMATCH, NO_TRUST_DATA, NOT_SIGNED,
 from registries.models import Repository, Tag, TrustCollection
 from registries.tuf import RELEASES, TARGETS, SignedTarget
 from tests.conftest import client_for, logged_in, page_text
+from tests.loopback import HttpsServer
 from tests.registries.test_api import OTHER, SHARED, FakeRegistry
 
 pytestmark = pytest.mark.django_db
@@ -180,16 +179,11 @@ class NotaryStandIn:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(pki_paths().server_cert, pki_paths().server_key)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.https = HttpsServer(Handler, pki_paths().server_cert, pki_paths().server_key)
+        self.url = self.https.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.https.close()
 
 
 @pytest.fixture
