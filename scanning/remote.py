@@ -107,8 +107,10 @@ def scan_with(scan: ImageScan, registration: ScannerRegistration, context: JobCo
             scanner_name=registration.name,
             scanner_kind=registration.kind,
         )
-        # The job records str(exc): both say which scanner failed.
+        # The job records str(exc): both say which scanner failed. `remote_scanner` tells the scan of all images
+        # that this image alone failed (another project's images may use another scanner).
         exc.message, exc.args = reason, (reason,)
+        exc.remote_scanner = registration.name  # type: ignore[attr-defined]
         raise
     scan.scanned = timezone.now()
     scan.index, scan.layers = {}, []

@@ -131,7 +131,7 @@ def run_scan_all(job: Job, context: JobContext) -> str:
     """Every tagged image, one after the other; an image that cannot be read fails alone and the rest go on.
 
     A fault of the registry itself (unreachable, 5xx) fails the attempt and the job retries; images scanned
-    since this job started are not scanned again.
+    since this job started are not scanned again. A remote scanner's fault fails its image alone, with the reason.
     """
     images = list(images_to_scan())
     client = RegistryClient()
@@ -144,7 +144,9 @@ def run_scan_all(job: Job, context: JobContext) -> str:
             try:
                 scan(image_scan, None, client)
             except DomainError as exc:
-                if getattr(exc, "transient", False):
+                # The registry down fails the attempt (every image needs it); a remote scanner down fails only
+                # the images of the projects using it.
+                if getattr(exc, "transient", False) and not getattr(exc, "remote_scanner", None):
                     raise
                 failed += 1
                 context(f"{repository}@{digest}: {exc.message}")

@@ -13,13 +13,15 @@ import jwt
 import pytest
 
 from portal.core.audit import Actor
+from portal.core.jobs import run_job
 from portal.core.models import JobState, User
 from projects.models import Project
 from projects.policy import check
 from registries.models import Repository, Tag
 from scanning.harbor_adapter import METADATA_V11, SCAN_RESPONSE, VULNERABILITY_REPORT
-from scanning.models import ScanState
+from scanning.models import ImageScan, ScanState
 from scanning.services import scanners
+from scanning.services.scans import start_scan_all
 from tests.scanning import test_harbor_adapter_client
 from tests.scanning.scanned_images import scanned
 from tests.scanning.test_harbor_adapter_client import (
@@ -131,3 +133,20 @@ def test_a_bad_answer_fails_the_job_with_the_reason_and_the_image_is_refused(
     assert scan.error.startswith("scanner 'trivy': the scanner adapter at ") and reason in scan.error, scan.error
     assert scan.job.state == JobState.FAILED and scan.error in scan.job.error
     assert check(tag.repository.project, "web/app", "1.0").reason == f"image could not be scanned: {scan.error}"
+
+
+def test_a_scan_of_all_images_goes_on_when_a_projects_remote_scanner_is_down(
+    adapter: StandIn, tag: Tag, portal_admin: User
+) -> None:
+    admin = Actor(portal_admin, "127.0.0.1")
+    scanners.update_scanner(
+        admin, scanners.project_choice(tag.repository.project), {"adapter_url": "http://127.0.0.1:1"}
+    )
+
+    job = run_job(start_scan_all(admin).pk)
+
+    assert job.state == JobState.SUCCEEDED, job.log
+    assert "1 images scanned, 1 could not be read" in job.log
+    scan = ImageScan.objects.get(digest=tag.digest)
+    assert scan.state == ScanState.FAILED and "did not answer" in scan.error
+    assert not check(tag.repository.project, "web/app", "1.0").allowed
