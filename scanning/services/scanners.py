@@ -174,6 +174,9 @@ def create_scanner(actor: Actor, data: dict[str, Any]) -> ScannerRegistration:
             setattr(registration, field, data[field])
     _check(registration)
     _secrets(registration, data)
+    if data.get("is_default") and not registration.enabled:
+        message = "A disabled scanner cannot be the default."
+        raise Invalid(message, {"enabled": [message]})
     _save(registration)
     record(actor, "create", "scanner", name, kind=kind, url=registration.endpoint)
     if data.get("is_default"):

@@ -98,6 +98,10 @@ def test_secrets_are_encrypted_kept_when_not_given_and_dropped_with_the_kind_tha
         ({"name": "c", "kind": "clair", "indexer_url": "ftp://x"}, "indexer_url"),
         ({"name": "c", "kind": "clair", "indexer_url": "http://127.0.0.1:1", "psk": "not base64!"}, "psk"),
         ({"name": "c", "kind": "harbor_adapter"}, "adapter_url"),
+        (
+            {"name": "c", "kind": "harbor_adapter", "adapter_url": "http://a", "enabled": False, "is_default": True},
+            "enabled",
+        ),
         ({"name": "c", "kind": "harbor_adapter", "adapter_url": "http://a", "authorization": "a\nb"}, "authorization"),
     ],
 )
@@ -105,6 +109,7 @@ def test_bad_registrations_are_refused_on_the_field(db: Any, admin: Actor, data:
     with pytest.raises(Invalid) as caught:
         scanners.create_scanner(admin, data)
     assert field in caught.value.errors
+    assert list(ScannerRegistration.objects.values_list("name", flat=True)) == ["wharf"]
 
 
 def test_one_default_at_a_time_and_the_default_is_neither_deleted_nor_disabled(db: Any, admin: Actor) -> None:
