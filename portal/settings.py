@@ -537,6 +537,11 @@ CLAIR_REGISTRY_URL = env_str("WHARF_CLAIR_REGISTRY_URL", "").rstrip("/")
 CLAIR_TIMEOUT_SECONDS = env_int("WHARF_CLAIR_TIMEOUT_SECONDS", 30, minimum=1)
 # Seconds Clair may take to index one image (download and read every layer) before the scan fails.
 CLAIR_INDEX_DEADLINE_SECONDS = env_int("WHARF_CLAIR_INDEX_DEADLINE_SECONDS", 600, minimum=1)
+# How every remote scanner (a Clair or a Harbor adapter registration) reaches the integrated registry to pull the
+# image it scans, with a short-lived pull token: blank means WHARF_CLAIR_REGISTRY_URL, then WHARF_REGISTRY_URL.
+SCANNER_REGISTRY_URL = env_str("WHARF_SCANNER_REGISTRY_URL", "").rstrip("/")
+# Seconds a Harbor scanner adapter may take to make one image's report (302 + Refresh-After) before the scan fails.
+SCANNER_REPORT_DEADLINE_SECONDS = env_int("WHARF_SCANNER_REPORT_DEADLINE_SECONDS", 600, minimum=1)
 
 # The Harbor scanner-adapter API (/scanner/api/v1/) pulls images from the registry its caller names. Only public
 # addresses may be named, unless an administrator lists networks here (CIDRs, e.g. "10.0.0.0/8,127.0.0.1/32"):

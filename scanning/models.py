@@ -162,6 +162,15 @@ class ImageScan(models.Model):
     requested = models.DateTimeField(default=timezone.now)
     scanned = models.DateTimeField(null=True, blank=True)
     matched = models.DateTimeField(null=True, blank=True)
+    # Which registration made the findings (its name is kept should it be deleted); blank for scans made before
+    # registrations existed, which were the built-in scanner's.
+    scanner = models.ForeignKey(
+        "ScannerRegistration", on_delete=models.SET_NULL, null=True, blank=True, related_name="image_scans"
+    )
+    scanner_name = models.CharField(max_length=64, blank=True)
+    scanner_kind = models.CharField(max_length=20, blank=True)
+    # Clair's index state when Clair made the scan: handed back so an unchanged indexer skips indexing again.
+    remote_state = models.CharField(max_length=200, blank=True)
 
     def __str__(self) -> str:
         return f"{self.repository}@{self.digest} ({self.state})"
@@ -247,3 +256,81 @@ class AdapterScan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.registry_url}/{self.repository}@{self.digest} ({self.state})"
+
+
+class ScannerKind(models.TextChoices):
+    """What answers a registration's scans."""
+
+    BUILTIN = "builtin", "Built-in scanner"
+    CLAIR = "clair", "Clair v4"
+    HARBOR_ADAPTER = "harbor_adapter", "Harbor scanner adapter"
+
+
+BUILTIN_SCANNER = "wharf"
+
+
+class ScannerRegistration(models.Model):
+    """A scanner images may be scanned with (Configuration > Vulnerability Scanning > Scanners): the built-in one,
+    a Clair v4 deployment, or a Harbor pluggable scanner adapter (Trivy's, another Wharf's /scanner/api/v1/).
+
+    Exactly one is the default (the built-in until another is made default); a project may pick another
+    (ProjectScanner). The secrets (Clair's PSK, the adapter's Authorization header value) are encrypted with
+    portal.core.secrets and never shown again once set."""
+
+    name = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(max_length=20, choices=ScannerKind.choices)
+    description = models.CharField(max_length=255, blank=True)
+    # Clair: the indexer's and the matcher's base URLs (the same for a combined deployment).
+    indexer_url = models.CharField(max_length=1000, blank=True)
+    matcher_url = models.CharField(max_length=1000, blank=True)
+    # Harbor adapter: the URL Harbor registers (the API is under <url>/api/v1).
+    adapter_url = models.CharField(max_length=1000, blank=True)
+    # Clair's auth.psk.key (base64) and the issuer the tokens name, encrypted; blank: Clair runs without auth.
+    psk = models.TextField(blank=True)
+    psk_issuer = models.CharField(max_length=100, blank=True)
+    # The adapter's Authorization header value ("Bearer …", "Basic …"), encrypted; blank: none sent.
+    authorization = models.TextField(blank=True)
+    is_default = models.BooleanField(default=False)
+    enabled = models.BooleanField(default=True)
+    last_tested = models.DateTimeField(null=True, blank=True)
+    last_test_ok = models.BooleanField(null=True, blank=True)
+    last_test_result = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-is_default", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=models.Q(is_default=True), name="scanning_one_default_scanner"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def builtin(self) -> bool:
+        """Whether this is the built-in scanner (never deleted, nothing to configure)."""
+        return self.kind == ScannerKind.BUILTIN
+
+    @property
+    def endpoint(self) -> str:
+        """Where it is reached, in words (for tables)."""
+        if self.kind == ScannerKind.CLAIR:
+            same = self.matcher_url in ("", self.indexer_url)
+            return self.indexer_url if same else f"{self.indexer_url} (matcher {self.matcher_url})"
+        if self.kind == ScannerKind.HARBOR_ADAPTER:
+            return self.adapter_url
+        return "built in"
+
+
+class ProjectScanner(models.Model):
+    """A project's choice of a scanner other than the default (no row: the default scans its images). Kept in
+    scanning: projects does not know about scanners."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="scanner_choice")
+    registration = models.ForeignKey(ScannerRegistration, on_delete=models.CASCADE, related_name="projects")
+
+    def __str__(self) -> str:
+        return f"{self.project_id} -> {self.registration_id}"

@@ -5,19 +5,21 @@ image, for all images, and again for every stored index when the database change
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from portal.core.errors import DomainError
 from portal.core.jobs import JobContext
 from portal.core.models import Job
 from registries.client import RegistryClient
-from scanning import indexer, matcher
+from scanning import indexer, matcher, remote
+from scanning.findings import store_findings
 from scanning.indexer import INDEXER_VERSION, ImageIndex, LayerIndex
-from scanning.models import ImageFinding, ImageScan, IndexedLayer, ScanState, Severity
+from scanning.models import ImageScan, IndexedLayer, ScannerKind, ScanState, Severity
+from scanning.services.scanners import scanner_for_repository
 from scanning.services.scans import images_to_scan
 
 # The digest algorithm whose layers the indexer checks byte for byte (scanning.indexer.index_layer).
@@ -79,46 +81,29 @@ def index_image(client: RegistryClient, scan: ImageScan, context: JobContext | N
 def match_image(scan: ImageScan, image: ImageIndex) -> ImageScan:
     """Match the index against the vulnerability database and keep the findings (replacing the last ones)."""
     findings = matcher.match(image.distribution, image.packages)
-    summary = Counter(finding.severity for finding in findings)
-    with transaction.atomic():
-        ImageFinding.objects.filter(scan=scan).delete()
-        ImageFinding.objects.bulk_create(
-            ImageFinding(
-                scan=scan,
-                vulnerability=finding.vulnerability,
-                package=finding.package,
-                installed_version=finding.installed_version,
-                fixed_version=finding.fixed_version,
-                severity=finding.severity,
-                rank=Severity.rank(finding.severity),
-                status=finding.status,
-                namespace=finding.namespace,
-                description=finding.description[:4000],
-                links=list(finding.links)[:10],
-                cvss_score=finding.cvss_score,
-            )
-            for finding in findings
-        )
-        scan.index = image.as_dict()
-        scan.distribution = image.distribution.pretty_name or image.distribution.id if image.distribution else ""
-        scan.package_count = len(image.packages)
-        scan.summary = dict(summary)
-        scan.fixable = sum(1 for finding in findings if finding.fixed_version)
-        scan.state, scan.error = ScanState.SUCCEEDED, ""
-        scan.matched = timezone.now()
-        scan.save()
-    return scan
+    distribution = image.distribution.pretty_name or image.distribution.id if image.distribution else ""
+    scan.index = image.as_dict()
+    return store_findings(scan, findings, distribution, len(image.packages))
 
 
 def scan(scan: ImageScan, context: JobContext | None = None, client: RegistryClient | None = None) -> ImageScan:
-    """Index and match one image; the scan row ends SUCCEEDED, or FAILED with the reason (and the error raised)."""
+    """Scan one image with its project's scanner (or the default): the built-in one indexes and matches here, a
+    remote one (Clair v4, a Harbor adapter) is asked through its client. The scan row ends SUCCEEDED, or FAILED
+    with the reason (and the error raised: the job retries what may pass). A remote scanner's failure never leaves
+    the image looking clean: its earlier verdict is withdrawn (matched cleared), so the run policy refuses it as
+    an image that could not be scanned."""
+    registration = scanner_for_repository(scan.repository)
     ImageScan.objects.filter(pk=scan.pk).update(state=ScanState.RUNNING)
+    if not registration.builtin:
+        return remote.scan_with(scan, registration, context)
     try:
         image = index_image(client or RegistryClient(), scan, context)
     except DomainError as exc:
         ImageScan.objects.filter(pk=scan.pk).update(state=ScanState.FAILED, error=exc.message[:2000])
         raise
     scan.scanned = timezone.now()
+    scan.scanner, scan.scanner_name, scan.scanner_kind = registration, registration.name, registration.kind
+    scan.remote_state = ""
     return match_image(scan, image)
 
 
@@ -146,7 +131,7 @@ def run_scan_all(job: Job, context: JobContext) -> str:
     """Every tagged image, one after the other; an image that cannot be read fails alone and the rest go on.
 
     A fault of the registry itself (unreachable, 5xx) fails the attempt and the job retries; images scanned
-    since this job started are not scanned again.
+    since this job started are not scanned again. A remote scanner's fault fails its image alone, with the reason.
     """
     images = list(images_to_scan())
     client = RegistryClient()
@@ -159,7 +144,9 @@ def run_scan_all(job: Job, context: JobContext) -> str:
             try:
                 scan(image_scan, None, client)
             except DomainError as exc:
-                if getattr(exc, "transient", False):
+                # The registry down fails the attempt (every image needs it); a remote scanner down fails only
+                # the images of the projects using it.
+                if getattr(exc, "transient", False) and not getattr(exc, "remote_scanner", None):
                     raise
                 failed += 1
                 context(f"{repository}@{digest}: {exc.message}")
@@ -168,8 +155,13 @@ def run_scan_all(job: Job, context: JobContext) -> str:
 
 
 def run_rematch(job: Job, context: JobContext) -> str:
-    """Match every stored image index again (the vulnerability database changed): no layer is downloaded."""
-    scans = list(ImageScan.objects.filter(state=ScanState.SUCCEEDED).exclude(index={}).values_list("pk", flat=True))
+    """Match every stored image index again (the vulnerability database changed): no layer is downloaded.
+
+    Only the built-in scanner's scans have an index to match (a remote scanner keeps its own database): the
+    images a remote scanner scanned are scanned by it again on Scan Now, the daily schedule or a push."""
+    builtin = Q(scanner_kind="") | Q(scanner_kind=ScannerKind.BUILTIN)
+    succeeded = ImageScan.objects.filter(builtin, state=ScanState.SUCCEEDED).exclude(index={})
+    scans = list(succeeded.values_list("pk", flat=True))
     for done, pk in enumerate(scans, 1):
         context.checkpoint()
         image_scan = ImageScan.objects.get(pk=pk)

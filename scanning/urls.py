@@ -28,6 +28,12 @@ urlpatterns = [
     path("configuration/scanning/scan-all/", views.scan_all, name="scan-all"),
     path("configuration/scanning/vulndb/update/", views.vulndb_update, name="vulndb-update"),
     path(VULNDB_UPLOAD_PATH, views.vulndb_upload, name="vulndb-upload"),
+    path("configuration/scanning/scanners/add/", views.scanner_add, name="scanner-add"),
+    path("configuration/scanning/scanners/<str:name>/edit/", views.scanner_edit, name="scanner-edit"),
+    path("configuration/scanning/scanners/<str:name>/test/", views.scanner_test, name="scanner-test"),
+    path("configuration/scanning/scanners/<str:name>/default/", views.scanner_default, name="scanner-default"),
+    path("configuration/scanning/scanners/<str:name>/delete/", views.scanner_delete, name="scanner-delete"),
+    path("projects/<str:name>/scanner/", views.project_scanner, name="project-scanner-pick"),
     path("configuration/cve-allowlist/add/", views.system_allowlist_add, name="system-allowlist-add"),
     path("configuration/cve-allowlist/<int:pk>/remove/", views.system_allowlist_remove, name="system-allowlist-remove"),
 ]

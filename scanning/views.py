@@ -17,15 +17,18 @@ from django.views.decorators.http import require_POST
 from portal.core.audit import Actor
 from portal.core.errors import DomainError, NotFound
 from portal.core.permissions import is_portal_admin
-from portal.core.ui import act, finish, paginate, refuse, require_permission, start_job
+from portal.core.trust import UntrustedCertificate
+from portal.core.trust_dialog import pin_from_post, trust_dialog
+from portal.core.ui import act, dialog, finish, form_error, paginate, refuse, require_permission, start_job
 from projects.models import Project
 from projects.roles import can
 from projects.scoped import project_context, visible_project
 from registries import services as registry_services
 from registries.models import Repository, Tag
 from scanning import reports, services
-from scanning.forms import AllowlistEntryForm, VulndbUploadForm
-from scanning.models import SEVERITY_ORDER, AllowlistEntry, FeedSource, ImageScan
+from scanning.forms import AllowlistEntryForm, ScannerForm, VulndbUploadForm
+from scanning.models import SEVERITY_ORDER, AllowlistEntry, FeedSource, ImageScan, ScannerRegistration
+from scanning.services import scanners
 
 CONFIGURATION = "configuration"
 
@@ -65,7 +68,10 @@ def project_configuration(request: HttpRequest, project: Project) -> dict[str, A
         "allowlist": project.cve_allowlist.all(),
         "allowlist_form": AllowlistEntryForm(prefix="allowlist"),
         "allowlist_add_url": reverse("project-allowlist-add", args=[project.name]),
-        "sections": ["scanning/_project_allowlist.html"],
+        "scanner_choice": scanners.project_choice(project),
+        "scanner_effective": scanners.scanner_for_project(project),
+        "scanner_options": ScannerRegistration.objects.filter(enabled=True),
+        "sections": ["scanning/_project_scanner.html", "scanning/_project_allowlist.html"],
     }
 
 
@@ -80,7 +86,14 @@ def configuration_section() -> dict[str, Any]:
         "system_allowlist": AllowlistEntry.objects.filter(project__isnull=True),
         "allowlist_form": AllowlistEntryForm(prefix="allowlist"),
         "allowlist_add_url": reverse("system-allowlist-add"),
+        "scanner_registrations": _registrations(),
     }
+
+
+def _registrations() -> list[ScannerRegistration]:
+    """Every registration, the built-in one first among equals (made again should it be missing)."""
+    scanners.builtin_scanner()
+    return list(ScannerRegistration.objects.all())
 
 
 # --- scans and reports ----------------------------------------------------------------------------------
@@ -255,3 +268,113 @@ def project_allowlist_remove(request: HttpRequest, name: str, pk: int) -> HttpRe
     require_permission(can(request.user, "manage_settings", project))
     entry = get_object_or_404(project.cve_allowlist, pk=pk)
     return _remove_entry(request, entry, reverse("project-configuration", args=[project.name]) + "#allowlist-heading")
+
+
+# --- scanner registrations (Configuration > Vulnerability Scanning > Scanners) ---------------------------
+
+SCANNERS_ANCHOR = "#scanners-heading"
+
+
+def _scanners_back() -> str:
+    return reverse(CONFIGURATION) + SCANNERS_ANCHOR
+
+
+def _registration(request: HttpRequest, name: str) -> ScannerRegistration:
+    require_permission(is_portal_admin(request.user))
+    scanners.builtin_scanner()
+    return get_object_or_404(ScannerRegistration, name=name)
+
+
+@login_required
+def scanner_add(request: HttpRequest) -> HttpResponse:
+    """+ New Scanner: a Clair v4 deployment or a Harbor scanner adapter (portal admins)."""
+    require_permission(is_portal_admin(request.user))
+    return _scanner_dialog(request, None, reverse("scanner-add"))
+
+
+@login_required
+def scanner_edit(request: HttpRequest, name: str) -> HttpResponse:
+    """Edit a registration: its addresses, secrets (never shown), description, whether it is enabled."""
+    registration = _registration(request, name)
+    return _scanner_dialog(request, registration, reverse("scanner-edit", args=[registration.name]))
+
+
+def _scanner_dialog(request: HttpRequest, registration: ScannerRegistration | None, action: str) -> HttpResponse:
+    form = ScannerForm(request.POST if request.method == "POST" else None, registration=registration)
+    context: dict[str, Any] = {
+        "form": form,
+        "registration": registration,
+        "action": action,
+        "cancel_url": _scanners_back(),
+    }
+    if request.method != "POST":
+        return dialog(request, "scanning/scanner_dialog.html", context)
+    if not form.is_valid():
+        return dialog(request, "scanning/scanner_dialog.html", context, 400)
+    actor = Actor.from_request(request)
+    try:
+        if registration is None:
+            saved = scanners.create_scanner(actor, form.service_data())
+        else:
+            saved = scanners.update_scanner(actor, registration, form.service_data())
+    except DomainError as exc:
+        form_error(form, exc)
+        return dialog(request, "scanning/scanner_dialog.html", context, exc.status)
+    messages.success(request, f"Scanner '{saved.name}' {'saved' if registration else 'added'}.")
+    return finish(request, _scanners_back())
+
+
+@require_POST
+@login_required
+def scanner_test(request: HttpRequest, name: str) -> HttpResponse:
+    """Test Connection: a dialog with the adapter's metadata or Clair's index state, or why it failed. An unknown
+    HTTPS certificate opens the trust dialog, whose Trust posts back here to pin it and test again."""
+    registration = _registration(request, name)
+    action = reverse("scanner-test", args=[registration.name])
+    try:
+        pin_from_post(request)
+        result = scanners.test_scanner(Actor.from_request(request), registration)
+    except UntrustedCertificate as exc:
+        return trust_dialog(request, exc.certificate, action, _scanners_back())
+    except DomainError as exc:
+        return refuse(request, exc, _scanners_back())
+    context = {"registration": registration, "result": result, "cancel_url": _scanners_back()}
+    return dialog(request, "scanning/scanner_test_dialog.html", context)
+
+
+@require_POST
+@login_required
+def scanner_default(request: HttpRequest, name: str) -> HttpResponse:
+    """Make default: projects that picked no scanner are scanned by this one."""
+    registration = _registration(request, name)
+    message = f"'{registration.name}' is now the default scanner."
+    return act(request, lambda actor: scanners.make_default(actor, registration) and message, _scanners_back())
+
+
+@require_POST
+@login_required
+def scanner_delete(request: HttpRequest, name: str) -> HttpResponse:
+    """Delete a registration (not the built-in one, nor the default); its projects go back to the default."""
+    registration = _registration(request, name)
+    message = f"Scanner '{registration.name}' deleted."
+    return act(request, lambda actor: scanners.delete_scanner(actor, registration) or message, _scanners_back())
+
+
+@require_POST
+@login_required
+def project_scanner(request: HttpRequest, name: str) -> HttpResponse:
+    """The project's Configuration: pick the scanner of its images (empty: the default)."""
+    project = visible_project(request, name)
+    require_permission(can(request.user, "manage_settings", project))
+    back = reverse("project-configuration", args=[project.name]) + "#project-scanner-heading"
+    chosen = request.POST.get("scanner", "")
+    registration = ScannerRegistration.objects.filter(name=chosen).first() if chosen else None
+    if chosen and registration is None:
+        messages.error(request, f"There is no scanner named '{chosen}'.")
+        return finish(request, back)
+
+    def pick(actor: Actor) -> str:
+        scanners.set_project_scanner(actor, project, registration)
+        return f"Images of '{project.name}' are scanned by {registration.name if registration else 'the default'}."
+
+    return act(request, pick, back)

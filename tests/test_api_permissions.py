@@ -143,6 +143,21 @@ CASES = [
     Case("get", "/api/v1/vulndb", (ANON, 403, 403, 403, 403, 200)),
     Case("post", "/api/v1/vulndb/update", (ANON, 403, 403, 403, 403, 202), {}),
     Case("post", "/api/v1/vulndb/import", (ANON, 403, 403, 403, 403, 415), {}),
+    # Scanner registrations are the portal admins'; a project's scanner is read by its members, picked by its admins.
+    Case("get", "/api/v1/scanners", (ANON, 403, 403, 403, 403, 200)),
+    Case("get", "/api/v1/scanners/wharf", (ANON, 403, 403, 403, 403, 200)),
+    Case(
+        "post",
+        "/api/v1/scanners",
+        (ANON, 403, 403, 403, 403, 201),
+        {"name": "trivy", "kind": "harbor_adapter", "adapter_url": CLOSED, "authorization": "Bearer x"},
+    ),
+    Case("patch", "/api/v1/scanners/wharf", (ANON, 403, 403, 403, 403, 200), {"description": "ours"}),
+    Case("delete", "/api/v1/scanners/wharf", (ANON, 403, 403, 403, 403, 409)),
+    Case("post", "/api/v1/scanners/wharf/test", (ANON, 403, 403, 403, 403, 200)),
+    Case("post", "/api/v1/scanners/wharf/default", (ANON, 403, 403, 403, 403, 200)),
+    Case("get", "/api/v1/projects/alpha/scanner", (ANON, 200, 200, 200, 404, 200)),
+    Case("put", "/api/v1/projects/alpha/scanner", (ANON, 403, 403, 200, 404, 200), {"scanner": "wharf"}),
 ]
 
 

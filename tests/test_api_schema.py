@@ -140,6 +140,7 @@ STATEFUL_RULES = {
     "POST /api/v1/projects/{project_name}/cve-allowlist": "the expiry must not be in the past",
     "POST /api/v1/vulndb/import": "the file must be a vulndb bundle or a feed file named by its source",
     "POST /api/v1/vulndb/update": "each source must be one Wharf has an updater for",
+    "POST /api/v1/scanners": "the URL the kind needs (Clair's indexer, an adapter's), a base64 PSK, a new name",
 }
 
 

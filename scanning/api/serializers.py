@@ -6,9 +6,9 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from portal.core.api.serializers import ClockTimeField, JobSerializer
+from portal.core.api.serializers import SECRET, ClockTimeField, JobSerializer, JsonBooleanField, StrictCharField
 from portal.core.models import ScanSchedule
-from scanning.models import AllowlistEntry, FeedSource, ImageFinding, ImageScan
+from scanning.models import AllowlistEntry, FeedSource, ImageFinding, ImageScan, ScannerKind, ScannerRegistration
 from scanning.services.scans import CVE_ID
 
 
@@ -16,12 +16,16 @@ class ScanSerializer(serializers.ModelSerializer):
     """An image's latest scan: its state and job, what was found in the image, and the findings' counts."""
 
     summary = serializers.DictField(child=serializers.IntegerField(), read_only=True, help_text="findings by severity")
+    scanner = serializers.CharField(
+        source="scanner_name", read_only=True, help_text="The scanner registration that made (or failed) the scan"
+    )
+    scanner_kind = serializers.CharField(read_only=True, help_text="builtin, clair or harbor_adapter")
 
     class Meta:
         model = ImageScan
         fields = [
             "digest", "repository", "state", "job", "distribution", "package_count", "summary", "fixable",
-            "requested", "scanned", "matched", "error",
+            "requested", "scanned", "matched", "error", "scanner", "scanner_kind",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -129,3 +133,81 @@ class AllowlistEntrySerializer(serializers.ModelSerializer):
         model = AllowlistEntry
         fields = ["cve", "expires", "created", "created_by"]
         read_only_fields = ["created", "created_by"]
+
+
+# --- scanner registrations ------------------------------------------------------------------------------
+
+SCANNER_NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+
+
+class ScannerSerializer(serializers.ModelSerializer):
+    """A scanner registration as shown: never its secrets, only whether they are set."""
+
+    has_psk = serializers.SerializerMethodField()
+    has_authorization = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ScannerRegistration
+        fields = [
+            "name", "kind", "description", "indexer_url", "matcher_url", "adapter_url", "psk_issuer", "has_psk",
+            "has_authorization", "is_default", "enabled", "last_tested", "last_test_ok", "last_test_result",
+            "created", "updated",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_has_psk(self, registration: ScannerRegistration) -> bool:
+        """Whether a Clair PSK is stored."""
+        return bool(registration.psk)
+
+    def get_has_authorization(self, registration: ScannerRegistration) -> bool:
+        """Whether an adapter Authorization value is stored."""
+        return bool(registration.authorization)
+
+
+class ScannerUpdateSerializer(serializers.Serializer):
+    """What an edit changes (any of it); secrets are write-only and an empty one keeps what is stored."""
+
+    description = StrictCharField(max_length=255, required=False, allow_blank=True)
+    indexer_url = StrictCharField(max_length=1000, required=False, allow_blank=True, help_text="Clair's indexer")
+    matcher_url = StrictCharField(
+        max_length=1000, required=False, allow_blank=True, help_text="Clair's matcher (empty: the indexer's URL)"
+    )
+    adapter_url = StrictCharField(
+        max_length=1000, required=False, allow_blank=True, help_text="The adapter's URL (its API is under /api/v1)"
+    )
+    psk = StrictCharField(**SECRET, max_length=1000, help_text="Clair's auth.psk.key (base64); write-only")
+    psk_issuer = StrictCharField(max_length=100, required=False, allow_blank=True, help_text="Default: clairctl")
+    authorization = StrictCharField(
+        **SECRET, max_length=4096, help_text="The Authorization header value the adapter wants; write-only"
+    )
+    clear_psk = JsonBooleanField(required=False, help_text="Remove the stored PSK")
+    clear_authorization = JsonBooleanField(required=False, help_text="Remove the stored Authorization")
+    enabled = JsonBooleanField(required=False)
+
+
+class ScannerCreateSerializer(ScannerUpdateSerializer):
+    """A new Clair v4 or Harbor adapter registration (the built-in scanner is registered already)."""
+
+    name = serializers.RegexField(SCANNER_NAME, max_length=64)
+    kind = serializers.ChoiceField(choices=[ScannerKind.CLAIR, ScannerKind.HARBOR_ADAPTER])
+    is_default = JsonBooleanField(required=False, help_text="Make it the default scanner at once")
+    clear_psk = None
+    clear_authorization = None
+
+
+class ScannerTestSerializer(serializers.Serializer):
+    """What Test Connection found: whether the scanner answered, in words, and an adapter's metadata."""
+
+    ok = serializers.BooleanField()
+    message = serializers.CharField()
+    metadata = serializers.DictField(allow_null=True, help_text="GET /metadata of an adapter; null otherwise")
+    scanner = ScannerSerializer()
+
+
+class ProjectScannerSerializer(serializers.Serializer):
+    """The scanner a project picked (null: the default) and the one that scans its images now."""
+
+    scanner = serializers.SlugRelatedField(
+        slug_field="name", queryset=ScannerRegistration.objects.all(), allow_null=True
+    )
+    effective = serializers.CharField(read_only=True, help_text="The registration that scans the project's images")

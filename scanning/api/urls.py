@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 from scanning.api import views
 
 router = SimpleRouter(trailing_slash=False)
+router.register("scanners", views.ScannerViewSet, basename="scanner")
 router.register("system/cve-allowlist", views.SystemAllowlistViewSet, basename="system-cve-allowlist")
 router.register(
     r"projects/(?P<project_name>[^/]+)/cve-allowlist", views.ProjectAllowlistViewSet, basename="project-cve-allowlist"
@@ -18,6 +19,7 @@ urlpatterns = [
         views.TagScanView.as_view(),
         name="tag-scan",
     ),
+    path("projects/<str:project_name>/scanner", views.ProjectScannerView.as_view(), name="project-scanner"),
     path("scans/all", views.ScanAllView.as_view(), name="scan-all"),
     path("vulndb", views.FeedSourceListView.as_view(), name="vulndb"),
     path("vulndb/import", views.VulnDbImportView.as_view(), name="vulndb-import"),

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, status
+from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,6 +30,7 @@ from projects.scoped import (
     ProjectScopedViewSet,
     ServiceCreateMixin,
     ServiceDestroyMixin,
+    ServiceUpdateMixin,
     ServiceViewSet,
 )
 from registries.models import Tag
@@ -40,13 +42,19 @@ from scanning.api.serializers import (
     FindingSerializer,
     ImportedFeedSerializer,
     ImportSerializer,
+    ProjectScannerSerializer,
     ScanAllSerializer,
+    ScannerCreateSerializer,
+    ScannerSerializer,
+    ScannerTestSerializer,
+    ScannerUpdateSerializer,
     ScanReportSerializer,
     ScanSerializer,
     UpdateSerializer,
 )
 from scanning.filters import FindingFilterSet
-from scanning.models import AllowlistEntry, FeedSource, Severity
+from scanning.models import AllowlistEntry, FeedSource, ScannerRegistration, Severity
+from scanning.services import scanners
 from scanning.services.scans import allowlist_entries, scan_for_tag
 
 REPORT_PARAMETERS = [
@@ -212,3 +220,79 @@ class ProjectAllowlistViewSet(_AllowlistWrites, ListGetMixin, ProjectScopedViewS
 
     def rows(self, project: Project) -> QuerySet[AllowlistEntry]:
         return AllowlistEntry.objects.filter(project=project).order_by("cve")
+
+
+# --- scanner registrations ------------------------------------------------------------------------------
+
+
+class ScannerViewSet(ListGetMixin, ServiceCreateMixin, ServiceUpdateMixin, ServiceDestroyMixin, ServiceViewSet):
+    """Scanner registrations (Configuration > Vulnerability Scanning > Scanners): portal admins only. Secrets are
+    write-only; Test Connection and Make default are actions of one registration."""
+
+    lookup_field, lookup_value_regex = "name", r"[^/]+"
+    http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
+    remote_errors = True  # Test Connection reaches the scanner
+    serializer_class = ScannerSerializer
+    create_serializer_class = ScannerCreateSerializer
+    update_serializer_class = ScannerUpdateSerializer
+    pagination_class = None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if not _fake(self):
+            scanners.require_admin(self.actor())
+
+    def get_queryset(self) -> QuerySet[ScannerRegistration]:
+        if not _fake(self):
+            scanners.builtin_scanner()
+        return ScannerRegistration.objects.all()
+
+    def perform_service_create(self, data: dict[str, Any]) -> ScannerRegistration:
+        return scanners.create_scanner(self.actor(), data)
+
+    def perform_service_update(self, registration: ScannerRegistration, data: dict[str, Any]) -> ScannerRegistration:
+        return scanners.update_scanner(self.actor(), registration, data)
+
+    def perform_service_destroy(self, registration: ScannerRegistration) -> None:
+        scanners.delete_scanner(self.actor(), registration)
+
+    @extend_schema(request=None, responses={200: ScannerTestSerializer})
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, name: str) -> Response:
+        """Test Connection: an adapter's metadata, Clair's index state; the result is kept on the registration. An
+        unknown HTTPS certificate is a 409 carrying it, to be trusted (POST /certificates) and tested again."""
+        result = scanners.test_scanner(self.actor(), self.get_object())
+        registration = ScannerRegistration.objects.get(name=name)
+        body = {"ok": result.ok, "message": result.message, "metadata": result.metadata, "scanner": registration}
+        return Response(ScannerTestSerializer(body).data)
+
+    @extend_schema(request=None, responses={200: ScannerSerializer})
+    @action(detail=True, methods=["post"])
+    def default(self, request: Request, name: str) -> Response:
+        """Make it the default scanner: projects that picked none are scanned by it."""
+        return self.answer(scanners.make_default(self.actor(), self.get_object()))
+
+
+class ProjectScannerView(ProjectScopedMixin, APIView):
+    """The scanner of a project's images: GET (who may see the project) and PUT (its administrators)
+    {"scanner": name|null}."""
+
+    def _answer(self, project: Project) -> Response:
+        choice = scanners.project_choice(project)
+        effective = scanners.scanner_for_project(project)
+        return Response({"scanner": choice.name if choice else None, "effective": effective.name})
+
+    @extend_schema(responses=ProjectScannerSerializer)
+    def get(self, request: Request, project_name: str) -> Response:
+        """The scanner the project picked (null: the default) and the one scanning its images now."""
+        return self._answer(self.project())
+
+    @extend_schema(request=ProjectScannerSerializer, responses=ProjectScannerSerializer)
+    def put(self, request: Request, project_name: str) -> Response:
+        """Pick the project's scanner among the enabled registrations; null goes back to the default."""
+        project = self.project()
+        scanners.builtin_scanner()  # "wharf" names it even in a database emptied since the migration made it
+        serializer = ProjectScannerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        scanners.set_project_scanner(Actor.from_request(request), project, serializer.validated_data["scanner"])
+        return self._answer(project)
