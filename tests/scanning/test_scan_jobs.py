@@ -100,6 +100,7 @@ def test_the_beat_scans_every_image_at_the_configured_time(site: Site, tag: Tag)
     current.scan_schedule, current.scan_time = ScanSchedule.DAILY, fire.time()
     current.save()
     install_scan_all()
+    beat.date_schedule_change()
     assert not Job.objects.filter(kind=services.SCAN_ALL).exists()
 
     deadline = time.monotonic() + BEAT_BUDGET
