@@ -73,13 +73,14 @@ QUERIES: dict[str, Callable[[Any], dict[str, str]]] = {
     "replication-rule-edit": lambda w: {"selected": w.rule.name},
     "library-tags": lambda w: {},
 }
-# The main forms, opened as dialogs from the page that offers them: (route, arguments, button).
-DIALOGS = [
-    ("project-list", "", "New Project"),
-    ("project-members", "project", "Member"),
-    ("global-registries", "", "Add"),
-    ("project-infrastructure", "project", "Add Host"),
-    ("project-repositories", "project", "Provision"),
+# The main forms, opened as dialogs from the page that offers them: (route, its arguments, the link that opens it).
+DIALOGS: list[tuple[str, Callable[[Any], list[str]], str]] = [
+    ("project-list", lambda w: [], "+ Project"),
+    ("project-members", lambda w: [w.project.name], "+ Add"),
+    ("global-registries", lambda w: [], "+ Registry"),
+    ("project-infrastructure", lambda w: [w.project.name], "+ Host"),
+    ("container-list", lambda w: [], "+ Container"),
+    ("repository-detail", lambda w: [w.project.name, w.tag.repository.name], "Provision"),
 ]
 
 
@@ -414,10 +415,10 @@ def test_the_main_dialogs_have_no_serious_violation(
     portal.log_in(admin.username)
     page.set_viewport_size({"width": width, "height": 900})
     violations: list[str] = []
-    for route, argument, button in DIALOGS:
-        page.goto(reverse(route, args=[world.project.name] if argument else []))
+    for route, route_arguments, button in DIALOGS:
+        page.goto(reverse(route, args=route_arguments(world)))
         settled(page)
-        page.get_by_role("button", name=button).first.click()
+        page.get_by_role("link", name=re.compile("^" + re.escape(button))).first.click()
         dialog = portal.dialog()
         expect(dialog).to_be_visible()
         violations += [f"{route} dialog '{button}' @{width}px: {line}" for line in axe_violations(page)]
