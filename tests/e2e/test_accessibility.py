@@ -304,6 +304,8 @@ def world(settings: Any, registry: Registry, transactional_db: None, admin: User
 def axe_violations(page: Page, *, whole_document: bool = True) -> list[str]:
     """The critical and serious violations axe finds on the page, one line each: rule, impact, target."""
     assert page.evaluate("() => typeof axe") == "object", "axe-core was not injected: use the `page` of this module"
+    # axe skips what is hidden: open the row menus and other <details> so their contents are checked too.
+    page.evaluate("() => document.querySelectorAll('details').forEach((details) => { details.open = true; })")
     disabled = {} if whole_document else {rule: {"enabled": False} for rule in DOCUMENT_RULES}
     results = page.evaluate(
         "([tags, rules]) => axe.run(document, {runOnly: {type: 'tag', values: tags}, rules: rules})",
