@@ -10,6 +10,11 @@ urlpatterns = [
     path("projects/<str:name>/repositories/", views.project_repositories, name="project-repositories"),
     path("projects/<str:name>/repositories/-/delete/", views.repository_delete, name="repository-delete"),
     path("projects/<str:name>/repositories/<path:repository>/-/delete-tag/", views.tag_delete, name="tag-delete"),
+    path(
+        "projects/<str:name>/repositories/<path:repository>/-/tags/<str:tag>/",
+        views.tag_detail,
+        name="tag-detail",
+    ),
     path("projects/<str:name>/repositories/<path:repository>/", views.repository_detail, name="repository-detail"),
     path("library/repositories/", views.library_repositories, name="library-repositories"),
     path("library/search/", views.library_search, name="library-search"),

@@ -38,7 +38,7 @@ from portal.core.ui import (
 from projects.models import Project
 from projects.roles import can, is_portal_admin
 from projects.scoped import project_context, visible_project
-from registries import external_services, search, services, signed_tags
+from registries import external_services, image_details, search, services, signed_tags
 from registries.filters import RepositoryFilterSet, TagFilterSet
 from registries.forms import GcScheduleForm, RegistryForm, RepositoryDeleteForm, TagDeleteForm
 from registries.models import ExternalRegistry, GcSchedule, Repository
@@ -161,6 +161,33 @@ def tag_delete(request: HttpRequest, name: str, repository: str) -> HttpResponse
     context = {"form": form, "repository": repository_row, "tag": tag, "siblings": siblings, "cancel_url": back}
     context["action"] = reverse("tag-delete", args=[project.name, repository_row.short_name])
     return dialog(request, "registries/tag_delete_dialog.html", context, status)
+
+
+@login_required
+def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> HttpResponse:
+    """A tag's details: media type, platforms, OS/architecture, created, author, labels, layers, build history,
+    and the commands that pull and provision it. A registry that cannot be asked is said on the page."""
+    project = visible_project(request, name)
+    repository_row = visible_repository(request, project, repository)
+    tag_row = get_object_or_404(repository_row.tags.all(), name=tag)
+    details, problem = None, ""
+    try:
+        details = image_details.for_tag(tag_row)
+    except DomainError as exc:
+        problem = exc.message
+    commands = image_details.commands(request, project, tag_row)
+    context = {
+        **project_context(request, project, "repositories"),
+        "repository": repository_row,
+        "tag": tag_row,
+        "details": details,
+        "problem": problem,
+        "image": commands.image,
+        "pull_command": commands.pull,
+        "provision_command": commands.provision,
+        "can_provision": can(request.user, "provision", project),
+    }
+    return render(request, "registries/tag_detail.html", context)
 
 
 def _repository_url(repository: Repository) -> str:
