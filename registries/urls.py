@@ -25,6 +25,7 @@ urlpatterns = [
     ),
     path("registries/", views.global_registries, name="global-registries"),
     path("registries/new/", views.global_registry_add, name="global-registry-add"),
+    path("registries/<int:pk>/edit/", views.registry_edit, name="registry-edit"),
     path("registries/<int:pk>/toggle/", views.registry_toggle, name="registry-toggle"),
     path("registries/<int:pk>/delete/", views.registry_delete, name="registry-delete"),
     path("projects/<str:name>/registries/", views.project_registries, name="project-registries"),
