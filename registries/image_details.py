@@ -110,10 +110,13 @@ def for_tag(tag: Tag) -> ImageDetails:
 
     NotFound when the registry no longer holds the manifest; RemoteUnreachable when it cannot be asked.
     """
+    if not tag.digest:
+        # Without a digest the tag is read by name, which may move: nothing is kept.
+        return read(RegistryClient(), tag.repository.name, tag.name)
     key = f"image-details:{tag.digest}"
     details = cache.get(key, version=CACHE_VERSION)
     if details is None:
-        details = read(RegistryClient(), tag.repository.name, tag.digest or tag.name)
+        details = read(RegistryClient(), tag.repository.name, tag.digest)
         cache.set(key, details, CACHE_SECONDS, version=CACHE_VERSION)
     return details
 
