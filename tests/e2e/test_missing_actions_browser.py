@@ -120,5 +120,5 @@ def test_empty_list_offers_the_next_step(portal: Portal, admin: User, width: int
     empty = portal.page.locator("[data-empty-state]")
     expect(empty).to_contain_text("No credentials yet")
     shot(portal, "empty_state_credentials", width)
-    empty.get_by_role("link", name="+ Credential").click()
+    empty.get_by_role("link", name="Add a credential").click()
     expect(portal.dialog()).to_contain_text("Name")

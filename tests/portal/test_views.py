@@ -698,4 +698,4 @@ def test_reset_password_without_one_user_selected_says_so(client, portal_admin):
 def test_empty_credentials_offer_to_add_one(client, portal_admin):
     html = logged_in(client, portal_admin).get(reverse("credentials")).content.decode()
     assert "data-empty-state" in html
-    assert re.search(rf'href="{reverse("credential-create")}"[^>]*data-empty-action>\+ Credential<', html)
+    assert re.search(rf'href="{reverse("credential-create")}"[^>]*data-empty-action>Add a credential<', html)
