@@ -40,8 +40,8 @@
     }
     const format = tick(data.unit);
     base.scales = {
-      x: { stacked: data.stacked },
-      y: { stacked: data.stacked, beginAtZero: true, ticks: format ? { callback: format } : {}, title: { display: !!data.axis, text: data.axis } },
+      x: { stacked: data.stacked, title: { display: !!data.axis, text: data.axis } },
+      y: { stacked: data.stacked, beginAtZero: true, ticks: format ? { callback: format } : {} },
     };
     if (data.unit === "percent") base.scales.y.suggestedMax = 100;
     return base;
