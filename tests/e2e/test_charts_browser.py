@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,6 +99,23 @@ def shot(page: Page, name: str, width: int, showing: str = "figure[data-chart-fi
     page.screenshot(path=str(SCREENSHOTS / f"charts-{name}-{width}.png"), full_page=True)
 
 
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def assert_accessible(page: Page, *parts: str) -> None:
+    """axe-core finds no critical or serious violation in these parts of the page (the charts, Home's sections);
+    the rest of each page is the accessibility pass's to check."""
+    # Evaluated rather than added as a script tag: the page's Content-Security-Policy refuses inline scripts.
+    page.evaluate("source => { (0, eval)(source); }", AXE.read_text())
+    found = page.evaluate(
+        """async parts => (await axe.run({include: parts.map(part => [part])}))
+            .violations.filter(v => ["critical", "serious"].includes(v.impact))
+            .map(v => v.id + ": " + v.nodes.map(n => n.target.join(" ")).join(", "))""",
+        list(parts or ["figure[data-chart-figure]"]),
+    )
+    assert not found, found
+
+
 def drawn(page: Page, chart_id: str) -> dict[str, Any]:
     """The drawn chart's data as its Chart.js instance holds it, and whether its canvas has painted pixels."""
     canvas = page.locator(f"canvas#{chart_id}")
@@ -145,6 +163,7 @@ def test_every_chart_draws_the_numbers_of_the_database(page: Page, portal: Porta
     assert (storage["labels"], storage["values"]) == (["alpha/web", "alpha/api"], [[30 * MIB, 12 * MIB]])
     expect(page.locator("[data-field=storage-used]")).to_have_text("42.0\xa0MB")
     shot(page, "project-summary", width, "[data-chart-figure=pulls-chart]")
+    assert_accessible(page)
 
     page.goto("/configuration/")
     gc = check(page, "gc-freed-chart")
@@ -166,6 +185,7 @@ def test_every_chart_draws_the_numbers_of_the_database(page: Page, portal: Porta
     states = check(page, "container-state-chart")
     assert (states["labels"], states["values"]) == (["Running", "Exited"], [[3, 1]])
     shot(page, "host", width, "#host-usage-heading")
+    assert_accessible(page)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -191,6 +211,7 @@ def test_dashboard_lists_what_the_developer_may_see_and_links_there(
     states = check(page, "container-state-chart")
     assert states["values"] == [[3, 1]]
     shot(page, "home-developer", width, "h2")
+    assert_accessible(page, "main .wharf-dashboard")
 
     pushes.get_by_role("link", name="alpha/web:1.0").click()
     expect(page).to_have_url(re.compile(r"/projects/alpha/repositories/web/$"))
