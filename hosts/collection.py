@@ -98,7 +98,8 @@ def poll(client: DockerClient, timeout: float) -> Poll:
     try:
         result.facts = client.facts()
         result.containers = client.containers()
-        result.usage = _usage(client, result.containers)
+        # Stats may take at most half of what is left of the poll: a slow sample must not make the host UNREACHABLE.
+        result.usage = _usage(client, result.containers, started + timeout / 2)
     except DomainError as exc:
         result.facts, result.error = None, exc.message
     except Exception as exc:  # A host answering nonsense must not stop the cycle for the others.
@@ -110,14 +111,14 @@ def poll(client: DockerClient, timeout: float) -> Poll:
     return result
 
 
-def _usage(client: DockerClient, containers: list[dict[str, Any]]) -> Usage | None:
+def _usage(client: DockerClient, containers: list[dict[str, Any]], deadline: float) -> Usage | None:
     """The running containers' summed stats (at most HOST_SAMPLE_MAX_CONTAINERS); None when they cannot be had."""
-    running = [str(c.get("Id")) for c in containers if c.get("Id") and _state(c) == ContainerState.RUNNING]
     limit = settings.HOST_SAMPLE_MAX_CONTAINERS
     if not limit:
         return None
+    running = [str(c.get("Id")) for c in containers if c.get("Id") and _state(c) == ContainerState.RUNNING]
     try:
-        return client.usage(running[:limit])
+        return client.usage(running[:limit], deadline)
     except DomainError as exc:
         # A host that lists its containers but cannot give stats is still ON: only its sample is missing.
         logger.info("no usage sample of %s: %s", client.address, exc.message)
@@ -263,7 +264,7 @@ def _sample(host: ContainerHost, result: Poll, now: datetime.datetime) -> None:
     HostSample.objects.create(
         host=host,
         time=now,
-        cpu_percent=_cpu_percent(previous, usage, facts) if result.usage is not None else None,
+        cpu_percent=_cpu_percent(previous, usage) if result.usage is not None else None,
         memory_used_bytes=usage.memory_used_bytes,
         memory_total_bytes=max(0, facts.memory_bytes),
         containers_running=max(0, facts.containers_running),
@@ -274,7 +275,7 @@ def _sample(host: ContainerHost, result: Poll, now: datetime.datetime) -> None:
     HostSample.objects.filter(host=host, time__lt=now - retention).delete()
 
 
-def _cpu_percent(previous: HostSample | None, usage: Usage, facts: HostFacts) -> float | None:
+def _cpu_percent(previous: HostSample | None, usage: Usage) -> float | None:
     """The containers' share of the host's CPU since the previous sample, 0-100; None without a usable one."""
     if usage.system_cpu_ns == 0:
         # No container is running (or none answered): they use none of the CPU.

@@ -10,7 +10,9 @@ The few calls the SDK cannot make as the portal needs stay hand-written (`call`)
 from __future__ import annotations
 
 import contextlib
+import math
 import struct
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -365,8 +367,9 @@ class DockerClient(contextlib.AbstractContextManager):
         body = self.call("GET", f"/containers/{quote(container_id)}/logs", params=params).content
         return list(demultiplex(body, tty))
 
-    def usage(self, container_ids: list[str]) -> Usage | None:
-        """The summed CPU time and memory of these containers; None where the engine has no one-shot stats.
+    def usage(self, container_ids: list[str], deadline: float = math.inf) -> Usage | None:
+        """The summed CPU time and memory of these containers; None where the engine has no one-shot stats, or
+        when they are not all read by `deadline` (time.monotonic()): a part of the containers is no host's use.
 
         One-shot stats (API 1.41) answer at once with cumulative counters; without them each container costs the
         daemon a second of sampling, too slow for a collection cycle, so older engines (VIC) give no sample.
@@ -375,6 +378,8 @@ class DockerClient(contextlib.AbstractContextManager):
             return None
         usage = Usage()
         for container_id in container_ids:
+            if time.monotonic() > deadline:
+                return None
             try:
                 with self._calling(f"/containers/{quote(container_id)}/stats"):
                     sample = self.api.stats(container_id, stream=False, one_shot=True)

@@ -163,6 +163,12 @@ def test_samples_past_their_retention_are_pruned_when_the_next_is_written(host, 
     assert old.pk not in remaining and kept.pk in remaining and len(remaining) == 2
 
 
+def test_usage_is_not_sampled_past_its_deadline_nor_from_engines_without_one_shot_stats() -> None:
+    # Nothing listens on these ports: a call would fail, so None here means no call was made.
+    assert DockerClient("http://127.0.0.1:9", api_version="1.41").usage(["a" * 64], deadline=0) is None
+    assert DockerClient("http://127.0.0.1:9", api_version="1.25").usage(["a" * 64]) is None
+
+
 def test_a_host_with_no_running_container_uses_no_cpu(host, dockerd) -> None:
     collection.collect_all()
 

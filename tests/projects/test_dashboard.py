@@ -20,7 +20,7 @@ from tests.conftest import logged_in, page_text
 
 def table(text: str, name: str) -> str:
     """The HTML of the Home table marked data-list=name."""
-    found = re.search(rf'<table [^>]*data-list="{name}">.*?</table>', text, re.S)
+    found = re.search(rf'<table [^>]*data-list="{name}"[^>]*>.*?</table>', text, re.S)
     assert found is not None, name
     return found.group(0)
 
