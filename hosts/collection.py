@@ -26,8 +26,16 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from hosts.docker import DockerClient, HostFacts
-from hosts.models import Container, ContainerHost, ContainerState, HostKind, HostState, whitelist_columns
+from hosts.docker import DockerClient, HostFacts, Usage
+from hosts.models import (
+    Container,
+    ContainerHost,
+    ContainerState,
+    HostKind,
+    HostSample,
+    HostState,
+    whitelist_columns,
+)
 from hosts.services import client_for, judge_whitelist
 from portal.core.audit import Actor, record
 from portal.core.errors import DomainError
@@ -53,6 +61,7 @@ class Poll:
     containers: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
     seconds: float = 0.0
+    usage: Usage | None = None
 
 
 @dataclass
@@ -89,6 +98,8 @@ def poll(client: DockerClient, timeout: float) -> Poll:
     try:
         result.facts = client.facts()
         result.containers = client.containers()
+        # Stats may take at most half of what is left of the poll: a slow sample must not make the host UNREACHABLE.
+        result.usage = _usage(client, result.containers, started + timeout / 2)
     except DomainError as exc:
         result.facts, result.error = None, exc.message
     except Exception as exc:  # A host answering nonsense must not stop the cycle for the others.
@@ -98,6 +109,20 @@ def poll(client: DockerClient, timeout: float) -> Poll:
         client.close()
     result.seconds = time.monotonic() - started
     return result
+
+
+def _usage(client: DockerClient, containers: list[dict[str, Any]], deadline: float) -> Usage | None:
+    """The running containers' summed stats (at most HOST_SAMPLE_MAX_CONTAINERS); None when they cannot be had."""
+    limit = settings.HOST_SAMPLE_MAX_CONTAINERS
+    if not limit:
+        return None
+    running = [str(c.get("Id")) for c in containers if c.get("Id") and _state(c) == ContainerState.RUNNING]
+    try:
+        return client.usage(running[:limit], deadline)
+    except DomainError as exc:
+        # A host that lists its containers but cannot give stats is still ON: only its sample is missing.
+        logger.info("no usage sample of %s: %s", client.address, exc.message)
+        return None
 
 
 # --- entry points ------------------------------------------------------------------------------
@@ -223,10 +248,44 @@ def _record(host: ContainerHost, result: Poll, known: dict[str, Container]) -> H
         setattr(host, name, value)
     if result.facts is not None:
         _sync_containers(host, result.containers, known, now)
+        _sample(host, result, now)
         if host.kind == HostKind.VCH and host.project.content_trust:
             # The whitelist may have changed since it was judged (the vSphere administrator redeployed the VCH).
             judge_whitelist(Actor.system(COLLECTOR), host)
     return HostOutcome(host.pk, host.name, state, result.error, len(result.containers), result.seconds)
+
+
+def _sample(host: ContainerHost, result: Poll, now: datetime.datetime) -> None:
+    """Keep this poll's CPU and memory reading of the host, and drop the readings past their retention."""
+    facts, usage = result.facts, result.usage or Usage()
+    if facts is None:
+        return
+    previous = HostSample.objects.filter(host=host, time__lt=now).order_by("-time").first()
+    HostSample.objects.create(
+        host=host,
+        time=now,
+        cpu_percent=_cpu_percent(previous, usage) if result.usage is not None else None,
+        memory_used_bytes=usage.memory_used_bytes,
+        memory_total_bytes=max(0, facts.memory_bytes),
+        containers_running=max(0, facts.containers_running),
+        container_cpu_ns=usage.container_cpu_ns,
+        system_cpu_ns=usage.system_cpu_ns,
+    )
+    retention = datetime.timedelta(minutes=settings.HOST_SAMPLE_RETENTION_MINUTES)
+    HostSample.objects.filter(host=host, time__lt=now - retention).delete()
+
+
+def _cpu_percent(previous: HostSample | None, usage: Usage) -> float | None:
+    """The containers' share of the host's CPU since the previous sample, 0-100; None without a usable one."""
+    if usage.system_cpu_ns == 0:
+        # No container is running (or none answered): they use none of the CPU.
+        return 0.0
+    if previous is None or previous.system_cpu_ns == 0 or usage.system_cpu_ns <= previous.system_cpu_ns:
+        return None
+    # The host's CPU time counts every CPU; the containers' is the sum over them, so the ratio is already a share
+    # of the whole host. Containers that started or stopped in between bend the sum: the share is clamped.
+    share = (usage.container_cpu_ns - previous.container_cpu_ns) / (usage.system_cpu_ns - previous.system_cpu_ns)
+    return round(min(max(share * 100.0, 0.0), 100.0), 2)
 
 
 def _fact_fields(facts: HostFacts) -> dict[str, Any]:

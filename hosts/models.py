@@ -172,6 +172,32 @@ class WhitelistChange(models.Model):
         return f"vic-machine-linux create <the VCH's deployment options> {options}"
 
 
+class HostSample(models.Model):
+    """One collection's reading of a host's use: CPU and memory of its running containers, kept for a while.
+
+    Written by each collection cycle (hosts.collection) and pruned on write past HOST_SAMPLE_RETENTION_MINUTES;
+    the host's page charts the last hour of them. CPU is a share of the whole host, from the containers'
+    cumulative CPU time since the previous sample (None on the first one, and for hosts that give no stats).
+    """
+
+    host = models.ForeignKey(ContainerHost, on_delete=models.CASCADE, related_name="samples")
+    time = models.DateTimeField(default=timezone.now)
+    cpu_percent = models.FloatField(null=True, blank=True)
+    memory_used_bytes = models.PositiveBigIntegerField(default=0)
+    memory_total_bytes = models.PositiveBigIntegerField(default=0)
+    containers_running = models.PositiveIntegerField(default=0)
+    # Cumulative nanoseconds (containers' CPU time, the host's CPU time) the next sample's CPU share is taken from.
+    container_cpu_ns = models.PositiveBigIntegerField(default=0)
+    system_cpu_ns = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["host", "time"]
+        indexes = [models.Index(fields=["host", "time"], name="host_sample_host_time")]
+
+    def __str__(self) -> str:
+        return f"{self.host_id} {self.time:%H:%M:%S}"
+
+
 class ContainerState(models.TextChoices):
     CREATED = "created", "Created"
     RUNNING = "running", "Running"

@@ -17,11 +17,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_filters import FilterSet
 
+from hosts import charts, services, whitelist
 from hosts import containers as container_service
-from hosts import services, whitelist
 from hosts.filters import ContainerFilterSet, HostFilterSet
 from hosts.forms import HostForm, ProvisionForm
-from hosts.models import Container, ContainerHost, ContainerState, WhitelistChange
+from hosts.models import Container, ContainerHost, ContainerState, HostState, WhitelistChange
 from hosts.selection import search_text, select, selected_project, selection
 from portal.core.audit import Actor
 from portal.core.errors import DomainError
@@ -216,7 +216,26 @@ def host_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_manage": can(request.user, "manage_hosts", host.project),
         "whitelist_change": WhitelistChange.objects.filter(host=host).first(),
     }
+    if not request.htmx:
+        context["usage_charts"] = charts.usage_charts(host)
+        context["state_chart"] = charts.containers_by_state(host.containers.all())
     return page_or_region(request, "hosts/host_detail.html", "hosts/_host_containers.html", context)
+
+
+# Rows of Home's Hosts not ON.
+HOME_HOSTS = 10
+
+
+def home_hosts(request: HttpRequest) -> dict[str, Any]:
+    """Home's Hosts not ON (unreachable first) and containers per state, over what the user may see."""
+    hosts = ContainerHost.objects.restrict(request.user).exclude(state=HostState.ON).select_related("project")
+    # "unreachable" sorts after "disabled": descending puts the hosts that need someone first.
+    not_on = list(hosts.order_by("-state", "name", "pk")[:HOME_HOSTS])
+    return {
+        "hosts_not_on": not_on,
+        "home_state_chart": charts.containers_by_state(Container.objects.restrict(request.user)),
+        "sections": ["hosts/_home_hosts.html"],
+    }
 
 
 @require_POST

@@ -487,6 +487,10 @@ except ValueError:
 # concurrently, so one dead host costs a cycle its timeout, never N x timeout).
 HOST_COLLECTION_INTERVAL_SECONDS = env_int("WHARF_HOST_COLLECTION_INTERVAL_SECONDS", 60, minimum=1)
 HOST_TIMEOUT_SECONDS = env_int("WHARF_HOST_TIMEOUT_SECONDS", 10, minimum=1)
+# Each cycle keeps a sample of a host's CPU and memory (its running containers' stats, at most this many
+# containers asked per host) for the host page's last-hour chart; older samples are pruned as new ones are written.
+HOST_SAMPLE_RETENTION_MINUTES = env_int("WHARF_HOST_SAMPLE_RETENTION_MINUTES", 90, minimum=60)
+HOST_SAMPLE_MAX_CONTAINERS = env_int("WHARF_HOST_SAMPLE_MAX_CONTAINERS", 50, minimum=0)
 
 # Background jobs: attempts per job (transient faults are retried with exponential backoff from
 # the base delay, capped at the maximum), the lease a running job renews (a job whose lease lapsed

@@ -17,7 +17,8 @@ from portal.core.audit import Actor
 from portal.core.audit_log import audit_log_page
 from portal.core.errors import DomainError
 from portal.core.identities import search_identities
-from portal.core.models import AuditEvent
+from portal.core.jobs import visible_jobs
+from portal.core.models import AuditEvent, JobState
 from portal.core.ui import (
     act,
     dialog,
@@ -246,16 +247,23 @@ def project_logs(request: HttpRequest, name: str) -> HttpResponse:
 
 # Rows of My projects per page: a site-wide admin sees every project, which is hundreds on a large site.
 HOME_PAGE_SIZE = 25
+# Rows of each other Home list: the newest few, with a link to the full list where there is one.
+HOME_LIST_SIZE = 10
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """The landing page: a page of the projects the user may see, with their role in each."""
+    """The dashboard: the user's projects with their role, failed jobs they may follow, and what the apps add
+    (recent pushes, hosts that are not ON, containers per state), each row a link to where to act."""
     page = paginate(request, Project.objects.restrict(request.user).order_by("name"), HOME_PAGE_SIZE)
     roles = roles_by_project(request.user)
     for project in page:
         project.my_role = roles.get(project.pk)
-    context = {"page": page, "region": "home-projects"}
+    context: dict[str, Any] = {"page": page, "region": "home-projects"}
+    if not request.htmx:
+        failed = visible_jobs(request.user).filter(state=JobState.FAILED)
+        context["failed_jobs"] = list(failed.order_by("-finished", "-id")[:HOME_LIST_SIZE])
+        context |= extend_page("home", request)
     return page_or_region(request, "portal/home.html", "portal/_home_projects.html", context)
 
 

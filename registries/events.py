@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -33,7 +33,7 @@ from portal.core.audit import Actor, record
 from portal.core.errors import RemoteUnreachable
 from projects.models import Project
 from registries.client import MANIFEST_TYPES, RegistryClient
-from registries.models import ObservedManifest, RegistryEvent, Repository, Tag
+from registries.models import DailyPulls, ObservedManifest, RegistryEvent, Repository, Tag
 
 logger = logging.getLogger(__name__)
 
@@ -332,8 +332,17 @@ def _pull(event: Event, project: Project, size: int) -> bool:
         pull_count=F("pull_count") + 1,
         last_pulled=Greatest(Coalesce(F("last_pulled"), Value(event.timestamp)), Value(event.timestamp)),
     )
+    _count_daily_pull(project, event.timestamp)
     _audit(event, project)
     return True
+
+
+def _count_daily_pull(project: Project, when: datetime) -> None:
+    """One more pull on the event's day (UTC) for the project's pulls-per-day chart."""
+    day = when.astimezone(UTC).date()
+    DailyPulls.objects.get_or_create(project=project, day=day)
+    # An update, not a read-add-save: two workers applying pulls of one day both count.
+    DailyPulls.objects.filter(project=project, day=day).update(count=F("count") + 1)
 
 
 def _delete(event: Event, project: Project, size: int) -> bool:

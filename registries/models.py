@@ -101,10 +101,32 @@ class Tag(models.Model):
         ordering = ["repository__name", "name"]
         constraints = [models.UniqueConstraint(fields=["repository", "name"], name="unique_tag_per_repository")]
         # The tag list's order (newest first, then by name), so a page of a repository's tags is read off the index.
-        indexes = [models.Index(fields=["repository", "-pushed_at", "name"], name="tag_repository_pushed_name")]
+        # And the newest pushes of all (Home's Recent pushes) off another, however many tags there are.
+        indexes = [
+            models.Index(fields=["repository", "-pushed_at", "name"], name="tag_repository_pushed_name"),
+            models.Index(fields=["-pushed_at", "-id"], name="tag_pushed"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.repository.name}:{self.name}"
+
+
+class DailyPulls(models.Model):
+    """How many pulls a project's repositories had on one day (UTC): the Summary's pulls-per-day chart.
+
+    Repository.pull_count only grows, so it cannot say when; each applied pull event adds one here too.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="daily_pulls")
+    day = models.DateField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["project", "day"]
+        constraints = [models.UniqueConstraint(fields=["project", "day"], name="unique_daily_pulls_per_project")]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.day}: {self.count}"
 
 
 class RegistryEvent(models.Model):

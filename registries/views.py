@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Max, OuterRef, QuerySet, Subquery, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from portal.core import components
 from portal.core.audit import Actor
+from portal.core.charts import SUCCESS_COLOUR, Chart, Series, last_days, per_day, size
 from portal.core.errors import DomainError, NotFound
 from portal.core.models import Job, JobLogLine
 from portal.core.trust import UntrustedCertificate
@@ -41,7 +42,7 @@ from projects.scoped import project_context, visible_project
 from registries import external_services, image_details, search, services, signed_tags
 from registries.filters import RepositoryFilterSet, TagFilterSet
 from registries.forms import GcScheduleForm, RegistryForm, RepositoryDeleteForm, TagDeleteForm
-from registries.models import ExternalRegistry, GcSchedule, Repository
+from registries.models import DailyPulls, ExternalRegistry, GcSchedule, Repository, Tag
 
 GC_OUTCOME = re.compile(r"freed (\d+) bytes: (\d+) blobs deleted")
 
@@ -209,7 +210,82 @@ def gc_context() -> dict[str, Any]:
     schedule = GcSchedule.load()
     form = GcScheduleForm(initial={"frequency": schedule.frequency, "time": schedule.time}, prefix="gc")
     jobs = [_with_gc_outcome(job) for job in _gc_jobs()[:10]]
-    return {"gc_form": form, "gc_schedule": schedule, "gc_jobs": jobs}
+    return {"gc_form": form, "gc_schedule": schedule, "gc_jobs": jobs, "gc_chart": gc_chart(jobs)}
+
+
+def gc_chart(jobs: list[Job]) -> Chart | None:
+    """Freed space per finished run of these (newest first), oldest first; None when no run freed or finished."""
+    runs = [job for job in reversed(jobs) if job.freed_bytes is not None]  # type: ignore[attr-defined]
+    if not runs:
+        return None
+    return Chart(
+        id="gc-freed-chart",
+        kind="bar",
+        title="Space freed per garbage collection run",
+        labels=[f"#{job.pk} {job.finished:%Y-%m-%d %H:%M}" if job.finished else f"#{job.pk}" for job in runs],
+        axis="Run",
+        series=[Series("Freed", [job.freed_bytes for job in runs], SUCCESS_COLOUR)],  # type: ignore[attr-defined]
+        display=size,
+        unit="bytes",
+    )
+
+
+# Days of the Summary's pulls chart, and repositories in its storage chart.
+PULL_DAYS = 30
+STORAGE_CHART_REPOSITORIES = 10
+
+
+def project_summary(request: HttpRequest, project: Project) -> dict[str, Any]:
+    """The Summary tab's repositories, storage used, largest repositories and pulls per day (a few queries)."""
+    images = Tag.objects.filter(repository__project=project).order_by()
+    # Each image once, however many tags name it (layers shared between images are counted with each image).
+    storage = sum(images.values("digest").annotate(image=Max("size")).values_list("image", flat=True))
+    largest = (
+        images.values("repository__name")
+        .annotate(used=Sum("size"))
+        .order_by("-used", "repository__name")[:STORAGE_CHART_REPOSITORIES]
+    )
+    days = last_days(PULL_DAYS)
+    pulls = DailyPulls.objects.filter(project=project, day__gte=days[0]).values_list("day", "count")
+    largest_chart = Chart(
+        id="storage-chart",
+        kind="bar",
+        title=f"Largest repositories (at most {STORAGE_CHART_REPOSITORIES}), by the size of their tags",
+        labels=[row["repository__name"] for row in largest],
+        axis="Repository",
+        series=[Series("Size", [row["used"] for row in largest])],
+        display=size,
+        unit="bytes",
+    )
+    pulls_chart = Chart(
+        id="pulls-chart",
+        kind="bar",
+        title=f"Pulls per day, last {PULL_DAYS} days",
+        labels=[day.isoformat() for day in days],
+        axis="Day",
+        series=[Series("Pulls", per_day(pulls, days))],
+    )
+    return {
+        "repository_count": project.repositories.count(),
+        "storage_used": storage,
+        "storage_chart": largest_chart,
+        "pulls_chart": pulls_chart,
+        "sections": ["registries/_project_summary.html"],
+    }
+
+
+# Rows of Home's Recent pushes.
+HOME_PUSHES = 10
+
+
+def home_pushes(request: HttpRequest) -> dict[str, Any]:
+    """Home's Recent pushes: the newest tags of the repositories the user may pull from, in one query."""
+    repositories = Repository.objects.restrict(request.user)
+    tags = Tag.objects.filter(repository__in=repositories).select_related("repository__project")
+    return {
+        "recent_pushes": list(tags.order_by("-pushed_at", "-id")[:HOME_PUSHES]),
+        "sections": ["registries/_home_pushes.html"],
+    }
 
 
 def notary_context() -> dict[str, Any]:

@@ -3,17 +3,22 @@ of events (Newer / Older) that cost the same at the 300,000th event as at the fi
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
+from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import urlencode
 
+from portal.core.charts import FAILURE_COLOUR, SUCCESS_COLOUR, Chart, Series, last_days, per_day
 from portal.core.filters import AuditEventFilterSet
-from portal.core.models import AuditEvent
+from portal.core.models import AuditEvent, Outcome
 from portal.core.pagination import CURSOR_PARAM, InvalidCursor, keyset_page
 from portal.core.ui import PAGE_SIZE, page_or_region
 
+# Days of the activity chart above the Logs tables.
+ACTIVITY_DAYS = 30
 STALE_CURSOR = "This page link is not one the log handed out; start again from the newest events."
 
 
@@ -41,6 +46,9 @@ def audit_log_page(
         return None if cursor is None else f"{request.path}?{urlencode({**query, CURSOR_PARAM: cursor})}"
 
     here = f"{request.path}?{urlencode(query)}" if query else request.path
+    if not request.htmx:
+        # The chart is of the whole log the page lists (not of the filters): it shows where to look.
+        context = {**context, "activity_chart": activity_chart(events)}
     context = {
         **context,
         "filters": filterset.form,
@@ -58,3 +66,31 @@ def audit_log_page(
         # The filter form sends its empty fields too; the address bar shows only the filters in use.
         response["HX-Push-Url"] = link(cursor) if cursor else here
     return response
+
+
+def activity_chart(events: QuerySet[AuditEvent], days: int = ACTIVITY_DAYS) -> Chart:
+    """The events of each of the last `days` days (UTC) by outcome: one grouped query over the time index."""
+    dates = last_days(days)
+    start = datetime.datetime.combine(dates[0], datetime.time(), tzinfo=datetime.UTC)
+    counts = (
+        events.filter(time__gte=start)
+        .annotate(day=TruncDate("time", tzinfo=datetime.UTC))
+        .order_by()
+        .values_list("day", "outcome")
+        .annotate(count=Count("id"))
+    )
+    by_outcome: dict[str, list[tuple[datetime.date, int]]] = {Outcome.SUCCESS: [], Outcome.FAILURE: []}
+    for day, outcome, count in counts:
+        by_outcome.setdefault(outcome, []).append((day, count))
+    return Chart(
+        id="audit-activity-chart",
+        kind="bar",
+        title=f"Activity per day, last {days} days",
+        labels=[day.isoformat() for day in dates],
+        axis="Day",
+        stacked=True,
+        series=[
+            Series("Succeeded", per_day(by_outcome[Outcome.SUCCESS], dates), SUCCESS_COLOUR),
+            Series("Failed", per_day(by_outcome[Outcome.FAILURE], dates), FAILURE_COLOUR),
+        ],
+    )

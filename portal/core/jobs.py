@@ -24,7 +24,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
@@ -208,6 +208,15 @@ def may_manage(user: Any, job: Job) -> bool:
     if is_portal_admin(user):
         return True
     return bool(user is not None and user.is_authenticated and job.created_by == user.get_username())
+
+
+def visible_jobs(user: Any) -> QuerySet[Job]:
+    """The jobs the user may follow (may_manage as a queryset): every job for portal admins, else their own."""
+    if is_portal_admin(user):
+        return Job.objects.all()
+    if user is None or not user.is_authenticated:
+        return Job.objects.none()
+    return Job.objects.filter(created_by=user.get_username())
 
 
 # --- running ----------------------------------------------------------------------------------------

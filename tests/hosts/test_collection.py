@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from hosts import collection
 from hosts.docker import DockerClient
-from hosts.models import Container, ContainerHost, ContainerState, HostState
+from hosts.models import Container, ContainerHost, ContainerState, HostSample, HostState
 from portal.core.models import AuditEvent
 from portal.core.schedules import HOST_COLLECTION, RECURRING, install_schedules
 from projects.models import Project
@@ -134,6 +135,50 @@ def test_facts_are_recorded(host, dockerd) -> None:
     assert host.last_seen is not None and host.last_collected is not None and host.last_error == ""
 
 
+def test_each_cycle_samples_the_running_containers_cpu_and_memory(host, dockerd) -> None:
+    container_id = run_container(dockerd, "busy")
+    dockerd.ok("exec", "-d", container_id, "sh", "-c", "while :; do :; done")
+
+    collection.collect_all()
+    time.sleep(1)
+    collection.collect_all()
+
+    first, second = HostSample.objects.filter(host=host).order_by("time")
+    stats = dockerd.ok("stats", "--no-stream", "--format", "{{.MemUsage}}", container_id)
+    assert first.cpu_percent is None  # nothing to take the CPU time's growth from yet
+    # A busy loop runs on one CPU at most: some of the host, never more than one CPU's share (other work on the
+    # machine decides how much of that CPU it gets).
+    cpus = int(dockerd.ok("info", "--format", "{{.NCPU}}"))
+    assert second.cpu_percent is not None and 1 < second.cpu_percent <= 100 / cpus * 1.1
+    assert 0 < second.memory_used_bytes < 64 * 1024 * 1024, stats
+    assert second.memory_total_bytes == int(dockerd.ok("info", "--format", "{{.MemTotal}}"))
+    assert (second.containers_running, second.container_cpu_ns > first.container_cpu_ns) == (1, True)
+
+
+def test_samples_past_their_retention_are_pruned_when_the_next_is_written(host, dockerd, settings) -> None:
+    settings.HOST_SAMPLE_RETENTION_MINUTES = 60
+    old = HostSample.objects.create(host=host, time=timezone.now() - timedelta(minutes=61))
+    kept = HostSample.objects.create(host=host, time=timezone.now() - timedelta(minutes=59))
+
+    collection.collect_all()
+
+    remaining = set(HostSample.objects.filter(host=host).values_list("pk", flat=True))
+    assert old.pk not in remaining and kept.pk in remaining and len(remaining) == 2
+
+
+def test_usage_is_not_sampled_past_its_deadline_nor_from_engines_without_one_shot_stats() -> None:
+    # Nothing listens on these ports: a call would fail, so None here means no call was made.
+    assert DockerClient("http://127.0.0.1:9", api_version="1.41").usage(["a" * 64], deadline=0) is None
+    assert DockerClient("http://127.0.0.1:9", api_version="1.25").usage(["a" * 64]) is None
+
+
+def test_a_host_with_no_running_container_uses_no_cpu(host, dockerd) -> None:
+    collection.collect_all()
+
+    sample = HostSample.objects.get(host=host)
+    assert (sample.cpu_percent, sample.memory_used_bytes, sample.containers_running) == (0.0, 0, 0)
+
+
 def test_host_going_away_and_coming_back_changes_state_with_audit_events(host, dockerd) -> None:
     ContainerHost.objects.filter(pk=host.pk).update(url=f"http://127.0.0.1:{free_port()}")
     collection.collect_all()
@@ -197,9 +242,10 @@ def test_queries_per_host_do_not_grow_with_containers(host, dockerd) -> None:
     client.close()
 
     assert Container.objects.filter(host=host).count() == 60
-    # Lock, hosts, known containers, host update, inserts, updates, last seen, unlock: not one per container.
-    assert len(first) <= 12, [q["sql"][:80] for q in first.captured_queries]
-    assert len(second) <= 12, [q["sql"][:80] for q in second.captured_queries]
+    # Lock, hosts, known containers, host update, inserts, updates, last seen, the usage sample (previous one,
+    # insert, prune), unlock: not one per container.
+    assert len(first) <= 15, [q["sql"][:80] for q in first.captured_queries]
+    assert len(second) <= 15, [q["sql"][:80] for q in second.captured_queries]
 
 
 class TricklingServer(LoopbackServer):

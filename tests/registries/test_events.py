@@ -15,7 +15,7 @@ from django.test import Client
 from portal.core.models import AuditEvent
 from projects.models import Project
 from registries import events
-from registries.models import ObservedManifest, RegistryEvent, Repository, Tag
+from registries.models import DailyPulls, ObservedManifest, RegistryEvent, Repository, Tag
 from tests.loopback import LoopbackServer
 
 URL = "/service/notifications"
@@ -169,6 +169,17 @@ def test_push_older_than_a_delete_of_its_digest_is_not_resurrected(client: Clien
     post(client, secret, event("delete", tag="", at=T0 + timedelta(minutes=1)))
     post(client, secret, event("push", at=T0))
     assert not Tag.objects.exists()
+
+
+def test_pulls_are_counted_per_day_of_the_event_for_the_chart(client: Client, secret: str, alpha: Project) -> None:
+    post(client, secret, event("push"))
+    next_day = T0 + timedelta(days=1)
+    pulls = [event("pull", at=T0 + timedelta(minutes=1)), event("pull", at=next_day), event("pull", at=next_day)]
+    post(client, secret, *pulls)
+    post(client, secret, *pulls)  # the registry repeats an envelope: nothing more is counted
+    post(client, secret, event("pull", actor=events.SYSTEM_ACTOR, at=next_day))  # the portal's own read
+    counts = dict(DailyPulls.objects.filter(project=alpha).values_list("day", "count"))
+    assert counts == {T0.date(): 1, next_day.date(): 2}
 
 
 def test_portal_own_reads_are_not_pulls(client: Client, secret: str, alpha: Project) -> None:
