@@ -118,7 +118,7 @@ def parse(raw: dict[str, Any]) -> Event | None:
     if not raw.get("id") or not raw.get("action") or not target.get("repository") or timestamp is None:
         return None
     if timezone.is_naive(timestamp):
-        timestamp = timezone.make_aware(timestamp, timezone.utc)
+        timestamp = timezone.make_aware(timestamp, UTC)
     return Event(
         id=str(raw["id"]),
         action=str(raw["action"]),

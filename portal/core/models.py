@@ -147,13 +147,13 @@ class Outcome(models.TextChoices):
 AUDIT_OPERATIONS = (
     "add_member", "assign_admin", "change_password", "change_role", "create", "delete", "disable", "export", "finish",
     "import", "lockout", "login", "logout", "provision", "pull", "purge", "push", "reconcile", "remove",
-    "remove_member", "restart", "revoke", "start", "state", "stop", "trust", "unassign_admin", "unlock", "untrust",
-    "update",
+    "remove_member", "restart", "revoke", "start", "state", "stop", "test", "trust", "unassign_admin", "unlock",
+    "untrust", "update",
 )  # fmt: skip
 AUDIT_RESOURCE_TYPES = (
     "api_token", "audit_log", "certificate", "component", "container", "credential", "cve_allowlist", "group", "host",
     "job", "login", "project", "registry", "replication_endpoint", "replication_execution", "replication_rule",
-    "repository", "scan", "session", "settings", "user", "vulndb",
+    "repository", "scan", "scanner", "session", "settings", "user", "vulndb",
 )  # fmt: skip
 
 

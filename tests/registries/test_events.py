@@ -285,3 +285,10 @@ def test_pulls_and_deletes_the_portal_did_not_serve_are_not_believed(
     assert Repository.objects.get().pull_count == 0
     assert Tag.objects.exists()
     assert not AuditEvent.objects.filter(action__in=["pull", "delete"]).exists()
+
+
+def test_an_event_time_without_a_zone_is_read_as_utc() -> None:
+    raw = {"id": "e-naive", "action": "push", "timestamp": "2026-12-01T10:00:00", "target": {"repository": "alpha/app"}}
+    event = events.parse(raw)
+    assert event is not None
+    assert event.timestamp.isoformat() == "2026-12-01T10:00:00+00:00"
