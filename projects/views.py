@@ -203,7 +203,7 @@ def member_remove(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, "Select at least one member to remove.")
         return finish(request, members_url)
     outcomes = services.remove_members(Actor.from_request(request), members)
-    report(request, outcomes, f"Removed {{names}} from project '{project.name}'.", "Not removed: {names}.")
+    report(request, outcomes, f"Removed {{names}} from project '{project.name}'.", "Not removed: {names}")
     return finish(request, members_url)
 
 

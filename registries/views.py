@@ -161,7 +161,7 @@ def tag_delete(request: HttpRequest, name: str, repository: str) -> HttpResponse
         request,
         outcomes,
         "Deleted tag {names}." if len(tags) == 1 else "Deleted tags {names}.",
-        "Not deleted: {names}.",
+        "Not deleted: {names}",
     )
     if not Repository.objects.filter(pk=repository_row.pk).exists():
         messages.info(request, f"{repository_row.name} had no tags left: the repository is gone.")

@@ -117,7 +117,7 @@ def tag_scan(request: HttpRequest, name: str, repository: str) -> HttpResponse:
         request,
         services.start_scans(Actor.from_request(request), tags),
         "Scan of {names} queued.",
-        "Not scanned: {names}.",
+        "Not scanned: {names}",
     )
     return finish(request, back)
 

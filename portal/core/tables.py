@@ -39,11 +39,11 @@ def selected(request: HttpRequest, name: str) -> list[str]:
 def report(request: HttpRequest, outcomes: list[Outcome], done: str, failed: str) -> None:
     """Say on the page which items a bulk action did and which it did not, each with its reason.
 
-    `done` and `failed` are messages with a `{names}` slot ("Removed {names} from the project.").
+    `done` and `failed` are messages with a `{names}` slot; `failed` gets "name: reason" for each item.
     """
     names = [outcome.name for outcome in outcomes if outcome.done]
     if names:
         messages.success(request, done.format(names=", ".join(names)))
-    refusals = [f"{outcome.name} ({outcome.error.rstrip('.')})" for outcome in outcomes if not outcome.done]
+    refusals = [f"{outcome.name}: {outcome.error}" for outcome in outcomes if not outcome.done]
     if refusals:
-        messages.error(request, failed.format(names="; ".join(refusals)))
+        messages.error(request, failed.format(names=" ".join(refusals)))
