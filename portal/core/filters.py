@@ -70,9 +70,10 @@ class SortFilter(django_filters.OrderingFilter):
         super().__init__(fields={field: key for key, field in keys.items()}, label="Sort", **kwargs)
 
     def filter(self, qs: QuerySet, value: Any) -> QuerySet:
-        if not value:
+        keys = [key for key in value or () if key]  # "name,," names no more keys than "name"
+        if not keys:
             return qs
-        return qs.order_by(*(self.get_ordering_value(key) for key in value), "pk")
+        return qs.order_by(*(self.get_ordering_value(key) for key in keys), "pk")
 
 
 def source_filter() -> django_filters.ChoiceFilter:
