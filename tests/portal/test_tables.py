@@ -117,6 +117,14 @@ def test_a_bad_page_size_falls_back_to_the_default(client, role_users, viewers, 
     assert len(member_names(text)) == rows
 
 
+def test_members_api_takes_the_same_search_sort_and_page_size(client, role_users, viewers):
+    client = logged_in(client, role_users["viewer"])
+    url = "/api/v1/projects/alpha/members"
+    names = client.get(url, {"sort": "-name", "q": "m", "page_size": "2"}).json()["results"]
+    assert [row["member_name"] for row in names] == ["kim", "amy"]
+    assert client.get(url, {"sort": "password"}).status_code == 400
+
+
 # Tags: sort in the UI and the API (same FilterSet).
 
 
