@@ -23,6 +23,7 @@ from hosts import docker
 from hosts.images import ImageSource, resolve_image
 from hosts.models import Container, ContainerHost, ContainerState, HostState
 from hosts.services import client_for
+from portal.core import bulk
 from portal.core.audit import Actor, record
 from portal.core.errors import Conflict, DomainError, Invalid
 from portal.core.jobs import JobContext, create_job
@@ -439,6 +440,11 @@ def container_action(actor: Actor, container: Container, action: str) -> Job:
         record(actor, action, "container", container.name, project, host=container.host.name)
         parameters = {"container": container.pk, "action": action}
         return create_job(actor, ACTION_KINDS[action], f"{project.name}/{container.name}", parameters)
+
+
+def container_actions(actor: Actor, containers: list[Container], action: str) -> list[bulk.Outcome]:
+    """Start one action job per container (each audited); a refused container keeps the others going."""
+    return bulk.apply_each(containers, lambda container: container.name, lambda c: container_action(actor, c, action))
 
 
 def run_action(job: Job, log: JobContext) -> str:

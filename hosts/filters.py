@@ -6,7 +6,7 @@ import django_filters
 from django.db.models import Q, QuerySet
 
 from hosts.models import Container, ContainerHost
-from portal.core.filters import SearchFilterSet
+from portal.core.filters import SearchFilterSet, SortFilter
 
 
 class HostFilterSet(SearchFilterSet):
@@ -21,15 +21,16 @@ class HostFilterSet(SearchFilterSet):
 
 class ContainerFilterSet(SearchFilterSet):
     """`?q=` matches part of the name, image, host, state or command, or the start of the id; `?host=` is a
-    host's id or name; `?state=` one state."""
+    host's id or name; `?state=` one state; `?sort=` is name, image, host, state or created (`-` reverses)."""
 
     search_fields = ("name", "image", "host__name", "state", "command")
     host = django_filters.CharFilter(method="on_host")
     state = django_filters.CharFilter(field_name="state")
+    sort = SortFilter({"name": "name", "image": "image", "host": "host__name", "state": "state", "created": "created"})
 
     class Meta:
         model = Container
-        fields = ["q", "host", "state"]
+        fields = ["q", "host", "state", "sort"]
 
     def matches(self, text: str) -> Q:
         """Containers with the text in any searched column, or whose id starts with it."""

@@ -15,6 +15,7 @@ urlpatterns = [
     path("projects/<str:name>/infrastructure/", views.project_infrastructure, name="project-infrastructure"),
     path("projects/<str:name>/hosts/new/", views.host_add, name="host-add"),
     path("containers/", views.container_list, name="container-list"),
+    path("containers/bulk/<str:action>/", views.container_bulk_action, name="container-bulk-action"),
     path("containers/<int:pk>/", views.container_detail, name="container-detail"),
     path("containers/<int:pk>/logs/", views.container_logs, name="container-logs"),
     path("containers/<int:pk>/stats/", views.container_stats, name="container-stats"),

@@ -26,6 +26,7 @@ from hosts.selection import search_text, select, selected_project, selection
 from portal.core.audit import Actor
 from portal.core.errors import DomainError
 from portal.core.models import Job
+from portal.core.tables import report, selected, table_page
 from portal.core.trust import UntrustedCertificate
 from portal.core.trust_dialog import pin_from_post, trust_dialog
 from portal.core.ui import act, dialog, finish, form_error, page_or_region, paginate, refuse, require_permission
@@ -304,8 +305,10 @@ def container_table_context(request: HttpRequest, project: Project) -> dict[str,
     containers = Container.objects.filter(host__project=project).select_related("host").order_by("name", "pk")
     if not show_removed:
         containers = containers.exclude(state=ContainerState.REMOVED)
-    return searched_page(request, ContainerFilterSet, containers) | {
+    return table_page(request, ContainerFilterSet, containers) | {
         "show_removed": show_removed,
+        "can_operate": can(request.user, "operate_containers", project),
+        "container_actions": ACTIONS.items(),
         "can_provision": can(request.user, "provision", project),
         "provision_url": reverse("container-provision", args=[project.name]),
     }
@@ -473,6 +476,29 @@ def container_action(request: HttpRequest, pk: int, action: str) -> HttpResponse
         return refuse(request, exc, back)
     messages.success(request, f"{ACTIONS[action]} of '{container.name}' started (job #{job.pk}).")
     return finish(request, f"{back}?job={job.pk}")
+
+
+@require_POST
+@login_required
+def container_bulk_action(request: HttpRequest, action: str) -> HttpResponse:
+    """Start, Stop, Restart or Remove the containers ticked on the Containers page: one job each, and the page
+    says which started and why any did not."""
+    if action not in ACTIONS:
+        raise Http404("No such action.")
+    ids = [int(value) for value in selected(request, "container") if value.isascii() and value.isdigit()]
+    containers = Container.objects.restrict(request.user).select_related("host", "host__project")
+    chosen = list(containers.filter(pk__in=ids).order_by("name", "pk"))
+    back = reverse("container-list")
+    if chosen:
+        back += f"?project={chosen[0].host.project.name}"
+    else:
+        messages.error(request, f"Select at least one container to {action}.")
+        return finish(request, back)
+    # Operating containers is a developer's right in the containers' projects: without it, a 403 as for one container.
+    require_permission(all(can(request.user, "operate_containers", row.host.project) for row in chosen))
+    outcomes = container_service.container_actions(Actor.from_request(request), chosen, action)
+    report(request, outcomes, f"{ACTIONS[action]} started for {{names}}.", f"Could not {action}: {{names}}")
+    return finish(request, back)
 
 
 def visible_job(request: HttpRequest, job_id: str | None) -> Job | None:

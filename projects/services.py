@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
 from portal.core.audit import Actor, record
+from portal.core.bulk import Outcome, apply_each
 from portal.core.errors import Conflict, Invalid, NotFound
 from portal.core.models import Group, User
 from portal.core.services import require
@@ -147,6 +148,11 @@ def remove_member(actor: Actor, membership: Membership) -> None:
     require(actor, "manage_members", membership.project)
     membership.delete()
     record(actor, "remove_member", membership.member_type, membership.member_name, membership.project)
+
+
+def remove_members(actor: Actor, memberships: Iterable[Membership]) -> list[Outcome]:
+    """Remove several members, each on its own (with its own audit entry); a refusal of one keeps the others going."""
+    return apply_each(memberships, lambda member: member.member_name, lambda member: remove_member(actor, member))
 
 
 @transaction.atomic

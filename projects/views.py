@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -19,6 +19,7 @@ from portal.core.errors import DomainError
 from portal.core.identities import search_identities
 from portal.core.jobs import visible_jobs
 from portal.core.models import AuditEvent, JobState
+from portal.core.tables import report, selected, table_page
 from portal.core.ui import (
     act,
     dialog,
@@ -33,7 +34,7 @@ from portal.core.ui import (
     submit,
 )
 from projects import services
-from projects.filters import ProjectFilterSet
+from projects.filters import MemberFilterSet, ProjectFilterSet
 from projects.forms import MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm
 from projects.models import Membership, Project, Role
 from projects.roles import can, roles_by_project
@@ -109,16 +110,12 @@ def project_detail(request: HttpRequest, name: str) -> HttpResponse:
 def project_members(request: HttpRequest, name: str) -> HttpResponse:
     """The Members tab: users and groups with their roles, searchable, a page at a time."""
     project = visible_project(request, name)
-    query = request.GET.get("q", "").strip()
     members = project.memberships.select_related("user", "group")
-    if query:
-        members = members.filter(Q(user__username__icontains=query) | Q(group__name__icontains=query))
     # Groups first, then users by name; the pk keeps the order total so pages never overlap.
     members = members.order_by(F("group__name").asc(nulls_last=True), "user__username", "pk")
     context = {
         **project_context(request, project, "members"),
-        "page": paginate(request, members, MEMBERS_PAGE_SIZE),
-        "q": query,
+        **table_page(request, MemberFilterSet, members, MEMBERS_PAGE_SIZE),
         "region": "member-table",
     }
     return page_or_region(request, "projects/members.html", "projects/_member_table.html", context)
@@ -165,12 +162,10 @@ def _member_dialog(project: Project, form: Any, url_name: str, **extra: Any) -> 
     }
 
 
-def _selected_member(request: HttpRequest, project: Project) -> Membership | None:
-    """The member chosen with the row's radio button, or None when none is (or a stale one is) chosen."""
-    member_id = request.POST.get("member") or request.GET.get("member") or ""
-    if not member_id.isdigit():
-        return None
-    return project.memberships.select_related("user", "group").filter(pk=int(member_id)).first()
+def _selected_members(request: HttpRequest, project: Project) -> list[Membership]:
+    """The members ticked in the table (stale or foreign ids are left out), in table order."""
+    ids = [int(value) for value in selected(request, "member") if value.isascii() and value.isdigit()]
+    return list(project.memberships.select_related("user", "group", "project").filter(pk__in=ids).order_by("pk"))
 
 
 @login_required
@@ -178,11 +173,12 @@ def member_edit(request: HttpRequest, name: str) -> HttpResponse:
     """The Edit dialog: change the selected member's role."""
     project = visible_project(request, name)
     require_permission(can(request.user, "manage_members", project))
-    membership = _selected_member(request, project)
+    members = _selected_members(request, project)
     members_url = reverse("project-members", args=[project.name])
-    if membership is None:
-        messages.error(request, "Select a member first.")
+    if len(members) != 1:
+        messages.error(request, "Select one member to edit." if members else "Select a member first.")
         return finish(request, members_url)
+    membership = members[0]
     form = MemberRoleForm(request.POST if "role" in request.POST else None, initial={"role": membership.role})
 
     def save(data: dict[str, Any]) -> tuple[str, str]:
@@ -199,16 +195,17 @@ def member_edit(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 @login_required
 def member_remove(request: HttpRequest, name: str) -> HttpResponse:
-    """Remove the selected member from the project."""
+    """Remove the ticked members from the project, each on its own; the page says which went and which did not."""
     project = visible_project(request, name)
     members_url = reverse("project-members", args=[project.name])
     require_permission(can(request.user, "manage_members", project))
-    membership = _selected_member(request, project)
-    if membership is None:
-        messages.error(request, "Select a member first.")
+    members = _selected_members(request, project)
+    if not members:
+        messages.error(request, "Select at least one member to remove.")
         return finish(request, members_url)
-    message = f"Removed '{membership.member_name}' from project '{project.name}'."
-    return act(request, lambda actor: services.remove_member(actor, membership) or message, members_url)
+    outcomes = services.remove_members(Actor.from_request(request), members)
+    report(request, outcomes, f"Removed {{names}} from project '{project.name}'.", "Not removed: {names}")
+    return finish(request, members_url)
 
 
 @login_required

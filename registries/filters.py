@@ -2,7 +2,7 @@
 
 import django_filters
 
-from portal.core.filters import SearchFilterSet
+from portal.core.filters import SearchFilterSet, SortFilter
 from registries.models import Repository, Tag
 
 
@@ -18,10 +18,11 @@ class RepositoryFilterSet(SearchFilterSet):
 
 
 class TagFilterSet(SearchFilterSet):
-    """`?q=` matches part of the tag name or digest."""
+    """`?q=` matches part of the tag name or digest; `?sort=` is name, size or pushed (`-` reverses)."""
 
     search_fields = ("name", "digest")
+    sort = SortFilter({"name": "name", "size": "size", "pushed": "pushed_at"})
 
     class Meta:
         model = Tag
-        fields = ["q"]
+        fields = ["q", "sort"]

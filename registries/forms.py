@@ -28,25 +28,18 @@ class RepositoryDeleteForm(forms.Form):
 
 
 class TagDeleteForm(forms.Form):
-    """The tag selected in a repository's tags table."""
+    """The tags ticked in a repository's tags table (by name)."""
 
-    tag = forms.ModelChoiceField(
+    tag = forms.ModelMultipleChoiceField(
         queryset=Tag.objects.none(),
         to_field_name="name",
-        widget=forms.HiddenInput,
-        error_messages={"required": "Select a tag first."},
+        widget=forms.MultipleHiddenInput,
+        error_messages={"required": "Select at least one tag to delete."},
     )
 
     def __init__(self, *args: object, tags: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.fields["tag"].queryset = tags
-
-    def clean_tag(self) -> object:
-        """The one tag selected: the table's check boxes may select several (for Scan), Delete takes one."""
-        getlist = getattr(self.data, "getlist", None)
-        if getlist is not None and len(getlist("tag")) > 1:
-            raise forms.ValidationError("Select one tag to delete.")
-        return self.cleaned_data["tag"]
 
 
 class GcScheduleForm(forms.Form):

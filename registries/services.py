@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, time
 
 from django.db import transaction
 from django.utils import timezone
 
 from portal.core.audit import Actor, record
+from portal.core.bulk import Outcome, apply_each
 from portal.core.errors import Conflict, Forbidden, Invalid, NotFound
 from portal.core.jobs import JobContext, create_job
 from portal.core.models import Job
@@ -54,6 +56,12 @@ def delete_tag(actor: Actor, tag: Tag, client: RegistryClient | None = None) -> 
     _writable()
     (client or RegistryClient()).remove_tag(repository.name, tag.name)
     _forget_tag(actor, tag)
+
+
+def delete_tags(actor: Actor, tags: Iterable[Tag], client: RegistryClient | None = None) -> list[Outcome]:
+    """Delete several tags one by one (each audited); a refused one (registry down) keeps the others going."""
+    client = client or RegistryClient()
+    return apply_each(tags, str, lambda tag: delete_tag(actor, tag, client))
 
 
 @transaction.atomic

@@ -21,6 +21,7 @@ from portal.core.audit import Actor
 from portal.core.charts import SUCCESS_COLOUR, Chart, Series, last_days, per_day, size
 from portal.core.errors import DomainError, NotFound
 from portal.core.models import Job, JobLogLine
+from portal.core.tables import report, table_page
 from portal.core.trust import UntrustedCertificate
 from portal.core.trust_dialog import pin_from_post, trust_dialog
 from portal.core.ui import (
@@ -114,7 +115,8 @@ def repository_detail(request: HttpRequest, name: str, repository: str) -> HttpR
     project = visible_project(request, name)
     repository_row = visible_repository(request, project, repository)
     tags = repository_row.tags.order_by("-pushed_at", "name")
-    page = paginate(request, TagFilterSet({"q": request.GET.get("q", "")}, tags).qs)
+    table = table_page(request, TagFilterSet, tags)
+    page = table["page"]
     # Columns and actions of other apps (scanning's Vulnerability column and Scan button) see the page's rows.
     extensions = extend_page("repository-tags", request, project=project, repository=repository_row, tags=list(page))
     show_signatures = signed_tags.shown_for(project)
@@ -123,8 +125,7 @@ def repository_detail(request: HttpRequest, name: str, repository: str) -> HttpR
     context = {
         **project_context(request, project, "repositories"),
         "repository": repository_row,
-        "page": page,
-        "q": request.GET.get("q", ""),
+        **table,
         "region": "tag-table",
         "registry_host": request.get_host(),
         "can_delete": can(request.user, "delete_artifact", project),
@@ -137,31 +138,54 @@ def repository_detail(request: HttpRequest, name: str, repository: str) -> HttpR
 
 @login_required
 def tag_delete(request: HttpRequest, name: str, repository: str) -> HttpResponse:
-    """The Delete tag dialog: names the sibling tags on the same digest, which stay."""
+    """The Delete dialog of the ticked tags: names the sibling tags on the same digest, which stay. Each tag is
+    deleted on its own; the page says which went and why any did not (a lone refusal stays in the dialog)."""
     project = visible_project(request, name)
     repository_row = visible_repository(request, project, repository)
     require_permission(can(request.user, "delete_artifact", project))
     back = _repository_url(repository_row)
-    form = TagDeleteForm(request.POST or request.GET, tags=repository_row.tags.all())
-    if request.method != "POST" and not form.is_valid():
-        return _back_with_error(request, form, back)
+    form = TagDeleteForm(request.POST or request.GET, tags=repository_row.tags.order_by("name"))
+    if not form.is_valid():
+        if request.method != "POST":
+            return _back_with_error(request, form, back)
+        return dialog(request, "registries/tag_delete_dialog.html", _tag_dialog(project, repository_row, form), 400)
+    tags = list(form.cleaned_data["tag"])
+    if request.method != "POST":
+        return dialog(request, "registries/tag_delete_dialog.html", _tag_dialog(project, repository_row, form, tags))
+    outcomes = services.delete_tags(Actor.from_request(request), tags)
+    if not any(outcome.done for outcome in outcomes):
+        for outcome in outcomes:
+            form.add_error(None, f"{outcome.name}: {outcome.error}")
+        context = _tag_dialog(project, repository_row, form, tags)
+        return dialog(request, "registries/tag_delete_dialog.html", context, outcomes[0].status)
+    report(
+        request,
+        outcomes,
+        "Deleted tag {names}." if len(tags) == 1 else "Deleted tags {names}.",
+        "Not deleted: {names}",
+    )
+    if not Repository.objects.filter(pk=repository_row.pk).exists():
+        messages.info(request, f"{repository_row.name} had no tags left: the repository is gone.")
+        return finish(request, reverse("project-repositories", args=[project.name]))
+    return finish(request, back)
 
-    def save(data: dict[str, Any]) -> tuple[str, str]:
-        tag = data["tag"]
-        services.delete_tag(Actor.from_request(request), tag)
-        if not Repository.objects.filter(pk=repository_row.pk).exists():
-            url = reverse("project-repositories", args=[project.name])
-            return f"Deleted {tag}, the last tag: the repository is gone.", url
-        return f"Deleted tag {tag}.", back
 
-    status = submit(request, form, save) if request.method == "POST" else 200
-    if isinstance(status, HttpResponse):
-        return status
-    tag = _cleaned(form, "tag")
-    siblings = repository_row.tags.filter(digest=tag.digest).exclude(pk=tag.pk) if tag else []
-    context = {"form": form, "repository": repository_row, "tag": tag, "siblings": siblings, "cancel_url": back}
-    context["action"] = reverse("tag-delete", args=[project.name, repository_row.short_name])
-    return dialog(request, "registries/tag_delete_dialog.html", context, status)
+def _tag_dialog(project: Project, repository: Repository, form: Any, tags: list[Tag] | None = None) -> dict[str, Any]:
+    """The Delete dialog's context: each tag with the siblings on its digest that stay."""
+    tags = tags or []
+    names = {tag.name for tag in tags}
+    rows = [
+        (tag, [sibling for sibling in repository.tags.filter(digest=tag.digest) if sibling.name not in names])
+        for tag in tags
+    ]
+    return {
+        "form": form,
+        "repository": repository,
+        "rows": rows,
+        "last": len(names) == repository.tags.count(),
+        "cancel_url": _repository_url(repository),
+        "action": reverse("tag-delete", args=[project.name, repository.short_name]),
+    }
 
 
 @login_required

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from portal.core.audit import Actor
 from portal.core.errors import DomainError, NotFound
 from portal.core.permissions import is_portal_admin
+from portal.core.tables import report
 from portal.core.trust import UntrustedCertificate
 from portal.core.trust_dialog import pin_from_post, trust_dialog
 from portal.core.ui import act, dialog, finish, form_error, paginate, refuse, require_permission, start_job
@@ -110,15 +111,14 @@ def tag_scan(request: HttpRequest, name: str, repository: str) -> HttpResponse:
     names = request.POST.getlist("tag")
     tags = list(repository_row.tags.filter(name__in=names).order_by("name"))
     if not tags:
-        messages.error(request, "Select the tags to scan first.")
+        messages.error(request, "Select at least one tag to scan.")
         return finish(request, back)
-    actor = Actor.from_request(request)
-    try:
-        for tag in tags:
-            services.start_scan(actor, tag)
-    except DomainError as exc:
-        return refuse(request, exc, back)
-    messages.success(request, f"Scan of {', '.join(tag.name for tag in tags)} queued.")
+    report(
+        request,
+        services.start_scans(Actor.from_request(request), tags),
+        "Scan of {names} queued.",
+        "Not scanned: {names}",
+    )
     return finish(request, back)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django_filters.utils import translate_validation
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -176,19 +177,24 @@ class ContainerViewSet(ListGetMixin, ProjectScopedViewSet):
         return Container.objects.filter(host__project=project).select_related("host", "host__project")
 
     def filter_queryset(self, queryset: QuerySet[Container]) -> QuerySet[Container]:
-        """`?q=` (name, image or id), `?host=` (id or name), `?state=`; removed ones only when asked for."""
+        """`?q=` (name, image or id), `?host=` (id or name), `?state=`, `?sort=`; removed ones only when asked for."""
         if self.action != "list":
             return queryset
         params = self.request.query_params
         if not params.get("state", "").strip():
             queryset = queryset.exclude(state=ContainerState.REMOVED)
-        return ContainerFilterSet(params, queryset).qs.order_by("name", "pk")
+        found = ContainerFilterSet(params, queryset.order_by("name", "pk"))
+        if not found.is_valid():
+            # An unknown ?sort= key is a 400 naming it, as for every list of the API.
+            raise translate_validation(found.errors)
+        return found.qs
 
     @extend_schema(
         parameters=[
             OpenApiParameter("q", str, description=SEARCH_HELP),
             OpenApiParameter("host", str, description="a host's id or name"),
             OpenApiParameter("state", str, description="running, exited, ...; removed ones show only with removed"),
+            OpenApiParameter("sort", str, description="name, image, host, state or created; a leading - reverses"),
         ]
     )
     def list(self, request: Request, *args: object, **kwargs: object) -> Response:

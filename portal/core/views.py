@@ -12,7 +12,6 @@ from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,6 +22,7 @@ from portal.core import credentials, directory, jobs, services, throttle, trust
 from portal.core.addresses import parse_url
 from portal.core.audit import Actor
 from portal.core.audit_log import audit_log_page
+from portal.core.bulk import apply_each
 from portal.core.certificates import ca_info
 from portal.core.credentials import CertificateInfo, certificate_info, credentials_usages
 from portal.core.errors import DomainError, Invalid, NotFound
@@ -51,6 +51,7 @@ from portal.core.models import (
     User,
 )
 from portal.core.permissions import can, visible_projects
+from portal.core.tables import report
 from portal.core.trust_dialog import pin_from_post, trust_dialog
 from portal.core.ui import (
     CONFIGURATION_SECTIONS,
@@ -61,6 +62,7 @@ from portal.core.ui import (
     identities_url,
     one_selected,
     page_or_region,
+    page_size,
     parse_identity,
     refuse,
     require_permission,
@@ -120,9 +122,11 @@ def identities(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
     page = request.GET.get("page", "")
     number = int(page) if page.isdigit() and 0 < int(page) <= MAX_IDENTITY_PAGE else 1
-    results = search_identities(query, request.user, number, IDENTITY_PAGE_SIZE)
+    per_page = page_size(request, IDENTITY_PAGE_SIZE)
+    results = search_identities(query, request.user, number, per_page)
     context = {
         "results": results,
+        "per_page": per_page,
         "page_number": number,
         "previous_page": number - 1 if number > 1 else None,
         "next_page": number + 1 if results.capped else None,
@@ -162,7 +166,8 @@ def apply_identity_action(actor: Actor, action: str, kind: str, name: str) -> No
 @require_POST
 @login_required
 def identity_action(request: HttpRequest) -> HttpResponse:
-    """Assign or unassign the admin role, disable, enable or delete the selected users and groups."""
+    """Assign or unassign the admin role, disable, enable or delete the selected users and groups, each on its own;
+    the page names the ones refused and why."""
     require_permission(can(request.user, "manage_users"))
     action = request.POST.get("action", "")
     back = identities_url(request.POST.get("q", ""))
@@ -170,13 +175,12 @@ def identity_action(request: HttpRequest) -> HttpResponse:
     if action not in IDENTITY_ACTIONS or not selected:
         messages.error(request, "Select at least one user or group, then an action.")
         return finish(request, back)
-    try:
-        with transaction.atomic():
-            for kind, name in selected:
-                apply_identity_action(Actor.from_request(request), action, kind, name)
-    except DomainError as exc:
-        return refuse(request, exc, back)
-    messages.success(request, f"{IDENTITY_ACTIONS[action]} {', '.join(name for _, name in selected)}.")
+    # Each user or group on its own (own transaction and audit entry): one refusal does not undo or stop the others.
+    actor = Actor.from_request(request)
+    outcomes = apply_each(
+        dict.fromkeys(selected), lambda pair: pair[1], lambda pair: apply_identity_action(actor, action, *pair)
+    )
+    report(request, outcomes, f"{IDENTITY_ACTIONS[action]} {{names}}.", "Not done: {names}")
     return finish(request, back)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
@@ -22,7 +22,7 @@ from portal.core.models import User
 from portal.core.services import admin_subject
 from projects import services
 from projects.api.serializers import MemberRoleSerializer, MemberSerializer, ProjectSerializer
-from projects.filters import ProjectFilterSet
+from projects.filters import MemberFilterSet, ProjectFilterSet
 from projects.models import Membership, Project
 from projects.roles import can
 from projects.scoped import (
@@ -79,8 +79,12 @@ class MemberViewSet(ListGetMixin, ServiceCreateMixin, ServiceUpdateMixin, Servic
     update_serializer_class = MemberRoleSerializer
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
 
+    filterset_class = MemberFilterSet
+
     def rows(self, project: Project) -> QuerySet[Membership]:
-        return project.memberships.select_related("user", "group", "project")
+        # As the Members tab: groups first, then users by name (`?sort=` changes it), the pk keeping pages apart.
+        members = project.memberships.select_related("user", "group", "project")
+        return members.order_by(F("group__name").asc(nulls_last=True), "user__username", "pk")
 
     def get_object(self) -> Membership:
         # A member id is a number; anything else names no member (a 404, as an id that does not exist).

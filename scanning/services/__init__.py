@@ -18,6 +18,7 @@ from scanning.services.scans import (
     start_rematch,
     start_scan,
     start_scan_all,
+    start_scans,
 )
 from scanning.services.vulndb import (
     VULNDB_UPDATE,
@@ -55,6 +56,7 @@ __all__ = [
     "start_rematch",
     "start_scan",
     "start_scan_all",
+    "start_scans",
     "start_update",
     "update_feeds",
 ]

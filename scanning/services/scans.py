@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Q, Subquery
@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from portal.core import jobs
 from portal.core.audit import Actor, record
+from portal.core.bulk import Outcome, apply_each
 from portal.core.errors import Conflict, Forbidden, Invalid
 from portal.core.jobs import create_job
 from portal.core.models import ACTIVE_JOB_STATES, Job, ScanSchedule, SystemSettings
@@ -49,6 +50,11 @@ def start_scan(actor: Actor, tag: Tag) -> ImageScan:
     """Scan the image a tag names (portal and project admins); a scan of that image already queued is kept."""
     _require_scan(actor, tag.repository.project)
     return queue_scan(actor, tag.repository.name, tag.digest)
+
+
+def start_scans(actor: Actor, tags: Iterable[Tag]) -> list[Outcome]:
+    """Scan several tags' images one by one; a refused tag keeps the others going."""
+    return apply_each(tags, lambda tag: tag.name, lambda tag: start_scan(actor, tag))
 
 
 def queue_scan(actor: Actor, repository: str, digest: str) -> ImageScan:

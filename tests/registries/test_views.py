@@ -195,13 +195,39 @@ def test_tag_delete_dialog_says_sibling_tags_are_kept(client, role_users, app):
     assert "Other tags on the same digest are kept: <strong>latest</strong>." in text
 
 
-def test_tag_delete_takes_one_of_the_tags_ticked_in_the_table(client, role_users, app):
+def test_tag_delete_dialog_lists_every_tag_ticked_in_the_table(client, role_users, app):
     url = reverse("tag-delete", args=["alpha", "app"])
     admin = as_role(client, role_users, "project_admin")
-    page = page_text(admin.get(url, {"tag": ["1.0", "2.0"]}, follow=True))
-    assert "Select one tag to delete." in page
-    assert admin.post(url, {"tag": ["1.0", "2.0"]}).status_code == 400
-    assert Tag.objects.filter(name__in=["1.0", "2.0"]).count() == 2
+    text = page_text(admin.get(url, {"tag": ["1.0", "2.0"]}, HTTP_HX_REQUEST="1"))
+    assert "Delete these 2 tags of alpha/app?" in text
+    assert 'data-tag="1.0"' in text and 'data-tag="2.0"' in text
+    # 1.0's sibling "latest" is not being deleted, so the dialog says it stays.
+    assert "kept on the same digest: latest" in text
+
+
+def test_tag_delete_without_a_selection_says_select_at_least_one(client, role_users, app):
+    url = reverse("tag-delete", args=["alpha", "app"])
+    admin = as_role(client, role_users, "project_admin")
+    assert "Select at least one tag to delete." in page_text(admin.get(url, follow=True))
+    response = admin.post(url, {})
+    assert response.status_code == 400
+    assert "Select at least one tag to delete." in page_text(response)
+
+
+def test_tag_delete_of_a_tag_not_in_the_repository_is_refused(client, role_users, app, beta_repository):
+    url = reverse("tag-delete", args=["alpha", "app"])
+    response = as_role(client, role_users, "project_admin").post(url, {"tag": ["1.0", "nope"]})
+    assert response.status_code == 400
+    assert Tag.objects.filter(repository=app).count() == 3
+
+
+def test_refused_bulk_tag_deletion_names_each_tag_in_the_dialog(client, role_users, app, registry_down):
+    url = reverse("tag-delete", args=["alpha", "app"])
+    response = as_role(client, role_users, "project_admin").post(url, {"tag": ["1.0", "2.0"]})
+    assert response.status_code == 502
+    text = page_text(response)
+    assert "alpha/app:1.0: " in text and "alpha/app:2.0: " in text
+    assert Tag.objects.filter(repository=app).count() == 3
 
 
 def test_tag_delete_dialog_of_the_last_tag_says_the_repository_goes(client, role_users, alpha):

@@ -139,7 +139,7 @@ def test_nothing_selected_is_a_message_and_a_developer_may_not_scan(
 ) -> None:
     url = reverse("tag-scan", args=["alpha", "app"])
     response = as_role(role_users, "project_admin").post(url, {}, follow=True)
-    assert "Select the tags to scan first." in page_text(response)
+    assert "Select at least one tag to scan." in page_text(response)
     assert as_role(role_users, "developer").post(url, {"tag": "2.0"}).status_code == 403
     assert not ImageScan.objects.filter(digest=tags["unscanned"].digest).exists()
 
