@@ -137,7 +137,7 @@ def test_admin_assigns_project_roles_to_a_user(portal, admin):
     dialog.get_by_role("button", name="Remove this project row").first.click()
     dialog.get_by_role("button", name="OK").click()
     portal.expect_message("Project roles of user 'carol' saved.")
-    expect(portal.page.locator('tr[data-identity="user:carol"]')).to_contain_text("beta: admin")
+    expect(portal.page.locator('tr[data-identity="user:carol"]')).to_contain_text("beta: DevOps administrator")
     assert dict(Membership.objects.filter(user=carol).values_list("project__name", "role")) == {"beta": "admin"}
     assert beta.memberships.count() == 1
 
