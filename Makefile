@@ -5,7 +5,10 @@ PY := $(VENV)/bin/python
 # CI and this machine: the running PostgreSQL and Redis. Override to use others.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+TEST_DATA_DIR ?= $(CURDIR)/test-output/data
 PYTEST_ARGS ?=
+# pytest-xdist worker processes for `make test` (0: all in pytest's own process, quicker to start for a few tests).
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint format check-migrations clean
 
@@ -28,9 +31,11 @@ node_modules/.installed: package.json package-lock.json
 run: $(VENV)/.run-deps node_modules/.installed
 	WHARF_EXAMPLE_USERS=$(if $(EXAMPLE_USERS),1,0) $(PY) manage.py run
 
+# pytest-xdist: the tests that need no real service spread over TEST_WORKERS processes, each with a test database
+# of its own; those driving real services run one after another in one of them (tests/conftest.py).
 test: $(VENV)/.test-deps node_modules/.installed
-	WHARF_DATABASE_URL=$(TEST_DATABASE_URL) WHARF_TEST_REDIS_URL=$(TEST_REDIS_URL) WHARF_DATA_DIR=$(CURDIR)/test-output/data \
-		$(VENV)/bin/pytest $(PYTEST_ARGS)
+	WHARF_DATABASE_URL=$(TEST_DATABASE_URL) WHARF_TEST_REDIS_URL=$(TEST_REDIS_URL) WHARF_DATA_DIR=$(TEST_DATA_DIR) \
+		$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-deps
 	$(VENV)/bin/ruff check .

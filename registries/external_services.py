@@ -193,28 +193,53 @@ def update_registry(
     enabled: bool | None = None,
     credential: Credential | None | object = _UNSET,
     name: str | None = None,
+    address: str | None = None,
+    insecure: bool | None = None,
 ) -> ExternalRegistry:
-    """Enable or disable a registry, rename it, or change its credential (verified again before saving)."""
+    """Enable or disable a registry, rename it, or change its address, insecure tick or credential (a changed
+    address, tick or credential is verified again before saving)."""
     _require_manage(actor, registry.project)
     changed: list[str] = []
     if name is not None and name.strip() != registry.name:
         registry.name = _check_name(name, registry.project, registry)
         changed.append("name")
-    if credential is not _UNSET and credential != registry.credential:
-        _check_credential(actor, credential, registry.project)
-        found = verify(registry.address, credential, registry.insecure)
-        registry.credential = credential
+    reach = _changed_reach(registry, address, insecure, credential)
+    if reach:
+        new_insecure = registry.insecure if insecure is None else insecure
+        parsed = parse_address(registry.address if address is None else address, new_insecure)
+        new_credential = registry.credential if credential is _UNSET else credential
+        _check_credential(actor, new_credential, registry.project)  # type: ignore[arg-type]
+        found = verify(parsed.normalized, new_credential, new_insecure)  # type: ignore[arg-type]
+        registry.address, registry.namespace, registry.insecure = parsed.normalized, parsed.namespace, new_insecure
+        registry.credential = new_credential  # type: ignore[assignment]
         registry.api_version, registry.auth_type = found.api_version, found.auth_type
         registry.last_verified = timezone.now()
-        changed.append("credential")
+        changed += reach
     if enabled is not None and enabled != registry.enabled:
         registry.enabled = enabled
         changed.append("enabled")
     if changed:
         registry.save()
-        detail = {"fields": changed, "enabled": registry.enabled}
+        detail = {"fields": changed, "enabled": registry.enabled, "address": registry.address}
         record(actor, "update", "registry", registry.name, registry.project, **detail)
     return registry
+
+
+def _changed_reach(
+    registry: ExternalRegistry, address: str | None, insecure: bool | None, credential: Credential | None | object
+) -> list[str]:
+    """Which of address, insecure and credential the update changes (each means verifying again)."""
+    changed = []
+    if (
+        address is not None
+        and parse_address(address, registry.insecure if insecure is None else insecure).normalized != registry.address
+    ):
+        changed.append("address")
+    if insecure is not None and insecure != registry.insecure:
+        changed.append("insecure")
+    if credential is not _UNSET and credential != registry.credential:
+        changed.append("credential")
+    return changed
 
 
 @transaction.atomic

@@ -39,7 +39,7 @@ from projects.models import Project
 from projects.roles import can, is_portal_admin
 from projects.scoped import project_context, visible_project
 from projects.selection import select, selected_project
-from registries import external_services, search, services, signed_tags
+from registries import external_services, image_details, search, services, signed_tags
 from registries.filters import RepositoryFilterSet, TagFilterSet
 from registries.forms import GcScheduleForm, RegistryForm, RepositoryDeleteForm, TagDeleteForm
 from registries.models import ExternalRegistry, GcSchedule, Repository
@@ -164,6 +164,33 @@ def tag_delete(request: HttpRequest, name: str, repository: str) -> HttpResponse
     return dialog(request, "registries/tag_delete_dialog.html", context, status)
 
 
+@login_required
+def tag_detail(request: HttpRequest, name: str, repository: str, tag: str) -> HttpResponse:
+    """A tag's details: media type, platforms, OS/architecture, created, author, labels, layers, build history,
+    and the commands that pull and provision it. A registry that cannot be asked is said on the page."""
+    project = visible_project(request, name)
+    repository_row = visible_repository(request, project, repository)
+    tag_row = get_object_or_404(repository_row.tags.all(), name=tag)
+    details, problem = None, ""
+    try:
+        details = image_details.for_tag(tag_row)
+    except DomainError as exc:
+        problem = exc.message
+    commands = image_details.commands(request, project, tag_row)
+    context = {
+        **project_context(request, project, "repositories"),
+        "repository": repository_row,
+        "tag": tag_row,
+        "details": details,
+        "problem": problem,
+        "image": commands.image,
+        "pull_command": commands.pull,
+        "provision_command": commands.provision,
+        "can_provision": can(request.user, "provision", project),
+    }
+    return render(request, "registries/tag_detail.html", context)
+
+
 def _repository_url(repository: Repository) -> str:
     """The repository page's URL."""
     return reverse("repository-detail", args=[repository.project.name, repository.short_name])
@@ -273,14 +300,29 @@ def project_registry_add(request: HttpRequest, name: str) -> HttpResponse:
     return _registry_dialog(request, project, action, reverse("project-registries", args=[project.name]))
 
 
-def _registry_dialog(request: HttpRequest, project: Project | None, action: str, back: str) -> HttpResponse:
+@login_required
+def registry_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """The Edit dialog of a registry: the add form filled in, with the same Verify and trust flow. The credential
+    (and so its password) stays unless another is chosen."""
+    registry, back = _managed_registry(request, pk)
+    project = registry.project
+    allowed = is_portal_admin(request.user) if project is None else can(request.user, "manage_registries", project)
+    require_permission(allowed)
+    return _registry_dialog(request, project, reverse("registry-edit", args=[registry.pk]), back, registry)
+
+
+def _registry_dialog(
+    request: HttpRequest, project: Project | None, action: str, back: str, registry: ExternalRegistry | None = None
+) -> HttpResponse:
     """Verify shows what it found or exactly what failed; an untrusted certificate opens the trust dialog.
 
-    Save verifies again and adds the registry. The trust dialog posts back here with the form's values,
-    so accepting the certificate pins it and retries what was asked (Verify or Save).
+    Save verifies again and adds the registry (or saves the one edited). The trust dialog posts back here with
+    the form's values, so accepting the certificate pins it and retries what was asked (Verify or Save).
     """
-    form = RegistryForm(request.POST or None, user=request.user, project=project)
+    initial = _registry_initial(registry)
+    form = RegistryForm(request.POST or None, user=request.user, project=project, initial=initial)
     context: dict[str, Any] = {"form": form, "project": project, "action": action, "cancel_url": back}
+    context["registry"] = registry
     if request.method != "POST":
         return dialog(request, "registries/registry_dialog.html", context)
     if not form.is_valid():
@@ -291,15 +333,7 @@ def _registry_dialog(request: HttpRequest, project: Project | None, action: str,
         if request.POST.get("trust"):
             pin_from_post(request, project)
         if operation == "save":
-            registry = external_services.create_registry(
-                Actor.from_request(request),
-                data["name"],
-                data["address"],
-                credential=data["credential"],
-                insecure=data["insecure"],
-                project=project,
-            )
-            messages.success(request, f"Registry '{registry.name}' added.")
+            messages.success(request, _save_registry(request, registry, project, data))
             return finish(request, back)
         found = external_services.verify_address(
             Actor.from_request(request), data["address"], data["credential"], data["insecure"], project
@@ -314,6 +348,28 @@ def _registry_dialog(request: HttpRequest, project: Project | None, action: str,
     auth = {"none": "no authentication", "basic": "basic authentication", "bearer": "bearer token authentication"}
     context["verified"] = f"Verified: a {found.api_version.upper()} registry with {auth[found.auth_type]}."
     return dialog(request, "registries/registry_dialog.html", context)
+
+
+def _registry_initial(registry: ExternalRegistry | None) -> dict[str, Any]:
+    """The Edit dialog's starting values: the registry as saved (its address holds the namespace)."""
+    if registry is None:
+        return {}
+    address = registry.address
+    credential = registry.credential.name if registry.credential else None
+    return {"address": address, "name": registry.name, "credential": credential, "insecure": registry.insecure}
+
+
+def _save_registry(
+    request: HttpRequest, registry: ExternalRegistry | None, project: Project | None, data: dict[str, Any]
+) -> str:
+    """Add the registry, or save the edited one; the message to show."""
+    actor = Actor.from_request(request)
+    fields = {"credential": data["credential"], "insecure": data["insecure"]}
+    if registry is None:
+        added = external_services.create_registry(actor, data["name"], data["address"], project=project, **fields)
+        return f"Registry '{added.name}' added."
+    saved = external_services.update_registry(actor, registry, name=data["name"], address=data["address"], **fields)
+    return f"Registry '{saved.name}' saved."
 
 
 def _managed_registry(request: HttpRequest, pk: int) -> tuple[ExternalRegistry, str]:

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Wharf needs when they are missing and we run as root:
 #   run  - what `make run` needs (python-ldap's build dependencies, Node.js/npm, the registry, notary)
-#   test - plus what the test suite drives for real (slapd, ldap-utils, chromium, rpm for the scanner's fixtures)
+#   test - plus what the test suite drives for real (slapd, ldap-utils, chromium, rpm for the scanner's fixtures,
+#          libfaketime to set celery beat's clock a few seconds before a crontab's minute)
 # As a non-root user it only reports what is missing.
 set -euo pipefail
 mode=${1:-run}
 packages=(libldap2-dev libsasl2-dev python3-venv python3-dev gcc npm docker-registry notary)
 if [ "$mode" = test ]; then
-  packages+=(slapd ldap-utils chromium docker.io busybox-static skopeo rpm)
+  packages+=(slapd ldap-utils chromium docker.io busybox-static skopeo rpm libfaketime)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.hashers import MD5PasswordHasher
@@ -30,10 +32,39 @@ class CountingHasher(MD5PasswordHasher):
         return super().encode(password, salt)
 
 
+# Every test here drives real services (registry, dockerd, slapd, Celery, Chromium), marked or not.
+SERVICE_DIRECTORIES = (Path(__file__).parent / "integration", Path(__file__).parent / "e2e")
+
+
+def uses_services(item: pytest.Item) -> bool:
+    """Whether the test starts or drives real services: marked integration or e2e, or in their directories."""
+    in_directory = any(item.path.is_relative_to(directory) for directory in SERVICE_DIRECTORIES)
+    return in_directory or any(item.get_closest_marker(name) for name in ("integration", "e2e"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `pytest -n N --dist loadgroup` (`make test`), the tests that drive real services run one after another
+    in one worker, as they do without xdist: they share session services (slapd, a Celery worker, Chromium), time
+    real processes and pick free ports, while the other workers take the tests that need none.
+
+    (First, so that xdist reads the group when it runs its own hook.)
+    """
+    for item in items:
+        if uses_services(item):
+            item.add_marker(pytest.mark.xdist_group("services"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _pki() -> None:
     """The portal CA and keys exist before any test looks at them."""
-    ensure_pki()
+    from django.conf import settings
+
+    # pytest-xdist workers start together: one creates the PKI in a fresh data directory while the others wait,
+    # or a server certificate could be signed by a CA key another worker then overwrites.
+    with (settings.DATA_DIR / ".pki.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ensure_pki()
 
 
 @pytest.fixture(autouse=True)

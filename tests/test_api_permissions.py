@@ -138,6 +138,9 @@ CASES = [
     # trust data for it).
     Case("get", "/api/v1/projects/alpha/repositories/alpha/app/signatures", (ANON, 200, 200, 200, 404, 200)),
     Case("get", "/api/v1/projects/alpha/repositories/alpha/none/signatures", (ANON, 404, 404, 404, 404, 404)),
+    # Tag details read the registry (tests/integration/test_tag_details.py); here: what is not there is a 404.
+    Case("get", "/api/v1/projects/alpha/repositories/alpha/none/tags/1/details", (ANON, 404, 404, 404, 404, 404)),
+    Case("get", "/api/v1/projects/beta/repositories/beta/none/tags/1/details", (ANON, 404, 404, 404, 404, 404)),
     Case("get", "/api/v1/scans/all", (ANON, 403, 403, 403, 403, 200)),
     Case("post", "/api/v1/scans/all", (ANON, 403, 403, 403, 403, 202)),
     Case("get", "/api/v1/vulndb", (ANON, 403, 403, 403, 403, 200)),

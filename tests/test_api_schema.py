@@ -38,6 +38,11 @@ REFUSING_URL = f"http://{REFUSING}"
 ADDRESS_FIELDS = {"address": REFUSING_URL, "url": REFUSING_URL}
 EXAMPLES_PER_OPERATION = 12
 
+# The two fuzzing tests are the longest that need no real service (about a minute each). As an xdist group of two,
+# bigger than any single test, `make test` (--dist loadgroup) hands them to a worker at the start, beside the
+# services group, instead of leaving one for the last minutes of the run.
+pytestmark = pytest.mark.xdist_group("api-schema")
+
 
 @cache
 def published_schema() -> dict[str, Any]:

@@ -46,6 +46,15 @@ class UserEditForm(forms.Form):
     is_active = forms.BooleanField(label="Enabled", required=False, help_text="Disabled users cannot log in.")
 
 
+class PasswordResetForm(RepeatedPasswordForm):
+    """The Reset Password dialog: a portal admin sets another local user's password, typed twice."""
+
+    repeated = ("password", "password_again")
+
+    password = forms.CharField(label="New password", widget=forms.PasswordInput(attrs={"autofocus": True}), strip=False)
+    password_again = forms.CharField(label="Confirm new password", widget=forms.PasswordInput(), strip=False)
+
+
 class MemberChoiceField(forms.ModelMultipleChoiceField):
     """Users picked by user name, labelled with their full name and where they come from."""
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("identities/action/", views.identity_action, name="identity-action"),
     path("identities/users/new/", views.user_create, name="user-create"),
     path("identities/users/edit/", views.user_edit, name="user-edit"),
+    path("identities/users/password/", views.user_password_reset, name="user-password-reset"),
     path("identities/edit/", views.identity_edit, name="identity-edit"),
     path("identities/groups/new/", views.group_create, name="group-create"),
     path("identities/groups/edit/", views.group_edit, name="group-edit"),

@@ -32,6 +32,7 @@ from portal.core.forms import (
     CredentialForm,
     GroupForm,
     PasswordForm,
+    PasswordResetForm,
     SettingsForm,
     TokenForm,
     UserCreateForm,
@@ -243,6 +244,32 @@ def user_edit(request: HttpRequest) -> HttpResponse:
 
     context = {"subject": user, "q": query, "action": reverse("user-edit"), "cancel_url": identities_url(query)}
     return _form_dialog(request, form, save, "portal/user_edit_dialog.html", context)
+
+
+@login_required
+def user_password_reset(request: HttpRequest) -> HttpResponse:
+    """The Reset Password dialog of one selected user: a new password typed twice, checked by the password
+    validators. A directory user's password lives in the directory, and one's own is changed on the profile
+    page (with the current password): the dialog says so instead of offering fields."""
+    require_permission(can(request.user, "manage_users"))
+    query = request.POST.get("q", request.GET.get("q", ""))
+    selected = one_selected(request)
+    user = User.objects.filter(username=selected[1]).first() if selected and selected[0] == "user" else None
+    if user is None:
+        messages.error(request, "Select exactly one user to reset the password of.")
+        return finish(request, identities_url(query))
+    context: dict[str, Any] = {"subject": user, "q": query, "cancel_url": identities_url(query)}
+    context["action"] = reverse("user-password-reset")
+    if user.source != Source.LOCAL or user == request.user:
+        context["why_not"] = "directory" if user.source != Source.LOCAL else "self"
+        return dialog(request, "portal/user_password_dialog.html", context, 400 if request.method == "POST" else 200)
+    form = PasswordResetForm(request.POST if "password" in request.POST else None)
+
+    def save(data: dict[str, Any]) -> tuple[str, str]:
+        services.change_password(Actor.from_request(request), user, data["password"])
+        return f"Password of '{user.username}' reset.", identities_url(query)
+
+    return _form_dialog(request, form, save, "portal/user_password_dialog.html", context)
 
 
 @login_required

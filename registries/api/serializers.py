@@ -173,3 +173,52 @@ class RepositorySignaturesSerializer(serializers.Serializer):
     )
     targets = SignedTargetSerializer(many=True)
     tags = TagSignatureSerializer(many=True)
+
+
+class LayerSerializer(serializers.Serializer):
+    """One layer of an image: digest, media type and compressed size."""
+
+    digest = serializers.CharField()
+    media_type = serializers.CharField()
+    size = serializers.IntegerField()
+
+
+class HistoryStepSerializer(serializers.Serializer):
+    """One step of an image's build history."""
+
+    created = serializers.DateTimeField(allow_null=True)
+    created_by = serializers.CharField()
+    comment = serializers.CharField()
+    empty_layer = serializers.BooleanField(help_text="whether the step added no layer")
+
+
+class PlatformImageSerializer(serializers.Serializer):
+    """One image of the tag (one per platform of an index) with what its config says."""
+
+    digest = serializers.CharField()
+    media_type = serializers.CharField()
+    platform = serializers.CharField(help_text="os/architecture[/variant]")
+    os = serializers.CharField()
+    architecture = serializers.CharField()
+    variant = serializers.CharField()
+    created = serializers.DateTimeField(allow_null=True)
+    author = serializers.CharField()
+    labels = serializers.DictField(child=serializers.CharField())
+    size = serializers.IntegerField(help_text="bytes of the layers, compressed")
+    config_digest = serializers.CharField()
+    layers = LayerSerializer(many=True)
+    history = HistoryStepSerializer(many=True)
+    problem = serializers.CharField(help_text="why the image config could not be read; empty when it was")
+
+
+class TagDetailsSerializer(serializers.Serializer):
+    """A tag's manifest as the registry holds it, the images it stands for, and the commands that use it."""
+
+    name = serializers.CharField()
+    repository = serializers.CharField()
+    digest = serializers.CharField()
+    media_type = serializers.CharField()
+    is_index = serializers.BooleanField(help_text="whether the tag is a list of platform images")
+    images = PlatformImageSerializer(many=True)
+    pull_command = serializers.CharField()
+    provision_command = serializers.CharField(help_text="the API call that provisions a container from the tag")

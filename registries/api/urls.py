@@ -41,6 +41,7 @@ urlpatterns = [
         name="repository-list",
     ),
     # A tag name never holds a slash.
+    _repository_path("/tags/(?P<tag>[^/]+)/details", views.TagDetailsView.as_view(), "tag-details"),
     _repository_path(
         "/tags/(?P<tag>[^/]+)", views.TagViewSet.as_view({"get": "retrieve", "delete": "destroy"}), "tag-detail"
     ),

@@ -20,12 +20,13 @@ from portal.core.models import Job
 from projects.models import Project
 from projects.roles import can, is_portal_admin
 from projects.scoped import ListGetMixin, ProjectScopedViewSet, ServiceDestroyMixin
-from registries import external_services, search, services, signed_tags
+from registries import external_services, image_details, search, services, signed_tags
 from registries.api.serializers import (
     ExternalRegistrySerializer,
     GcScheduleSerializer,
     RepositorySerializer,
     RepositorySignaturesSerializer,
+    TagDetailsSerializer,
     TagSerializer,
     VerifySerializer,
 )
@@ -87,6 +88,30 @@ class TagViewSet(ListGetMixin, ServiceDestroyMixin, ProjectScopedViewSet):
 
     def perform_service_destroy(self, tag: Tag) -> None:
         services.delete_tag(self.actor(), tag)
+
+
+class TagDetailsView(APIView):
+    """GET: what the tag's image is made of, read from the registry (cached by digest); 502 when it cannot be asked."""
+
+    @extend_schema(responses={200: TagDetailsSerializer})
+    def get(self, request: Request, project_name: str, repository: str, tag: str) -> Response:
+        """The tag's media type, platforms, OS/architecture, created time, author, labels, layers and history."""
+        project = _visible_project(request, project_name, "pull")
+        repository_row = services.find_repository(request.user, project, repository)
+        tag_row = get_object_or_404(repository_row.tags.all(), name=tag)
+        details = image_details.for_tag(tag_row)
+        commands = image_details.commands(request, project, tag_row)
+        answer = {
+            "name": tag_row.name,
+            "repository": repository_row.name,
+            "digest": details.digest,
+            "media_type": details.media_type,
+            "is_index": details.is_index,
+            "images": details.images,
+            "pull_command": commands.pull,
+            "provision_command": commands.provision,
+        }
+        return Response(TagDetailsSerializer(answer).data)
 
 
 class RepositorySignaturesView(APIView):

@@ -123,7 +123,7 @@ def test_admin_enables_content_trust_and_sees_signed_and_refused_tags(
 
     portal.log_in(admin.username)
     portal.page.goto("/projects/shipyard/")
-    portal.page.get_by_role("tablist").get_by_role("link", name="Configuration").click()
+    portal.page.locator(".wharf-tabs").get_by_role("link", name="Configuration").click()
     portal.page.get_by_label("Enable content trust").check()
     portal.page.get_by_role("button", name="Save", exact=True).click()
     portal.expect_message("Configuration of project 'shipyard' saved.")

@@ -4,9 +4,7 @@ task succeeded; the copy is real (a Celery worker copies from the portal's regis
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +23,7 @@ from tests.integration.registry_fixtures import wait_for
 from tests.integration.slapd import free_port
 from tests.integration.tcp_relay import TcpRelay
 from tests.integration.tls_pki import KeyPair, self_signed_certificate
-from tests.integration.worker import Worker, database_url, forget_queue, redis_url, sending_to, start_worker
+from tests.integration.worker import Worker, running_worker, sending_to
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -71,21 +69,9 @@ def worker(
     django_db_setup: None, source: Registry, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Worker, str]]:
     """A real Celery worker on Redis, on the test database, talking to the portal's registry."""
-    from django.db import connection
-
-    broker = redis_url()
-    env = {
-        "WHARF_BROKER_URL": broker,
-        "WHARF_DATABASE_URL": database_url(connection.settings_dict),
-        "WHARF_DATA_DIR": str(django_settings.DATA_DIR),
-        "WHARF_REGISTRY_URL": source.url,
-        "WHARF_TASKS_EAGER": "false",
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-    }
-    started = start_worker(env, Path(tmp_path_factory.mktemp("worker")), f"wharf-test-{uuid.uuid4().hex[:12]}")
-    yield started, broker
-    started.stop()
-    forget_queue(broker, started.queue)
+    env = {"WHARF_DATA_DIR": str(django_settings.DATA_DIR), "WHARF_REGISTRY_URL": source.url}
+    with running_worker(tmp_path_factory.mktemp("worker"), env) as started:
+        yield started
 
 
 @pytest.fixture

@@ -26,6 +26,9 @@ from tests.loopback import LoopbackServer
 IMAGE = "wharf-test/busybox:1"
 
 
+# A real dockerd: with the other tests of real services (one xdist worker, one after another).
+pytestmark = pytest.mark.integration
+
 dockerd = dockerd_fixture(
     "A real dockerd on 127.0.0.1 (plain TCP) with a busybox image imported.", tcp=True, image=IMAGE
 )

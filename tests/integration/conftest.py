@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from portal.ldap_settings import ldap_settings_from_env
 from tests.integration.slapd import DirectoryEditor, Slapd, free_port, start_slapd
-from tests.integration.worker import Worker, database_url, forget_queue, redis_url, sending_to, start_worker
+from tests.integration.worker import Worker, running_worker, sending_to
 
 
 @pytest.fixture(scope="session")
@@ -58,21 +56,8 @@ def celery_worker(
     django_db_setup: None, slapd: Slapd, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Worker, str]]:
     """A real Celery worker on Redis using the test database and the test directory; yields (worker, broker)."""
-    from django.db import connection
-
-    broker = redis_url()
-    env = {
-        **slapd.env(),
-        "WHARF_BROKER_URL": broker,
-        "WHARF_DATABASE_URL": database_url(connection.settings_dict),
-        "WHARF_TASKS_EAGER": "false",
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-    }
-    # A queue of its own, so runs sharing the Redis database never take each other's tasks.
-    worker = start_worker(env, Path(tmp_path_factory.mktemp("worker")), f"wharf-test-{uuid.uuid4().hex[:12]}")
-    yield worker, broker
-    worker.stop()
-    forget_queue(broker, worker.queue)
+    with running_worker(tmp_path_factory.mktemp("worker"), slapd.env()) as started:
+        yield started
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from registries.client import DOCKER_MANIFEST, OCI_MANIFEST
+from registries.client import DOCKER_MANIFEST, OCI_MANIFEST, RegistryClient, manifest_digest
 from registries.token import Access, issue
 
 # Pass as a tag to push the manifest by digest only (untagged).
@@ -131,3 +131,54 @@ def write_oci_layout(layout: Path, tag: str, layer_bytes: int = 1024) -> str:
     descriptor["annotations"] = {"org.opencontainers.image.ref.name": tag}
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [descriptor]}))
     return str(descriptor["digest"])
+
+
+@dataclass
+class DescribedImage:
+    """An image pushed with a full config (author, labels, build history): the digests the tag details name."""
+
+    digest: str
+    platforms: dict[str, str]
+    layer_sizes: list[int]
+
+
+def push_described_index(client: RegistryClient, repository: str, tag: str) -> DescribedImage:
+    """Push an OCI index of linux/amd64 and linux/arm64/v8 images, each a config with created, author, labels and
+    history, and two gzipped layers, through the registry client; tag the index."""
+    from registries.client import OCI_INDEX, Manifest
+
+    def blob(data: bytes, media_type: str) -> dict[str, object]:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        client.upload_blob(repository, digest, [data])
+        return {"mediaType": media_type, "digest": digest, "size": len(data)}
+
+    layers_raw = [random_layer_tar(2048), random_layer_tar(8192)]
+    layers = [blob(gzip.compress(raw, mtime=0), "application/vnd.oci.image.layer.v1.tar+gzip") for raw in layers_raw]
+    diff_ids = ["sha256:" + hashlib.sha256(raw).hexdigest() for raw in layers_raw]
+    entries, platforms = [], {}
+    for architecture, variant in (("amd64", ""), ("arm64", "v8")):
+        config = {
+            "created": "2026-11-30T08:15:42.123456789Z",
+            "author": "Wharf Builders <build@wharf.example>",
+            "architecture": architecture,
+            "os": "linux",
+            **({"variant": variant} if variant else {}),
+            "config": {"Cmd": ["/bin/sh"], "Labels": {"org.opencontainers.image.title": "demo", "tier": "web"}},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": [
+                {"created": "2026-11-30T08:15:40Z", "created_by": "/bin/sh -c #(nop) ADD file:base in / "},
+                {"created": "2026-11-30T08:15:41Z", "created_by": "LABEL tier=web", "empty_layer": True},
+                {"created": "2026-11-30T08:15:42Z", "created_by": "RUN /bin/sh -c make install", "comment": "buildkit"},
+            ],
+        }
+        config_descriptor = blob(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json")
+        manifest = json.dumps(
+            {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_descriptor, "layers": layers}
+        ).encode()
+        digest = client.put_manifest(repository, manifest_digest(manifest), Manifest(manifest, OCI_MANIFEST, ""))
+        platform = {"os": "linux", "architecture": architecture, **({"variant": variant} if variant else {})}
+        entries.append({"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest), "platform": platform})
+        platforms["/".join(platform.values())] = digest
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
+    digest = client.put_manifest(repository, tag, Manifest(index, OCI_INDEX, ""))
+    return DescribedImage(digest, platforms, [int(layer["size"]) for layer in layers])  # type: ignore[call-overload]

@@ -3,6 +3,7 @@ the test opens and closes, all on a queue of the test's own and stopped at the e
 
 from __future__ import annotations
 
+import datetime
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,11 +12,12 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from portal.core.models import Job
 from portal.core.schedules import JOB_RECOVERY, install_schedules
-from tests.integration.beat import start_beat
+from tests.integration.beat import Beat, clock_ahead, start_beat
 from tests.integration.tcp_relay import TcpRelay
 from tests.integration.worker import Worker, database_url, forget_queue, redis_url, sending_to, start_worker
 
@@ -52,11 +54,21 @@ class Site:
         self.workers.append(worker)
         return worker
 
-    def start_beat(self, *keep: str) -> None:
-        """celery beat on the database schedule, firing the job recovery and the `keep` entries (to this queue)."""
+    def start_beat(self, *keep: str, minute_in: int | None = None) -> Beat:
+        """celery beat on the database schedule, firing the job recovery and the `keep` entries (to this queue);
+        with `minute_in`, its clock's next minute starts that many seconds after it starts (see start_beat)."""
         PeriodicTask.objects.exclude(name__in=[JOB_RECOVERY, *keep]).update(enabled=False)
-        beat = start_beat(self.env, self.tmp_path)
+        ahead = 0 if minute_in is None else clock_ahead(minute_in)
+        if ahead:
+            # django-celery-beat takes an entry that never ran as last run when it last changed, a time written on
+            # the clock of the process that changed it. Web and beat share one clock in production; here the beat's
+            # runs ahead, so the entries are stamped on its clock, or an every-minute entry would fire at once for a
+            # minute boundary that lies between the two clocks rather than at its next minute.
+            stamp = timezone.now() + datetime.timedelta(seconds=ahead)
+            PeriodicTask.objects.filter(name__in=keep, last_run_at__isnull=True).update(last_run_at=stamp)
+        beat = start_beat(self.env, self.tmp_path, ahead)
         self.stoppers.append(beat.stop)
+        return beat
 
     def open_relay(self, listen_port: int, target_port: int, delay: float = 0.0) -> TcpRelay:
         relay = TcpRelay(listen_port, target_port, delay)

@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,32 @@ def start_worker(env: dict[str, str], workdir: Path, queue: str, scans: bool = T
     worker = Worker(spawn(command, {**env, "WHARF_TASK_QUEUE": queue}, log_path), log_path, queue)
     worker.wait_until_logged(" ready.", "the Celery worker")
     return worker
+
+
+@contextmanager
+def running_worker(workdir: Path, env: Mapping[str, str]) -> Iterator[tuple[Worker, str]]:
+    """A real worker on the test database and the tests' Redis, consuming a queue of its own; yields (worker, broker).
+
+    `env` adds what differs between the tests that use one (a directory to log in against, a registry to copy
+    from). The worker is stopped and its queue forgotten afterwards.
+    """
+    from django.db import connection
+
+    broker = redis_url()
+    worker_env = {
+        "WHARF_BROKER_URL": broker,
+        "WHARF_DATABASE_URL": database_url(connection.settings_dict),
+        "WHARF_TASKS_EAGER": "false",
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        **env,
+    }
+    # A queue of its own, so runs sharing the Redis database never take each other's tasks.
+    worker = start_worker(worker_env, workdir, f"wharf-test-{uuid.uuid4().hex[:12]}")
+    try:
+        yield worker, broker
+    finally:
+        worker.stop()
+        forget_queue(broker, worker.queue)
 
 
 @contextmanager

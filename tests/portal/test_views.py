@@ -622,3 +622,80 @@ def test_cannot_revoke_someone_elses_token(client, make_user):
     response = logged_in(client, make_user("bob")).post(reverse("token-revoke", args=[token.pk]))
     assert response.status_code == 404
     assert ApiToken.objects.filter(pk=token.pk).exists()
+
+
+# Synchronize now, Reset Password (issue 17).
+
+
+def test_synchronize_now_is_disabled_with_the_reason_without_a_directory(client, portal_admin, settings):
+    settings.LDAP_URL = ""
+    html = logged_in(client, portal_admin).get(reverse("configuration")).content.decode()
+    assert re.search(r'<button type="button"[^>]* disabled aria-describedby="sync-reason">Synchronize now', html)
+    assert reverse("directory-sync") not in html
+    assert "Nothing to synchronize until a directory is configured" in html
+
+
+def test_synchronize_now_is_offered_with_a_directory(client, portal_admin, settings):
+    settings.LDAP_URL = "ldap://directory.example.test"
+    html = logged_in(client, portal_admin).get(reverse("configuration")).content.decode()
+    assert f'action="{reverse("directory-sync")}"' in html and "sync-reason" not in html
+
+
+def reset(client, username: str, password: str = "", again: str | None = None, **headers):
+    data = {"selected": f"user:{username}"}
+    if password:
+        data |= {"password": password, "password_again": password if again is None else again}
+    return client.post(reverse("user-password-reset"), data, HTTP_HX_REQUEST="true", **headers)
+
+
+def test_admin_resets_a_local_users_password_with_audit(client, portal_admin, make_user):
+    carol = make_user("carol")
+    logged_in(client, portal_admin)
+    dialog = client.get(reverse("user-password-reset"), {"selected": "user:carol"}, HTTP_HX_REQUEST="true")
+    assert "Reset Password of carol" in page_text(dialog) and "Confirm new password" in page_text(dialog)
+    response = reset(client, "carol", "Brand-new-Passw0rd!")
+    assert response.status_code == 204
+    carol.refresh_from_db()
+    assert carol.check_password("Brand-new-Passw0rd!")
+    event = AuditEvent.objects.filter(action="change_password").latest("id")
+    assert (event.username, event.resource_name, event.outcome) == (portal_admin.username, "carol", "success")
+
+
+def test_reset_password_runs_the_validators_and_the_confirmation(client, portal_admin, make_user):
+    carol = make_user("carol")
+    logged_in(client, portal_admin)
+    weak = reset(client, "carol", "abc")
+    assert weak.status_code == 400 and "too short" in page_text(weak)
+    differ = reset(client, "carol", "Brand-new-Passw0rd!", "Other-Passw0rd!")
+    assert differ.status_code == 400 and "The two passwords differ." in page_text(differ)
+    carol.refresh_from_db()
+    assert carol.check_password(PASSWORD)
+
+
+def test_reset_password_of_a_directory_user_says_why_not(client, portal_admin):
+    User.objects.create_user("dan", source="ldap")
+    logged_in(client, portal_admin)
+    dialog = client.get(reverse("user-password-reset"), {"selected": "user:dan"}, HTTP_HX_REQUEST="true")
+    assert "comes from the LDAP directory" in page_text(dialog)
+    assert 'name="password"' not in dialog.content.decode()
+    assert reset(client, "dan", "Brand-new-Passw0rd!").status_code == 400
+
+
+def test_reset_password_is_for_portal_admins_only(client, role_users, make_user):
+    make_user("carol")
+    logged_in(client, role_users["project_admin"])
+    assert reset(client, "carol", "Brand-new-Passw0rd!").status_code == 403
+
+
+def test_reset_password_without_one_user_selected_says_so(client, portal_admin):
+    response = logged_in(client, portal_admin).get(reverse("user-password-reset"), follow=True)
+    assert "Select exactly one user to reset the password of." in page_text(response)
+
+
+# Empty states (issue 17): a sentence and, where the user may act, the next step.
+
+
+def test_empty_credentials_offer_to_add_one(client, portal_admin):
+    html = logged_in(client, portal_admin).get(reverse("credentials")).content.decode()
+    assert "data-empty-state" in html
+    assert re.search(rf'href="{reverse("credential-create")}"[^>]*data-empty-action>Add a credential<', html)

@@ -99,3 +99,49 @@ def test_registry_lists_filter_by_name_or_address(api, alpha) -> None:
     assert [r["name"] for r in api.get("/api/v1/registries?q=hub").json()["results"]] == ["docker-hub"]
     listed = api.get("/api/v1/projects/alpha/registries?q=mirr").json()["results"]
     assert [(r["name"], r["global"]) for r in listed] == [("mirror", True)]
+
+
+def test_edit_dialog_starts_filled_in_and_saves_after_verifying(client, portal_admin, v1) -> None:
+    registry = external_services.create_registry(Actor(portal_admin), "legacy", v1.url, insecure=True)
+    logged_in(client, portal_admin)
+    opened = client.get(f"/registries/{registry.pk}/edit/", HTTP_HX_REQUEST="true")
+    text = page_text(opened)
+    assert "Edit Registry legacy" in text
+    assert f'value="{v1.url}"' in opened.content.decode() and 'value="legacy"' in opened.content.decode()
+    form = {"address": v1.url, "name": "old-tools", "insecure": "on", "save": "1"}
+    saved = client.post(f"/registries/{registry.pk}/edit/", form, HTTP_HX_REQUEST="true")
+    assert saved.status_code == 204 and saved["HX-Redirect"] == "/registries/"
+    registry.refresh_from_db()
+    assert registry.name == "old-tools" and registry.last_verified is not None
+
+
+def test_edit_to_an_address_that_does_not_answer_keeps_the_registry(client, portal_admin, v1) -> None:
+    registry = external_services.create_registry(Actor(portal_admin), "legacy", v1.url, insecure=True)
+    logged_in(client, portal_admin)
+    form = {"address": "http://127.0.0.1:1", "name": "legacy", "insecure": "on", "save": "1"}
+    refused = client.post(f"/registries/{registry.pk}/edit/", form, HTTP_HX_REQUEST="true")
+    assert refused.status_code == 502 and "refused the connection" in page_text(refused)
+    registry.refresh_from_db()
+    assert registry.address == v1.url
+
+
+def test_edit_keeps_the_credential_unless_another_is_chosen(client, portal_admin, v1) -> None:
+    from portal.core.models import Credential
+
+    credential = Credential.objects.create(name="robot", username="robot")
+    registry = external_services.create_registry(Actor(portal_admin), "legacy", v1.url, insecure=True)
+    ExternalRegistry.objects.filter(pk=registry.pk).update(credential=credential)
+    logged_in(client, portal_admin)
+    opened = client.get(f"/registries/{registry.pk}/edit/", HTTP_HX_REQUEST="true").content.decode()
+    assert '<option value="robot" selected>' in opened
+
+
+def test_project_registry_edit_is_for_its_devops_administrators(client, role_users, alpha, v1) -> None:
+    registry = external_services.create_registry(
+        Actor(role_users["project_admin"]), "mine", v1.url, insecure=True, project=alpha
+    )
+    assert logged_in(client, role_users["developer"]).get(f"/registries/{registry.pk}/edit/").status_code == 403
+    assert logged_in(client, role_users["project_admin"]).get(f"/registries/{registry.pk}/edit/").status_code == 200
+    assert (
+        logged_in(client, role_users["other_project_admin"]).get(f"/registries/{registry.pk}/edit/").status_code == 404
+    )

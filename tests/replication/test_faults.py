@@ -33,6 +33,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 REPOSITORIES = 4
 LAYER = 3 * 1024 * 1024
+# Seconds from the beat's start to its next minute, when it fires the every-minute rule: about when recovery ends.
+SCHEDULED_MINUTE_IN = 20
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +139,7 @@ def test_a_task_whose_worker_is_killed_finishes_on_the_next_worker_and_the_beat_
     site.open_relay(relay_port, urlsplit(endpoint_registry.url).port or 0, delay=0.02)
     actor = Actor(portal_admin, "127.0.0.1")
     execution = start(portal_admin, web, relay_port, site, endpoint_registry)
-    # A scheduled rule on its own project: the beat fires it within a minute, as it would every night.
+    # A scheduled rule on its own project: the beat fires it at its next minute, as it would every night.
     nightly = Project.objects.create(name="nightly")
     image = push_image(source.url, "nightly/tool", ["1.0"])
     Tag.objects.create(repository=Repository.objects.create(project=nightly, name="nightly/tool"), name="1.0",
@@ -150,7 +152,9 @@ def test_a_task_whose_worker_is_killed_finishes_on_the_next_worker_and_the_beat_
     Execution.objects.filter(rule=scheduled).delete()  # the run enabling starts; the beat's is what is checked
 
     first = site.start_worker()
-    site.start_beat(f"replication rule #{scheduled.pk}")
+    # The beat's clock is set so that its next minute starts while the killed worker's task is being recovered
+    # (tests/integration/beat.py), rather than up to a minute after the recovery.
+    site.start_beat(f"replication rule #{scheduled.pk}", minute_in=SCHEDULED_MINUTE_IN)
     site.wait_for(lambda j: sum(uploads(endpoint_registry).values()) >= 2, execution.job, "two blobs on the endpoint")
     first.process.kill()
     first.process.wait(timeout=10)

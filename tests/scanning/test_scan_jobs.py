@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import redis
-from django.utils import timezone
 
 from portal.core.audit import Actor
 from portal.core.jobs import send_task
@@ -30,7 +29,11 @@ from tests.scanning.scanned_images import FINDINGS, findings, pushed
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-# The beat fires at the next minute boundary; the scan of one small image takes a few seconds after it.
+# The beat's clock is set so that its next minute starts this many seconds after it starts (tests/integration/beat.py).
+BEAT_MINUTE_IN = 12
+# The beat looks for a changed schedule every second: a change this close to the minute it names waits a minute more.
+CHANGE_MARGIN = 5
+# The beat fires at that minute (or the next, after a slow start); the scan of one small image takes seconds after it.
 BEAT_BUDGET = 75.0
 # How long the scan must stay queued while only a worker of the default queue runs.
 UNTAKEN = 4.0
@@ -85,17 +88,19 @@ def test_a_scan_waits_on_the_scans_queue_until_a_worker_consuming_it_starts(
 
 def test_the_beat_scans_every_image_at_the_configured_time(site: Site, tag: Tag) -> None:
     site.start_worker()
-    site.start_beat(SCAN_ALL)
-    # The administrator sets the time while the beat runs (as on the Configuration page): it follows.
-    now = timezone.localtime()
+    beat = site.start_beat(SCAN_ALL, minute_in=BEAT_MINUTE_IN)
+    # The administrator sets the time while the beat runs (as on the Configuration page): it follows. The time is
+    # the beat's next minute on its clock, which runs ahead of the real one so that the minute is seconds away.
+    now = beat.clock()
     fire = (now + datetime.timedelta(minutes=1)).replace(second=0, microsecond=0)
-    if (fire - now).total_seconds() < 10:
+    if (fire - now).total_seconds() < CHANGE_MARGIN:
         # Too close to the boundary for the beat to read the change before it: the minute after.
         fire += datetime.timedelta(minutes=1)
     current = SystemSettings.load()
     current.scan_schedule, current.scan_time = ScanSchedule.DAILY, fire.time()
     current.save()
     install_scan_all()
+    beat.date_schedule_change()
     assert not Job.objects.filter(kind=services.SCAN_ALL).exists()
 
     deadline = time.monotonic() + BEAT_BUDGET
@@ -103,7 +108,8 @@ def test_the_beat_scans_every_image_at_the_configured_time(site: Site, tag: Tag)
         assert time.monotonic() < deadline, f"the beat did not start the scan of all images by {fire:%H:%M}"
         time.sleep(0.5)
     job = Job.objects.get(kind=services.SCAN_ALL)
-    assert timezone.localtime(job.created) >= fire
+    # Not before the configured time on the beat's clock (the worker started the job when the beat sent it).
+    assert beat.clock(job.created) >= fire, f"started at {beat.clock(job.created):%H:%M:%S}, before {fire:%H:%M}"
     assert job.created_by == "scheduler" and job.parameters == {"manual": False}
     left = max(deadline - time.monotonic(), 5.0)
     job = site.wait_for(lambda j: j.is_finished, job, "the scheduled scan of all images", seconds=left)
