@@ -22,7 +22,6 @@ from hosts import containers as container_service
 from hosts.filters import ContainerFilterSet, HostFilterSet
 from hosts.forms import HostForm, ProvisionForm
 from hosts.models import Container, ContainerHost, ContainerState, HostState, WhitelistChange
-from hosts.selection import search_text, select, selected_project, selection
 from portal.core.audit import Actor
 from portal.core.errors import DomainError
 from portal.core.models import Job
@@ -33,6 +32,7 @@ from portal.core.ui import act, dialog, finish, form_error, page_or_region, pagi
 from projects.models import Project
 from projects.roles import can
 from projects.scoped import project_context, visible_project
+from projects.selection import search_text, select, selected_project, selection
 
 # Pages of one object that belong to one project: after switching projects, go to the list instead.
 LIST_OF = {"/hosts/": "host-list", "/containers/": "container-list"}

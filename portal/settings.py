@@ -117,7 +117,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "portal.context.navigation",
                 "portal.context.component_health",
-                "hosts.selection.project_selector",
+                "projects.selection.project_selector",
             ],
         },
     },

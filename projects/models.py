@@ -131,3 +131,17 @@ class Membership(models.Model):
     def member_type(self) -> str:
         """'user' or 'group'."""
         return "user" if self.user_id else "group"
+
+
+class ProjectSelection(models.Model):
+    """The project a user picked in the header's selector, kept across logins (a session forgets it)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="project_selection"
+    )
+    # Deleting the project drops the pick: the user then starts again on the project of their highest role.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    changed = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id} -> {self.project_id}"

@@ -11,8 +11,8 @@ from django.db.models import Q, QuerySet
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from portal.core.models import Group
+from portal.core.permissions import PORTAL_ADMIN_LABEL, is_portal_admin
 from portal.core.permissions import is_active_user as _is_active_user
-from portal.core.permissions import is_portal_admin
 from projects.models import ROLE_RANK, Membership, Project, Role
 
 if TYPE_CHECKING:
@@ -83,6 +83,19 @@ def _membership_rows(user: User) -> QuerySet[Membership]:
     groups = Group.members.through.objects.filter(user=user).values("group_id")
     through_groups = Membership.objects.filter(group__in=groups).order_by().values_list("project_id", "role")
     return own.union(through_groups, all=True)
+
+
+# The name of a guest's standing in a public project; Role's labels name the project roles, and
+# PORTAL_ADMIN_LABEL the system role.
+GUEST_LABEL = "Guest (public project)"
+
+
+def role_label(role: Role | str | None, *, portal_admin: bool, guest: str = GUEST_LABEL) -> str:
+    """The one name every page shows for a user's standing in a project: their project role's display name, else
+    Portal administrator (who sees every project), else a guest of a public project."""
+    if role in Role.values:
+        return Role(role).label
+    return PORTAL_ADMIN_LABEL if portal_admin else guest
 
 
 def effective_role(user: User | None, project: Project) -> Role | None:

@@ -13,7 +13,7 @@ from portal.core.bulk import Outcome, apply_each
 from portal.core.errors import Conflict, Invalid, NotFound
 from portal.core.models import Group, User
 from portal.core.services import require
-from projects.models import Membership, Project, Role, Severity, project_name_validator
+from projects.models import Membership, Project, ProjectSelection, Role, Severity, project_name_validator
 
 PROJECT_SETTINGS = ("public", "content_trust", "prevent_vulnerable", "severity", "auto_scan")
 
@@ -188,3 +188,8 @@ def find_member(project: Project, member_id: int) -> Membership:
     if membership is None:
         raise NotFound("No such member in this project.")
     return membership
+
+
+def remember_selection(user: User, project: Project) -> None:
+    """Keep the project the user picked in the header for their later logins (a preference: no audit event)."""
+    ProjectSelection.objects.update_or_create(user=user, defaults={"project": project})

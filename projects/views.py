@@ -148,7 +148,20 @@ def member_add(request: HttpRequest, name: str) -> HttpResponse:
     status = submit(request, form, save)
     if isinstance(status, HttpResponse):
         return status
-    return dialog(request, "projects/member_add_dialog.html", _member_dialog(project, form, "member-add"), status)
+    context = _member_dialog(project, form, "member-add", **_identity_choices(request))
+    return dialog(request, "projects/member_add_dialog.html", context, status)
+
+
+def _identity_choices(request: HttpRequest) -> dict[str, Any]:
+    """A refused + Add dialog shows what the user had: their search text, its results, and their pick still picked."""
+    query = request.POST.get("q", "").strip()
+    chosen = request.POST.get("identity", "")
+    kind, _, name = chosen.partition(":")
+    results = search_identities(query, request.user) if query else None
+    listed = results is not None and any(f"{e.kind}:{e.name}" == chosen for e in results.entries)
+    # A pick the results no longer list (or sent without a search) stays picked, named as the results name it.
+    kept = {"kind": kind, "name": name} if kind in ("user", "group") and name and not listed else None
+    return {"q": query, "results": results, "chosen": chosen, "kept": kept}
 
 
 def _member_dialog(project: Project, form: Any, url_name: str, **extra: Any) -> dict[str, Any]:

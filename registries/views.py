@@ -40,6 +40,7 @@ from portal.core.ui import (
 from projects.models import Project
 from projects.roles import can, is_portal_admin
 from projects.scoped import project_context, visible_project
+from projects.selection import select, selected_project
 from registries import external_services, image_details, search, services, signed_tags
 from registries.filters import RepositoryFilterSet, TagFilterSet
 from registries.forms import GcScheduleForm, RegistryForm, RepositoryDeleteForm, TagDeleteForm
@@ -521,22 +522,20 @@ def project_registries(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "registries/project_registries.html", context)
 
 
-def _search_project(request: HttpRequest) -> tuple[Project | None, list[Project]]:
-    """The project searched for (?project=, else the last one used, else the first) and the ones to pick from."""
-    projects = list(Project.objects.restrict(request.user, "pull").order_by("name"))
-    wanted = request.GET.get("project") or request.session.get("search_project")
-    chosen = next((p for p in projects if p.name == wanted), projects[0] if projects else None)
-    if chosen is not None:
-        request.session["search_project"] = chosen.name
-    return chosen, projects
+def _search_project(request: HttpRequest) -> Project | None:
+    """The header's project (?project= picks another there, as the header's selector would), if the user may pull
+    from it: the search has no selector of its own to disagree with the header's."""
+    wanted = request.GET.get("project", "")
+    project = select(request, wanted) if wanted else selected_project(request)
+    return project if project is not None and can(request.user, "pull", project) else None
 
 
 @login_required
 def library_search(request: HttpRequest) -> HttpResponse:
-    """One search box over every registry available to the chosen project; slow registries are named."""
-    project, projects = _search_project(request)
+    """One search box over every registry available to the header's project; slow registries are named."""
+    project = _search_project(request)
     q = request.GET.get("q", "").strip()
-    context: dict[str, Any] = {"project": project, "projects": projects, "q": q, "region": "search-results"}
+    context: dict[str, Any] = {"project": project, "q": q, "region": "search-results"}
     if project is not None and q:
         outcome = search.search(request.user, project, q)
         context |= {"results": outcome.results, "partial": outcome.partial, "searched": True}

@@ -29,6 +29,9 @@ class Matrix(Protocol):
         """The projects of the queryset on which the user may take the action."""
 
 
+# The system role's one name, on every page and in every message (the project roles' names are projects.models.Role's).
+PORTAL_ADMIN_LABEL = "Management Portal administrator"
+
 _matrix: Matrix | None = None
 
 

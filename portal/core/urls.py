@@ -5,6 +5,8 @@ from django.urls import path
 from portal.core import views
 
 urlpatterns = [
+    # Browsers and tools ask for /favicon.ico on their own, whatever the page links.
+    path("favicon.ico", views.favicon, name="favicon"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", views.logout_view, name="logout"),
     path("identities/", views.identities, name="identities"),

@@ -14,9 +14,10 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from portal.core import credentials, directory, jobs, services, throttle, trust
 from portal.core.addresses import parse_url
@@ -50,7 +51,7 @@ from portal.core.models import (
     TrustedCertificate,
     User,
 )
-from portal.core.permissions import can, visible_projects
+from portal.core.permissions import PORTAL_ADMIN_LABEL, can, visible_projects
 from portal.core.tables import report
 from portal.core.trust_dialog import pin_from_post, trust_dialog
 from portal.core.ui import (
@@ -101,8 +102,8 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 
 
 IDENTITY_ACTIONS = {
-    "assign_admin": "Assigned the Management Portal administrator role to",
-    "unassign_admin": "Removed the Management Portal administrator role from",
+    "assign_admin": f"Assigned the {PORTAL_ADMIN_LABEL} role to",
+    "unassign_admin": f"Removed the {PORTAL_ADMIN_LABEL} role from",
     "disable": "Disabled",
     "enable": "Enabled",
     "delete": "Deleted",
@@ -332,7 +333,9 @@ def configuration(request: HttpRequest) -> HttpResponse:
     status = submit(request, form, save)
     if isinstance(status, HttpResponse):
         return status
-    context = {"form": form, "jobs": Job.objects.all()[:10], "directory_configured": directory.is_configured()}
+    # The Directory section's table lists its own jobs only: garbage collection and the others have their sections.
+    jobs = Job.objects.filter(kind=directory.SYNC_JOB)[:10]
+    context = {"form": form, "jobs": jobs, "directory_configured": directory.is_configured()}
     for section in CONFIGURATION_SECTIONS:
         context.update(section())
     return render(request, "portal/configuration.html", context, status=status)
@@ -591,3 +594,9 @@ def certificate_delete(request: HttpRequest, pk: int) -> HttpResponse:
     certificate = get_object_or_404(TrustedCertificate, pk=pk)
     message = f"The certificate of {certificate.address} is no longer trusted."
     return act(request, lambda actor: trust.untrust(actor, certificate) or message, reverse("certificates"))
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico: the icon among the static files (served and cached there), for anyone, logged in or not."""
+    return redirect(static("wharf/favicon.ico"), permanent=True)

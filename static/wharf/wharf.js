@@ -69,6 +69,32 @@
     if (log && logAtBottom) log.scrollTop = log.scrollHeight;
   });
 
+  // A dialog refused with errors (a 4xx answer re-renders it) keeps what the user typed in boxes the server does not
+  // echo (a search box), and shows its first error: scrolled into view inside the dialog, its field focused.
+  const KEPT = "input[type='search'], input[type='text'], input:not([type]), textarea";
+  let typed = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    typed = null;
+    if (event.detail.target.id !== "modal" || event.detail.xhr.status < 400) return;
+    typed = new Map();
+    event.detail.target.querySelectorAll(KEPT).forEach(function (field) {
+      if (field.id && field.value) typed.set(field.id, field.value);
+    });
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target.id !== "modal" || typed === null) return;
+    typed.forEach(function (value, id) {
+      const field = document.getElementById(id);
+      if (field && field.matches(KEPT) && field.value === "") field.value = value;
+    });
+    typed = null;
+    const error = event.detail.target.querySelector(".clr-error, .wharf-field-error, .modal-body .alert-danger");
+    if (!error) return;
+    error.scrollIntoView({ block: "nearest" });
+    const field = error.matches(".clr-error") ? error.querySelector("input, select, textarea") : null;
+    if (field) field.focus({ preventScroll: true });
+  });
+
   // A table that refreshes itself (data-pause-while-checked="<check box name>") waits while one of its rows is
   // selected: the refresh would clear the selection.
   document.addEventListener("htmx:beforeRequest", function (event) {

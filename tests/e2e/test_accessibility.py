@@ -58,6 +58,7 @@ UNREACHABLE: dict[str, str] = {
     "login": "a logged-in user is sent Home; test_the_login_page_has_no_serious_violation checks it logged out",
     "logout": "logs the user out (POST only); checked as the header's Log out button on every page",
     "container-action": "POST only: start, stop, remove a container; its buttons are on container-detail",
+    "favicon": "an icon, not a page: /favicon.ico redirects to the static file (tests/portal/test_names_and_favicon)",
 }
 # Query strings the edit dialogs need: they edit the one object selected in the table.
 QUERIES: dict[str, Callable[[Any], dict[str, str]]] = {

@@ -79,7 +79,7 @@ def test_admin_assigns_the_admin_role_to_a_group(portal, admin):
     row.get_by_role("checkbox").check()
     portal.page.get_by_role("button", name="Assign Admin Role", exact=True).click()
     portal.expect_message("Assigned the Management Portal administrator role to ops-team.")
-    expect(portal.page.locator('tr[data-identity="group:ops-team"]')).to_contain_text("Admin")
+    expect(portal.page.locator('tr[data-identity="group:ops-team"]')).to_contain_text("Yes")
     ops.refresh_from_db()
     assert ops.is_portal_admin
 
@@ -137,7 +137,7 @@ def test_admin_assigns_project_roles_to_a_user(portal, admin):
     dialog.get_by_role("button", name="Remove this project row").first.click()
     dialog.get_by_role("button", name="OK").click()
     portal.expect_message("Project roles of user 'carol' saved.")
-    expect(portal.page.locator('tr[data-identity="user:carol"]')).to_contain_text("beta: admin")
+    expect(portal.page.locator('tr[data-identity="user:carol"]')).to_contain_text("beta: DevOps administrator")
     assert dict(Membership.objects.filter(user=carol).values_list("project__name", "role")) == {"beta": "admin"}
     assert beta.memberships.count() == 1
 

@@ -8,9 +8,9 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from hosts.selection import SELECTOR_SIZE
 from portal.core.models import User
 from projects.models import Project
+from projects.selection import SELECTOR_SIZE
 from tests.e2e.conftest import Portal
 
 pytestmark = pytest.mark.e2e

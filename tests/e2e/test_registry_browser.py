@@ -131,8 +131,8 @@ def test_deleting_a_repository_from_the_tab(
 def test_library_lists_built_in_repositories(portal: Portal, wired: Registry, shipyard: Project, admin: User) -> None:
     pushed(wired, "shipyard/web", ["2.1"])
     portal.log_in(admin.username)
-    portal.open_nav("All Repositories")
-    expect(portal.page.get_by_role("link", name="Built-In Repositories")).to_be_visible()
+    portal.open_nav("Built-In Repositories")
+    expect(portal.page.get_by_role("heading", name="Built-In Repositories")).to_be_visible()
     row = repository_row(portal.page, "shipyard/web")
     expect(row).to_contain_text("shipyard")
     row.get_by_role("link", name="shipyard/web").click()

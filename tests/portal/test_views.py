@@ -101,7 +101,7 @@ def test_search_shows_users_and_groups_with_columns(client, portal_admin, make_u
     assert 'data-identity="user:carol"' in text
     assert f'data-identity="group:{ops.name}"' in text
     assert "Carol Jones" in text and "carol@example.test" in text
-    assert "alpha: developer" in text
+    assert "alpha: Developer" in text  # the role's display name, as every page names it
     assert "Assign Admin Role" in text
 
 

@@ -39,7 +39,7 @@ def test_home_shows_one_page_of_projects_and_a_way_to_the_next(client, portal_ad
     text = page_text(logged_in(client, portal_admin).get("/"))
     rows = my_projects(text)
     assert len(rows) == HOME_PAGE_SIZE == 25
-    assert rows[0] == ("proj-000", "Portal administrator") and rows[-1][0] == "proj-024"
+    assert rows[0] == ("proj-000", "Management Portal administrator") and rows[-1][0] == "proj-024"
     assert "1 - 25 of 60" in text and "Page 1 of 3" in text and 'href="?page=2"' in text
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -157,7 +159,7 @@ def test_public_project_is_visible_to_anyone_logged_in(client, make_user):
     Project.objects.create(name="open", public=True)
     response = logged_in(client, make_user("stranger")).get(reverse("project-detail", args=["open"]))
     assert response.status_code == 200
-    assert "Guest" not in page_text(response)  # the summary names no role for a guest
+    assert "<dt>Your role</dt><dd>Guest (public project)</dd>" in page_text(response)  # as Home and Projects say
     assert "Public" in page_text(response)
 
 
@@ -282,6 +284,26 @@ def test_adding_existing_member_shows_conflict(client, role_users):
     )
     assert response.status_code == 409
     assert "already a member of project" in page_text(response)
+
+
+def test_a_refused_add_keeps_the_search_text_and_the_pick(client, role_users):
+    response = logged_in(client, role_users["project_admin"]).post(
+        reverse("member-add", args=["alpha"]),
+        {"q": "alpha-viewer", "identity": "user:alpha-viewer", "role": "developer"},
+        HTTP_HX_REQUEST="true",
+    )
+    text = page_text(response)
+    assert response.status_code == 409 and 'value="alpha-viewer" placeholder="Search users and groups"' in text
+    assert re.search(r'value="user:alpha-viewer" id="identity-\d+" class="clr-radio" checked>', text)
+    assert ">user:alpha-viewer<" not in text
+
+
+def test_a_refused_add_without_search_keeps_the_pick_by_name(client, role_users):
+    response = logged_in(client, role_users["project_admin"]).post(
+        reverse("member-add", args=["alpha"]), {"identity": "user:alpha-viewer", "role": "developer"}
+    )
+    assert 'id="identity-kept" class="clr-radio" checked>' in page_text(response)
+    assert "alpha-viewer · user</label>" in page_text(response)
 
 
 def test_adding_unknown_user_shows_message(client, role_users):

@@ -246,7 +246,7 @@ def test_refused_tag_deletion_is_shown_in_the_dialog(client, role_users, app, re
     assert Tag.objects.filter(name="1.0").exists()
 
 
-# Library > All Repositories > Built-In Repositories.
+# Library > Built-In Repositories.
 
 
 def test_library_lists_only_repositories_the_user_may_pull(client, role_users, app, beta_repository):
@@ -271,7 +271,7 @@ def test_portal_admin_library_lists_everything(client, role_users, app, beta_rep
 
 def test_navigation_links_the_library(client, role_users):
     text = page_text(as_role(client, role_users, "viewer").get(reverse("home")))
-    assert reverse("library-repositories") in text and "All Repositories" in text
+    assert reverse("library-repositories") in text and "Built-In Repositories" in text
 
 
 # Administration > Configuration > Garbage Collection.

@@ -1,4 +1,9 @@
-"""The project selector in the header: which project the Home pages (Containers, Container Hosts) show.
+"""The project selector in the header: the one project selection of the pages that work on one project (Containers,
+Container Hosts, the Library's search).
+
+The pick is kept per user: in the session, and in the database for their next logins (ProjectSelection). With
+none kept, the user starts on the project where their role is highest, and that start is kept in the session: a
+project created later (where its creator is DevOps administrator) does not take the header over.
 
 Every page renders the selector, so it holds one page of choices (the selected project first, then the projects where
 the user's role is highest, then by name) and finds the others by search; a site with hundreds of projects would
@@ -13,7 +18,8 @@ from typing import TYPE_CHECKING
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import HttpRequest
 
-from projects.models import ROLE_RANK, Project, Role
+from projects import services
+from projects.models import ROLE_RANK, Project, ProjectSelection, Role
 from projects.roles import roles_by_project
 
 if TYPE_CHECKING:
@@ -58,7 +64,16 @@ class Selection:
         """The selector's choices before any search, and whether more exist."""
         if self._user is None:
             return [], False
-        return _page(self.ranked(self.request.session.get(SESSION_KEY, "")))
+        page = _page(self.ranked(self._kept()))
+        if page[0] and SESSION_KEY not in self.request.session:
+            self.request.session[SESSION_KEY] = page[0][0].name
+        return page
+
+    def _kept(self) -> str:
+        """The name of the project kept for this user: this session's, else the one they picked last time."""
+        if SESSION_KEY in self.request.session:
+            return self.request.session[SESSION_KEY]
+        return ProjectSelection.objects.filter(user=self._user).values_list("project__name", flat=True).first() or ""
 
     @property
     def choices(self) -> list[Project]:
@@ -115,7 +130,7 @@ def selection(request: HttpRequest) -> Selection:
 
 
 def selected_project(request: HttpRequest) -> Project | None:
-    """The project the Home pages show."""
+    """The project the one-project pages show."""
     return selection(request).project
 
 
@@ -127,6 +142,7 @@ def select(request: HttpRequest, name: str) -> Project | None:
     if chosen is None:
         return current.project
     request.session[SESSION_KEY] = chosen.name
+    services.remember_selection(user, chosen)
     current.forget()
     return chosen
 
