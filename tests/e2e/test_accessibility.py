@@ -64,6 +64,7 @@ UNREACHABLE: dict[str, str] = {
 QUERIES: dict[str, Callable[[Any], dict[str, str]]] = {
     "identity-edit": lambda w: {"selected": f"user:{w.user.username}"},
     "user-edit": lambda w: {"selected": f"user:{w.user.username}"},
+    "user-password-reset": lambda w: {"selected": f"user:{w.user.username}"},
     "group-edit": lambda w: {"selected": f"group:{w.group.name}"},
     "identity-projects": lambda w: {"selected": f"user:{w.user.username}"},
     "identity-project-row": lambda w: {"selected": f"user:{w.user.username}", "project": w.project.name},
