@@ -26,14 +26,16 @@ import json
 import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 from django.conf import settings
 
-from portal.core.addresses import parse_url
 from portal.core.errors import RemoteUnreachable
+
+if TYPE_CHECKING:
+    from portal.core.trust import Sessions
 from registries.client_auth import Auth, AuthenticationFailed, ChallengeAuth, SystemTokenAuth
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -223,29 +225,27 @@ class RegistryClient:
         self.page_size = page_size
         # At most this many pages of one list are read: a runaway registry cannot fill the memory.
         self.max_pages = max_pages
+        self._sessions: Sessions | None = None
         self._fixed_session = session
-        self._sessions: dict[str, requests.Session] = {}
 
     # Transport.
 
+    @property
+    def sessions(self) -> Sessions:
+        """The client's sessions per address (built on first use, on the trust flow)."""
+        if self._sessions is None:
+            from portal.core.trust import Sessions
+
+            self._sessions = Sessions(self._fixed_session, self.client_certificate)
+        return self._sessions
+
     def use_session(self, address: str, session: requests.Session) -> None:
         """Use this verifying session for the "host:port" address (instead of building one on first use)."""
-        self._sessions[address] = session
+        self.sessions.use(address, session)
 
     def session_for(self, url: str) -> requests.Session:
         """The session for the URL's address: the one given, a plain one for http://, else a verifying one."""
-        if self._fixed_session is not None:
-            return self._fixed_session
-        server = parse_url(url)
-        key = server.address if server.scheme == "https" else "http"
-        if key not in self._sessions:
-            if server.scheme == "https":
-                from portal.core import trust
-
-                self._sessions[key] = trust.session(key, self.client_certificate)
-            else:
-                self._sessions[key] = requests.Session()
-        return self._sessions[key]
+        return self.sessions.for_url(url)
 
     def url(self, path: str) -> str:
         """The absolute URL of a path of the registry (a Location or Link may already be absolute)."""

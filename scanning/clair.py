@@ -27,7 +27,6 @@ import requests
 from django.conf import settings
 
 from portal.core import trust
-from portal.core.addresses import parse_url
 from portal.core.errors import Invalid, RemoteUnreachable
 from registries.client import RegistryClient
 from registries.token import Access, issue
@@ -135,8 +134,7 @@ class ClairClient:
         self.index_deadline = float(index_deadline or settings.CLAIR_INDEX_DEADLINE_SECONDS)
         self.poll_seconds = poll_seconds
         self.registry_url = (registry_url or settings.CLAIR_REGISTRY_URL or settings.REGISTRY_URL).rstrip("/")
-        self._fixed_session = session
-        self._sessions: dict[str, requests.Session] = {}
+        self._sessions = trust.Sessions(session)
         self._sleep = sleep
 
     # The whole scan.
@@ -265,16 +263,7 @@ class ClairClient:
 
     def session_for(self, url: str) -> requests.Session:
         """The session for the URL: the one given, a plain one for http://, else one verifying on the trust flow."""
-        if self._fixed_session is not None:
-            return self._fixed_session
-        server = parse_url(url)
-        key = server.address if server.scheme == "https" else "http"
-        if key not in self._sessions:
-            if server.scheme == "https":
-                self._sessions[key] = trust.session(key)
-            else:
-                self._sessions[key] = requests.Session()
-        return self._sessions[key]
+        return self._sessions.for_url(url)
 
     def _call(
         self,

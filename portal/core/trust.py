@@ -197,6 +197,32 @@ def session(address: str, credential: Credential | None = None) -> requests.Sess
     return configure(requests.Session(), address, credential)
 
 
+class Sessions:
+    """The sessions of a client that talks to several addresses (a registry and its token realm, Clair's indexer and
+    matcher): a verifying one per "host:port" on the trust flow, a plain one for http://, or `fixed` for every URL
+    (tests hand in a fake transport)."""
+
+    def __init__(self, fixed: requests.Session | None = None, credential: Credential | None = None) -> None:
+        self.fixed = fixed
+        self.credential = credential
+        self._by_address: dict[str, requests.Session] = {}
+
+    def use(self, address: str, http: requests.Session) -> None:
+        """Use this session for the "host:port" address (instead of building one on first use)."""
+        self._by_address[address] = http
+
+    def for_url(self, url: str) -> requests.Session:
+        """The session for the URL's address, built on first use."""
+        if self.fixed is not None:
+            return self.fixed
+        server = parse_url(url)
+        key = server.address if server.scheme == "https" else "http"
+        if key not in self._by_address:
+            https = server.scheme == "https"
+            self._by_address[key] = session(key, self.credential) if https else requests.Session()
+        return self._by_address[key]
+
+
 def configure(http: requests.Session, address: str, credential: Credential | None = None) -> requests.Session:
     """Put an existing session (e.g. docker's APIClient, which is one) on the trust flow, as session() does."""
     http.mount("https://", _ContextAdapter(ssl_context(address, credential)))
