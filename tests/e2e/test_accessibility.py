@@ -58,6 +58,8 @@ UNREACHABLE: dict[str, str] = {
     "login": "a logged-in user is sent Home; test_the_login_page_has_no_serious_violation checks it logged out",
     "logout": "logs the user out (POST only); checked as the header's Log out button on every page",
     "container-action": "POST only: start, stop, remove a container; its buttons are on container-detail",
+    "container-bulk-action": "POST only: start, stop, restart, remove the selected containers; its buttons are on "
+    "the containers table",
     "favicon": "an icon, not a page: /favicon.ico redirects to the static file (tests/portal/test_names_and_favicon)",
 }
 # Query strings the edit dialogs need: they edit the one object selected in the table.

@@ -77,7 +77,8 @@ def test_push_appears_in_internal_repositories_and_pulls_are_counted(
 ) -> None:
     portal.log_in(project_admin.username)
     portal.page.goto("/projects/shipyard/")
-    portal.page.get_by_role("link", name="Internal Repositories").click()
+    # The project's tab (the Summary's repository card links there too).
+    portal.page.locator(".wharf-tabs").get_by_role("link", name="Internal Repositories").click()
     expect(portal.page.get_by_text("No repositories yet")).to_be_visible()
 
     push_image(wired.url, "shipyard/app", ["1.0"])
