@@ -6,12 +6,14 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from portal.core.models import User
 from tests.conftest import PASSWORD
+from tests.integration.registry import Registry, point_portal_at, start_registry
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run
 # inside one unless told that this (single-threaded test) use is safe.
@@ -115,3 +117,20 @@ class Portal:
 def portal(page: Page) -> Portal:
     """Page helpers bound to the test's browser page."""
     return Portal(page)
+
+
+@pytest.fixture(scope="module")
+def registry(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A real docker-registry that sends its push, pull and delete events to the live server's receiver (tests whose
+    registry sends nothing define their own)."""
+    server = start_registry(tmp_path_factory.mktemp("registry"), notify_url=live_server.url + "/service/notifications")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def wired(settings: Any, registry: Registry) -> Registry:
+    """The portal (and so the live server) talking to the test registry; its tasks (applying the registry's
+    events, GC) run in the live server's own process, as no worker runs here."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    return point_portal_at(settings, registry)

@@ -26,7 +26,7 @@ from tests.e2e.conftest import SCREENSHOTS, Portal
 from tests.e2e.test_registry_browser import pushed, repository_row
 from tests.integration.images import user_headers
 from tests.integration.notary import Notary, notary_ok, running_notary
-from tests.integration.registry import Registry, point_portal_at, start_registry
+from tests.integration.registry import Registry
 from tests.loopback import HttpsServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -63,21 +63,6 @@ class TokenRelay:
 
     def close(self) -> None:
         self.https.close()
-
-
-@pytest.fixture(scope="module")
-def registry(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """A real docker-registry that sends its events to the live server's receiver."""
-    server = start_registry(tmp_path_factory.mktemp("registry"), notify_url=live_server.url + "/service/notifications")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def wired(settings: Any, registry: Registry) -> Registry:
-    """The live server talking to the test registry; its tasks run in its own process (no worker here)."""
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    return point_portal_at(settings, registry)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,26 +13,10 @@ from registries.client import RegistryClient
 from registries.models import Tag
 from tests.e2e.conftest import Portal
 from tests.integration.images import Image, pull_manifest, push_image
-from tests.integration.registry import Registry, point_portal_at, start_registry
+from tests.integration.registry import Registry
 from tests.integration.registry_fixtures import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-
-
-@pytest.fixture(scope="module")
-def registry(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """A real docker-registry that sends its push, pull and delete events to the live server's receiver."""
-    server = start_registry(tmp_path_factory.mktemp("registry"), notify_url=live_server.url + "/service/notifications")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def wired(settings: Any, registry: Registry) -> Registry:
-    """The portal (and so the live server) talking to the test registry; its tasks (applying the registry's
-    events, GC) run in the live server's own process, as no worker runs here."""
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    return point_portal_at(settings, registry)
 
 
 @pytest.fixture
