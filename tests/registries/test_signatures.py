@@ -16,26 +16,22 @@ from django.urls import reverse
 from portal.core.certificates import pki_paths
 from portal.core.models import AuditEvent
 from projects.models import Project
-from registries import content_trust, services
+from registries import content_trust
 from registries.content_trust import DIGEST_MISMATCH, NO_TRUST_DATA, NOT_SIGNED, Signatures
 from registries.models import Repository, Tag, TrustCollection
 from registries.tuf import RELEASES, TARGETS, SignedTarget
 from tests.conftest import client_for, logged_in, page_text
 from tests.loopback import HttpsServer
+from tests.registries import test_api
 from tests.registries.test_api import OTHER, SHARED, FakeRegistry
 
 pytestmark = pytest.mark.django_db
+# The registries API tests' stand-in registry, the one the services call here.
+registry = test_api.registry
 CLOSED = "https://127.0.0.1:1"
 GUN = "127.0.0.1:8282/alpha/app"
 TAGS_URL = "/api/v1/projects/alpha/repositories/app/tags"
 SIGNATURES_URL = "/api/v1/projects/alpha/repositories/app/signatures"
-
-
-@pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> FakeRegistry:
-    fake = FakeRegistry()
-    monkeypatch.setattr(services, "RegistryClient", lambda: fake)
-    return fake
 
 
 @pytest.fixture
