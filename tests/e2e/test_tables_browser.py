@@ -22,7 +22,7 @@ from portal.core.models import User
 from projects.models import Membership, Project, Role
 from registries.models import Tag
 from tests.e2e.conftest import SCREENSHOTS, Portal
-from tests.e2e.test_registry_browser import pushed, registry, wired  # noqa: F401  (fixtures)
+from tests.e2e.test_registry_browser import pushed
 from tests.integration.dockerd import Dockerd, start_dockerd
 from tests.integration.registry import Registry
 
@@ -157,7 +157,7 @@ def test_tags_select_several_delete_two_sort_and_page_size(
     portal: Portal,
     admin: User,
     fleet: Project,
-    wired: Registry,  # noqa: F811
+    wired: Registry,
     width: int,
 ):
     names = [f"t{n:02}" for n in range(13)]
