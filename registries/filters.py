@@ -7,14 +7,18 @@ from registries.models import Repository, Tag
 
 
 class RepositoryFilterSet(SearchFilterSet):
-    """`?q=` matches part of the repository name; `?project=` narrows to one project."""
+    """`?q=` matches part of the repository name; `?project=` narrows to one project; `?sort=` is name, tags,
+    pulls, pulled or updated (`-` reverses). The rows must come from `with_tag_counts()`."""
 
     search_fields = ("name",)
     project = django_filters.CharFilter(field_name="project__name")
+    sort = SortFilter(
+        {"name": "name", "tags": "tag_count", "pulls": "pull_count", "pulled": "last_pulled", "updated": "updated"}
+    )
 
     class Meta:
         model = Repository
-        fields = ["q", "project"]
+        fields = ["q", "project", "sort"]
 
 
 class TagFilterSet(SearchFilterSet):

@@ -108,6 +108,21 @@ def delete_repository(actor: Actor, repository: Repository, client: RegistryClie
     return trust_data_left
 
 
+def delete_repositories(
+    actor: Actor, repositories: Iterable[Repository], client: RegistryClient | None = None
+) -> tuple[list[Outcome], list[str]]:
+    """Delete several repositories one by one (each audited); a refused one (registry down) keeps the others going.
+    Returns each one's outcome and the GUNs whose trust data notary did not delete."""
+    client = client or RegistryClient()
+    trust_data_left: list[str] = []
+    outcomes = apply_each(
+        repositories,
+        lambda repository: repository.name,
+        lambda repository: trust_data_left.extend(delete_repository(actor, repository, client)),
+    )
+    return outcomes, trust_data_left
+
+
 def start_reconcile(actor: Actor) -> Job:
     """Start a job that repairs drift between the registry and the database (portal admins only)."""
     require(actor, "manage_system")

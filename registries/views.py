@@ -31,7 +31,6 @@ from portal.core.ui import (
     finish,
     form_error,
     page_or_region,
-    paginate,
     refuse,
     require_permission,
     start_job,
@@ -61,12 +60,10 @@ def visible_repository(request: HttpRequest, project: Project, name: str) -> Rep
 def project_repositories(request: HttpRequest, name: str) -> HttpResponse:
     """The Internal Repositories tab: the project's repositories, searchable and paginated."""
     project = visible_project(request, name)
-    repositories = project.repositories.with_tag_counts()
-    page = paginate(request, RepositoryFilterSet({"q": request.GET.get("q", "")}, repositories).qs)
+    table = table_page(request, RepositoryFilterSet, project.repositories.with_tag_counts())
     context = {
         **project_context(request, project, "repositories"),
-        "page": page,
-        "q": request.GET.get("q", ""),
+        **table,
         "region": "repository-table",
         "can_delete": can(request.user, "delete_artifact", project),
     }
@@ -75,27 +72,41 @@ def project_repositories(request: HttpRequest, name: str) -> HttpResponse:
 
 @login_required
 def repository_delete(request: HttpRequest, name: str) -> HttpResponse:
-    """The Delete dialog of the selected repositories (DevOps administrators); a refusal stays in the dialog."""
+    """The Delete dialog of the selected repositories (DevOps administrators). Each repository is deleted on its
+    own; the page says which went and why any did not (a lone refusal stays in the dialog)."""
     project = visible_project(request, name)
     require_permission(can(request.user, "delete_artifact", project))
     back = reverse("project-repositories", args=[project.name])
-    form = RepositoryDeleteForm(request.POST or request.GET, repositories=project.repositories.all())
-    if request.method != "POST" and not form.is_valid():
-        return _back_with_error(request, form, back)
+    form = RepositoryDeleteForm(request.POST or request.GET, repositories=project.repositories.order_by("name"))
+    if not form.is_valid():
+        if request.method != "POST":
+            return _back_with_error(request, form, back)
+        return dialog(request, "registries/repository_delete_dialog.html", _repository_dialog(project, form), 400)
+    repositories = list(form.cleaned_data["repositories"])
+    if request.method != "POST":
+        context = _repository_dialog(project, form, repositories)
+        return dialog(request, "registries/repository_delete_dialog.html", context)
+    outcomes, trust_data_left = services.delete_repositories(Actor.from_request(request), repositories)
+    if not any(outcome.done for outcome in outcomes):
+        for outcome in outcomes:
+            form.add_error(None, f"{outcome.name}: {outcome.error}")
+        context = _repository_dialog(project, form, repositories)
+        return dialog(request, "registries/repository_delete_dialog.html", context, outcomes[0].status)
+    report(request, outcomes, "Deleted {names}.", "Not deleted: {names}")
+    if trust_data_left:
+        messages.warning(request, f"Notary could not delete the trust data of {', '.join(trust_data_left)}.")
+    return finish(request, back)
 
-    def save(data: dict[str, Any]) -> tuple[str, str]:
-        names = [repository.name for repository in data["repositories"]]
-        for repository in data["repositories"]:
-            if left := services.delete_repository(Actor.from_request(request), repository):
-                messages.warning(request, f"Notary could not delete the trust data of {', '.join(left)}.")
-        return f"Deleted {', '.join(names)}.", back
 
-    status = submit(request, form, save) if request.method == "POST" else 200
-    if isinstance(status, HttpResponse):
-        return status
-    context = {"form": form, "project": project, "selected": _cleaned(form, "repositories"), "cancel_url": back}
-    context["action"] = reverse("repository-delete", args=[project.name])
-    return dialog(request, "registries/repository_delete_dialog.html", context, status)
+def _repository_dialog(project: Project, form: Any, repositories: list[Repository] | None = None) -> dict[str, Any]:
+    """The Delete Repositories dialog's context."""
+    return {
+        "form": form,
+        "project": project,
+        "selected": repositories or [],
+        "cancel_url": reverse("project-repositories", args=[project.name]),
+        "action": reverse("repository-delete", args=[project.name]),
+    }
 
 
 def _back_with_error(request: HttpRequest, form: Any, url: str) -> HttpResponse:
@@ -224,9 +235,8 @@ def _repository_url(repository: Repository) -> str:
 @login_required
 def library_repositories(request: HttpRequest) -> HttpResponse:
     """Every repository the user may pull from, across projects, searchable and paginated."""
-    repositories = Repository.objects.restrict(request.user).with_tag_counts()
-    page = paginate(request, RepositoryFilterSet({"q": request.GET.get("q", "")}, repositories).qs)
-    context = {"page": page, "q": request.GET.get("q", ""), "region": "library-table"}
+    table = table_page(request, RepositoryFilterSet, Repository.objects.restrict(request.user).with_tag_counts())
+    context = {**table, "region": "library-table"}
     return page_or_region(request, "registries/library.html", "registries/_library_table.html", context)
 
 

@@ -20,7 +20,8 @@ from hosts.models import Container, ContainerState
 from portal.core.audit import Actor
 from portal.core.models import User
 from projects.models import Membership, Project, Role
-from registries.models import Tag
+from registries.client import RegistryClient
+from registries.models import Repository, Tag
 from tests.e2e.conftest import SCREENSHOTS, Portal
 from tests.e2e.test_registry_browser import pushed
 from tests.integration.dockerd import Dockerd, start_dockerd
@@ -188,6 +189,45 @@ def test_tags_select_several_delete_two_sort_and_page_size(
     expect(page.get_by_label("Rows per page")).to_have_value("10")
     assert rows(page, "data-tag") == [f"t{n:02}" for n in range(12, 2, -1)]
     snap(page, "tags", "sorted_page_size", width)
+
+
+@pytest.mark.integration
+def test_repositories_select_several_delete_two_and_sort(
+    portal: Portal,
+    admin: User,
+    fleet: Project,
+    wired: Registry,
+    width: int,
+):
+    for name in ("web", "api", "db"):
+        pushed(wired, f"fleet/{name}", ["1"])
+    Repository.objects.filter(name="fleet/db").update(pull_count=12)
+    page = portal.page
+    portal.log_in(admin.username)
+    page.goto("/projects/fleet/repositories/")
+    expect_enabled(page, [], ["Delete"])
+
+    page.get_by_label("Select fleet/web").check()
+    page.get_by_label("Select fleet/api").check()
+    expect_enabled(page, ["Delete"], [])
+    snap(page, "repositories", "two_selected", width)
+    page.get_by_role("button", name="Delete").click()
+    dialog = portal.dialog()
+    expect(dialog).to_contain_text("Delete 2 repositories of project fleet")
+    dialog.get_by_role("button", name="Delete").click()
+    portal.expect_message("Deleted fleet/api, fleet/web.")
+    assert list(Repository.objects.filter(project=fleet).values_list("name", flat=True)) == ["fleet/db"]
+    assert RegistryClient().head_manifest("fleet/web", "1") is None
+
+    pushed(wired, "fleet/web", ["2"])
+    page.get_by_role("link", name="Pulls", exact=True).click()
+    page.get_by_role("link", name="Pulls", exact=True).click()
+    expect(page).to_have_url(re.compile(r"sort=-pulls"))
+    expect(page.locator("tr[data-repository]")).to_have_count(2)
+    assert rows(page, "data-repository") == ["fleet/db", "fleet/web"]
+    page.reload()
+    assert rows(page, "data-repository") == ["fleet/db", "fleet/web"]
+    snap(page, "repositories", "sorted", width)
 
 
 # Containers (a real dockerd: Stop stops them there).

@@ -90,6 +90,16 @@ def test_project_repositories_list_with_counts_and_search(role_users: dict, app:
     ]
 
 
+def test_project_repositories_sort_as_the_table_does(role_users: dict, app: Repository) -> None:
+    Repository.objects.create(project=alpha_project(), name="alpha/tools/cli", pull_count=9)
+    client = client_for(role_users["viewer"])
+    for sort, expected in (("-pulls", ["alpha/tools/cli", "alpha/app"]), ("-tags", ["alpha/app", "alpha/tools/cli"])):
+        page = client.get(f"/api/v1/projects/alpha/repositories?sort={sort}").json()
+        assert [r["name"] for r in page["results"]] == expected
+    refused = client.get("/api/v1/projects/alpha/repositories?sort=size")
+    assert refused.status_code == 400 and "sort" in refused.json()["errors"]
+
+
 def alpha_project() -> Project:
     return Project.objects.get(name="alpha")
 

@@ -8,11 +8,13 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from portal.core.models import Job, JobState, User
+from portal.core.errors import RemoteUnreachable
+from portal.core.models import AuditEvent, Job, JobState, User
 from projects.models import Project
 from registries import maintenance, services
 from registries.models import GcSchedule, Repository, Tag
 from tests.conftest import logged_in, page_text
+from tests.registries.test_api import FakeRegistry
 
 pytestmark = pytest.mark.django_db
 DIGEST = "sha256:" + "ab12cd34ef56" + "0" * 52
@@ -151,6 +153,68 @@ def test_refused_repository_deletion_is_shown_in_the_dialog(client, role_users, 
     assert response.status_code == 502
     assert "did not answer" in page_text(response)
     assert Repository.objects.filter(name="alpha/app").exists()
+
+
+def test_refused_bulk_repository_deletion_names_each_in_the_dialog(client, role_users, app, registry_down):
+    Repository.objects.create(project=app.project, name="alpha/other")
+    url = reverse("repository-delete", args=["alpha"])
+    response = as_role(client, role_users, "project_admin").post(url, {"repositories": ["alpha/app", "alpha/other"]})
+    assert response.status_code == 502
+    text = page_text(response)
+    assert "alpha/app: " in text and "alpha/other: " in text
+    assert 'type="hidden" name="repositories" value="alpha/other"' in text
+    assert Repository.objects.filter(project=app.project).count() == 2
+
+
+class RefusingRegistry(FakeRegistry):
+    """A registry that does not answer for one repository (a fault of one item among several)."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def tags(self, repository: str) -> list[str]:
+        if repository == self.refused:
+            raise RemoteUnreachable("The registry did not answer: timed out.")
+        return super().tags(repository)
+
+
+def test_bulk_repository_deletion_deletes_the_others_and_says_which_was_refused(
+    client, role_users, app, monkeypatch
+) -> None:
+    for name in ("alpha/broken", "alpha/zeta"):
+        Repository.objects.create(project=app.project, name=name)
+    monkeypatch.setattr(services, "RegistryClient", lambda: RefusingRegistry("alpha/broken"))
+    url = reverse("repository-delete", args=["alpha"])
+    selection = {"repositories": ["alpha/app", "alpha/broken", "alpha/zeta"]}
+    response = as_role(client, role_users, "project_admin").post(url, selection, follow=True)
+    text = page_text(response)
+    assert "Deleted alpha/app, alpha/zeta." in text
+    assert "Not deleted: alpha/broken: The registry did not answer: timed out." in text
+    assert list(Repository.objects.filter(project=app.project).values_list("name", flat=True)) == ["alpha/broken"]
+    deleted = AuditEvent.objects.filter(action="delete", resource_type="repository")
+    assert sorted(deleted.values_list("resource_name", flat=True)) == ["alpha/app", "alpha/zeta"]
+
+
+def test_repositories_sort_by_each_column_and_keep_the_search(client, role_users, alpha):
+    for name, pulls, tags in (("alpha/b", 5, 3), ("alpha/a", 1, 2), ("alpha/c", 9, 1)):
+        repository = Repository.objects.create(project=alpha, name=name, pull_count=pulls)
+        for n in range(tags):
+            Tag.objects.create(repository=repository, name=f"t{n}", digest=DIGEST)
+    viewer = as_role(client, role_users, "viewer")
+
+    def order(url: str = "", **query: str) -> list[str]:
+        """The repositories in the order the page lists them."""
+        text = page_text(viewer.get(url or tab_url(), query))
+        return sorted(("alpha/a", "alpha/b", "alpha/c"), key=lambda name: text.index(f'data-repository="{name}"'))
+
+    assert order() == ["alpha/a", "alpha/b", "alpha/c"]
+    assert order(sort="-pulls") == ["alpha/c", "alpha/b", "alpha/a"]
+    assert order(sort="tags") == ["alpha/c", "alpha/a", "alpha/b"]
+    assert order(sort="-name", q="alpha/") == ["alpha/c", "alpha/b", "alpha/a"]
+    assert order(sort="size") == ["alpha/a", "alpha/b", "alpha/c"]  # a key the table does not offer: default order
+    assert order(reverse("library-repositories"), sort="-tags") == ["alpha/b", "alpha/a", "alpha/c"]
+    assert 'aria-sort="descending"' in page_text(viewer.get(tab_url(), {"sort": "-pulls"}))
 
 
 def test_repository_deletion_is_refused_while_read_only(client, role_users, app):
