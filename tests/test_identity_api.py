@@ -189,3 +189,13 @@ def test_project_admin_reads_no_email_or_role_outside_their_projects(role_users,
     everything = _emails_and_projects(client_for(role_users["portal_admin"]).get("/api/v1/users").json()["results"])
     assert everything["alpha-viewer"] == ("a-view@example.test", ["alpha", "beta"])
     assert everything["beta-admin"] == ("b-admin@example.test", ["beta"])
+
+
+def test_identity_search_sorts_as_the_page_does(api, make_user) -> None:
+    make_user("carol")
+    make_user("bert")
+    Group.objects.create(name="devs")
+    names = [r["name"] for r in api.get("/api/v1/identities", {"sort": "-type"}).json()["results"]]
+    assert names == ["root-admin", "carol", "bert", "devs"]  # users before groups, each by name descending
+    refused = api.get("/api/v1/identities", {"sort": "size"})
+    assert refused.status_code == 400 and "sort" in refused.json()["errors"]

@@ -15,6 +15,17 @@ from portal.core.models import Group, User
 
 LIMIT = 100
 
+# The Users & Groups sort keys: how each orders known users and known groups in the database, and the rows of a page
+# (users, groups and directory-only entries together). The name breaks ties.
+SORTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
+    "name": (("username",), ("name",), "name"),
+    "full_name": (("first_name", "last_name"), ("name",), "full_name"),
+    "email": (("email",), ("name",), "email"),
+    "type": ((), (), "kind"),
+    "source": (("source",), ("source",), "source"),
+    "admin": (("is_portal_admin",), ("is_portal_admin",), "is_portal_admin"),
+}
+
 
 @dataclass
 class Identity:
@@ -84,20 +95,38 @@ class Disclosure:
         return user.email if self.everything or user.pk == self.viewer_id or shared else ""
 
 
-def search_identities(query: str, viewer: User | None, page: int = 1, per_page: int | None = None) -> IdentityResults:
+def sort_key(sort: str) -> str:
+    """`sort` when it is one of SORTS (`-` reverses), else an empty string (the default order)."""
+    return sort if sort.removeprefix("-") in SORTS else ""
+
+
+def search_identities(
+    query: str, viewer: User | None, page: int = 1, per_page: int | None = None, sort: str = ""
+) -> IdentityResults:
     """Users and groups matching the text: known ones first, then directory-only entries; what of them `viewer`
     may read (see Disclosure).
 
     An empty text lists the users and groups the portal knows (up to LIMIT of each), without asking the directory.
     With `per_page`, only that page of known users and of known groups (one extra row of each tells whether more
-    follow, so no COUNT); the directory's entries come on page 1 only.
+    follow, so no COUNT); the directory's entries come on page 1 only. With `sort` (a key of SORTS, `-` reverses)
+    the users and the groups are each taken in that order, and the page's rows are shown in it.
     """
     disclosure = Disclosure.to(viewer)
     limit = per_page or LIMIT
     start = (page - 1) * limit
     memberships = "membership_set__project"
-    users = UserFilterSet({"q": query}, User.objects.prefetch_related(memberships)).qs.order_by("username")
-    groups = Group.objects.filter(Q(name__icontains=query)).prefetch_related(memberships).order_by("name")
+    sort = sort_key(sort)
+    descending = sort.startswith("-")
+    user_order, group_order, _ = SORTS.get(sort.removeprefix("-"), ((), (), ""))
+    direction = "-" if descending else ""
+    users = UserFilterSet({"q": query}, User.objects.prefetch_related(memberships)).qs.order_by(
+        *(direction + field for field in (*user_order, "username"))
+    )
+    groups = (
+        Group.objects.filter(Q(name__icontains=query))
+        .prefetch_related(memberships)
+        .order_by(*(direction + field for field in (*group_order, "name")))
+    )
     users, groups = list(users[start : start + limit + 1]), list(groups[start : start + limit + 1])
     capped = len(users) > limit or len(groups) > limit
     entries = [
@@ -139,7 +168,15 @@ def search_identities(query: str, viewer: User | None, page: int = 1, per_page: 
         for d in found
         if (d.kind, d.name.lower()) not in known
     ]
+    if sort:
+        attribute = SORTS[sort.removeprefix("-")][2]
+        entries.sort(key=lambda e: (_sortable(getattr(e, attribute)), e.name.lower()), reverse=descending)
     return IdentityResults(entries, warning, capped)
+
+
+def _sortable(value: object) -> object:
+    """A row's value as it sorts: text without regard to case."""
+    return value.lower() if isinstance(value, str) else value
 
 
 def _known_names(found: list[directory.DirectoryEntry]) -> set[tuple[str, str]]:

@@ -38,7 +38,7 @@ from portal.core.forms import (
     UserCreateForm,
     UserEditForm,
 )
-from portal.core.identities import search_identities
+from portal.core.identities import search_identities, sort_key
 from portal.core.models import (
     ApiToken,
     AuditEvent,
@@ -124,8 +124,10 @@ def identities(request: HttpRequest) -> HttpResponse:
     page = request.GET.get("page", "")
     number = int(page) if page.isdigit() and 0 < int(page) <= MAX_IDENTITY_PAGE else 1
     per_page = page_size(request, IDENTITY_PAGE_SIZE)
-    results = search_identities(query, request.user, number, per_page)
+    sort = sort_key(request.GET.get("sort", "").strip())
+    results = search_identities(query, request.user, number, per_page, sort)
     context = {
+        "sort": sort,
         "results": results,
         "per_page": per_page,
         "page_number": number,

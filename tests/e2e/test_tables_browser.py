@@ -118,7 +118,7 @@ def test_members_select_several_remove_two_sort_and_page_size(portal: Portal, ad
 # Users & Groups.
 
 
-def test_users_select_several_delete_two_and_page_size(portal: Portal, admin: User, width: int):
+def test_users_select_several_delete_two_page_size_and_sort(portal: Portal, admin: User, width: int):
     User.objects.bulk_create([User(username=f"u{n:02}") for n in range(30)])
     page = portal.page
     portal.log_in(admin.username)
@@ -142,6 +142,14 @@ def test_users_select_several_delete_two_and_page_size(portal: Portal, admin: Us
     expect(page.get_by_label("Rows per page")).to_have_value("50")
     expect(page.locator('tr[data-identity="user:u29"]')).to_be_visible()
     snap(page, "users", "page_size", width)
+
+    page.get_by_role("link", name="Name", exact=True).click()
+    page.get_by_role("link", name="Name", exact=True).click()
+    expect(page).to_have_url(re.compile(r"sort=-name"))
+    page.reload()
+    expect(page.get_by_label("Rows per page")).to_have_value("50")
+    assert rows(page, "data-identity")[:2] == ["user:u29", "user:u28"]
+    snap(page, "users", "sorted", width)
 
 
 # Tags (a real registry: deleting a tag deletes its manifest there).

@@ -300,6 +300,28 @@ def test_empty_search_lists_known_users_and_groups(client, portal_admin, make_us
     assert "Showing the users and groups the portal knows" in text
 
 
+def test_users_and_groups_sort_by_each_column(client, portal_admin, make_user, group):
+    make_user("carol", first_name="Zoe", email="a@example.test")
+    make_user("bert", first_name="Anna", email="z@example.test", is_portal_admin=True)
+    page = logged_in(client, portal_admin)
+
+    def order(sort: str) -> list[str]:
+        """The rows in the order the page shows them."""
+        text = page_text(page.get(reverse("identities"), {"sort": sort}))
+        rows = ["user:carol", "user:bert", "group:devs", f"user:{portal_admin.username}"]
+        return sorted(rows, key=lambda row: text.index(f'data-identity="{row}"'))
+
+    assert order("name") == ["user:bert", "user:carol", "group:devs", "user:root-admin"]
+    assert order("-name") == ["user:root-admin", "group:devs", "user:carol", "user:bert"]
+    assert order("full_name") == ["user:root-admin", "user:bert", "group:devs", "user:carol"]
+    assert order("email")[:3] == ["group:devs", "user:root-admin", "user:carol"]
+    assert order("type") == ["group:devs", "user:bert", "user:carol", "user:root-admin"]
+    assert order("-admin")[:2] == ["user:root-admin", "user:bert"]  # descending: the names too
+    assert order("nonsense") == order("")
+    text = page_text(page.get(reverse("identities"), {"sort": "-name"}))
+    assert 'aria-sort="descending"' in text and 'href="?sort=name"' in text
+
+
 def test_empty_search_prompts_to_search_the_directory(client, portal_admin, settings):
     settings.LDAP_URL = "ldap://directory.example.test"
     text = page_text(logged_in(client, portal_admin).get(reverse("identities")))

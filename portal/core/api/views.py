@@ -43,7 +43,7 @@ from portal.core.certificates import ca_info
 from portal.core.credentials import certificate_info, visible_credentials
 from portal.core.errors import Conflict, Forbidden, Invalid, NotFound
 from portal.core.filters import AuditEventFilterSet, GroupFilterSet, UserFilterSet
-from portal.core.identities import search_identities
+from portal.core.identities import SORTS, search_identities, sort_key
 from portal.core.models import (
     ApiToken,
     AuditEvent,
@@ -249,7 +249,10 @@ class IdentityView(APIView):
     """`/identities?q=`: local users, known groups and directory entries matching the text."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("q", str, description="Text in the name, full name or email")],
+        parameters=[
+            OpenApiParameter("q", str, description="Text in the name, full name or email"),
+            OpenApiParameter("sort", str, enum=sorted(SORTS) + sorted(f"-{key}" for key in SORTS), description="Order"),
+        ],
         responses=inline_serializer(
             "IdentitySearch",
             {
@@ -264,7 +267,10 @@ class IdentityView(APIView):
     def get(self, request: Request) -> Response:
         if not can(request.user, "view_project_users"):
             raise Forbidden("Only administrators may search users and groups.")
-        results = search_identities(request.query_params.get("q", ""), request.user)
+        sort = request.query_params.get("sort", "").strip()
+        if sort and not sort_key(sort):
+            raise Invalid(f"'{sort}' is not a sort key.", {"sort": [f"Use one of {', '.join(sorted(SORTS))}."]})
+        results = search_identities(request.query_params.get("q", ""), request.user, sort=sort)
         return Response(
             {
                 "count": len(results.entries),
