@@ -1,10 +1,11 @@
 """The page layout in a real browser, at 1440 and 800 px: every control of the header and the navigation lies
-inside the window and takes a click (Log out included), no page of the portal scrolls sideways as a whole (a wide
-table scrolls in its own region, and the popups in its rows are not cut off by it).
+inside the window and takes a click (Log out included), no page of the portal scrolls sideways as a whole, and a
+severity looks the same in a badge, the tags table's bar and the Summary's chart.
 
 On main, at 800 px the header's right side (the user's name and Log out) ran past the window's right edge and the
 project tabs Configuration and Logs were past the content's right edge; at 1440 px the tags table (long tag names,
-one-line pull commands) moved the whole content area sideways.
+one-line pull commands) moved the whole content area sideways; and the Summary's chart and the tags table's bar
+drew Medium, Negligible and Unknown in lighter colours than their badges.
 """
 
 from __future__ import annotations
@@ -244,3 +245,53 @@ def test_a_wide_table_scrolls_in_its_region_and_its_popups_are_whole(
     page.get_by_label("Actions for shipyard").click()
     expect_uncovered(page, page.locator("details[open] .wharf-menu"))
     snap(page, "projects_row_menu", width)
+
+
+# Severity colours.
+
+
+def rgb(colour: str) -> tuple[int, int, int]:
+    """A CSS colour as "#rrggbb" or "rgb(r, g, b)" as its three channels."""
+    colour = colour.strip()
+    if colour.startswith("#"):
+        return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+    red, green, blue = re.findall(r"\d+", colour)[:3]
+    return int(red), int(green), int(blue)
+
+
+def test_a_severity_has_one_colour_in_badges_bars_and_the_chart(
+    portal: Portal, admin: User, shipyard: Tag, width: int
+) -> None:
+    page = portal.page
+    portal.log_in(admin.username)
+    page.goto(reverse("project-detail", kwargs={"name": "shipyard"}))
+    canvas = page.locator("#vulnerability-chart")
+    expect(canvas).to_have_attribute("data-drawn", str(len(SEVERITY_ORDER)))
+    labels, colours = canvas.evaluate(
+        "canvas => { const d = Chart.getChart(canvas).data; return [d.labels, d.datasets[0].backgroundColor]; }"
+    )
+    assert sorted(labels) == sorted(SEVERITY_ORDER)
+    badges = {
+        severity: rgb(
+            page.locator(f'li[data-severity="{severity}"] .wharf-sev').evaluate(
+                "el => getComputedStyle(el).backgroundColor"
+            )
+        )
+        for severity in SEVERITY_ORDER
+    }
+    assert {label: rgb(colour) for label, colour in zip(labels, colours, strict=True)} == badges
+    assert len(set(badges.values())) == len(SEVERITY_ORDER), "two severities share a colour"
+    canvas.scroll_into_view_if_needed()
+    snap(page, "severity_chart", width)
+
+    # The tags table's bar: each segment is filled with its badge's colour, and so is the hover summary's badge.
+    page.goto(reverse("repository-detail", kwargs={"name": "shipyard", "repository": "app"}))
+    cell = page.locator(".wharf-vuln[data-vulnerability=vulnerable]")
+    for severity, colour in badges.items():
+        segment = cell.locator(f'rect[data-severity="{severity}"]')
+        assert rgb(segment.evaluate("el => getComputedStyle(el).fill")) == colour, severity
+        badge = cell.locator(".wharf-vuln-summary .wharf-sev", has_text=severity)
+        assert rgb(badge.evaluate("el => getComputedStyle(el).backgroundColor")) == colour, severity
+    cell.hover()
+    expect(cell.locator(".wharf-vuln-summary")).to_be_visible()
+    snap(page, "severity_bar", width)
