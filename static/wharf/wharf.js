@@ -1,9 +1,8 @@
 // The few behaviours htmx does not cover: closing a dialog, showing a form's parts for a select's value,
 // removing a dialog row, select-all check boxes, narrowing a dialog's list of choices as you type, copying a
 // digest or pull command, following a container log, pausing a table's refresh while a row is selected, placing
-// the popups of a table's rows. The
-// Content-Security-Policy allows no inline script and no eval, so no behaviour lives in templates (no onclick=,
-// hx-on or hx-trigger filters).
+// the popups of a table's rows. The Content-Security-Policy allows no inline script and no eval, so no behaviour
+// lives in templates (no onclick=, hx-on or hx-trigger filters).
 (function () {
   "use strict";
 
@@ -135,8 +134,9 @@
     if (!popup.getClientRects().length) return;
     const anchor = popup.parentElement.getBoundingClientRect();
     const box = popup.getBoundingClientRect();
-    let top = anchor.bottom + 2;
-    if (top + box.height > window.innerHeight) top = anchor.top - box.height - 2;
+    // Flush with the anchor: a gap would end the hover on the way from the anchor into the popup.
+    let top = anchor.bottom;
+    if (top + box.height > window.innerHeight) top = anchor.top - box.height;
     const left = Math.min(anchor.left, window.innerWidth - box.width);
     popup.style.top = Math.max(0, top) + "px";
     popup.style.left = Math.max(0, left) + "px";
