@@ -1,8 +1,8 @@
 // The few behaviours htmx does not cover: closing a dialog, showing a form's parts for a select's value,
 // removing a dialog row, select-all check boxes, narrowing a dialog's list of choices as you type, copying a
-// digest or pull command, following a container log, pausing a table's refresh while a row is selected. The
-// Content-Security-Policy allows no inline script and no eval, so no behaviour lives in templates (no onclick=,
-// hx-on or hx-trigger filters).
+// digest or pull command, following a container log, pausing a table's refresh while a row is selected, placing
+// the popups of a table's rows. The Content-Security-Policy allows no inline script and no eval, so no behaviour
+// lives in templates (no onclick=, hx-on or hx-trigger filters).
 (function () {
   "use strict";
 
@@ -124,6 +124,39 @@
       part.hidden = part.dataset.value !== control.value;
     });
   });
+
+  // A popup in a table region (a row menu, a tag's vulnerability summary) is fixed-position, so the region's sideways
+  // scrolling does not cut it off (wharf.css). Placed by its anchor (the element that holds it): below it, or above it
+  // when the window has no room below, and kept inside the window; again when the page scrolls under it.
+  const POPUPS = ".wharf-table-region .wharf-vuln-summary, .wharf-table-region .wharf-row-menu .wharf-menu";
+
+  function place(popup) {
+    if (!popup.getClientRects().length) return;
+    const anchor = popup.parentElement.getBoundingClientRect();
+    const box = popup.getBoundingClientRect();
+    // Flush with the anchor: a gap would end the hover on the way from the anchor into the popup.
+    let top = anchor.bottom;
+    if (top + box.height > window.innerHeight) top = anchor.top - box.height;
+    const left = Math.min(anchor.left, window.innerWidth - box.width);
+    popup.style.top = Math.max(0, top) + "px";
+    popup.style.left = Math.max(0, left) + "px";
+  }
+
+  function placeWithin(element) {
+    element.querySelectorAll(POPUPS).forEach(place);
+  }
+
+  ["mouseover", "focusin"].forEach(function (type) {
+    document.addEventListener(type, function (event) {
+      const holder = event.target.closest && event.target.closest(".wharf-table-region .wharf-vuln");
+      if (holder) placeWithin(holder);
+    });
+  });
+  // A row menu is a <details>: its toggle event does not bubble, so listen while it goes down.
+  document.addEventListener("toggle", function (event) {
+    if (event.target.matches && event.target.matches(".wharf-table-region .wharf-row-menu")) placeWithin(event.target);
+  }, true);
+  document.addEventListener("scroll", function () { document.querySelectorAll(POPUPS).forEach(place); }, { capture: true, passive: true });
 
   document.addEventListener("change", function (event) {
     const all = event.target.closest("[data-select-all]");
