@@ -158,6 +158,20 @@
   }, true);
   document.addEventListener("scroll", function () { document.querySelectorAll(POPUPS).forEach(place); }, { capture: true, passive: true });
 
+  // An open row menu closes, as a menu does, on a click elsewhere or on Escape (which returns focus to its button).
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("details.wharf-row-menu[open]").forEach(function (menu) {
+      if (!menu.contains(event.target)) menu.open = false;
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    const menu = event.target.closest && event.target.closest("details.wharf-row-menu[open]");
+    if (!menu) return;
+    menu.open = false;
+    menu.querySelector("summary").focus();
+  });
+
   document.addEventListener("change", function (event) {
     const all = event.target.closest("[data-select-all]");
     if (!all) return;

@@ -251,6 +251,15 @@ def test_a_wide_table_scrolls_in_its_region_and_its_popups_are_whole(
     page.get_by_label("Actions for shipyard").click()
     expect_uncovered(page, page.locator("details[open] .wharf-menu"))
     snap(page, "projects_row_menu", width)
+    # It closes as a menu does: on a click elsewhere, and on Escape (focus back on its button).
+    page.locator("main").click(position={"x": 5, "y": 5})
+    expect(page.locator("details.wharf-row-menu[open]")).to_have_count(0)
+    menu_button = page.get_by_label("Actions for shipyard")
+    menu_button.click()
+    expect(page.locator("details.wharf-row-menu[open]")).to_have_count(1)
+    page.keyboard.press("Escape")
+    expect(page.locator("details.wharf-row-menu[open]")).to_have_count(0)
+    expect(menu_button).to_be_focused()
 
 
 # Severity colours.
