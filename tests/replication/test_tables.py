@@ -238,6 +238,14 @@ def test_an_unknown_sort_key_shows_the_default_order_and_the_api_refuses_it(clie
     assert client_for(portal_admin).get(f"{API}/endpoints", {"sort": sort}).status_code == 400
 
 
+@pytest.mark.parametrize("sort", ["", ",", "-name,"])
+def test_an_empty_sort_key_is_the_default_order_as_the_schema_says(portal_admin, rules, sort):
+    answer = client_for(portal_admin).get(f"{API}/rules", {"sort": sort})
+    assert answer.status_code == 200
+    expected = ["web", "db", "api"] if sort == "-name," else ["api", "db", "web"]
+    assert [rule["name"] for rule in answer.json()["results"]] == expected
+
+
 @pytest.mark.parametrize(
     ("sort", "order"),
     [("name", ["east", "spare", "west"]), ("-name", ["west", "spare", "east"]), ("url", ["spare", "west", "east"])],
