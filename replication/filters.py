@@ -4,31 +4,42 @@ from __future__ import annotations
 
 import django_filters
 
-from portal.core.filters import FilterSet, SearchFilterSet
+from portal.core.filters import FilterSet, SearchFilterSet, SortFilter
 from portal.core.models import JobState
 from replication.models import Endpoint, Execution, Rule, Task
 
 
 class EndpointFilterSet(SearchFilterSet):
-    """`?q=` matches part of an endpoint's name or URL."""
+    """`?q=` matches part of an endpoint's name or URL; `?sort=` is name or url (`-` reverses)."""
 
     search_fields = ("name", "url")
+    sort = SortFilter({"name": "name", "url": "url"})
 
     class Meta:
         model = Endpoint
-        fields = ["q"]
+        fields = ["q", "sort"]
 
 
 class RuleFilterSet(SearchFilterSet):
-    """`?q=` matches part of a rule's name or description; `?project=`, `?endpoint=` (names) and `?enabled=`."""
+    """`?q=` matches part of a rule's name or description; `?project=`, `?endpoint=` (names) and `?enabled=`;
+    `?sort=` is name, project, endpoint, trigger or enabled (`-` reverses; disabled rules sort first)."""
 
     search_fields = ("name", "description")
     project = django_filters.CharFilter(field_name="project__name")
     endpoint = django_filters.CharFilter(field_name="endpoint__name")
+    sort = SortFilter(
+        {
+            "name": "name",
+            "project": "project__name",
+            "endpoint": "endpoint__name",
+            "trigger": "trigger",
+            "enabled": "enabled",
+        }
+    )
 
     class Meta:
         model = Rule
-        fields = ["q", "project", "endpoint", "enabled"]
+        fields = ["q", "project", "endpoint", "enabled", "sort"]
 
 
 class ExecutionFilterSet(FilterSet):

@@ -21,6 +21,7 @@ from django.utils import timezone
 from portal.core import jobs
 from portal.core.addresses import parse_url
 from portal.core.audit import Actor, record
+from portal.core.bulk import Outcome, apply_each
 from portal.core.credentials import CREDENTIAL_USERS, create_credential, update_credential
 from portal.core.errors import Conflict, Forbidden, Invalid
 from portal.core.models import ACTIVE_JOB_STATES, Credential, CredentialKind, Job
@@ -276,6 +277,11 @@ def delete_endpoint(actor: Actor, endpoint: Endpoint) -> None:
     record(actor, "delete", "replication_endpoint", name)
 
 
+def delete_endpoints(actor: Actor, endpoints: Iterable[Endpoint]) -> list[Outcome]:
+    """Delete several endpoints, each on its own (own audit entry); one that rules use keeps the others going."""
+    return apply_each(endpoints, lambda endpoint: endpoint.name, lambda endpoint: delete_endpoint(actor, endpoint))
+
+
 def _drop_own_credential(actor: Actor, credential: Credential) -> None:
     """Delete the credential an endpoint made for itself once nothing uses it."""
     from portal.core.credentials import credential_usages, delete_credential
@@ -484,6 +490,16 @@ def delete_rule(actor: Actor, rule: Rule) -> None:
     _sync_schedule(rule)
     rule.delete()
     record(actor, "delete", "replication_rule", name, project)
+
+
+def set_rules_enabled(actor: Actor, rules: Iterable[Rule], enabled: bool) -> list[Outcome]:
+    """Enable or disable several rules, each on its own (own audit entry); a refusal keeps the others going."""
+    return apply_each(rules, lambda rule: rule.name, lambda rule: set_rule_enabled(actor, rule, enabled))
+
+
+def delete_rules(actor: Actor, rules: Iterable[Rule]) -> list[Outcome]:
+    """Delete several rules, each on its own (own audit entry); one with running jobs keeps the others going."""
+    return apply_each(rules, lambda rule: rule.name, lambda rule: delete_rule(actor, rule))
 
 
 # --- executions -------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ urlpatterns = [
     path("registries/replication/rules/new/", views.rule_add, name="replication-rule-add"),
     path("registries/replication/rules/edit/", views.rule_edit, name="replication-rule-edit"),
     path("registries/replication/rules/action/", views.rule_action, name="replication-rule-action"),
+    path("registries/replication/rules/delete/", views.rule_delete, name="replication-rule-delete"),
     path("registries/replication/rules/<int:pk>/run/", views.rule_run, name="replication-rule-run"),
     path("projects/<str:name>/replication/", views.project_replication, name="project-replication"),
     path("replication/executions/<int:pk>/", views.execution_detail, name="replication-execution"),

@@ -3,6 +3,7 @@ project's Replication tab (its administrators), and an execution's page with its
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -15,14 +16,17 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from portal.core.audit import Actor
+from portal.core.bulk import Outcome
 from portal.core.errors import DomainError
 from portal.core.models import JobState
+from portal.core.tables import report, selected, table_page
 from portal.core.trust import UntrustedCertificate
 from portal.core.trust_dialog import pin_from_post, trust_dialog
 from portal.core.ui import act, dialog, finish, form_error, page_or_region, paginate, refuse, require_permission
 from projects.roles import is_portal_admin
 from projects.scoped import project_context, visible_project
 from replication import services
+from replication.filters import EndpointFilterSet, RuleFilterSet
 from replication.forms import EndpointForm, RuleForm
 from replication.models import Endpoint, Execution, Rule, Task
 
@@ -44,10 +48,25 @@ def _require_admin(request: HttpRequest) -> None:
 
 @login_required
 def endpoint_list(request: HttpRequest) -> HttpResponse:
-    """The endpoints with their kind, URL, login, Verify Remote Cert and the rules using them."""
+    """The endpoints with their kind, URL, login, Verify Remote Cert and the rules using them; searchable, sortable
+    by name or URL, a page at a time."""
     _require_admin(request)
-    endpoints = Endpoint.objects.select_related("credential").prefetch_related("rules").order_by("name")
-    return render(request, "replication/endpoints.html", {"endpoints": endpoints, "tab": "endpoints"})
+    endpoints = Endpoint.objects.select_related("credential").prefetch_related("rules").order_by("name", "pk")
+    context = {**table_page(request, EndpointFilterSet, endpoints), "region": "endpoint-table", "tab": "endpoints"}
+    return page_or_region(request, "replication/endpoints.html", "replication/_endpoint_table.html", context)
+
+
+def _ticked(request: HttpRequest, rows: QuerySet) -> list[Any]:
+    """The rows ticked in a table (check boxes `selected`, holding names), by name; stale names are left out."""
+    return list(rows.filter(name__in=selected(request, "selected")).order_by("name"))
+
+
+def _report(request: HttpRequest, outcomes: list[Outcome], what: str, done: str, failed: str) -> None:
+    """Say which ticked rows the action did and which it did not, with why. `done` has the slots {what} (the noun,
+    plural for several), {their} and {{names}}; `failed` is the action's past participle."""
+    count = sum(outcome.done for outcome in outcomes)
+    done = done.format(what=what if count == 1 else f"{what}s", their="its" if count == 1 else "their")
+    report(request, outcomes, done, f"Not {failed}: {{names}}")
 
 
 def _selected(request: HttpRequest, queryset: QuerySet, back: str, what: str) -> Any:
@@ -127,17 +146,22 @@ def _save_endpoint(actor: Actor, endpoint: Endpoint | None, data: dict[str, Any]
     return services.update_endpoint(actor, endpoint, name=data["name"], **fields)
 
 
-@require_POST
 @login_required
 def endpoint_delete(request: HttpRequest) -> HttpResponse:
-    """Delete the selected endpoint; one that rules use is refused with their names."""
+    """Delete: a dialog naming every ticked endpoint; its Delete deletes each on its own, and the page says which
+    went and why any did not (one that rules use stays)."""
     _require_admin(request)
     back = reverse("replication-endpoints")
-    endpoint = _selected(request, Endpoint.objects.all(), back, "endpoint")
-    if isinstance(endpoint, HttpResponse):
-        return endpoint
-    message = f"Endpoint '{endpoint.name}' deleted."
-    return act(request, lambda actor: services.delete_endpoint(actor, endpoint) or message, back)
+    endpoints = _ticked(request, Endpoint.objects.all())
+    if not endpoints:
+        messages.error(request, "Select at least one endpoint to delete.")
+        return finish(request, back)
+    if request.method != "POST":
+        context = {"endpoints": endpoints, "action": reverse("replication-endpoint-delete"), "cancel_url": back}
+        return dialog(request, "replication/endpoint_delete_dialog.html", context)
+    outcomes = services.delete_endpoints(Actor.from_request(request), endpoints)
+    _report(request, outcomes, "endpoint", "Deleted {what} {{names}}.", "deleted")
+    return finish(request, back)
 
 
 # --- Replication Rules ----------------------------------------------------------------------------------
@@ -174,15 +198,17 @@ def chart_data(executions: QuerySet[Execution]) -> dict[str, list]:
 
 @login_required
 def rule_list(request: HttpRequest) -> HttpResponse:
-    """The rules with their project, endpoint, trigger, enabled and last execution; the throughput chart."""
+    """The rules with their project, endpoint, trigger, enabled and last execution, searchable, sortable and a page
+    at a time; the throughput chart."""
     _require_admin(request)
-    rules = with_last_execution(services.visible_rules(request.user)).order_by("name")
+    rules = with_last_execution(services.visible_rules(request.user)).order_by("name", "pk")
     context = {
-        "rules": rules,
+        **table_page(request, RuleFilterSet, rules),
+        "region": "rule-table",
         "tab": "rules",
         "chart": chart_data(services.visible_executions(request.user)),
     }
-    return render(request, "replication/rules.html", context)
+    return page_or_region(request, "replication/rules.html", "replication/_rule_table.html", context)
 
 
 @login_required
@@ -238,33 +264,60 @@ def _save_rule(actor: Actor, rule: Rule | None, data: dict[str, Any]) -> Rule:
     return services.set_rule_enabled(actor, rule, True) if enabled else rule
 
 
-RULE_ACTIONS = {
-    "enable": ("enabled", lambda actor, rule: services.set_rule_enabled(actor, rule, True)),
-    "disable": ("disabled: its running jobs are being stopped", lambda a, r: services.set_rule_enabled(a, r, False)),
-    "delete": ("deleted", services.delete_rule),
+# Each button of the rules' toolbar: the bulk service call, what the page says of the rules done (see _report) and
+# the action's past participle for the ones refused.
+RULE_ACTIONS: dict[str, tuple[Callable[[Actor, list[Rule]], list[Outcome]], str, str]] = {
+    "enable": (
+        lambda actor, rules: services.set_rules_enabled(actor, rules, True),
+        "Enabled {what} {{names}}.",
+        "enabled",
+    ),
+    "disable": (
+        lambda actor, rules: services.set_rules_enabled(actor, rules, False),
+        "Disabled {what} {{names}}: {their} running jobs are being stopped.",
+        "disabled",
+    ),
+    "delete": (services.delete_rules, "Deleted {what} {{names}}.", "deleted"),
 }
+
+
+def _act_on_rules(request: HttpRequest, action: str) -> HttpResponse:
+    """Enable, Disable or Delete every ticked rule, each on its own; the page says which were done and why any
+    were not."""
+    back = reverse("replication-rules")
+    if action not in RULE_ACTIONS:
+        messages.error(request, "Choose Enable, Disable or Delete.")
+        return finish(request, back)
+    rules = _ticked(request, services.visible_rules(request.user))
+    if not rules:
+        messages.error(request, f"Select at least one rule to {action}.")
+        return finish(request, back)
+    call, done, failed = RULE_ACTIONS[action]
+    _report(request, call(Actor.from_request(request), rules), "rule", done, failed)
+    return finish(request, back)
 
 
 @require_POST
 @login_required
 def rule_action(request: HttpRequest) -> HttpResponse:
-    """Enable, Disable or Delete the selected rule."""
+    """Enable, Disable or Delete the ticked rules."""
     _require_admin(request)
+    return _act_on_rules(request, request.POST.get("action", ""))
+
+
+@login_required
+def rule_delete(request: HttpRequest) -> HttpResponse:
+    """Delete: a dialog naming every ticked rule; its Delete deletes each on its own (one with running jobs stays)."""
+    _require_admin(request)
+    if request.method == "POST":
+        return _act_on_rules(request, "delete")
     back = reverse("replication-rules")
-    action = request.POST.get("action", "")
-    rule = _selected(request, services.visible_rules(request.user), back, "rule")
-    if isinstance(rule, HttpResponse):
-        return rule
-    if action not in RULE_ACTIONS:
-        messages.error(request, "Choose Enable, Disable or Delete.")
+    rules = _ticked(request, services.visible_rules(request.user))
+    if not rules:
+        messages.error(request, "Select at least one rule to delete.")
         return finish(request, back)
-    outcome, call = RULE_ACTIONS[action]
-
-    def take(actor: Actor) -> str:
-        call(actor, rule)
-        return f"Rule '{rule.name}' {outcome}."
-
-    return act(request, take, back)
+    context = {"rules": rules, "action": reverse("replication-rule-delete"), "cancel_url": back}
+    return dialog(request, "replication/rule_delete_dialog.html", context)
 
 
 @require_POST

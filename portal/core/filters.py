@@ -68,6 +68,15 @@ class SortFilter(django_filters.OrderingFilter):
     def __init__(self, keys: dict[str, str], **kwargs: Any) -> None:
         """`keys` maps each sort key the URL uses to the field (or annotation) it sorts by."""
         super().__init__(fields={field: key for key, field in keys.items()}, label="Sort", **kwargs)
+        # The schema lists the empty key too: `?sort=` (and the empty items of "name,,") is accepted and means the
+        # default order, as the lists' other filters document "" for "any".
+        described = ", ".join(f"`{key}`" for key in keys)
+        item = {
+            "type": "string",
+            "enum": ["", *sorted(value for value, _ in self.extra["choices"])],
+            "description": f"Sort by {described}; a leading `-` reverses; empty is the default order.",
+        }
+        extend_schema_field(item)(self)
 
     def filter(self, qs: QuerySet, value: Any) -> QuerySet:
         keys = [key for key in value or () if key]  # "name,," names no more keys than "name"

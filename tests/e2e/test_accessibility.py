@@ -72,9 +72,11 @@ QUERIES: dict[str, Callable[[Any], dict[str, str]]] = {
     "identity-project-row": lambda w: {"selected": f"user:{w.user.username}", "project": w.project.name},
     "member-edit": lambda w: {"member": str(w.membership.pk)},
     "replication-endpoint-edit": lambda w: {"selected": w.spare_endpoint.name},
+    "replication-endpoint-delete": lambda w: {"selected": w.spare_endpoint.name},
     "repository-delete": lambda w: {"repositories": w.tag.repository.name},
     "tag-delete": lambda w: {"tag": w.tag.name},
     "replication-rule-edit": lambda w: {"selected": w.rule.name},
+    "replication-rule-delete": lambda w: {"selected": w.rule.name},
     "library-tags": lambda w: {},
 }
 # The main forms, opened as dialogs from the page that offers them: (route, its arguments, the link that opens it).

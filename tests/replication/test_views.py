@@ -184,7 +184,7 @@ def test_edit_and_delete_need_one_selected_endpoint(client, portal_admin, endpoi
     edit = client.get("/registries/replication/endpoints/edit/?selected=dr-site", HTTP_HX_REQUEST="true")
     assert edit.status_code == 200 and 'value="https://dr.example:443"' in page_text(edit)
     deleted = client.post("/registries/replication/endpoints/delete/", {"selected": "dr-site"}, follow=True)
-    assert "Endpoint &#x27;dr-site&#x27; deleted." in page_text(deleted)
+    assert "Deleted endpoint dr-site." in page_text(deleted)
     assert not Endpoint.objects.exists()
 
 
@@ -247,7 +247,7 @@ def test_disabling_a_rule_stops_its_running_jobs(client, portal_admin, rule) -> 
     answer = client.post(
         "/registries/replication/rules/action/", {"selected": "nightly-web", "action": "disable"}, follow=True
     )
-    assert "Rule &#x27;nightly-web&#x27; disabled: its running jobs are being stopped." in page_text(answer)
+    assert "Disabled rule nightly-web: its running jobs are being stopped." in page_text(answer)
     assert Job.objects.get(pk=execution.job_id).stop_requested
 
 
@@ -256,7 +256,7 @@ def test_enabling_a_rule_starts_an_execution(client, portal_admin, rule) -> None
     answer = client.post(
         "/registries/replication/rules/action/", {"selected": "nightly-web", "action": "enable"}, follow=True
     )
-    assert "Rule &#x27;nightly-web&#x27; enabled." in page_text(answer)
+    assert "Enabled rule nightly-web." in page_text(answer)
     assert rule.executions.get().cause == Execution.Cause.ENABLED
 
 
