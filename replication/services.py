@@ -12,7 +12,7 @@ import fnmatch
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -23,7 +23,7 @@ from portal.core.addresses import parse_url
 from portal.core.audit import Actor, record
 from portal.core.bulk import Outcome, apply_each
 from portal.core.credentials import CREDENTIAL_USERS, create_credential, update_credential
-from portal.core.errors import Conflict, Forbidden, Invalid
+from portal.core.errors import Conflict, Forbidden, Invalid, NotFound
 from portal.core.models import ACTIVE_JOB_STATES, Credential, CredentialKind, Job
 from portal.core.permissions import is_portal_admin, visible_projects
 from portal.core.trust import UntrustedCertificate
@@ -39,6 +39,17 @@ SCHEDULE_TASK = "replication.run_scheduled"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _PROJECT_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 _CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+
+
+Locked = TypeVar("Locked", Endpoint, Rule)
+
+
+def _locked(row: Locked) -> Locked:
+    """The row again, locked for the change; refused when someone else deleted it meanwhile (a stale selection)."""
+    found = type(row).objects.select_for_update().filter(pk=row.pk).first()
+    if found is None:
+        raise NotFound(f"{type(row).__name__.lower()} '{row.name}' no longer exists")
+    return found
 
 
 # --- who may do what ----------------------------------------------------------------------------------
@@ -232,7 +243,7 @@ def update_endpoint(
 ) -> Endpoint:
     """Change an endpoint no rule uses; the connection is tested again with the new values before saving."""
     require_admin(actor)
-    endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
+    endpoint = _locked(endpoint)
     _require_unused(endpoint, "edited")
     new_name = _check_name(name, Endpoint, endpoint) if name is not None else endpoint.name
     new_url = normalize_url(url) if url is not None else endpoint.url
@@ -268,7 +279,7 @@ def update_endpoint(
 def delete_endpoint(actor: Actor, endpoint: Endpoint) -> None:
     """Remove an endpoint no rule uses, with the credential made for it."""
     require_admin(actor)
-    endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
+    endpoint = _locked(endpoint)
     _require_unused(endpoint, "deleted")
     credential, name = endpoint.credential, endpoint.name
     endpoint.delete()
@@ -419,7 +430,7 @@ def check_rule_editable(rule: Rule) -> None:
 def update_rule(actor: Actor, rule: Rule, *, name: str | None = None, **changes: Any) -> Rule:
     """Change a disabled rule (an enabled one must be disabled first)."""
     require_admin(actor)
-    rule = Rule.objects.select_for_update().get(pk=rule.pk)
+    rule = _locked(rule)
     check_rule_editable(rule)
     unknown = set(changes) - {*RULE_FIELDS, "project", "endpoint"}
     if unknown:
@@ -454,7 +465,7 @@ def update_rule(actor: Actor, rule: Rule, *, name: str | None = None, **changes:
 def set_rule_enabled(actor: Actor, rule: Rule, enabled: bool) -> Rule:
     """Enable a rule (it replicates what matches now) or disable it (its running jobs are stopped)."""
     require_admin(actor)
-    rule = Rule.objects.select_for_update().get(pk=rule.pk)
+    rule = _locked(rule)
     if rule.enabled == enabled:
         return rule
     rule.enabled, rule.updated = enabled, timezone.now()
@@ -477,7 +488,7 @@ def _running_jobs(rule: Rule) -> QuerySet[Job]:
 def delete_rule(actor: Actor, rule: Rule) -> None:
     """Remove a rule without running jobs, with its schedule and its executions' history."""
     require_admin(actor)
-    rule = Rule.objects.select_for_update().get(pk=rule.pk)
+    rule = _locked(rule)
     running = _running_jobs(rule).count()
     if running:
         raise Conflict(

@@ -11,6 +11,7 @@ import pytest
 from django.urls import reverse
 
 from portal.core.audit import Actor
+from portal.core.errors import NotFound
 from portal.core.models import AuditEvent, Job, JobState
 from projects.models import Project
 from replication import services
@@ -65,6 +66,20 @@ def act(client, action: str, names: list[str]):
 
 
 # --- the bulk services: one outcome per item ---------------------------------------------------------------
+
+
+def test_a_row_deleted_meanwhile_is_refused_by_name_and_the_others_still_go(portal_admin, rules, endpoints):
+    stale = Rule.objects.get(name="db")
+    Rule.objects.filter(pk=stale.pk).delete()  # someone else deleted it after the page was drawn
+    outcomes = services.delete_rules(Actor(portal_admin), [rules["api"], stale])
+    assert [(outcome.name, outcome.error, outcome.status) for outcome in outcomes] == [
+        ("api", None, 200),
+        ("db", "rule 'db' no longer exists", 404),
+    ]
+    gone = Endpoint.objects.get(name="spare")
+    Endpoint.objects.filter(pk=gone.pk).delete()
+    with pytest.raises(NotFound, match="endpoint 'spare' no longer exists"):
+        services.delete_endpoint(Actor(portal_admin), gone)
 
 
 def test_deleting_rules_refuses_the_one_with_running_jobs_and_deletes_the_others(portal_admin, rules):
