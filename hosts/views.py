@@ -25,7 +25,7 @@ from hosts.models import Container, ContainerHost, ContainerState, HostState, Wh
 from portal.core.audit import Actor
 from portal.core.errors import DomainError
 from portal.core.models import Job
-from portal.core.tables import report, selected, table_page
+from portal.core.tables import back_to_table, report, selected, table_page
 from portal.core.trust import UntrustedCertificate
 from portal.core.trust_dialog import pin_from_post, trust_dialog
 from portal.core.ui import act, dialog, finish, form_error, page_or_region, paginate, refuse, require_permission
@@ -498,7 +498,7 @@ def container_bulk_action(request: HttpRequest, action: str) -> HttpResponse:
     require_permission(all(can(request.user, "operate_containers", row.host.project) for row in chosen))
     outcomes = container_service.container_actions(Actor.from_request(request), chosen, action)
     report(request, outcomes, f"{ACTIONS[action]} started for {{names}}.", f"Could not {action}: {{names}}")
-    return finish(request, back)
+    return finish(request, back_to_table(request, back))
 
 
 def visible_job(request: HttpRequest, job_id: str | None) -> Job | None:

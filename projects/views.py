@@ -19,7 +19,7 @@ from portal.core.errors import DomainError
 from portal.core.identities import search_identities
 from portal.core.jobs import visible_jobs
 from portal.core.models import AuditEvent, JobState
-from portal.core.tables import report, selected, table_page
+from portal.core.tables import back_to_table, report, selected, table_page
 from portal.core.ui import (
     act,
     dialog,
@@ -218,7 +218,7 @@ def member_remove(request: HttpRequest, name: str) -> HttpResponse:
         return finish(request, members_url)
     outcomes = services.remove_members(Actor.from_request(request), members)
     report(request, outcomes, f"Removed {{names}} from project '{project.name}'.", "Not removed: {names}")
-    return finish(request, members_url)
+    return finish(request, back_to_table(request, members_url))
 
 
 @login_required

@@ -21,7 +21,7 @@ from portal.core.audit import Actor
 from portal.core.charts import SUCCESS_COLOUR, Chart, Series, last_days, per_day, size
 from portal.core.errors import DomainError, NotFound
 from portal.core.models import Job, JobLogLine
-from portal.core.tables import report, table_page
+from portal.core.tables import back_to_table, report, table_page
 from portal.core.trust import UntrustedCertificate
 from portal.core.trust_dialog import pin_from_post, trust_dialog
 from portal.core.ui import (
@@ -95,7 +95,7 @@ def repository_delete(request: HttpRequest, name: str) -> HttpResponse:
     report(request, outcomes, "Deleted {names}.", "Not deleted: {names}")
     if trust_data_left:
         messages.warning(request, f"Notary could not delete the trust data of {', '.join(trust_data_left)}.")
-    return finish(request, back)
+    return finish(request, back_to_table(request, back))
 
 
 def _repository_dialog(project: Project, form: Any, repositories: list[Repository] | None = None) -> dict[str, Any]:
@@ -179,7 +179,7 @@ def tag_delete(request: HttpRequest, name: str, repository: str) -> HttpResponse
     if not Repository.objects.filter(pk=repository_row.pk).exists():
         messages.info(request, f"{repository_row.name} had no tags left: the repository is gone.")
         return finish(request, reverse("project-repositories", args=[project.name]))
-    return finish(request, back)
+    return finish(request, back_to_table(request, back))
 
 
 def _tag_dialog(project: Project, repository: Repository, form: Any, tags: list[Tag] | None = None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from portal.core.audit import Actor
 from portal.core.bulk import Outcome
 from portal.core.errors import DomainError
 from portal.core.models import JobState
-from portal.core.tables import report, selected, table_page
+from portal.core.tables import back_to_table, report, selected, table_page
 from portal.core.trust import UntrustedCertificate
 from portal.core.trust_dialog import pin_from_post, trust_dialog
 from portal.core.ui import act, dialog, finish, form_error, page_or_region, paginate, refuse, require_permission
@@ -161,7 +161,7 @@ def endpoint_delete(request: HttpRequest) -> HttpResponse:
         return dialog(request, "replication/endpoint_delete_dialog.html", context)
     outcomes = services.delete_endpoints(Actor.from_request(request), endpoints)
     _report(request, outcomes, "endpoint", "Deleted {what} {{names}}.", "deleted")
-    return finish(request, back)
+    return finish(request, back_to_table(request, back))
 
 
 # --- Replication Rules ----------------------------------------------------------------------------------
@@ -294,7 +294,7 @@ def _act_on_rules(request: HttpRequest, action: str) -> HttpResponse:
         return finish(request, back)
     call, done, failed = RULE_ACTIONS[action]
     _report(request, call(Actor.from_request(request), rules), "rule", done, failed)
-    return finish(request, back)
+    return finish(request, back_to_table(request, back))
 
 
 @require_POST

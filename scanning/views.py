@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from portal.core.audit import Actor
 from portal.core.errors import DomainError, NotFound
 from portal.core.permissions import is_portal_admin
-from portal.core.tables import report
+from portal.core.tables import back_to_table, report
 from portal.core.trust import UntrustedCertificate
 from portal.core.trust_dialog import pin_from_post, trust_dialog
 from portal.core.ui import act, dialog, finish, form_error, paginate, refuse, require_permission, start_job
@@ -119,7 +119,7 @@ def tag_scan(request: HttpRequest, name: str, repository: str) -> HttpResponse:
         "Scan of {names} queued.",
         "Not scanned: {names}",
     )
-    return finish(request, back)
+    return finish(request, back_to_table(request, back))
 
 
 @login_required

@@ -8,6 +8,7 @@ answers 400.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.db.models import QuerySet
@@ -47,3 +48,13 @@ def report(request: HttpRequest, outcomes: list[Outcome], done: str, failed: str
     refusals = [f"{outcome.name}: {outcome.error}" for outcome in outcomes if not outcome.done]
     if refusals:
         messages.error(request, failed.format(names=" ".join(refusals)))
+
+
+def back_to_table(request: HttpRequest, url: str) -> str:
+    """Where a table's action returns to: `url` with the search, sort, page size and page of the table page the
+    action was taken from (the address htmx reports, else the Referer), when that page is `url`'s own page;
+    otherwise `url` as it is. Only the query is taken from the request, so it can lead nowhere else."""
+    came_from = urlsplit(request.headers.get("HX-Current-URL") or request.headers.get("Referer") or "")
+    target = urlsplit(url)
+    same_page = came_from.path == target.path and came_from.netloc in ("", request.get_host())
+    return f"{target.path}?{came_from.query}" if same_page and came_from.query else url

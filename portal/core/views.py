@@ -52,7 +52,7 @@ from portal.core.models import (
     User,
 )
 from portal.core.permissions import PORTAL_ADMIN_LABEL, can, visible_projects
-from portal.core.tables import report
+from portal.core.tables import back_to_table, report
 from portal.core.trust_dialog import pin_from_post, trust_dialog
 from portal.core.ui import (
     CONFIGURATION_SECTIONS,
@@ -184,7 +184,7 @@ def identity_action(request: HttpRequest) -> HttpResponse:
         dict.fromkeys(selected), lambda pair: pair[1], lambda pair: apply_identity_action(actor, action, *pair)
     )
     report(request, outcomes, f"{IDENTITY_ACTIONS[action]} {{names}}.", "Not done: {names}")
-    return finish(request, back)
+    return finish(request, back_to_table(request, back))
 
 
 def _form_dialog(

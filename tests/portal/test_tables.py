@@ -50,6 +50,33 @@ def test_project_admin_removes_two_members_with_an_audit_entry_each(client, role
     assert sorted(removed) == ["amy", "zed"]
 
 
+@pytest.mark.parametrize(
+    ("came_from", "lands_on"),
+    [
+        ("http://testserver/projects/alpha/members/?q=a&sort=-name&page_size=10", "?q=a&sort=-name&page_size=10"),
+        ("/projects/alpha/members/?sort=role", "?sort=role"),
+        ("http://elsewhere.example/projects/alpha/members/?sort=role", ""),  # another site's address
+        ("http://testserver/projects/beta/members/?sort=role", ""),  # another page
+        ("", ""),
+    ],
+)
+def test_a_bulk_action_returns_to_the_table_as_it_was_sorted_and_searched(
+    client, role_users, viewers, came_from, lands_on
+):
+    client = logged_in(client, role_users["project_admin"])
+    headers = {"HX-Request": "true", "HX-Current-URL": came_from} if came_from else {"HX-Request": "true"}
+    response = client.post(reverse("member-remove", args=["alpha"]), {"member": [viewers[0].pk]}, headers=headers)
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == members_url() + lands_on
+
+
+def test_without_javascript_the_referer_names_the_table(client, role_users, viewers):
+    client = logged_in(client, role_users["project_admin"])
+    referer = "http://testserver/projects/alpha/members/?sort=-name"
+    response = client.post(reverse("member-remove", args=["alpha"]), {"member": [viewers[0].pk]}, HTTP_REFERER=referer)
+    assert response.status_code == 302 and response["Location"] == members_url() + "?sort=-name"
+
+
 @pytest.mark.parametrize("role", ["viewer", "developer"])
 def test_only_devops_administrators_remove_members(client, role_users, viewers, role):
     response = logged_in(client, role_users[role]).post(
