@@ -168,16 +168,27 @@ def _collection(record: TrustCollection, now: datetime) -> tuf.Collection:
     """The GUN's verified collection: from the cache while its timestamp is unchanged, else verified afresh."""
     timestamp = _get(record.gun, tuf.TIMESTAMP, None)
     key = f"trust:collection:{hashlib.sha256(record.gun.encode()).hexdigest()}:{tuf.sha256(timestamp)}"
+    seen = record.seen_versions if isinstance(record.seen_versions, dict) else {}
     cached = cache.get(key)
-    if isinstance(cached, tuf.Collection) and cached.expires > now:
+    if isinstance(cached, tuf.Collection) and cached.expires > now and _not_older(cached.versions, seen):
         return cached
     pinned = tuf.RootKeys.from_json(record.pinned_root) if record.pinned_root else None
-    collection = tuf.verify(record.gun, _fetcher(record.gun, timestamp), pinned, now)
+    collection = tuf.verify(record.gun, _fetcher(record.gun, timestamp), pinned, now, seen)
+    changes: dict[str, object] = {}
     if record.pinned_root != collection.root.as_json():
         # The first root seen is pinned; a rotation signed by the pinned keys moves the pin on.
-        TrustCollection.objects.filter(pk=record.pk).update(pinned_root=collection.root.as_json())
+        changes["pinned_root"] = collection.root.as_json()
+    if seen != collection.versions:
+        changes["seen_versions"] = collection.versions
+    if changes:
+        TrustCollection.objects.filter(pk=record.pk).update(**changes)
     cache.set(key, collection, min(COLLECTION_CACHE_SECONDS, int((collection.expires - now).total_seconds())))
     return collection
+
+
+def _not_older(versions: dict[str, int], seen: dict[str, int]) -> bool:
+    """Whether no role file of a verified collection is older than the version last seen of it."""
+    return all(versions.get(role, 0) >= version for role, version in seen.items() if isinstance(version, int))
 
 
 def signatures(repository: str, now: datetime | None = None) -> Signatures:

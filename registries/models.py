@@ -282,12 +282,15 @@ class TrustCollection(models.Model):
 
     Docker names trust data after the registry host it pushed to (`wharf.example:8282/proj/app`), which may be any
     of the portal's names; the GUN a signer asked to push to is where the portal reads the signatures back. The root
-    keys first verified for it are pinned: a later root counts only when those keys signed it too.
+    keys first verified for it are pinned: a later root counts only when those keys signed it too; and the versions
+    of its role files verified last are kept, so that notary serving older ones (a rollback) is refused.
     """
 
     gun = models.CharField(max_length=255, unique=True)
     repository = models.CharField(max_length=255, db_index=True)
     pinned_root = models.JSONField(null=True, blank=True)
+    # The version of each role file last verified: older ones are refused as a rollback (tuf.verify's `seen`).
+    seen_versions = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

@@ -96,6 +96,9 @@ class Collection:
     expires: datetime
     root: RootKeys
     checksums: dict[str, str] = field(default_factory=dict)
+    # The version of each role file verified (root, timestamp, snapshot, targets, targets/releases): a later
+    # verification refuses older ones (a rollback to trust data since replaced).
+    versions: dict[str, int] = field(default_factory=dict)
 
 
 def canonical(document: Any) -> bytes:
@@ -388,8 +391,25 @@ def _targets_of(signed: dict[str, Any], role: str, paths: list[str] | None) -> d
     return found
 
 
+def _versioned(signed: dict[str, Any], role: str, seen: dict[str, int], versions: dict[str, int]) -> dict[str, Any]:
+    """The signed part, if its version is not older than the one verified before (notary's client refuses a rollback
+    the same way); its version is noted in `versions`."""
+    version = _count(signed.get("version"), f"the {role} version")
+    if version < seen.get(role, 0):
+        raise TrustError(
+            f"rollback: notary serves {role} version {version}, older than version {seen[role]} verified before"
+        )
+    versions[role] = version
+    return signed
+
+
 def _releases(
-    fetch: Fetch, targets: dict[str, Any], snapshot_meta: dict[str, Any], now: datetime
+    fetch: Fetch,
+    targets: dict[str, Any],
+    snapshot_meta: dict[str, Any],
+    now: datetime,
+    seen: dict[str, int],
+    versions: dict[str, int],
 ) -> tuple[dict[str, SignedTarget], datetime | None]:
     """The targets of the targets/releases delegation, verified with the keys the targets role delegated to."""
     delegations = _object(targets.get("delegations", {}), "the delegations")
@@ -409,20 +429,32 @@ def _releases(
     paths = _strings(role.get("paths", []), "the delegation's paths")
     document = parse(_fetch_listed(fetch, snapshot_meta, RELEASES, SNAPSHOT), RELEASES)
     signed = _typed(verify_signatures(document, RELEASES, keys, key_ids, threshold, now), RELEASES)
+    _versioned(signed, RELEASES, seen, versions)
     expires = _expires(signed, RELEASES, now)
     return _targets_of(signed, RELEASES, None if "" in paths else paths), expires
 
 
-def verify(gun: str, fetch: Fetch, pinned: RootKeys | None = None, now: datetime | None = None) -> Collection:
-    """The GUN's trust data verified from root to targets; TrustError (Expired) says what fails."""
+def verify(
+    gun: str,
+    fetch: Fetch,
+    pinned: RootKeys | None = None,
+    now: datetime | None = None,
+    seen: dict[str, int] | None = None,
+) -> Collection:
+    """The GUN's trust data verified from root to targets; TrustError (Expired) says what fails. `seen` holds the
+    role versions verified before (Collection.versions): an older one is refused."""
     now = now or datetime.now(UTC)
+    seen = seen or {}
+    versions: dict[str, int] = {}
     root_content, root, root_keys = _root(fetch, gun, pinned, now)
+    _versioned(root, ROOT, seen, versions)
     keys = root["keys"]
 
     timestamp = _typed(
         verify_signatures(parse(fetch(TIMESTAMP, None), TIMESTAMP), TIMESTAMP, keys, *_role_keys(root, TIMESTAMP), now),
         TIMESTAMP,
     )
+    _versioned(timestamp, TIMESTAMP, seen, versions)
     expiries = [_expires(root, ROOT, now), _expires(timestamp, TIMESTAMP, now)]
 
     snapshot_content = _fetch_listed(fetch, timestamp.get("meta"), SNAPSHOT, TIMESTAMP)
@@ -430,6 +462,7 @@ def verify(gun: str, fetch: Fetch, pinned: RootKeys | None = None, now: datetime
         verify_signatures(parse(snapshot_content, SNAPSHOT), SNAPSHOT, keys, *_role_keys(root, SNAPSHOT), now),
         SNAPSHOT,
     )
+    _versioned(snapshot, SNAPSHOT, seen, versions)
     expiries.append(_expires(snapshot, SNAPSHOT, now))
     meta = _object(snapshot.get("meta"), "the snapshot metadata's list")
     if ROOT in meta and _listed(meta, ROOT, SNAPSHOT)[0] != sha256(root_content):
@@ -439,9 +472,10 @@ def verify(gun: str, fetch: Fetch, pinned: RootKeys | None = None, now: datetime
     targets = _typed(
         verify_signatures(parse(targets_content, TARGETS), TARGETS, keys, *_role_keys(root, TARGETS), now), TARGETS
     )
+    _versioned(targets, TARGETS, seen, versions)
     expiries.append(_expires(targets, TARGETS, now))
     signed = _targets_of(targets, TARGETS, None)
-    releases, releases_expiry = _releases(fetch, targets, meta, now)
+    releases, releases_expiry = _releases(fetch, targets, meta, now, seen, versions)
     if releases_expiry is not None:
         expiries.append(releases_expiry)
     return Collection(
@@ -450,4 +484,5 @@ def verify(gun: str, fetch: Fetch, pinned: RootKeys | None = None, now: datetime
         expires=min(expiries),
         root=root_keys,
         checksums={SNAPSHOT: sha256(snapshot_content), TARGETS: sha256(targets_content)},
+        versions=versions,
     )

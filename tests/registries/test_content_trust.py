@@ -41,6 +41,8 @@ class StandIn:
         self.upstream, self.fault = upstream, fault
         # Files (by path prefix under _trust/tuf/) answered with 404, as if notary had lost them.
         self.fault_paths: tuple[str, ...] = ()
+        # Files (by name under _trust/tuf/) answered with these bytes instead of notary's: trust data replayed.
+        self.replay: dict[str, bytes] = {}
         self.requests: list[tuple[str, str]] = []
         self.stopping = threading.Event()
         stand_in = self
@@ -58,8 +60,11 @@ class StandIn:
                         stand_in.stopping.wait(30)
                     self.close_connection = True
                     return
-                lost = self.path.split("/_trust/tuf/", 1)[-1].startswith(stand_in.fault_paths or ("\0",))
-                if lost:
+                name = self.path.split("/_trust/tuf/", 1)[-1]
+                lost = name.startswith(stand_in.fault_paths or ("\0",))
+                if name in stand_in.replay:
+                    status, body = 200, stand_in.replay[name]
+                elif lost:
                     status, body = 404, b'{"errors": [{"code": "METADATA_NOT_FOUND"}]}'
                 elif isinstance(stand_in.fault, int):
                     status, body = stand_in.fault, b'{"errors": [{"code": "UNKNOWN"}]}'
@@ -250,6 +255,30 @@ def test_the_root_is_pinned_at_first_sight_and_trust_data_under_other_keys_is_re
     found = content_trust.signatures(repository)
     assert found.targets == {} and "rotated root" in found.problem, found.problem
     assert TrustCollection.objects.get(gun=gun).pinned_root == pinned
+
+
+def test_notary_serving_older_trust_data_again_is_refused_as_a_rollback(
+    relay: StandIn, notary: MemoryNotary, signed: tuple[str, str], tmp_path: Path
+) -> None:
+    repository, gun = signed
+    old_timestamp = notary.role_file(gun, tuf.TIMESTAMP)
+    assert content_trust.signature(repository, "1.0", digest(V1)).signed
+    _sign(notary, gun, tmp_path, {"2.0": V3})
+    assert content_trust.signature(repository, "2.0", digest(V3)).signed
+    seen = TrustCollection.objects.get(gun=gun).seen_versions
+    assert seen[tuf.TIMESTAMP] > json.loads(old_timestamp)["signed"]["version"]
+
+    # A notary (or whoever sits in its place) answers with the earlier timestamp, validly signed and not expired,
+    # which hides the signature of 2.0: refused, whether that collection is still cached or read afresh.
+    relay.replay = {"timestamp.json": old_timestamp}
+    for cleared in (False, True):
+        if cleared:
+            cache.clear()
+        found = content_trust.signatures(repository)
+        assert found.targets == {}, cleared
+        assert found.problem.startswith("rollback: notary serves timestamp version"), found.problem
+    relay.replay = {}
+    assert content_trust.signature(repository, "2.0", digest(V3)).signed
 
 
 def test_without_notary_nothing_is_signed_and_deleting_forgets_the_records(settings: object, db: None) -> None:

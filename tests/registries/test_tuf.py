@@ -379,6 +379,20 @@ def test_a_pinned_root_threshold_cannot_be_lowered_without_the_pinned_signatures
     assert verify(repo.build(), pinned=pinned).root.threshold == 1
 
 
+@pytest.mark.parametrize("role", [tuf.TIMESTAMP, tuf.SNAPSHOT, tuf.TARGETS, tuf.RELEASES, tuf.ROOT])
+def test_a_role_file_older_than_one_verified_before_is_a_rollback(role: str) -> None:
+    repo = TrustRepo(releases_keys=[ecdsa_key()], targets={"1.0": V1}, releases={"1.0": V1})
+    repo.versions = dict.fromkeys([tuf.ROOT, tuf.TIMESTAMP, tuf.SNAPSHOT, tuf.TARGETS, tuf.RELEASES], 4)
+    newer = verify(repo.build())
+    assert newer.versions == {tuf.ROOT: 4, tuf.TIMESTAMP: 4, tuf.SNAPSHOT: 4, tuf.TARGETS: 4, tuf.RELEASES: 4}
+    # Trust data since replaced, served again (every file validly signed, none expired): refused.
+    repo.versions[role] = 3
+    with pytest.raises(tuf.TrustError, match=f"rollback: notary serves {role} version 3, older than version 4"):
+        verify(repo.build(), seen=newer.versions)
+    # The same versions again, or newer ones, pass.
+    assert verify(repo.build(), seen={**newer.versions, role: 3}).targets["1.0"].digest == digest(V1)
+
+
 def test_a_key_that_does_not_match_its_id_is_refused() -> None:
     repo = TrustRepo(targets={"1.0": V1})
     stranger = ecdsa_key()
