@@ -19,6 +19,8 @@ import urllib3
 from django.conf import settings
 from django.core.cache import cache
 
+from portal.core.audit import Actor
+from portal.core.audit import record as record_event
 from portal.core.certificates import pki_paths
 from portal.core.errors import RemoteUnreachable
 from projects.models import Project
@@ -182,8 +184,21 @@ def _collection(record: TrustCollection, now: datetime) -> tuf.Collection:
         changes["seen_versions"] = collection.versions
     if changes:
         TrustCollection.objects.filter(pk=record.pk).update(**changes)
+    if "pinned_root" in changes:
+        _audit_pin(record, collection.root)
     cache.set(key, collection, min(COLLECTION_CACHE_SECONDS, int((collection.expires - now).total_seconds())))
     return collection
+
+
+def _audit_pin(record: TrustCollection, root: tuf.RootKeys) -> None:
+    """Audit the root keys pinned for a GUN: at first sight, and when a rotation signed by the pinned keys moves the
+    pin on (from then on only trust data under the new keys counts)."""
+    project = Project.objects.filter(name=record.repository.split("/", 1)[0]).first()
+    earlier = sorted(record.pinned_root.get("keys", {})) if isinstance(record.pinned_root, dict) else []
+    detail: dict[str, object] = {"gun": record.gun, "root_keys": sorted(root.keys), "threshold": root.threshold}
+    if earlier:
+        detail["rotated_from"] = earlier
+    record_event(Actor.system("content trust"), "trust", "repository", record.repository, project, **detail)
 
 
 def _not_older(versions: dict[str, int], seen: dict[str, int]) -> bool:

@@ -17,6 +17,7 @@ import requests
 from django.core.cache import cache
 
 from portal.core.certificates import pki_paths
+from portal.core.models import AuditEvent
 from projects.models import Project
 from projects.policy import ALLOWED
 from registries import content_trust, tuf
@@ -309,6 +310,14 @@ def test_root_rotations_signed_by_the_pinned_keys_move_the_pin(
     moved = TrustCollection.objects.get(gun=gun).pinned_root
     assert set(moved["keys"]) == set(newest["signed"]["roles"]["root"]["keyids"])
     assert set(moved["keys"]).isdisjoint(pinned["keys"])
+    # Both pins are in the audit log: the first sight, and the move with the keys it moved from.
+    pins = AuditEvent.objects.filter(action="trust", resource_type="repository", resource_name=repository)
+    assert [event.username for event in pins] == ["content trust", "content trust"]
+    latest, first = pins  # newest first
+    assert first.detail == {"gun": gun, "root_keys": sorted(pinned["keys"]), "threshold": 1}
+    assert latest.detail["root_keys"] == sorted(moved["keys"]) and latest.detail["rotated_from"] == sorted(
+        pinned["keys"]
+    )
 
 
 def test_notary_down_means_unreachable(settings: object, db: None) -> None:
