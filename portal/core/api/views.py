@@ -251,7 +251,12 @@ class IdentityView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("q", str, description="Text in the name, full name or email"),
-            OpenApiParameter("sort", str, enum=sorted(SORTS) + sorted(f"-{key}" for key in SORTS), description="Order"),
+            OpenApiParameter(
+                "sort",
+                str,
+                enum=["", *sorted(SORTS), *sorted(f"-{key}" for key in SORTS)],
+                description="Order: a column, `-` before it for descending; empty for the default order",
+            ),
         ],
         responses=inline_serializer(
             "IdentitySearch",
