@@ -19,6 +19,7 @@ from projects.models import Project
 from replication import services
 from replication.models import Endpoint, EndpointKind, Execution, Rule, Trigger
 from tests.e2e.conftest import SCREENSHOTS, Portal
+from tests.e2e.test_tables_browser import choose_page_size, expect_enabled, rows
 
 pytestmark = [pytest.mark.e2e]
 
@@ -37,25 +38,6 @@ def snap(page: Page, table: str, step: str, width: int) -> None:
     """Save a screenshot of a step (test-output/screenshots)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"replication_tables_{table}_{step}_{width}px.png"), full_page=True)
-
-
-def rows(page: Page, attribute: str) -> list[str]:
-    """The table's rows in the order shown, by their data attribute."""
-    return page.locator(f"tr[{attribute}]").evaluate_all(f"rows => rows.map(row => row.dataset.{attribute[5:]})")
-
-
-def expect_enabled(page: Page, enabled: list[str], disabled: list[str]) -> None:
-    """The toolbar's buttons with these names are enabled, and those disabled."""
-    for name in enabled:
-        expect(page.get_by_role("button", name=name, exact=True)).to_be_enabled()
-    for name in disabled:
-        expect(page.get_by_role("button", name=name, exact=True)).to_be_disabled()
-
-
-def choose_page_size(page: Page, size: str) -> None:
-    """Choose the rows per page; htmx reloads the table and puts the choice in the URL."""
-    page.get_by_label("Rows per page").select_option(size)
-    expect(page).to_have_url(re.compile(f"page_size={size}"))
 
 
 def running_execution(rule: Rule) -> Execution:
