@@ -75,6 +75,13 @@ def page(request: pytest.FixtureRequest, browser: Browser, live_server, plain_ht
     assert not refused, "the page broke its Content-Security-Policy:\n" + "\n".join(refused)
 
 
+@pytest.fixture(params=[1440, 800], ids=["1440px", "800px"])
+def width(request: pytest.FixtureRequest, page: Page) -> int:
+    """The browser window's width for a test that runs at a desktop and a narrow width (both run)."""
+    page.set_viewport_size({"width": request.param, "height": 900})
+    return request.param
+
+
 @pytest.fixture
 def admin(transactional_db) -> User:
     """A Management Portal administrator to log in as."""

@@ -36,13 +36,6 @@ PLAIN_USER = "alexandra.featherstonehaugh"
 PROJECTS = ["shipyard", "payments-platform-staging", "observability-and-alerting"]
 
 
-@pytest.fixture(params=[1440, 800], ids=["1440px", "800px"])
-def width(request: pytest.FixtureRequest, page: Page) -> int:
-    """The viewport width the test runs at."""
-    page.set_viewport_size({"width": request.param, "height": 900})
-    return request.param
-
-
 def snap(page: Page, name: str, width: int, full_page: bool = False) -> None:
     """Save a screenshot of a step (test-output/screenshots)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -27,13 +27,6 @@ pytestmark = pytest.mark.e2e
 SLOW_SECONDS = 2.5
 
 
-@pytest.fixture(params=[1440, 800], ids=["1440px", "800px"])
-def width(request: pytest.FixtureRequest, page: Page) -> int:
-    """The browser window's width for the test (both widths run)."""
-    page.set_viewport_size({"width": request.param, "height": 900})
-    return request.param
-
-
 def snap(page: Page, width: int, step: str) -> None:
     """Save a screenshot of a step (test-output/screenshots), named with the window's width."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -31,13 +31,6 @@ pytestmark = [pytest.mark.e2e]
 TRAPPING_LOOP = "trap 'exit 0' TERM; while true; do sleep 1; done"
 
 
-@pytest.fixture(params=[1440, 800], ids=["1440px", "800px"])
-def width(request: pytest.FixtureRequest, page: Page) -> int:
-    """The viewport width the test runs at."""
-    page.set_viewport_size({"width": request.param, "height": 900})
-    return request.param
-
-
 def snap(page: Page, table: str, step: str, width: int) -> None:
     """Save a screenshot of a step (test-output/screenshots)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
